@@ -1,0 +1,281 @@
+/**
+ * Commands and help text. main.ts calls {@link main} with argv and exits with what it returns.
+ */
+import { parseArgs } from "node:util";
+import denoJson from "../deno.json" with { type: "json" };
+import { type Clock, fixedClock, localParts, systemClock } from "./clock.ts";
+import { type Config, findConfigPath, loadConfig } from "./config/load.ts";
+import { formatDuration, formatSize } from "./config/units.ts";
+import { type Env, processEnv } from "./env.ts";
+import { ArchivistError, asArchivistError, EXIT, EXIT_DESCRIPTIONS } from "./errors.ts";
+import { appendHistory, readHistory } from "./history.ts";
+import { type Level, localIso, Logger, newRunId } from "./log.ts";
+import { executeRun, type RunResult } from "./run.ts";
+import { installSignalHandlers, onCleanup, runCleanups } from "./cleanup.ts";
+import { applyRetention, planRetention } from "./retention/apply.ts";
+import { createTransport } from "./transports/registry.ts";
+import { join } from "node:path";
+
+export const VERSION: string = denoJson.version;
+
+export const HELP = `archivist ${VERSION}: nightly download, check, archive and rotation of a database dump
+
+Usage:
+  archivist run      [-c FILE]          the nightly cycle: fetch, unzip, check, compare, pack, store, retention
+  archivist history  [-c FILE] [--last N] [--json]
+                                        the run history, newest last
+  archivist list     [-c FILE] [--json] archives on the destination, with what keeps each or when it expires
+  archivist prune    [-c FILE] [--dry-run] [--force]
+                                        apply retention alone (--dry-run: show, delete nothing;
+                                        --force: ignore retention.max_delete once)
+  archivist --help | --version
+
+Options:
+  -c, --config FILE   config file; otherwise $ARCHIVIST_CONFIG, /etc/archivist/archive.yaml, ./archive.yaml
+  -q, --quiet         only errors on stderr (the log file is unchanged)
+  -v, --verbose       debug lines on stderr and in the log file
+
+Exit codes (run, prune):
+${EXIT_DESCRIPTIONS.map(([c, d]) => `  ${String(c).padStart(3)}  ${d}`).join("\n")}
+
+Docs: README.md, docs/USER_GUIDE.md (operating, troubleshooting by exit code), docs/TECHNICAL.md (every key).
+`;
+
+export interface CliDeps {
+  env?: Env;
+  clock?: Clock;
+  stdout?: (s: string) => void;
+}
+
+function clockFrom(env: Env): Clock {
+  const fixed = env.get("ARCHIVIST_NOW");
+  return fixed ? fixedClock(fixed) : systemClock;
+}
+
+interface Parsed {
+  command: string;
+  config?: string;
+  quiet: boolean;
+  verbose: boolean;
+  json: boolean;
+  dryRun: boolean;
+  force: boolean;
+  last?: number;
+}
+
+function parse(argv: string[]): Parsed {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    strict: true,
+    options: {
+      config: { type: "string", short: "c" },
+      quiet: { type: "boolean", short: "q" },
+      verbose: { type: "boolean", short: "v" },
+      json: { type: "boolean" },
+      "dry-run": { type: "boolean" },
+      force: { type: "boolean" },
+      last: { type: "string" },
+      help: { type: "boolean", short: "h" },
+      version: { type: "boolean", short: "V" },
+    },
+  });
+  let command = positionals[0] ?? "";
+  if (values.help) command = "help";
+  else if (values.version) command = "version";
+  if (positionals.length > 1) throw new UsageError(`unexpected argument ${JSON.stringify(positionals[1])}`);
+  let last: number | undefined;
+  if (values.last !== undefined) {
+    if (!/^\d+$/.test(values.last)) throw new UsageError("--last takes a number");
+    last = Number(values.last);
+  }
+  return {
+    command,
+    config: values.config,
+    quiet: !!values.quiet,
+    verbose: !!values.verbose,
+    json: !!values.json,
+    dryRun: !!values["dry-run"],
+    force: !!values.force,
+    last,
+  };
+}
+
+class UsageError extends Error {}
+
+/** Load the config or report why not (stderr and, best effort, the default log file). */
+function configOrFail(p: Parsed, env: Env, log: Logger): Config {
+  const found = findConfigPath(p.config, env);
+  const cfg = loadConfig(found.path, env);
+  for (const s of cfg.secretValues) log.addSecret(s);
+  const level: Level = p.verbose ? "debug" : cfg.log.level;
+  const readOnly = p.command === "history" || p.command === "list";
+  log.setLevels(level, p.quiet ? "error" : p.verbose ? "debug" : readOnly ? "warn" : "info");
+  if (p.command === "history") return cfg;
+  const warn = log.openFile(cfg.log.file, [join(cfg.state_dir, "archivist.log"), join(Deno.env.get("TMPDIR") ?? "/tmp", `archivist-${cfg.name}.log`)]);
+  log.info("config", `using ${found.path} (${found.how})`);
+  if (warn) log.warn("log", warn);
+  return cfg;
+}
+
+function historyPath(cfg: Config): string {
+  return cfg.history.file ?? join(cfg.state_dir, "history.jsonl");
+}
+
+/** Run the CLI; returns the exit code. */
+export async function main(argv: string[], deps: CliDeps = {}): Promise<number> {
+  const env = deps.env ?? processEnv;
+  const clock = deps.clock ?? clockFrom(env);
+  const out = deps.stdout ?? ((s: string) => console.log(s));
+  let p: Parsed;
+  try {
+    p = parse(argv);
+  } catch (e) {
+    console.error(`archivist: ${e instanceof Error ? e.message : e}\nTry 'archivist --help'.`);
+    return EXIT.USAGE;
+  }
+  if (p.command === "help") return (out(HELP), EXIT.OK);
+  if (p.command === "version") return (out(`archivist ${VERSION}`), EXIT.OK);
+  if (!["run", "history", "list", "prune"].includes(p.command)) {
+    console.error(p.command ? `archivist: unknown command ${JSON.stringify(p.command)}\nTry 'archivist --help'.` : HELP);
+    return EXIT.USAGE;
+  }
+
+  const log = new Logger({ runId: newRunId(clock.now()), stderrLevel: p.quiet ? "error" : p.verbose ? "debug" : "info" });
+  onCleanup(() => log.close());
+  let cfg: Config;
+  try {
+    cfg = configOrFail(p, env, log);
+  } catch (e) {
+    const err = asArchivistError("config", e);
+    if (!log.filePath) log.openFile("/var/log/archivist/archivist.log", []);
+    log.error("config", `FAILED: ${err.message}`);
+    if (err.hint) log.error("config", `hint: ${err.hint}`);
+    runCleanups();
+    return err.exitCode;
+  }
+
+  try {
+    switch (p.command) {
+      case "run":
+        return await cmdRun(cfg, clock, env, log, p);
+      case "history":
+        return cmdHistory(cfg, p, out);
+      case "list":
+        return await cmdList(cfg, clock, env, log, p, out);
+      case "prune":
+        return await cmdPrune(cfg, clock, env, log, p);
+    }
+    return EXIT.USAGE;
+  } catch (e) {
+    const err = asArchivistError("internal", e);
+    log.error(err.step, `FAILED: ${err.message}`);
+    if (err.hint) log.error(err.step, `hint: ${err.hint}`);
+    if (err.exitCode === EXIT.INTERNAL && e instanceof Error && e.stack) log.error("internal", e.stack);
+    return err.exitCode;
+  } finally {
+    runCleanups();
+  }
+}
+
+async function cmdRun(cfg: Config, clock: Clock, env: Env, log: Logger, p: Parsed): Promise<number> {
+  let interrupted: RunResult | undefined;
+  installSignalHandlers((sig) => {
+    log.error("run", `interrupted by ${sig}: removing temp files and the lock; nothing was recorded as archived`);
+    interrupted = {
+      runId: log.runId,
+      job: cfg.name,
+      host: "",
+      command: "run",
+      configFile: cfg.file,
+      startedAt: clock.now().toISOString(),
+      endedAt: clock.now().toISOString(),
+      durationMs: 0,
+      runDate: "",
+      status: "failed",
+      exitCode: EXIT.INTERRUPTED,
+      steps: [],
+      error: { step: "internal", code: "interrupted", message: `interrupted by ${sig}`, hint: "" },
+      warnings: [],
+      logFile: log.filePath,
+    };
+    appendHistory(historyPath(cfg), interrupted);
+  });
+  const result = await executeRun({ config: cfg, clock, env, log, options: { force: p.force } });
+  const herr = appendHistory(historyPath(cfg), result);
+  if (herr) log.warn("history", herr);
+  return result.exitCode;
+}
+
+function cmdHistory(cfg: Config, p: Parsed, out: (s: string) => void): number {
+  const { runs, bad } = readHistory(historyPath(cfg));
+  const shown = p.last !== undefined ? runs.slice(-p.last) : runs;
+  if (p.json) {
+    out(JSON.stringify(shown, null, 2));
+    return EXIT.OK;
+  }
+  if (!shown.length) out(`no runs recorded in ${historyPath(cfg)}`);
+  for (const r of shown) {
+    const what = r.error
+      ? `${r.error.step}: ${r.error.message}`
+      : r.archive
+      ? `${r.archive.name} ${formatSize(r.archive.size)} → ${r.archive.location}`
+      : r.warnings[0] ?? "";
+    out(`${localIso(new Date(r.startedAt)).slice(0, 19).replace("T", " ")}  ${r.status.toUpperCase().padEnd(7)} exit ${String(r.exitCode).padEnd(3)} ${formatDuration(r.durationMs).padStart(7)}  ${what}`);
+  }
+  if (bad) out(`(${bad} unreadable line(s) skipped)`);
+  return EXIT.OK;
+}
+
+async function withDestination<T>(cfg: Config, env: Env, log: Logger, step: string, fn: (t: import("./transports/transport.ts").Transport) => Promise<T>): Promise<T> {
+  const privateDir = Deno.makeTempDirSync({ prefix: "archivist-" });
+  const rm = onCleanup(() => Deno.removeSync(privateDir, { recursive: true }));
+  const t = createTransport(cfg.destination, { log, env, privateDir, step });
+  try {
+    await t.open();
+    return await fn(t);
+  } finally {
+    await t.close().catch(() => {});
+    rm();
+  }
+}
+
+async function cmdList(cfg: Config, clock: Clock, env: Env, log: Logger, p: Parsed, out: (s: string) => void): Promise<number> {
+  const now = localParts(clock.now(), cfg.archive.timezone);
+  const plan = await withDestination(cfg, env, log, "list", (t) => planRetention(t, cfg, now, new Set()));
+  const rows = plan.decisions.map((d) => ({
+    name: d.archive.name,
+    date: `${d.archive.year}-${String(d.archive.month).padStart(2, "0")}-${String(d.archive.day).padStart(2, "0")}`,
+    size: plan.entries.get(d.archive.name)?.size ?? 0,
+    keep: d.keep,
+    reasons: d.reasons,
+    expiresOn: d.expiresOn,
+    sidecar: plan.entries.has(`${d.archive.name}.sha256`),
+  }));
+  if (p.json) {
+    out(JSON.stringify(rows, null, 2));
+    return EXIT.OK;
+  }
+  if (!rows.length) out("no archives on the destination");
+  for (const r of rows) {
+    const why = r.keep
+      ? `kept by ${r.reasons.filter((x) => x !== "max_age").join(", ") || "max_age"}${r.expiresOn && r.reasons.length === 1 && r.reasons[0] === "max_age" ? `; expires on ${r.expiresOn}` : ""}`
+      : `to delete: ${r.reasons.join(", ")}`;
+    out(`${r.name.padEnd(28)} ${r.date}  ${formatSize(r.size).padStart(10)}  ${r.sidecar ? "" : "(no .sha256) "}${why}`);
+  }
+  return EXIT.OK;
+}
+
+async function cmdPrune(cfg: Config, clock: Clock, env: Env, log: Logger, p: Parsed): Promise<number> {
+  const now = localParts(clock.now(), cfg.archive.timezone);
+  try {
+    const r = await withDestination(cfg, env, log, "prune", (t) => applyRetention(t, cfg, now, new Set(), log, { dryRun: p.dryRun, force: p.force, step: "prune" }));
+    if (p.dryRun) log.info("prune", `dry run: ${r.decisions.filter((d) => !d.keep).length} archive(s) would be deleted, nothing deleted`);
+    return r.failed.length ? EXIT.WARNING : EXIT.OK;
+  } catch (e) {
+    const err = asArchivistError("retention", e);
+    log.error("prune", `FAILED: ${err.message}`);
+    if (err.hint) log.error("prune", `hint: ${err.hint}`);
+    return err instanceof ArchivistError ? err.exitCode : EXIT.RETENTION;
+  }
+}

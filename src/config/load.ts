@@ -1,0 +1,134 @@
+/**
+ * Finding, reading and validating the config file, once, at the edge. Everything after this works on the typed
+ * {@link Config}; every error here names the file and the key path.
+ */
+import { parseDocument } from "yaml";
+import { ConfigError, errMsg } from "../errors.ts";
+import type { Env } from "../env.ts";
+import { Field, FieldError } from "./fields.ts";
+import { configSchema, type RawConfig } from "./schema.ts";
+
+export const DEFAULT_CONFIG_PATHS = ["/etc/archivist/archive.yaml", "./archive.yaml"];
+
+/** The validated config, secrets resolved. */
+export type Config = RawConfig & {
+  /** The file it came from. */
+  file: string;
+  /** Every secret value, for redaction from logs, history and mail. */
+  secretValues: string[];
+};
+
+/** Which config file to use: --config, then $ARCHIVIST_CONFIG, then /etc/archivist/archive.yaml, then ./archive.yaml. */
+export function findConfigPath(flag: string | undefined, env: Env, exists = fileExists): { path: string; how: string } {
+  if (flag) return { path: flag, how: "--config" };
+  const fromEnv = env.get("ARCHIVIST_CONFIG");
+  if (fromEnv) return { path: fromEnv, how: "$ARCHIVIST_CONFIG" };
+  for (const p of DEFAULT_CONFIG_PATHS) if (exists(p)) return { path: p, how: "default location" };
+  throw new ConfigError(
+    `no config file: none given with --config or $ARCHIVIST_CONFIG, and none at ${DEFAULT_CONFIG_PATHS.join(" or ")}`,
+    "copy archive.yaml.example to /etc/archivist/archive.yaml (mode 600) and edit it",
+    "missing",
+  );
+}
+
+function fileExists(p: string): boolean {
+  try {
+    Deno.statSync(p);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Read, parse and validate `path`. Throws ConfigError naming the file and the key. */
+export function loadConfig(path: string, env: Env): Config {
+  let text: string;
+  let mode = 0;
+  try {
+    mode = (Deno.statSync(path).mode ?? 0) & 0o777;
+    text = Deno.readTextFileSync(path);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) throw new ConfigError(`config file ${path} not found`, "check the path given with --config or $ARCHIVIST_CONFIG", "missing");
+    if (e instanceof Deno.errors.PermissionDenied) {
+      throw new ConfigError(`cannot read config file ${path}: permission denied`, "run archivist as the user that owns the config (see the cron entry), or fix its owner", "unreadable");
+    }
+    if (e instanceof Deno.errors.IsADirectory) throw new ConfigError(`config file ${path} is a directory`, "", "unreadable");
+    throw new ConfigError(`cannot read config file ${path}: ${errMsg(e)}`, "", "unreadable");
+  }
+  return parseConfigText(text, path, env, mode);
+}
+
+/** Validate config text; `mode` is the file's permission bits (for the inline-secret rule). */
+export function parseConfigText(text: string, path: string, env: Env, mode = 0o600): Config {
+  const doc = parseDocument(text, { prettyErrors: false, uniqueKeys: true });
+  if (doc.errors.length) {
+    const e = doc.errors[0];
+    const where = e.linePos?.[0] ? ` line ${e.linePos[0].line}, column ${e.linePos[0].col}` : "";
+    throw new ConfigError(`${path}:${where}: invalid YAML: ${e.message.split("\n")[0]}`, "check indentation and quoting at that line", "yaml");
+  }
+  const raw = doc.toJS();
+  if (raw === null || raw === undefined) throw new ConfigError(`${path}: the file is empty`, "start from archive.yaml.example", "empty");
+  let cfg: RawConfig;
+  try {
+    cfg = configSchema.parse(raw, "");
+  } catch (e) {
+    if (e instanceof FieldError) throw new ConfigError(`${path}: ${e.path}: ${e.message}`, e.hint, "invalid");
+    throw e;
+  }
+  const secretValues: string[] = [];
+  resolveSecrets(configSchema as Field<unknown>, cfg as unknown as Record<string, unknown>, "", { path, mode, env, secretValues });
+  return { ...cfg, file: path, secretValues };
+}
+
+interface SecretCtx {
+  path: string;
+  mode: number;
+  env: Env;
+  secretValues: string[];
+}
+
+/** Replace each secret triple (x, x_file, x_env) by the resolved value in `x`. */
+function resolveSecrets(f: Field<unknown>, data: Record<string, unknown> | undefined, at: string, ctx: SecretCtx): void {
+  if (!data || typeof data !== "object") return;
+  let shape = f.children;
+  if (f.variants) shape = f.variants[String(data.type)]?.children;
+  if (!shape) return;
+  for (const [k, child] of Object.entries(shape)) {
+    const keyPath = at ? `${at}.${k}` : k;
+    if (child.secret) {
+      const given = [k, `${k}_file`, `${k}_env`].filter((n) => data[n] !== undefined);
+      if (given.length > 1) throw new ConfigError(`${ctx.path}: ${at}: give only one of ${given.join(", ")}`, "", "invalid");
+      let value: string | undefined;
+      if (data[k] !== undefined) {
+        if (ctx.mode & 0o077) {
+          throw new ConfigError(
+            `${ctx.path}: ${keyPath}: inline secret in a config readable by group or others (mode ${ctx.mode.toString(8).padStart(4, "0")})`,
+            `run: chmod 600 ${ctx.path}  (or move the secret to ${keyPath}_file)`,
+            "unsafe_permissions",
+          );
+        }
+        value = String(data[k]);
+      } else if (data[`${k}_file`] !== undefined) {
+        const file = String(data[`${k}_file`]);
+        try {
+          value = Deno.readTextFileSync(file).split(/\r?\n/)[0];
+        } catch (e) {
+          throw new ConfigError(`${ctx.path}: ${keyPath}_file: cannot read ${file}: ${errMsg(e)}`, "check that the file exists and is readable by the run user", "secret");
+        }
+        if (!value) throw new ConfigError(`${ctx.path}: ${keyPath}_file: ${file} is empty`, "put the secret on its first line", "secret");
+      } else if (data[`${k}_env`] !== undefined) {
+        const name = String(data[`${k}_env`]);
+        value = ctx.env.get(name);
+        if (!value) throw new ConfigError(`${ctx.path}: ${keyPath}_env: environment variable ${name} is not set or empty`, "export it in the cron entry or the systemd unit", "secret");
+      }
+      if (!value && child.secret === "required") {
+        throw new ConfigError(`${ctx.path}: ${keyPath}: is required: give ${keyPath}_file, ${keyPath}_env or ${keyPath}`, "", "invalid");
+      }
+      data[k] = value;
+      if (value) ctx.secretValues.push(value);
+    } else if (child.children || child.variants) {
+      resolveSecrets(child, data[k] as Record<string, unknown>, keyPath, ctx);
+    }
+  }
+}
+

@@ -1,0 +1,160 @@
+/**
+ * The config schema: the single source of truth for every key of archive.yaml.
+ * Validation (load.ts), the typed `Config`, the docs table (tools/gendocs.ts → docs/TECHNICAL.md) and the test
+ * that checks archive.yaml.example all read this declaration.
+ */
+import { isValidTimeZone } from "../clock.ts";
+import { patternProblem } from "../naming.ts";
+import { TRANSPORTS } from "../transports/registry.ts";
+import {
+  absPath,
+  duration,
+  Field,
+  int,
+  nonEmpty,
+  obj,
+  oneOf,
+  secretFields,
+  size,
+  str,
+  tagged,
+} from "./fields.ts";
+
+const httpsUrl = str((s) => {
+  let u: URL;
+  try {
+    u = new URL(s);
+  } catch {
+    return `expected an https:// URL, got ${JSON.stringify(s)}`;
+  }
+  if (u.protocol !== "https:") return `expected an https:// URL, got ${u.protocol}// (plain HTTP is not accepted: the dump would travel in clear)`;
+  if (u.username || u.password) return "credentials in the URL are not accepted: use source.auth with password_file";
+  return undefined;
+}, "https URL");
+
+const regex = str((s) => {
+  try {
+    new RegExp(s, "m");
+    return undefined;
+  } catch (e) {
+    return `not a valid regular expression: ${(e as Error).message}`;
+  }
+}, "regex");
+
+const jobName = str((s) => (/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/.test(s) ? undefined : "expected letters, digits, '.', '_' or '-' (it names the state and lock files)"), "name");
+
+export const authSchema = tagged({
+  basic: obj({
+    type: oneOf("basic").doc("HTTP basic authentication."),
+    username: nonEmpty().doc("User name.", "backup"),
+    ...secretFields("password", "password", true),
+  }),
+  header: obj({
+    type: oneOf("header").doc("A request header carrying a token, e.g. Authorization: Bearer ..."),
+    name: nonEmpty().doc("Header name.", "Authorization"),
+    ...secretFields("value", "header value", true),
+  }),
+});
+
+export const sourceSchema = obj({
+  url: httpsUrl.doc("HTTPS URL of the zip to download. TLS is always verified.", "https://db.example.org/export/dump.zip"),
+  entry: nonEmpty("entry name").doc(
+    "Name of the SQL dump inside the zip: an exact path, or a glob (*, ?) matching exactly one entry.",
+    "dump.sql",
+  ),
+  ca_file: absPath().optional().doc("PEM file of extra CA certificates to trust (a private CA or a self-signed server).", "/etc/archivist/ca.pem"),
+  auth: authSchema.optional().doc("Authentication: `type: basic` (username + password) or `type: header` (name + value)."),
+  connect_timeout: duration().default(30_000).doc("Time allowed to connect and receive the response headers.", "30s"),
+  timeout: duration().default(2 * 3_600_000).doc("Time allowed for the whole download.", "2h"),
+  idle_timeout: duration().default(120_000).doc("The download fails when no byte arrives for this long.", "2m"),
+  retries: int(0, 20).default(3).doc("Further attempts after a network error or an HTTP 5xx (never after a 4xx).", 3),
+  retry_delay: duration().default(30_000).doc("Wait before the first retry; doubled for each next one.", "30s"),
+  max_size: size().default(50 * 1024 ** 3).doc("Largest zip accepted; a bigger download is aborted.", "50GiB"),
+});
+
+export const checkSchema = obj({
+  min_size: size().default(1).doc("Smallest acceptable dump (uncompressed). The default 1 byte rejects an empty dump.", "1MB"),
+  expect_trailer: regex.optional().doc(
+    "Regular expression that must match in the last KiB of the dump: catches a dump cut short. mysqldump: '-- Dump completed', pg_dump: '-- PostgreSQL database dump complete'.",
+    "-- Dump completed",
+  ),
+  on_unchanged: oneOf("skip", "archive", "fail").default("skip").doc(
+    "When the dump is identical to the last archived one: skip (exit 1, warning), archive anyway, or fail (exit 23).",
+  ),
+  max_unpacked_size: size().default(200 * 1024 ** 3).doc("Largest dump accepted after decompression (zip bomb guard).", "200GiB"),
+  max_ratio: int(1).default(1000).doc("Largest compression ratio accepted for the dump entry (zip bomb guard; SQL compresses ~5-15x).", 1000),
+});
+
+export const archiveSchema = obj({
+  name: str(patternProblem, "name pattern").default("{YYYY}{MM}{DD}.tgz").doc(
+    "Archive file name. Tokens: {YYYY} {MM} {DD} (required), {HH} {mm}, {job}. Must end in .tgz or .tar.gz.",
+    "{YYYY}{MM}{DD}.tgz",
+  ),
+  timezone: str((s) => (isValidTimeZone(s) ? undefined : `unknown time zone ${JSON.stringify(s)} (use an IANA name like Europe/Paris or UTC)`), "time zone")
+    .default("UTC").doc("Time zone of the date in the name (IANA name).", "Europe/Paris"),
+  compression_level: int(1, 9).default(6).doc("gzip level: 1 fastest, 9 smallest.", 6),
+});
+
+const destinationVariants = Object.fromEntries(Object.entries(TRANSPORTS).map(([k, v]) => [k, v.schema])) as {
+  [K in keyof typeof TRANSPORTS]: (typeof TRANSPORTS)[K]["schema"];
+};
+
+export const retentionSchema = obj({
+  max_age: duration().optional().doc("Archives whose date (from the name) is older than this are deleted. Absent: keep forever (GFS rules still apply).", "30d"),
+  min_keep: int(1).default(3).doc("The N newest archives are never deleted, whatever their age.", 3),
+  keep_daily: int(0).default(0).doc("Keep the newest archive of each of the last N days (0: rule off).", 7),
+  keep_weekly: int(0).default(0).doc("Keep the newest archive of each of the last N ISO weeks.", 4),
+  keep_monthly: int(0).default(0).doc("Keep the newest archive of each of the last N months.", 12),
+  keep_yearly: int(0).default(0).doc("Keep the newest archive of each of the last N years.", 0),
+  max_delete: int(1).default(10).doc("A run that would delete more archives than this deletes none and fails (exit 31); `prune --force` overrides once.", 10),
+});
+
+export const logSchema = obj({
+  file: absPath().default("/var/log/archivist/archivist.log").doc(
+    "Human log file. When it cannot be written, the log goes to <state_dir>/archivist.log (with a warning).",
+  ),
+  level: oneOf("debug", "info", "warn", "error").default("info").doc("Lowest level written to the log file."),
+});
+
+export const historySchema = obj({
+  file: absPath().optional().doc("Append-only run history, one JSON line per run. Default: <state_dir>/history.jsonl.", "/var/lib/archivist/history.jsonl"),
+});
+
+/** The whole file. */
+export const configSchema = obj({
+  name: jobName.default("archivist").doc("Job name: appears in logs, mails and the state/lock file names.", "shop-db"),
+  state_dir: absPath().default("/var/lib/archivist").doc("Where the state (last sha256), the lock and the history live."),
+  work_dir: absPath().default("/var/tmp/archivist").doc(
+    "Temporary files during a run (download, dump, archive): needs room for about 2.5× the dump. Removed at exit.",
+  ),
+  source: sourceSchema,
+  check: checkSchema,
+  archive: archiveSchema,
+  destination: tagged(destinationVariants).doc(`Where archives go: type ${Object.keys(TRANSPORTS).join(" | ")}.`),
+  retention: retentionSchema,
+  log: logSchema,
+  history: historySchema,
+});
+
+export type RawConfig = ReturnType<typeof configSchema.parse>;
+export type SourceConfig = RawConfig["source"];
+export type AuthConfig = NonNullable<SourceConfig["auth"]>;
+export type CheckConfig = RawConfig["check"];
+export type ArchiveConfig = RawConfig["archive"];
+export type RetentionConfig = RawConfig["retention"];
+
+/** Walk the schema: every documented key with its field (for docs and the example-config test). */
+export function* walkSchema(f: Field<unknown>, path = ""): Generator<[string, Field<unknown>]> {
+  if (f.children) {
+    if (path) yield [path, f];
+    for (const [k, c] of Object.entries(f.children)) yield* walkSchema(c, path ? `${path}.${k}` : k);
+  } else if (f.variants) {
+    yield [path, f];
+    for (const [name, v] of Object.entries(f.variants)) {
+      for (const [p, c] of walkSchema(v, `${path}[${name}]`)) if (p !== `${path}[${name}]`) yield [p, c];
+    }
+  } else {
+    yield [path, f];
+  }
+}
+

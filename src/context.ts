@@ -1,0 +1,78 @@
+/**
+ * The run context and the step/result model. A run is a list of steps over one {@link RunContext}; each step
+ * reads and extends the {@link RunData} and returns a {@link StepOutcome} that the log, the history, the mail
+ * and the exit code are built from.
+ */
+import type { Clock, LocalParts } from "./clock.ts";
+import type { Config } from "./config/load.ts";
+import type { Env } from "./env.ts";
+import type { StepName } from "./errors.ts";
+import type { Logger } from "./log.ts";
+import type { Transport } from "./transports/transport.ts";
+
+export interface RunOptions {
+  /** `prune --force`: ignore retention.max_delete once. */
+  force?: boolean;
+  /** `prune --dry-run`: decide, delete nothing. */
+  dryRun?: boolean;
+}
+
+export interface RunContext {
+  config: Config;
+  clock: Clock;
+  env: Env;
+  log: Logger;
+  runId: string;
+  startedAt: Date;
+  /** The run's date, fixed at its start in archive.timezone. */
+  runDate: LocalParts;
+  /** A private directory for this run's temporary files (under work_dir), removed at exit. */
+  workDir: string;
+  options: RunOptions;
+  /** The destination, connected and opened on first use; closed by the run at its end. */
+  destination(step: StepName): Promise<Transport>;
+}
+
+/** What the steps hand to each other. Every field is set by the step named in its comment. */
+export interface RunData {
+  zipPath?: string; // fetch
+  zipSize?: number; // fetch
+  dumpName?: string; // unzip: base name of the entry
+  dumpPath?: string; // unzip
+  dumpSize?: number; // unzip
+  dumpSha256?: string; // unzip
+  dumpTail?: Uint8Array; // unzip
+  archiveName?: string; // pack (store may add a -N counter)
+  archivePath?: string; // pack
+  archiveSize?: number; // pack
+  archiveSha256?: string; // pack
+  sidecarPath?: string; // pack
+  stored?: boolean; // store
+  storedLocation?: string; // store
+  deleted?: string[]; // retention
+  deleteFailed?: { name: string; error: string }[]; // retention
+}
+
+export type StepStatus = "ok" | "warning" | "skipped" | "failed";
+
+export interface StepOutcome {
+  status: StepStatus;
+  /** One line for the log, the mail and the history. */
+  message: string;
+  /** Stop the run here with this status (e.g. the dump is unchanged). */
+  stop?: boolean;
+}
+
+/** One step of a run. */
+export interface Step {
+  name: StepName;
+  run(ctx: RunContext, data: RunData): Promise<StepOutcome>;
+}
+
+/** What the history records for a step. */
+export interface StepRecord {
+  step: StepName;
+  status: StepStatus;
+  message: string;
+  durationMs: number;
+}

@@ -1,0 +1,103 @@
+/**
+ * Retention as a pure function: given the archive names found on a destination, the policy and "now", decide
+ * which to keep and why. No I/O here, so every rule is tested with an injected clock (tests/retention_test.ts).
+ *
+ * Rules, in the order they protect an archive:
+ *  - names that do not parse with archive.name are not archives: never selected (they are not even passed in);
+ *  - the archive stored by this run is kept ("just stored");
+ *  - the `min_keep` newest archives are kept, whatever their age;
+ *  - GFS (`keep_daily`/`weekly`/`monthly`/`yearly`, restic's semantics): the newest archive of each of the last N
+ *    periods that have an archive is kept;
+ *  - `max_age`: archives whose date is within max_age of today are kept.
+ * An archive is deleted only when no rule keeps it, and only when at least one rule is configured (max_age or a
+ * keep_* rule): an empty policy keeps everything. Age always comes from the date in the name.
+ */
+import { dayNumber, fromDayNumber, type LocalParts, pad } from "../clock.ts";
+import type { ParsedName } from "../naming.ts";
+
+export interface Policy {
+  max_age?: number;
+  min_keep: number;
+  keep_daily: number;
+  keep_weekly: number;
+  keep_monthly: number;
+  keep_yearly: number;
+}
+
+export interface Decision {
+  archive: ParsedName;
+  keep: boolean;
+  /** Why it is kept ("min_keep", "keep_daily", "max_age", "just stored"), or why it goes ("older than 30d"). */
+  reasons: string[];
+  /** First local date on which max_age no longer keeps it (YYYY-MM-DD), when max_age is set. */
+  expiresOn?: string;
+}
+
+/** ISO 8601 week key, e.g. "2026-W47". */
+export function isoWeek(p: { year: number; month: number; day: number }): string {
+  const dn = dayNumber(p);
+  const weekday = (new Date(dn * 86_400_000).getUTCDay() + 6) % 7; // Monday 0
+  const thursday = fromDayNumber(dn - weekday + 3);
+  const jan1 = dayNumber({ year: thursday.year, month: 1, day: 1 });
+  const week = Math.floor((dayNumber(thursday) - jan1) / 7) + 1;
+  return `${thursday.year}-W${pad(week)}`;
+}
+
+const PERIODS: Array<[keyof Policy, (a: ParsedName) => string]> = [
+  ["keep_daily", (a) => `${a.year}-${pad(a.month)}-${pad(a.day)}`],
+  ["keep_weekly", (a) => isoWeek(a)],
+  ["keep_monthly", (a) => `${a.year}-${pad(a.month)}`],
+  ["keep_yearly", (a) => `${a.year}`],
+];
+
+/** Newest first: by date/time in the name, then by the same-day counter. */
+export function newestFirst(a: ParsedName, b: ParsedName): number {
+  return b.stamp - a.stamp || b.seq - a.seq || (a.name < b.name ? 1 : -1);
+}
+
+/** True when the policy can delete anything at all. */
+export function policyActive(p: Policy): boolean {
+  return p.max_age !== undefined || p.keep_daily + p.keep_weekly + p.keep_monthly + p.keep_yearly > 0;
+}
+
+/**
+ * Decide for each archive. `now` is the local time in archive.timezone; `protect` holds names never to delete.
+ * @example decide(parsed, { max_age: 30 * 86400000, min_keep: 3, keep_daily: 0, ... }, localParts(now, tz), new Set([justStored]))
+ */
+export function decide(archives: ParsedName[], p: Policy, now: LocalParts, protect: ReadonlySet<string> = new Set()): Decision[] {
+  const sorted = [...archives].sort(newestFirst);
+  const reasons = new Map<string, string[]>(sorted.map((a) => [a.name, []]));
+  const add = (a: ParsedName, r: string) => reasons.get(a.name)!.push(r);
+
+  for (const a of sorted) if (protect.has(a.name)) add(a, "just stored");
+  sorted.slice(0, p.min_keep).forEach((a) => add(a, "min_keep"));
+  for (const [rule, key] of PERIODS) {
+    const n = p[rule] as number;
+    if (!n) continue;
+    const seen = new Set<string>();
+    for (const a of sorted) {
+      const k = key(a);
+      if (seen.has(k)) continue;
+      if (seen.size >= n) break;
+      seen.add(k);
+      add(a, rule);
+    }
+  }
+  const active = policyActive(p);
+  return sorted.map((a) => {
+    const r = reasons.get(a.name)!;
+    let expiresOn: string | undefined;
+    if (p.max_age !== undefined) {
+      // Compare local wall-clock times; for names without a time of day, compare whole days.
+      const nowStamp = a.hasTime
+        ? Date.UTC(now.year, now.month - 1, now.day, now.hour, now.minute)
+        : Date.UTC(now.year, now.month - 1, now.day);
+      if (nowStamp - a.stamp <= p.max_age) r.push("max_age");
+      const exp = new Date(a.stamp + p.max_age + (a.hasTime ? 60_000 : 86_400_000));
+      expiresOn = `${exp.getUTCFullYear()}-${pad(exp.getUTCMonth() + 1)}-${pad(exp.getUTCDate())}`;
+    }
+    if (!active) r.push("no retention rule set");
+    const keep = r.length > 0;
+    return { archive: a, keep, reasons: keep ? r : [p.max_age !== undefined ? "older than max_age, kept by no rule" : "kept by no keep_* rule"], expiresOn };
+  });
+}

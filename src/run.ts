@@ -1,0 +1,213 @@
+/**
+ * One nightly run: lock, work dir, the steps in order, then the result that the log, the history, the mail and
+ * the exit code are built from. Data flows one way: fetch → unzip → check → compare → pack → store → state →
+ * retention. The first failing step stops the run; later steps are recorded as skipped.
+ */
+import { join } from "node:path";
+import { hostname } from "node:os";
+import { type Clock, localDate, localParts } from "./clock.ts";
+import type { Config } from "./config/load.ts";
+import type { RunContext, RunData, RunOptions, Step, StepRecord, StepStatus } from "./context.ts";
+import type { Env } from "./env.ts";
+import { ArchivistError, asArchivistError, EXIT, type StepName } from "./errors.ts";
+import { formatDuration } from "./config/units.ts";
+import { acquireLock } from "./lock.ts";
+import type { Logger } from "./log.ts";
+import { onCleanup } from "./cleanup.ts";
+import { fetchStep } from "./steps/fetch.ts";
+import { unzipStep } from "./steps/unzip.ts";
+import { checkStep } from "./steps/check.ts";
+import { compareStep } from "./steps/compare.ts";
+import { packStep } from "./steps/pack.ts";
+import { storeStep } from "./steps/store.ts";
+import { stateStep } from "./steps/state.ts";
+import { retentionStep } from "./steps/retention.ts";
+import { createTransport } from "./transports/registry.ts";
+import type { Transport } from "./transports/transport.ts";
+
+export const NIGHTLY_STEPS: Step[] = [fetchStep, unzipStep, checkStep, compareStep, packStep, storeStep, stateStep, retentionStep];
+
+export type RunStatus = "ok" | "warning" | "failed";
+
+/** What a run did: one line of the history, the mail's content, the exit code. */
+export interface RunResult {
+  runId: string;
+  job: string;
+  host: string;
+  command: string;
+  configFile: string;
+  startedAt: string;
+  endedAt: string;
+  durationMs: number;
+  /** The run's date (archive.timezone), fixed at its start. */
+  runDate: string;
+  status: RunStatus;
+  exitCode: number;
+  steps: StepRecord[];
+  error?: { step: StepName; code: string; message: string; hint: string };
+  warnings: string[];
+  dump?: { name: string; size: number; sha256: string };
+  archive?: { name: string; size: number; sha256: string; location: string };
+  retention?: { deleted: string[]; failed: { name: string; error: string }[] };
+  logFile: string;
+}
+
+export interface RunDeps {
+  config: Config;
+  clock: Clock;
+  env: Env;
+  log: Logger;
+  options?: RunOptions;
+  steps?: Step[];
+  command?: string;
+}
+
+/** Remove work dirs of this job left by runs that were killed (we hold the lock, so none is in use). */
+function removeStaleWorkDirs(workRoot: string, job: string, log: Logger): void {
+  try {
+    for (const e of Deno.readDirSync(workRoot)) {
+      if (e.isDirectory && e.name.startsWith(`${job}-run-`)) {
+        Deno.removeSync(join(workRoot, e.name), { recursive: true });
+        log.warn("run", `removed ${join(workRoot, e.name)}, left by a run that was killed`);
+      }
+    }
+  } catch { /* work_dir not there yet */ }
+}
+
+/** Execute the steps; never throws: every failure ends up in the result. */
+export async function executeRun(deps: RunDeps): Promise<RunResult> {
+  const { config, clock, log } = deps;
+  const startedAt = clock.now();
+  const t0 = performance.now();
+  const runDate = localParts(startedAt, config.archive.timezone);
+  const steps: StepRecord[] = [];
+  const warnings: string[] = [];
+  const data: RunData = {};
+  let error: ArchivistError | undefined;
+  let stopStatus: StepStatus | undefined;
+  let transport: Transport | undefined;
+  let releaseLock: (() => void) | undefined;
+  let removeWork: (() => void) | undefined;
+
+  const record = (step: StepName, status: StepStatus, message: string, ms: number) => {
+    steps.push({ step, status, message, durationMs: Math.round(ms) });
+    if (status === "warning") warnings.push(`${step}: ${message}`);
+  };
+
+  log.info("run", `archivist ${deps.command ?? "run"} of job ${config.name} (config ${config.file}), run date ${localDate(startedAt, config.archive.timezone)} ${config.archive.timezone}`);
+
+  // lock
+  const lt = performance.now();
+  try {
+    const lock = acquireLock(config.state_dir, config.name, startedAt);
+    releaseLock = onCleanup(() => lock.release());
+    if (lock.tookOver) log.warn("lock", lock.tookOver);
+    record("lock", "ok", lock.tookOver ?? `lock ${lock.path} taken`, performance.now() - lt);
+  } catch (e) {
+    error = asArchivistError("lock", e);
+    record("lock", "failed", error.message, performance.now() - lt);
+  }
+
+  let workDir = "";
+  if (!error) {
+    try {
+      Deno.mkdirSync(config.work_dir, { recursive: true, mode: 0o750 });
+      removeStaleWorkDirs(config.work_dir, config.name, log);
+      workDir = Deno.makeTempDirSync({ dir: config.work_dir, prefix: `${config.name}-run-` });
+      Deno.chmodSync(workDir, 0o700);
+      const dir = workDir;
+      removeWork = onCleanup(() => Deno.removeSync(dir, { recursive: true }));
+    } catch (e) {
+      error = asArchivistError("fetch", e, `work_dir ${config.work_dir} must be a writable directory with room for the dump`);
+      error = new ArchivistError("fetch", `cannot use work_dir ${config.work_dir}: ${error.message}`, error.hint, { code: "work_dir" });
+      record("fetch", "failed", error.message, 0);
+    }
+  }
+
+  const ctx: RunContext = {
+    config,
+    clock,
+    env: deps.env,
+    log,
+    runId: log.runId,
+    startedAt,
+    runDate,
+    workDir,
+    options: deps.options ?? {},
+    async destination(step) {
+      if (!transport) {
+        const privateDir = join(workDir, "private");
+        Deno.mkdirSync(privateDir, { recursive: true, mode: 0o700 });
+        const t = createTransport(config.destination, { log, env: deps.env, privateDir, step });
+        await t.open();
+        transport = t;
+      }
+      return transport;
+    },
+  };
+
+  for (const step of deps.steps ?? NIGHTLY_STEPS) {
+    if (error || stopStatus) {
+      record(step.name, "skipped", error ? `not run: ${error.step} failed` : "not needed", 0);
+      continue;
+    }
+    const st = performance.now();
+    log.debug(step.name, "start");
+    try {
+      const out = await step.run(ctx, data);
+      const ms = performance.now() - st;
+      record(step.name, out.status, out.message, ms);
+      const line = `${out.message} [${formatDuration(ms)}]`;
+      if (out.status === "warning") log.warn(step.name, line);
+      else log.info(step.name, line);
+      if (out.stop) stopStatus = out.status;
+    } catch (e) {
+      error = asArchivistError(step.name, e);
+      record(step.name, "failed", error.message, performance.now() - st);
+    }
+  }
+
+  if (transport) {
+    await (transport as Transport).close().catch((e) => log.warn("store", `closing the destination: ${e}`));
+  }
+  const endedAt = clock.now();
+  if (localDate(endedAt, config.archive.timezone) !== localDate(startedAt, config.archive.timezone)) {
+    log.info("run", `the run crossed midnight: the archive keeps the run's start date ${localDate(startedAt, config.archive.timezone)}`);
+  }
+
+  const status: RunStatus = error ? "failed" : warnings.length ? "warning" : "ok";
+  const exitCode = error ? error.exitCode : warnings.length ? EXIT.WARNING : EXIT.OK;
+  if (error) {
+    log.error(error.step, `FAILED: ${error.message}`);
+    if (error.hint) log.error(error.step, `hint: ${error.hint}`);
+    if (error.code === "error" && error.exitCode === EXIT.INTERNAL && error.stack) log.debug(error.step, error.stack);
+  }
+  const result: RunResult = {
+    runId: log.runId,
+    job: config.name,
+    host: hostname(),
+    command: deps.command ?? "run",
+    configFile: config.file,
+    startedAt: startedAt.toISOString(),
+    endedAt: endedAt.toISOString(),
+    durationMs: Math.round(performance.now() - t0),
+    runDate: localDate(startedAt, config.archive.timezone),
+    status,
+    exitCode,
+    steps,
+    error: error ? { step: error.step, code: error.code, message: log.redact(error.message), hint: error.hint } : undefined,
+    warnings: warnings.map((w) => log.redact(w)),
+    dump: data.dumpSha256 ? { name: data.dumpName!, size: data.dumpSize!, sha256: data.dumpSha256 } : undefined,
+    archive: data.stored ? { name: data.archiveName!, size: data.archiveSize!, sha256: data.archiveSha256!, location: data.storedLocation! } : undefined,
+    retention: data.deleted ? { deleted: data.deleted, failed: data.deleteFailed ?? [] } : undefined,
+    logFile: log.filePath,
+  };
+  const summary = error
+    ? `FAILED at ${error.step} (exit ${exitCode}) in ${formatDuration(result.durationMs)}`
+    : `${status.toUpperCase()}${result.archive ? `: ${result.archive.name} on ${result.archive.location}` : ""} in ${formatDuration(result.durationMs)} (exit ${exitCode})`;
+  log.log(error ? "error" : status === "warning" ? "warn" : "info", "run", summary);
+
+  removeWork?.();
+  releaseLock?.();
+  return result;
+}

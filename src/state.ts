@@ -1,0 +1,60 @@
+/**
+ * The state file: what was last archived (sha256 of the dump, archive name, where, when), one per job in
+ * state_dir. Written atomically (temp file, fsync, rename) and only after an archive was stored and verified.
+ */
+import { join } from "node:path";
+import { ArchivistError, errMsg } from "./errors.ts";
+
+export interface JobState {
+  sha256: string;
+  archive: string;
+  size: number;
+  location: string;
+  storedAt: string;
+  runId: string;
+}
+
+export function statePath(stateDir: string, job: string): string {
+  return join(stateDir, `${job}.state.json`);
+}
+
+/** The last archived state, or undefined on a first run. A corrupt file is an error, not a silent reset. */
+export function readState(stateDir: string, job: string): JobState | undefined {
+  const p = statePath(stateDir, job);
+  let text: string;
+  try {
+    text = Deno.readTextFileSync(p);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return undefined;
+    throw new ArchivistError("state", `cannot read state file ${p}: ${errMsg(e)}`, "check the owner and mode of state_dir");
+  }
+  try {
+    const s = JSON.parse(text);
+    if (typeof s?.sha256 !== "string" || !/^[0-9a-f]{64}$/.test(s.sha256)) throw new Error("no sha256");
+    return s as JobState;
+  } catch (e) {
+    throw new ArchivistError("state", `state file ${p} is corrupt (${errMsg(e)})`, `move it away (mv ${p} ${p}.bad): the next run then archives whatever it finds`);
+  }
+}
+
+/** Replace the state atomically. */
+export function writeState(stateDir: string, job: string, s: JobState): void {
+  const p = statePath(stateDir, job);
+  const tmp = `${p}.tmp`;
+  try {
+    Deno.mkdirSync(stateDir, { recursive: true, mode: 0o750 });
+    const f = Deno.openSync(tmp, { write: true, create: true, truncate: true, mode: 0o640 });
+    try {
+      f.writeSync(new TextEncoder().encode(JSON.stringify(s, null, 2) + "\n"));
+      f.syncSync();
+    } finally {
+      f.close();
+    }
+    Deno.renameSync(tmp, p);
+  } catch (e) {
+    try {
+      Deno.removeSync(tmp);
+    } catch { /* not there */ }
+    throw new ArchivistError("state", `cannot write state file ${p}: ${errMsg(e)}`, "check space and permissions of state_dir; the archive itself is stored");
+  }
+}

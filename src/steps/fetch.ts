@@ -1,0 +1,217 @@
+/**
+ * fetch: download `source.url` to a temp file in the run's work dir.
+ *
+ * TLS is always verified (`source.ca_file` adds trusted CAs, never removes checks). Network errors, timeouts and
+ * HTTP 5xx are retried with exponential backoff; 4xx and TLS errors are not (retrying cannot fix them).
+ * A body shorter than its Content-Length is a truncated download; a 200 that is not a zip is reported with its
+ * Content-Type and first bytes.
+ */
+import { join } from "node:path";
+import { Buffer } from "node:buffer";
+import { ArchivistError, errMsg } from "../errors.ts";
+import { formatDuration, formatSize } from "../config/units.ts";
+import type { SourceConfig } from "../config/schema.ts";
+import type { RunContext, RunData, Step, StepOutcome } from "../context.ts";
+import type { Logger } from "../log.ts";
+
+/** Error classes of a failed attempt. */
+type Kind = "dns" | "refused" | "tls" | "timeout" | "network" | "http_status" | "truncated" | "not_zip" | "too_large" | "insecure_redirect" | "local";
+
+class AttemptError extends Error {
+  constructor(readonly kind: Kind, message: string, readonly retryable: boolean, readonly hint = "") {
+    super(message);
+  }
+}
+
+function describeNetworkError(e: unknown, url: URL, cfg: SourceConfig): AttemptError {
+  const msg = errMsg(e) + " " + errMsg((e as { cause?: unknown })?.cause ?? "");
+  const host = url.hostname;
+  const port = url.port || "443";
+  if (/dns error|failed to lookup|name or service not known|no address associated|nodename nor servname/i.test(msg)) {
+    return new AttemptError("dns", `cannot resolve host ${host}`, true, "check source.url and DNS (resolv.conf)");
+  }
+  if (/connection refused/i.test(msg)) {
+    return new AttemptError("refused", `connection refused by ${host}:${port}`, true, "is the export server up and listening on that port?");
+  }
+  if (/certificate|UnknownIssuer|tls|ssl|handshake/i.test(msg)) {
+    return new AttemptError(
+      "tls",
+      `TLS certificate of ${host}:${port} not trusted or invalid (${msg.trim().replace(/\s+/g, " ").slice(0, 200)})`,
+      false,
+      cfg.ca_file ? `check that source.ca_file (${cfg.ca_file}) holds the CA that signed the server's certificate, and the host name` : "if the server uses a private CA or a self-signed certificate, set source.ca_file to its PEM",
+    );
+  }
+  if (/timed out|timeout/i.test(msg)) return new AttemptError("timeout", `network timeout talking to ${host}:${port}`, true, "check the network path");
+  if (/unreachable|no route/i.test(msg)) return new AttemptError("network", `host ${host} unreachable`, true, "check routing and firewall");
+  return new AttemptError("network", `network error talking to ${host}:${port}: ${msg.trim()}`, true);
+}
+
+function authHeaders(cfg: SourceConfig): Record<string, string> {
+  const h: Record<string, string> = {};
+  const a = cfg.auth;
+  if (a?.type === "basic") h["Authorization"] = "Basic " + Buffer.from(`${a.username}:${a.password}`).toString("base64");
+  else if (a?.type === "header") h[a.name] = a.value!;
+  return h;
+}
+
+function printable(bytes: Uint8Array): string {
+  const s = new TextDecoder("utf-8", { fatal: false }).decode(bytes.subarray(0, 64));
+  return JSON.stringify(s.replace(/\s+/g, " "));
+}
+
+/** One download attempt into `dest`. Returns the byte count. */
+async function attempt(ctx: RunContext, client: Deno.HttpClient | undefined, dest: string): Promise<{ bytes: number; status: number }> {
+  const cfg = ctx.config.source;
+  const url = new URL(cfg.url);
+  const ac = new AbortController();
+  let why: AttemptError | undefined;
+  const abort = (e: AttemptError) => {
+    why ??= e;
+    ac.abort(e);
+  };
+  const total = setTimeout(() => abort(new AttemptError("timeout", `download not finished after source.timeout (${formatDuration(cfg.timeout)})`, true, "raise source.timeout, or check the bandwidth")), cfg.timeout);
+  const connect = setTimeout(() => abort(new AttemptError("timeout", `no response from ${url.host} within source.connect_timeout (${formatDuration(cfg.connect_timeout)})`, true, "check that the server is up and reachable")), cfg.connect_timeout);
+  let idle: ReturnType<typeof setTimeout> | undefined;
+  const touch = () => {
+    clearTimeout(idle);
+    idle = setTimeout(() => abort(new AttemptError("timeout", `no data received for source.idle_timeout (${formatDuration(cfg.idle_timeout)})`, true, "the server stalled; check it, or raise source.idle_timeout")), cfg.idle_timeout);
+  };
+  let out: Deno.FsFile | undefined;
+  try {
+    let res: Response;
+    try {
+      res = await fetch(url, { headers: { "User-Agent": "archivist", ...authHeaders(cfg) }, signal: ac.signal, client, redirect: "follow" });
+    } catch (e) {
+      throw why ?? describeNetworkError(e, url, cfg);
+    } finally {
+      clearTimeout(connect);
+    }
+    if (new URL(res.url || cfg.url).protocol !== "https:") {
+      await res.body?.cancel();
+      throw new AttemptError("insecure_redirect", `the server redirected to ${res.url}, which is not HTTPS`, false, "fix source.url to the final HTTPS address");
+    }
+    if (!res.ok) {
+      await res.body?.cancel();
+      const retry = res.status >= 500;
+      const hint = res.status === 404
+        ? "check source.url; is the export published under that name?"
+        : res.status === 401 || res.status === 403
+        ? "check source.auth (user, password or token)"
+        : retry
+        ? "the server failed; it will be retried next night if retries run out"
+        : "check source.url and source.auth";
+      throw new AttemptError("http_status", `HTTP ${res.status} ${res.statusText} from ${url.host} for ${url.pathname}`, retry, hint);
+    }
+    const lenHeader = res.headers.get("content-length");
+    const expected = lenHeader !== null && /^\d+$/.test(lenHeader) ? Number(lenHeader) : undefined;
+    if (expected !== undefined && expected > cfg.max_size) {
+      await res.body?.cancel();
+      throw new AttemptError("too_large", `the server announces ${formatSize(expected)}, above source.max_size (${formatSize(cfg.max_size)})`, false, "raise source.max_size if the dump really grew");
+    }
+    out = await Deno.open(dest, { write: true, create: true, truncate: true, mode: 0o600 });
+    let bytes = 0;
+    let head = new Uint8Array(0);
+    touch();
+    try {
+      for await (const chunk of res.body ?? new ReadableStream<Uint8Array>()) {
+        touch();
+        if (head.length < 4) {
+          const h = new Uint8Array(head.length + chunk.length);
+          h.set(head);
+          h.set(chunk, head.length);
+          head = h.subarray(0, Math.min(h.length, 64));
+          if (head.length >= 4 && !(head[0] === 0x50 && head[1] === 0x4b && (head[2] === 3 || head[2] === 5))) {
+            throw new AttemptError(
+              "not_zip",
+              `the server answered ${res.status} but the body is not a zip (Content-Type: ${res.headers.get("content-type") ?? "none"}; it starts with ${printable(head)})`,
+              false,
+              "the URL probably serves an error or login page: check source.url and source.auth",
+            );
+          }
+        }
+        bytes += chunk.length;
+        if (bytes > cfg.max_size) {
+          throw new AttemptError("too_large", `download exceeds source.max_size (${formatSize(cfg.max_size)})`, false, "raise source.max_size if the dump really grew");
+        }
+        let w = 0;
+        while (w < chunk.length) w += await out.write(chunk.subarray(w));
+      }
+    } catch (e) {
+      if (e instanceof AttemptError) throw e;
+      if (why) throw why;
+      if (e instanceof Deno.errors.PermissionDenied || /no space|os error 28/i.test(errMsg(e))) {
+        throw new AttemptError("local", `cannot write the download to ${dest}: ${errMsg(e)}`, false, "free space in work_dir, or point work_dir elsewhere");
+      }
+      throw new AttemptError("truncated", `connection lost after ${formatSize(bytes)}${expected !== undefined ? ` of ${formatSize(expected)}` : ""}: ${errMsg(e)}`, true);
+    }
+    if (bytes === 0 || head.length < 4) {
+      throw new AttemptError("not_zip", `the server answered ${res.status} with ${bytes === 0 ? "an empty body" : `only ${bytes} bytes`}: not a zip`, false, "check source.url; is the export job on the server running?");
+    }
+    if (expected !== undefined && bytes !== expected) {
+      throw new AttemptError("truncated", `truncated download: received ${bytes} bytes of the ${expected} announced by Content-Length`, true, "the connection was cut; check the network and the server");
+    }
+    await out.sync();
+    return { bytes, status: res.status };
+  } finally {
+    clearTimeout(total);
+    clearTimeout(connect);
+    clearTimeout(idle);
+    try {
+      out?.close();
+    } catch { /* closed */ }
+  }
+}
+
+/** Build the HTTP client; a CA file that cannot be read is a config error. */
+function makeClient(cfg: SourceConfig): Deno.HttpClient | undefined {
+  if (!cfg.ca_file) return undefined;
+  let pem: string;
+  try {
+    pem = Deno.readTextFileSync(cfg.ca_file);
+  } catch (e) {
+    throw new ArchivistError("config", `source.ca_file: cannot read ${cfg.ca_file}: ${errMsg(e)}`, "check the path and permissions", { code: "ca_file" });
+  }
+  if (!pem.includes("-----BEGIN CERTIFICATE-----")) {
+    throw new ArchivistError("config", `source.ca_file: ${cfg.ca_file} holds no PEM certificate`, "it must contain -----BEGIN CERTIFICATE----- blocks", { code: "ca_file" });
+  }
+  return Deno.createHttpClient({ caCerts: [pem] });
+}
+
+/** Sleep `ms`, logging why. */
+async function backoff(log: Logger, ms: number): Promise<void> {
+  log.debug("fetch", `waiting ${formatDuration(ms)}`);
+  await new Promise((r) => setTimeout(r, ms));
+}
+
+export const fetchStep: Step = {
+  name: "fetch",
+  async run(ctx: RunContext, data: RunData): Promise<StepOutcome> {
+    const cfg = ctx.config.source;
+    const dest = join(ctx.workDir, "download.zip");
+    const client = makeClient(cfg);
+    const t0 = performance.now();
+    ctx.log.info("fetch", `GET ${cfg.url}${cfg.ca_file ? ` (trusting ${cfg.ca_file})` : ""}`);
+    try {
+      for (let i = 0;; i++) {
+        try {
+          const r = await attempt(ctx, client, dest);
+          const secs = (performance.now() - t0) / 1000;
+          data.zipPath = dest;
+          data.zipSize = r.bytes;
+          const msg = `downloaded ${formatSize(r.bytes)} in ${formatDuration(secs * 1000)}${secs > 0.5 ? ` (${formatSize(Math.round(r.bytes / secs))}/s)` : ""}${i ? ` after ${i + 1} attempts` : ""}`;
+          return { status: "ok", message: msg };
+        } catch (e) {
+          const a = e instanceof AttemptError ? e : new AttemptError("network", errMsg(e), true);
+          if (!a.retryable || i >= cfg.retries) {
+            throw new ArchivistError("fetch", a.message + (i ? ` (after ${i + 1} attempts)` : ""), a.hint, { code: a.kind });
+          }
+          const delay = cfg.retry_delay * 2 ** i;
+          ctx.log.warn("fetch", `attempt ${i + 1}/${cfg.retries + 1} failed: ${a.message}; retrying in ${formatDuration(delay)}`);
+          await backoff(ctx.log, delay);
+        }
+      }
+    } finally {
+      client?.close();
+    }
+  },
+};

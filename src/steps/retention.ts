@@ -1,0 +1,20 @@
+/** retention: apply the retention policy after a stored archive (never in a run whose store failed). */
+import { applyRetention } from "../retention/apply.ts";
+import type { RunContext, RunData, Step, StepOutcome } from "../context.ts";
+
+export const retentionStep: Step = {
+  name: "retention",
+  async run(ctx: RunContext, data: RunData): Promise<StepOutcome> {
+    if (!data.stored) return { status: "skipped", message: "nothing stored: retention not applied" };
+    const t = await ctx.destination("retention");
+    const protect = new Set([data.archiveName!]);
+    const r = await applyRetention(t, ctx.config, ctx.runDate, protect, ctx.log, { force: ctx.options.force });
+    data.deleted = r.deleted;
+    data.deleteFailed = r.failed;
+    const kept = r.decisions.length - r.deleted.length - r.failed.filter((f) => !f.name.endsWith(".sha256")).length;
+    if (r.failed.length) {
+      return { status: "warning", message: `deleted ${r.deleted.length}, ${r.failed.length} deletion(s) failed: ${r.failed.map((f) => f.name).join(", ")}; ${kept} kept` };
+    }
+    return { status: "ok", message: r.deleted.length ? `deleted ${r.deleted.length} (${r.deleted.join(", ")}); ${kept} kept` : `nothing to delete; ${kept} kept` };
+  },
+};

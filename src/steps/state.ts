@@ -1,0 +1,18 @@
+/** state: record what was archived. Runs only after store succeeded, so a failed upload never advances it. */
+import { writeState } from "../state.ts";
+import type { RunContext, RunData, Step, StepOutcome } from "../context.ts";
+
+export const stateStep: Step = {
+  name: "state",
+  run(ctx: RunContext, data: RunData): Promise<StepOutcome> {
+    writeState(ctx.config.state_dir, ctx.config.name, {
+      sha256: data.dumpSha256!,
+      archive: data.archiveName!,
+      size: data.archiveSize!,
+      location: data.storedLocation!,
+      storedAt: ctx.clock.now().toISOString(),
+      runId: ctx.runId,
+    });
+    return Promise.resolve({ status: "ok", message: `recorded sha256 ${data.dumpSha256!.slice(0, 16)}… of ${data.archiveName}` });
+  },
+};

@@ -1,0 +1,41 @@
+/**
+ * unzip: find `source.entry` in the zip's central directory and extract it to the work dir, checking CRC-32 and
+ * size while streaming; the sha256 and the last KiB are measured in the same pass for compare and check.
+ * The entry's name is never used as a path on disk.
+ */
+import { join } from "node:path";
+import { ArchivistError } from "../errors.ts";
+import { formatSize } from "../config/units.ts";
+import { extractEntry, findEntry, readDirectory, ZipError } from "../zip/reader.ts";
+import type { RunContext, RunData, Step, StepOutcome } from "../context.ts";
+
+export const unzipStep: Step = {
+  name: "unzip",
+  async run(ctx: RunContext, data: RunData): Promise<StepOutcome> {
+    const zipPath = data.zipPath!;
+    try {
+      const dir = await readDirectory(zipPath);
+      const entry = findEntry(dir, ctx.config.source.entry);
+      ctx.log.info(
+        "unzip",
+        `entry ${entry.name}: ${formatSize(entry.size)} (${formatSize(entry.compressedSize)} compressed, ${entry.method === 8 ? "deflate" : "stored"}${entry.zip64 || dir.zip64 ? ", zip64" : ""})`,
+      );
+      const out = join(ctx.workDir, "dump");
+      const ex = await extractEntry(zipPath, entry, out, {
+        maxSize: ctx.config.check.max_unpacked_size,
+        maxRatio: ctx.config.check.max_ratio,
+      });
+      data.dumpName = entry.name.split("/").pop()!.replace(/^\.+/, "") || "dump.sql";
+      data.dumpPath = out;
+      data.dumpSize = ex.size;
+      data.dumpSha256 = ex.sha256;
+      data.dumpTail = ex.tail;
+      // The zip is no longer needed: free the space before packing.
+      await Deno.remove(zipPath).catch(() => {});
+      return { status: "ok", message: `${data.dumpName}: ${formatSize(ex.size)}, CRC-32 ok, sha256 ${ex.sha256}` };
+    } catch (e) {
+      if (e instanceof ZipError) throw new ArchivistError("unzip", e.message, e.hint, { code: e.code, cause: e });
+      throw e;
+    }
+  },
+};

@@ -1,0 +1,206 @@
+/**
+ * `type: local`: a directory on this machine: a local disk, or an NFS/CIFS share mounted by the system.
+ * With `require_mount: true` the run refuses to write when the directory is not on a mounted filesystem,
+ * so that an unmounted share never silently fills the root disk.
+ */
+import { join } from "node:path";
+import { ArchivistError, errMsg } from "../errors.ts";
+import { absPath, bool, obj, oneOf } from "../config/fields.ts";
+import { tempName } from "../naming.ts";
+import type { RemoteEntry, Transport, TransportContext, TransportKind } from "./transport.ts";
+
+export const localSchema = obj({
+  type: oneOf("local").doc("A directory on this machine (local disk, or an NFS/CIFS mount).", "local"),
+  path: absPath().doc("The directory that receives the archives.", "/mnt/backup/db"),
+  create_dirs: bool().default(false).doc("Create the directory (and parents) when it is missing. Off: a missing directory is an error."),
+  require_mount: bool().default(false).doc(
+    "Refuse to write unless the directory is on a mounted filesystem other than /. Recommended for NFS/CIFS mounts.",
+  ),
+});
+export type LocalConfig = typeof localSchema extends { parse(r: unknown, p: string): infer T } ? T : never;
+
+/** The mount point holding `path` according to a mountinfo text (the longest mount point that is a prefix). */
+export function mountPointOf(path: string, mountinfo: string): string {
+  let best = "/";
+  for (const line of mountinfo.split("\n")) {
+    const f = line.split(" ");
+    if (f.length < 5) continue;
+    const mp = f[4].replace(/\\([0-7]{3})/g, (_, o) => String.fromCharCode(parseInt(o, 8)));
+    const inside = mp === "/" || path === mp || path.startsWith(mp.endsWith("/") ? mp : mp + "/");
+    if (inside && mp.length > best.length) best = mp;
+  }
+  return best;
+}
+
+/** The nearest existing ancestor of `path` (itself if it exists), resolved through symlinks. */
+function existingRealPath(path: string): string {
+  let p = path;
+  for (;;) {
+    try {
+      return Deno.realPathSync(p);
+    } catch {
+      const up = p.replace(/\/[^/]*\/?$/, "") || "/";
+      if (up === p) return "/";
+      p = up;
+    }
+  }
+}
+
+function fsError(e: unknown, what: string, path: string): ArchivistError {
+  if (e instanceof ArchivistError) return e;
+  const msg = errMsg(e);
+  if (e instanceof Deno.errors.NotFound) return new ArchivistError("store", `${what}: ${path} does not exist`, "", { code: "missing_dir", cause: e });
+  if (e instanceof Deno.errors.PermissionDenied) {
+    return new ArchivistError("store", `${what}: permission denied on ${path}`, "check the owner and mode of the destination directory", {
+      code: "permission",
+      cause: e,
+    });
+  }
+  if (/no space|ENOSPC|os error 28/i.test(msg)) {
+    return new ArchivistError("store", `${what}: destination disk full at ${path}`, "free space on the destination or shorten retention", {
+      code: "disk_full",
+      cause: e,
+    });
+  }
+  if (/read-only|EROFS|os error 30/i.test(msg)) {
+    return new ArchivistError("store", `${what}: ${path} is on a read-only filesystem`, "check the mount options of the destination", {
+      code: "read_only",
+      cause: e,
+    });
+  }
+  return new ArchivistError("store", `${what} ${path}: ${msg}`, "", { cause: e });
+}
+
+export class LocalTransport implements Transport {
+  readonly location: string;
+  constructor(private readonly cfg: LocalConfig, private readonly ctx: TransportContext, private readonly mountinfoPath = "/proc/self/mountinfo") {
+    this.location = cfg.path;
+  }
+
+  private p(name: string): string {
+    if (name.includes("/") || name === "" || name === "." || name === "..") {
+      throw new ArchivistError("store", `refusing the file name ${JSON.stringify(name)}`, "", { code: "bad_name" });
+    }
+    return join(this.cfg.path, name);
+  }
+
+  open(): Promise<void> {
+    const dir = this.cfg.path;
+    if (this.cfg.require_mount) {
+      let info = "";
+      try {
+        info = Deno.readTextFileSync(this.mountinfoPath);
+      } catch (e) {
+        throw new ArchivistError("store", `cannot read ${this.mountinfoPath} to check that ${dir} is mounted: ${errMsg(e)}`, "", {
+          code: "not_mounted",
+        });
+      }
+      const mp = mountPointOf(existingRealPath(dir), info);
+      if (mp === "/") {
+        throw new ArchivistError(
+          "store",
+          `${dir} is not on a mounted filesystem (it is on the root filesystem); refusing to write`,
+          "mount the share (check /etc/fstab, `mount -a`), or set destination.require_mount: false for a local disk",
+          { code: "not_mounted" },
+        );
+      }
+      this.ctx.log.debug(this.ctx.step ?? "store", `${dir} is on the filesystem mounted at ${mp}`);
+    }
+    let st: Deno.FileInfo;
+    try {
+      st = Deno.statSync(dir);
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotFound)) throw fsError(e, "cannot open destination", dir);
+      if (!this.cfg.create_dirs) {
+        throw new ArchivistError("store", `destination directory ${dir} does not exist`, "create it, or set destination.create_dirs: true", {
+          code: "missing_dir",
+        });
+      }
+      try {
+        Deno.mkdirSync(dir, { recursive: true, mode: 0o750 });
+      } catch (e2) {
+        throw fsError(e2, "cannot create destination directory", dir);
+      }
+      this.ctx.log.info(this.ctx.step ?? "store", `created destination directory ${dir}`);
+      return Promise.resolve();
+    }
+    if (!st.isDirectory) {
+      throw new ArchivistError("store", `destination ${dir} exists but is not a directory`, "check destination.path", { code: "missing_dir" });
+    }
+    return Promise.resolve();
+  }
+
+  async upload(localPath: string, name: string): Promise<number> {
+    const final = this.p(name);
+    const tmp = this.p(tempName(name));
+    const want = (await Deno.stat(localPath)).size;
+    try {
+      await Deno.copyFile(localPath, tmp);
+      const f = await Deno.open(tmp, { read: true, write: true });
+      try {
+        await f.sync();
+      } finally {
+        f.close();
+      }
+      await Deno.rename(tmp, final);
+      // Make the rename itself durable.
+      const d = await Deno.open(this.cfg.path, { read: true });
+      try {
+        await d.sync();
+      } catch { /* some filesystems (CIFS) refuse fsync on a directory */ } finally {
+        d.close();
+      }
+    } catch (e) {
+      await Deno.remove(tmp).catch(() => {});
+      throw fsError(e, `cannot write ${name}`, this.cfg.path);
+    }
+    const got = (await Deno.stat(final)).size;
+    if (got !== want) {
+      throw new ArchivistError("store", `size after upload differs for ${final}: ${got} bytes on the destination, ${want} expected`, "check the destination filesystem", {
+        code: "size_mismatch",
+      });
+    }
+    return got;
+  }
+
+  async list(): Promise<RemoteEntry[]> {
+    const out: RemoteEntry[] = [];
+    try {
+      for await (const e of Deno.readDir(this.cfg.path)) {
+        try {
+          const st = await Deno.lstat(join(this.cfg.path, e.name));
+          out.push({ name: e.name, size: st.size, mtime: st.mtime ?? undefined, isDir: st.isDirectory });
+        } catch { /* vanished while listing */ }
+      }
+    } catch (e) {
+      throw fsError(e, "cannot list destination", this.cfg.path);
+    }
+    return out;
+  }
+
+  async remove(name: string): Promise<void> {
+    try {
+      await Deno.remove(this.p(name));
+    } catch (e) {
+      throw fsError(e, `cannot delete ${name}`, this.cfg.path);
+    }
+  }
+
+  async download(name: string, localPath: string): Promise<void> {
+    try {
+      await Deno.copyFile(this.p(name), localPath);
+    } catch (e) {
+      throw fsError(e, `cannot read ${name}`, this.cfg.path);
+    }
+  }
+
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+}
+
+export const local: TransportKind<LocalConfig> = {
+  schema: localSchema,
+  packages: [],
+  create: (cfg, ctx) => new LocalTransport(cfg, ctx, ctx.env.get("ARCHIVIST_MOUNTINFO") ?? "/proc/self/mountinfo"),
+};

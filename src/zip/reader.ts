@@ -1,0 +1,333 @@
+/**
+ * Reading one entry out of a zip file on disk, streaming, with every check a backup needs.
+ *
+ * The central directory is the source of truth (it is written last, so a cut download loses it, and it holds the
+ * real sizes and CRC even when the local header uses a data descriptor). Zip64 archives and entries are supported;
+ * stored (0) and deflate (8) are the methods every dump exporter uses, others are refused by name.
+ * The entry is inflated with the runtime's native `DecompressionStream("deflate-raw")`, its CRC-32 computed with
+ * `node:zlib` crc32 and its sha256 with `node:crypto`, all in the same pass, so a 20 GiB dump is read once.
+ * This is hand-written because no npm library streams one entry of a multi-GiB Zip64 file from disk by random
+ * access (fflate works on buffers or forward-only streams of the whole zip).
+ */
+import zlib from "node:zlib";
+import { createHash } from "node:crypto";
+
+/** Why a zip was refused; `code` is stable for tests and the history. */
+export class ZipError extends Error {
+  constructor(readonly code: string, message: string, readonly hint = "") {
+    super(message);
+    this.name = "ZipError";
+  }
+}
+
+export interface ZipEntry {
+  name: string;
+  method: number;
+  flags: number;
+  crc32: number;
+  compressedSize: number;
+  size: number;
+  localHeaderOffset: number;
+  isDirectory: boolean;
+  zip64: boolean;
+}
+
+export interface ZipDirectory {
+  entries: ZipEntry[];
+  zip64: boolean;
+  fileSize: number;
+}
+
+const SIG_EOCD = 0x06054b50;
+const SIG_Z64_LOCATOR = 0x07064b50;
+const SIG_Z64_EOCD = 0x06064b50;
+const SIG_CDH = 0x02014b50;
+const SIG_LFH = 0x04034b50;
+const MAX_CD_SIZE = 256 * 1024 * 1024;
+
+const METHOD_NAMES: Record<number, string> = {
+  1: "shrink",
+  6: "implode",
+  9: "deflate64",
+  12: "bzip2",
+  14: "lzma",
+  93: "zstd",
+  95: "xz",
+  98: "ppmd",
+  99: "AES encryption",
+};
+
+async function readAt(f: Deno.FsFile, offset: number, length: number): Promise<Uint8Array> {
+  const buf = new Uint8Array(length);
+  await f.seek(offset, Deno.SeekMode.Start);
+  let got = 0;
+  while (got < length) {
+    const n = await f.read(buf.subarray(got));
+    if (n === null) break;
+    got += n;
+  }
+  return buf.subarray(0, got);
+}
+
+function u64(v: DataView, o: number): number {
+  const n = v.getBigUint64(o, true);
+  if (n > BigInt(Number.MAX_SAFE_INTEGER)) throw new ZipError("corrupt", "a Zip64 size or offset is beyond 2^53: the zip is corrupt");
+  return Number(n);
+}
+
+/** Read and check the central directory of the zip at `path`. */
+export async function readDirectory(path: string): Promise<ZipDirectory> {
+  const f = await Deno.open(path, { read: true });
+  try {
+    const fileSize = (await f.stat()).size;
+    if (fileSize < 22) throw new ZipError("not_zip", `the file is ${fileSize} bytes: too short to be a zip`);
+    const tailLen = Math.min(fileSize, 22 + 65535 + 20);
+    const tailStart = fileSize - tailLen;
+    const tail = await readAt(f, tailStart, tailLen);
+    const tv = new DataView(tail.buffer, tail.byteOffset, tail.byteLength);
+    let eocd = -1;
+    for (let i = tail.length - 22; i >= 0; i--) {
+      if (tv.getUint32(i, true) === SIG_EOCD && i + 22 + tv.getUint16(i + 20, true) <= tail.length) {
+        eocd = i;
+        break;
+      }
+    }
+    if (eocd < 0) {
+      throw new ZipError(
+        "no_central_directory",
+        "end of central directory not found: the zip is truncated or not a zip",
+        "the download was probably cut short, or the export on the server was still being written",
+      );
+    }
+    const disk = tv.getUint16(eocd + 4, true);
+    const cdDisk = tv.getUint16(eocd + 6, true);
+    let count = tv.getUint16(eocd + 10, true);
+    let cdSize = tv.getUint32(eocd + 12, true);
+    let cdOffset = tv.getUint32(eocd + 16, true);
+    let zip64 = false;
+    const eocdAbs = tailStart + eocd;
+    if (count === 0xffff || cdSize === 0xffffffff || cdOffset === 0xffffffff || eocd >= 20 && tv.getUint32(eocd - 20, true) === SIG_Z64_LOCATOR) {
+      if (eocd < 20 || tv.getUint32(eocd - 20, true) !== SIG_Z64_LOCATOR) {
+        throw new ZipError("corrupt", "Zip64 markers present but the Zip64 end-of-central-directory locator is missing");
+      }
+      const recOff = u64(tv, eocd - 20 + 8);
+      const rec = await readAt(f, recOff, 56);
+      const rv = new DataView(rec.buffer, rec.byteOffset, rec.byteLength);
+      if (rec.length < 56 || rv.getUint32(0, true) !== SIG_Z64_EOCD) {
+        throw new ZipError("corrupt", "Zip64 end-of-central-directory record not found where the locator points");
+      }
+      zip64 = true;
+      count = u64(rv, 32);
+      cdSize = u64(rv, 40);
+      cdOffset = u64(rv, 48);
+    } else if (disk !== 0 || cdDisk !== 0) {
+      throw new ZipError("multi_disk", "split (multi-disk) zip archives are not supported");
+    }
+    if (cdOffset + cdSize > eocdAbs || cdSize > MAX_CD_SIZE) {
+      throw new ZipError("corrupt", `central directory out of bounds (offset ${cdOffset}, size ${cdSize}, file ${fileSize} bytes): the zip is corrupt or truncated`);
+    }
+    const cd = await readAt(f, cdOffset, cdSize);
+    const cv = new DataView(cd.buffer, cd.byteOffset, cd.byteLength);
+    const entries: ZipEntry[] = [];
+    const dec = new TextDecoder();
+    let p = 0;
+    for (let i = 0; i < count; i++) {
+      if (p + 46 > cd.length || cv.getUint32(p, true) !== SIG_CDH) {
+        throw new ZipError("corrupt", `central directory entry ${i + 1} of ${count} is damaged`);
+      }
+      const flags = cv.getUint16(p + 8, true);
+      const method = cv.getUint16(p + 10, true);
+      const crc = cv.getUint32(p + 16, true);
+      let csize = cv.getUint32(p + 20, true);
+      let usize = cv.getUint32(p + 24, true);
+      const nlen = cv.getUint16(p + 28, true);
+      const xlen = cv.getUint16(p + 30, true);
+      const clen = cv.getUint16(p + 32, true);
+      let offset = cv.getUint32(p + 42, true);
+      if (p + 46 + nlen + xlen + clen > cd.length) throw new ZipError("corrupt", `central directory entry ${i + 1} runs past its end`);
+      const name = dec.decode(cd.subarray(p + 46, p + 46 + nlen));
+      let entryZip64 = false;
+      // Zip64 extended information: only the fields that are 0xFFFFFFFF in the header are present, in this order.
+      let x = p + 46 + nlen;
+      const xend = x + xlen;
+      while (x + 4 <= xend) {
+        const id = cv.getUint16(x, true);
+        const len = cv.getUint16(x + 2, true);
+        if (id === 0x0001) {
+          let q = x + 4;
+          if (usize === 0xffffffff) (usize = u64(cv, q), q += 8);
+          if (csize === 0xffffffff) (csize = u64(cv, q), q += 8);
+          if (offset === 0xffffffff) (offset = u64(cv, q), q += 8);
+          entryZip64 = true;
+        }
+        x += 4 + len;
+      }
+      entries.push({
+        name,
+        method,
+        flags,
+        crc32: crc,
+        compressedSize: csize,
+        size: usize,
+        localHeaderOffset: offset,
+        isDirectory: name.endsWith("/"),
+        zip64: entryZip64,
+      });
+      p += 46 + nlen + xlen + clen;
+    }
+    return { entries, zip64, fileSize };
+  } finally {
+    f.close();
+  }
+}
+
+function globToRegex(glob: string): RegExp {
+  let src = "";
+  for (const ch of glob) {
+    if (ch === "*") src += "[^/]*";
+    else if (ch === "?") src += "[^/]";
+    else src += ch.replace(/[.+^${}()|[\]\\]/g, "\\$&");
+  }
+  return new RegExp(`^${src}$`);
+}
+
+/**
+ * The entry named `wanted`: an exact name, or a glob (`*`, `?`) that must match exactly one file entry.
+ * A glob without '/' also matches files in sub-folders by their base name.
+ */
+export function findEntry(dir: ZipDirectory, wanted: string): ZipEntry {
+  const files = dir.entries.filter((e) => !e.isDirectory);
+  const exact = files.find((e) => e.name === wanted);
+  if (exact) return exact;
+  const listing = files.slice(0, 10).map((e) => e.name).join(", ") + (files.length > 10 ? `, … (${files.length} in all)` : "");
+  if (/[*?]/.test(wanted)) {
+    const re = globToRegex(wanted);
+    const hits = files.filter((e) => re.test(e.name) || (!wanted.includes("/") && re.test(e.name.split("/").pop()!)));
+    if (hits.length === 1) return hits[0];
+    if (hits.length > 1) {
+      throw new ZipError("ambiguous_entry", `source.entry ${JSON.stringify(wanted)} matches ${hits.length} entries: ${hits.map((h) => h.name).join(", ")}`, "make the pattern match exactly one entry");
+    }
+  }
+  throw new ZipError(
+    "missing_entry",
+    `entry ${JSON.stringify(wanted)} not found in the zip (it holds: ${listing || "no files"})`,
+    "check source.entry against the names listed, or ask why the export changed",
+  );
+}
+
+export interface ExtractLimits {
+  maxSize: number;
+  maxRatio: number;
+}
+
+/** What extraction measured: the dump's size, sha256, and its last KiB (for the trailer check). */
+export interface Extracted {
+  size: number;
+  sha256: string;
+  tail: Uint8Array;
+}
+
+/**
+ * Extract `entry` to `outPath`, checking CRC-32 and size while streaming, and hashing with sha256 in the same pass.
+ * The output is removed on any error.
+ */
+export async function extractEntry(zipPath: string, entry: ZipEntry, outPath: string, limits: ExtractLimits): Promise<Extracted> {
+  if (entry.flags & 0x1) throw new ZipError("encrypted", `entry ${entry.name} is encrypted: not supported`, "export the dump without a zip password");
+  if (entry.method !== 0 && entry.method !== 8) {
+    const m = METHOD_NAMES[entry.method] ?? "unknown";
+    throw new ZipError("unsupported_method", `entry ${entry.name} uses compression method ${entry.method} (${m}): only stored (0) and deflate (8) are supported`, "export the zip with standard deflate compression");
+  }
+  if (entry.size > limits.maxSize) {
+    throw new ZipError("too_large", `entry ${entry.name} declares ${entry.size} bytes uncompressed, above check.max_unpacked_size (${limits.maxSize})`, "raise check.max_unpacked_size if the dump really is that large");
+  }
+  if (entry.compressedSize > 0 && entry.size / entry.compressedSize > limits.maxRatio) {
+    throw new ZipError("zip_bomb", `entry ${entry.name} declares a compression ratio of ${Math.round(entry.size / entry.compressedSize)}:1, above check.max_ratio (${limits.maxRatio}): refusing a possible zip bomb`, "raise check.max_ratio if this is expected");
+  }
+  const f = await Deno.open(zipPath, { read: true });
+  let out: Deno.FsFile | undefined;
+  try {
+    const lh = await readAt(f, entry.localHeaderOffset, 30);
+    const lv = new DataView(lh.buffer, lh.byteOffset, lh.byteLength);
+    if (lh.length < 30 || lv.getUint32(0, true) !== SIG_LFH) {
+      throw new ZipError("corrupt", `local header of ${entry.name} not found at offset ${entry.localHeaderOffset}: the zip is corrupt`);
+    }
+    const dataStart = entry.localHeaderOffset + 30 + lv.getUint16(26, true) + lv.getUint16(28, true);
+    const stat = await f.stat();
+    if (dataStart + entry.compressedSize > stat.size) throw new ZipError("corrupt", `data of ${entry.name} runs past the end of the file: the zip is truncated`);
+
+    await f.seek(dataStart, Deno.SeekMode.Start);
+    let remaining = entry.compressedSize;
+    const CHUNK = 1 << 20;
+    const raw = new ReadableStream<Uint8Array>({
+      async pull(ctrl) {
+        if (remaining <= 0) return ctrl.close();
+        const buf = new Uint8Array(Math.min(CHUNK, remaining));
+        const n = await f.read(buf);
+        if (n === null || n === 0) return ctrl.error(new ZipError("corrupt", `unexpected end of file inside ${entry.name}`));
+        remaining -= n;
+        ctrl.enqueue(n === buf.length ? buf : buf.subarray(0, n));
+      },
+    }, { highWaterMark: 0 });
+    const data = entry.method === 8 ? raw.pipeThrough(new DecompressionStream("deflate-raw") as unknown as TransformStream<Uint8Array, Uint8Array>) : raw;
+
+    out = await Deno.open(outPath, { write: true, create: true, truncate: true, mode: 0o600 });
+    const hash = createHash("sha256");
+    let crc = 0;
+    let size = 0;
+    let tail = new Uint8Array(0);
+    const ceiling = Math.min(limits.maxSize, entry.size);
+    const ratioCeiling = Math.max(entry.compressedSize, 1) * limits.maxRatio;
+    try {
+      for await (const chunk of data) {
+        size += chunk.length;
+        if (size > ceiling) {
+          throw new ZipError(
+            size > limits.maxSize ? "too_large" : "size_mismatch",
+            size > limits.maxSize
+              ? `entry ${entry.name} inflates beyond check.max_unpacked_size (${limits.maxSize} bytes)`
+              : `entry ${entry.name} inflates to more than its declared ${entry.size} bytes: the zip is corrupt`,
+          );
+        }
+        if (size > ratioCeiling) throw new ZipError("zip_bomb", `entry ${entry.name} inflates beyond check.max_ratio (${limits.maxRatio}:1): refusing a possible zip bomb`);
+        crc = zlib.crc32(chunk, crc);
+        hash.update(chunk);
+        if (chunk.length >= 1024) tail = chunk.slice(chunk.length - 1024);
+        else {
+          const t = new Uint8Array(Math.min(1024, tail.length + chunk.length));
+          const keep = t.length - chunk.length;
+          t.set(tail.subarray(tail.length - keep), 0);
+          t.set(chunk, keep);
+          tail = t;
+        }
+        let w = 0;
+        while (w < chunk.length) w += await out.write(chunk.subarray(w));
+      }
+    } catch (e) {
+      if (e instanceof ZipError) throw e;
+      if (e instanceof Deno.errors.PermissionDenied || /no space|os error 28/i.test(String(e))) throw e;
+      throw new ZipError("corrupt_data", `the compressed data of ${entry.name} is corrupt (${e instanceof Error ? e.message : e})`, "the download is damaged or the export was broken: try again");
+    }
+    if (size !== entry.size) {
+      throw new ZipError("size_mismatch", `entry ${entry.name} inflated to ${size} bytes but the zip declares ${entry.size}: the zip is corrupt`);
+    }
+    if ((crc >>> 0) !== entry.crc32) {
+      throw new ZipError("crc_mismatch", `CRC-32 mismatch for ${entry.name} (computed ${hex8(crc)}, zip says ${hex8(entry.crc32)}): the dump is damaged`, "the download or the export is corrupt: try again, then check the source");
+    }
+    await out.sync();
+    return { size, sha256: hash.digest("hex"), tail };
+  } catch (e) {
+    try {
+      out?.close();
+      out = undefined;
+    } catch { /* closed */ }
+    await Deno.remove(outPath).catch(() => {});
+    throw e;
+  } finally {
+    out?.close();
+    f.close();
+  }
+}
+
+function hex8(n: number): string {
+  return (n >>> 0).toString(16).padStart(8, "0");
+}

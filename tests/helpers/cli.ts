@@ -1,0 +1,100 @@
+/** Run the CLI (main.ts through `deno run`, as users run the bundle) and write test configs. */
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { stringify } from "yaml";
+
+export const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
+export const MAIN = join(ROOT, "main.ts");
+
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Run `archivist ARGS` in a subprocess. */
+export async function runCli(args: string[], opts: { env?: Record<string, string>; cwd?: string } = {}): Promise<CliResult> {
+  const p = new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-all", "--quiet", MAIN, ...args],
+    env: { NO_COLOR: "1", ...opts.env },
+    cwd: opts.cwd ?? ROOT,
+    stdout: "piped",
+    stderr: "piped",
+  });
+  const r = await p.output();
+  const td = new TextDecoder();
+  return { code: r.code, stdout: td.decode(r.stdout), stderr: td.decode(r.stderr) };
+}
+
+/** Start `archivist ARGS` and return the child (for concurrency and signal tests). */
+export function spawnCli(args: string[], env: Record<string, string> = {}): Deno.ChildProcess {
+  return new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-all", "--quiet", MAIN, ...args],
+    env: { NO_COLOR: "1", ...env },
+    cwd: ROOT,
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+}
+
+/** Deep-merge plain objects (override wins; `undefined` deletes). */
+export function merge(base: Record<string, unknown>, over: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...base };
+  for (const [k, v] of Object.entries(over)) {
+    if (v === undefined) delete out[k];
+    else if (v && typeof v === "object" && !Array.isArray(v) && out[k] && typeof out[k] === "object") out[k] = merge(out[k] as Record<string, unknown>, v as Record<string, unknown>);
+    else out[k] = v;
+  }
+  return out;
+}
+
+/** A fresh sandbox: temp root with state, work, log and destination dirs, plus a config writer. */
+export interface Sandbox {
+  root: string;
+  dest: string;
+  stateDir: string;
+  logFile: string;
+  historyFile: string;
+  configPath: string;
+  base: Record<string, unknown>;
+  writeConfig(over?: Record<string, unknown>, mode?: number): Promise<string>;
+  cleanup(): Promise<void>;
+}
+
+export async function sandbox(source: { url: string; caFile: string }, extra: Record<string, unknown> = {}): Promise<Sandbox> {
+  const root = await Deno.makeTempDir({ prefix: "archivist-test-" });
+  const dest = join(root, "dest");
+  const stateDir = join(root, "state");
+  const logFile = join(root, "log", "archivist.log");
+  const configPath = join(root, "archive.yaml");
+  const base = merge({
+    name: "testjob",
+    state_dir: stateDir,
+    work_dir: join(root, "work"),
+    source: { url: source.url, entry: "dump.sql", ca_file: source.caFile, retries: 2, retry_delay: "50ms", connect_timeout: "5s", timeout: "30s" },
+    check: { expect_trailer: "-- Dump completed" },
+    archive: { timezone: "UTC" },
+    destination: { type: "local", path: dest, create_dirs: true },
+    retention: { max_age: "30d", min_keep: 3 },
+    log: { file: logFile },
+  }, extra);
+  const sb: Sandbox = {
+    root,
+    dest,
+    stateDir,
+    logFile,
+    historyFile: join(stateDir, "history.jsonl"),
+    configPath,
+    base,
+    async writeConfig(over = {}, mode = 0o600) {
+      await Deno.writeTextFile(configPath, stringify(merge(base, over)));
+      await Deno.chmod(configPath, mode);
+      return configPath;
+    },
+    async cleanup() {
+      await Deno.remove(root, { recursive: true }).catch(() => {});
+    },
+  };
+  await sb.writeConfig();
+  return sb;
+}
