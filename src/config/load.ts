@@ -60,11 +60,11 @@ export function loadConfig(path: string, env: Env): Config {
 
 /** Validate config text; `mode` is the file's permission bits (for the inline-secret rule). */
 export function parseConfigText(text: string, path: string, env: Env, mode = 0o600): Config {
-  const doc = parseDocument(text, { prettyErrors: false, uniqueKeys: true });
+  const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
   if (doc.errors.length) {
     const e = doc.errors[0];
     const where = e.linePos?.[0] ? ` line ${e.linePos[0].line}, column ${e.linePos[0].col}` : "";
-    throw new ConfigError(`${path}:${where}: invalid YAML: ${e.message.split("\n")[0]}`, "check indentation and quoting at that line", "yaml");
+    throw new ConfigError(`${path}:${where}: invalid YAML: ${e.message.split("\n")[0].replace(/ at line \d+, column \d+:?$/, "")}`, "check indentation and quoting at that line", "yaml");
   }
   const raw = doc.toJS();
   if (raw === null || raw === undefined) throw new ConfigError(`${path}: the file is empty`, "start from archive.yaml.example", "empty");

@@ -1,0 +1,118 @@
+/** Config: lookup order, YAML and schema errors naming file and key, secrets, units, and the example config. */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { stringify } from "yaml";
+import { findConfigPath, loadConfig, parseConfigText } from "../src/config/load.ts";
+import { configSchema, walkSchema } from "../src/config/schema.ts";
+import { mapEnv } from "../src/env.ts";
+import { ConfigError } from "../src/errors.ts";
+import { formatSize, parseDuration, parseSize } from "../src/config/units.ts";
+import { ROOT } from "./helpers/cli.ts";
+
+const MIN = { source: { url: "https://h.example/d.zip", entry: "d.sql" }, destination: { type: "local", path: "/backup" } };
+const env = mapEnv({});
+
+function parse(obj: unknown, mode = 0o600, e = env) {
+  return parseConfigText(typeof obj === "string" ? obj : stringify(obj), "/etc/archivist/archive.yaml", e, mode);
+}
+
+function fails(obj: unknown, re: RegExp, mode = 0o600, e = env) {
+  assert.throws(() => parse(obj, mode, e), (err: unknown) => {
+    assert.ok(err instanceof ConfigError, String(err));
+    assert.equal(err.exitCode, 10);
+    assert.match(err.message + " " + err.hint, re);
+    assert.ok(err.message.startsWith("/etc/archivist/archive.yaml"), "the message names the file");
+    return true;
+  });
+}
+
+Deno.test("a minimal config gets every default", () => {
+  const c = parse(MIN);
+  assert.equal(c.name, "archivist");
+  assert.equal(c.archive.name, "{YYYY}{MM}{DD}.tgz");
+  assert.equal(c.source.retries, 3);
+  assert.equal(c.source.timeout, 2 * 3600_000);
+  assert.equal(c.check.on_unchanged, "skip");
+  assert.equal(c.retention.min_keep, 3);
+  assert.equal(c.retention.max_delete, 10);
+  assert.equal(c.retention.max_age, undefined);
+  assert.deepEqual(c.destination, { type: "local", path: "/backup", create_dirs: false, require_mount: false });
+});
+
+Deno.test("errors name the key path and what was expected", async (t) => {
+  const cases: Array<[string, unknown, RegExp]> = [
+    ["missing section key", { destination: MIN.destination, source: { url: "https://h/x.zip" } }, /source\.entry: is required/],
+    ["http url", { ...MIN, source: { ...MIN.source, url: "http://h/x.zip" } }, /source\.url: expected an https:\/\/ URL/],
+    ["credentials in url", { ...MIN, source: { ...MIN.source, url: "https://u:p@h/x.zip" } }, /credentials in the URL are not accepted/],
+    ["unknown key with a guess", { ...MIN, retention: { max_agee: "30d" } }, /retention\.max_agee: unknown key; did you mean 'max_age'\?/],
+    ["unknown top-level key", { ...MIN, destinaton: {} }, /destinaton: unknown key; did you mean 'destination'\?/],
+    ["bad duration", { ...MIN, source: { ...MIN.source, timeout: "2 hours" } }, /source\.timeout: expected a duration like 30s, 5m, 12h, 30d, got the string "2 hours"/],
+    ["bad size", { ...MIN, source: { ...MIN.source, max_size: "lots" } }, /source\.max_size: expected a size/],
+    ["number as string", { ...MIN, retention: { min_keep: "3" } }, /retention\.min_keep: expected an integer, got the string "3"/],
+    ["min_keep 0", { ...MIN, retention: { min_keep: 0 } }, /retention\.min_keep: expected an integer from 1/],
+    ["enum", { ...MIN, check: { on_unchanged: "ignore" } }, /check\.on_unchanged: expected one of skip, archive, fail/],
+    ["time zone", { ...MIN, archive: { timezone: "Europe/Pariss" } }, /archive\.timezone: unknown time zone "Europe\/Pariss"/],
+    ["name pattern", { ...MIN, archive: { name: "{YYYY}.tgz" } }, /archive\.name: must contain \{MM\}/],
+    ["destination type", { ...MIN, destination: { type: "locl", path: "/x" } }, /destination\.type: expected one of .*local.*; did you mean 'local'\?/],
+    ["relative path", { ...MIN, destination: { type: "local", path: "backup" } }, /destination\.path: expected an absolute path/],
+    ["bad regex", { ...MIN, check: { expect_trailer: "(" } }, /check\.expect_trailer: not a valid regular expression/],
+    ["YAML syntax", "source:\n  url: [unclosed\n", /line \d+, column \d+: invalid YAML/],
+    ["empty file", "", /the file is empty/],
+    ["not a mapping", "- a\n- b\n", /expected a mapping of keys, got a list/],
+    ["basic auth without password", { ...MIN, source: { ...MIN.source, auth: { type: "basic", username: "u" } } }, /source\.auth\.password: is required: give source\.auth\.password_file/],
+    ["two ways to give a secret", { ...MIN, source: { ...MIN.source, auth: { type: "basic", username: "u", password: "a", password_env: "B" } } }, /give only one of password, password_env/],
+  ];
+  for (const [name, obj, re] of cases) await t.step(name, () => fails(obj, re));
+});
+
+Deno.test("secrets: inline only in a 0600 file; from a file; from the environment; all collected for redaction", async () => {
+  const inline = { ...MIN, source: { ...MIN.source, auth: { type: "basic", username: "u", password: "inline-pw" } } };
+  assert.equal(parse(inline, 0o600).source.auth!.type, "basic");
+  fails(inline, /inline secret in a config readable by group or others \(mode 0640\)[\s\S]*chmod 600/, 0o640);
+  const dir = await Deno.makeTempDir();
+  await Deno.writeTextFile(join(dir, "pw"), "file-pw\nsecond line ignored\n");
+  const fromFile = parse({ ...MIN, source: { ...MIN.source, auth: { type: "basic", username: "u", password_file: join(dir, "pw") } } }, 0o644);
+  assert.deepEqual(fromFile.secretValues, ["file-pw"]);
+  const a = fromFile.source.auth!;
+  assert.ok(a.type === "basic" && a.password === "file-pw");
+  fails({ ...MIN, source: { ...MIN.source, auth: { type: "basic", username: "u", password_file: join(dir, "missing") } } }, /password_file: cannot read .*missing/);
+  const fromEnv = parse({ ...MIN, source: { ...MIN.source, auth: { type: "header", name: "Authorization", value_env: "TOKEN" } } }, 0o644, mapEnv({ TOKEN: "Bearer t0k" }));
+  assert.deepEqual(fromEnv.secretValues, ["Bearer t0k"]);
+  fails({ ...MIN, source: { ...MIN.source, auth: { type: "header", name: "X", value_env: "NOPE" } } }, /value_env: environment variable NOPE is not set/);
+});
+
+Deno.test("config lookup: --config, then $ARCHIVIST_CONFIG, then /etc/archivist/archive.yaml, then ./archive.yaml", () => {
+  assert.deepEqual(findConfigPath("/a.yaml", mapEnv({ ARCHIVIST_CONFIG: "/b.yaml" })), { path: "/a.yaml", how: "--config" });
+  assert.deepEqual(findConfigPath(undefined, mapEnv({ ARCHIVIST_CONFIG: "/b.yaml" })), { path: "/b.yaml", how: "$ARCHIVIST_CONFIG" });
+  assert.equal(findConfigPath(undefined, env, (p) => p === "/etc/archivist/archive.yaml").path, "/etc/archivist/archive.yaml");
+  assert.equal(findConfigPath(undefined, env, (p) => p === "./archive.yaml").path, "./archive.yaml");
+  assert.throws(() => findConfigPath(undefined, env, () => false), /no config file: none given with --config or \$ARCHIVIST_CONFIG/);
+});
+
+Deno.test("units: durations and sizes", () => {
+  assert.equal(parseDuration("30s"), 30_000);
+  assert.equal(parseDuration("1h30m"), 5_400_000);
+  assert.equal(parseDuration("30d"), 30 * 86_400_000);
+  assert.equal(parseDuration("2w"), 14 * 86_400_000);
+  assert.equal(parseDuration("250ms"), 250);
+  assert.equal(parseDuration("30"), undefined);
+  assert.equal(parseDuration("-1d"), undefined);
+  assert.equal(parseSize("20GiB"), 20 * 1024 ** 3);
+  assert.equal(parseSize("500MB"), 500e6);
+  assert.equal(parseSize("1024"), 1024);
+  assert.equal(parseSize("12 parsecs"), undefined);
+  assert.equal(formatSize(1536), "1.50 KiB");
+});
+
+Deno.test("archive.yaml.example is valid and shows every config key", () => {
+  const path = join(ROOT, "archive.yaml.example");
+  const cfg = loadConfig(path, env);
+  assert.equal(cfg.destination.type, "local");
+  const text = Deno.readTextFileSync(path);
+  const missing: string[] = [];
+  for (const [p] of walkSchema(configSchema)) {
+    const key = p.split(".").pop()!.replace(/\[.*\]$/, "");
+    if (key && !new RegExp(`(^|\\s|#\\s*)${key}:`, "m").test(text)) missing.push(p);
+  }
+  assert.deepEqual(missing, [], "keys the example does not mention");
+});
