@@ -76,3 +76,18 @@ export function formatSize(n: number): string {
   }
   return `${v.toFixed(v < 10 ? 2 : 1)} ${units[i]}`;
 }
+
+/** The shortest exact config spelling of a duration: 30000 → "30s", 7200000 → "2h". */
+export function shortDuration(ms: number): string {
+  for (const [u, f] of Object.entries(DURATION_UNITS).reverse()) if (ms % f === 0 && ms >= f) return `${ms / f}${u}`;
+  return `${ms}ms`;
+}
+
+/** The shortest exact config spelling of a size: 53687091200 → "50GiB". */
+export function shortSize(n: number): string {
+  for (const u of ["tib", "gib", "mib", "kib"]) {
+    const f = SIZE_UNITS[u];
+    if (n >= f && n % f === 0) return `${n / f}${u.replace("ib", "iB").toUpperCase().replace("IB", "iB")}`;
+  }
+  return String(n);
+}

@@ -1,0 +1,61 @@
+/**
+ * Test prerequisites. `deno task test` runs this first: it checks that every tool the tests start or call is
+ * installed. As root it installs what is missing with apt; otherwise it stops and names the Debian packages.
+ * No protocol is ever skipped silently: a missing server fails the run here, before any test.
+ *
+ *   deno run -A tests/setup.ts            check, install as root
+ *   deno run -A tests/setup.ts --print    print the package list (used by .ci/run and the docs)
+ */
+
+/** command → Debian package. */
+export const REQUIRED: Record<string, string> = {
+  openssl: "openssl",
+  zip: "zip",
+  python3: "python3",
+  tar: "tar",
+  gzip: "gzip",
+  sha256sum: "coreutils",
+  chattr: "e2fsprogs",
+};
+
+function has(cmd: string): boolean {
+  for (const dir of (Deno.env.get("PATH") ?? "/usr/bin:/bin").split(":").concat(["/usr/sbin", "/sbin"])) {
+    try {
+      if (Deno.statSync(`${dir}/${cmd}`).isFile) return true;
+    } catch { /* not here */ }
+  }
+  return false;
+}
+
+function run(cmd: string, args: string[]): boolean {
+  const r = new Deno.Command(cmd, { args, stdout: "inherit", stderr: "inherit", env: { DEBIAN_FRONTEND: "noninteractive" } }).outputSync();
+  return r.success;
+}
+
+if (import.meta.main) {
+  const packages = [...new Set(Object.values(REQUIRED))].sort();
+  if (Deno.args.includes("--print")) {
+    console.log(packages.join(" "));
+    Deno.exit(0);
+  }
+  const missing = Object.entries(REQUIRED).filter(([cmd]) => !has(cmd));
+  if (missing.length) {
+    const pkgs = [...new Set(missing.map(([, p]) => p))].sort();
+    if (Deno.uid() === 0) {
+      console.error(`tests/setup: installing ${pkgs.join(" ")} (missing: ${missing.map(([c]) => c).join(", ")})`);
+      if (!run("apt-get", ["update", "-q"]) || !run("apt-get", ["install", "-y", "-q", "--no-install-recommends", ...pkgs])) {
+        console.error(`tests/setup: apt-get failed; install by hand: apt-get install ${pkgs.join(" ")}`);
+        Deno.exit(1);
+      }
+      const still = missing.filter(([cmd]) => !has(cmd));
+      if (still.length) {
+        console.error(`tests/setup: still missing after install: ${still.map(([c]) => c).join(", ")}`);
+        Deno.exit(1);
+      }
+    } else {
+      console.error(`tests/setup: the tests need ${missing.map(([c]) => c).join(", ")}, which are not installed.`);
+      console.error(`Install the Debian packages, then run deno task test again:\n  sudo apt-get install ${pkgs.join(" ")}`);
+      Deno.exit(1);
+    }
+  }
+}

@@ -1,0 +1,66 @@
+/**
+ * `deno task docs`: regenerate the generated parts of the docs from the code:
+ *  - docs/TECHNICAL.md, between <!-- config:start --> and <!-- config:end -->: every config key from the schema;
+ *  - README.md, docs/USER_GUIDE.md and docs/TECHNICAL.md, between <!-- exit-codes:start/end -->: the exit codes.
+ * tests/docs_test.ts fails when a generated part is out of date.
+ */
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { configSchema, walkSchema } from "../src/config/schema.ts";
+import { EXIT_DESCRIPTIONS } from "../src/errors.ts";
+import { shortDuration, shortSize } from "../src/config/units.ts";
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
+
+function fmtDefault(type: string, v: unknown): string {
+  if (v === undefined) return "";
+  if (type === "duration" && typeof v === "number") return shortDuration(v);
+  if (type === "size" && typeof v === "number") return shortSize(v);
+  return typeof v === "string" ? v : JSON.stringify(v);
+}
+
+/** The markdown table of every config key. */
+export function configTable(): string {
+  const rows = ["| key | type | default | meaning |", "| --- | --- | --- | --- |"];
+  for (const [path, f] of walkSchema(configSchema)) {
+    if (f.children && !f.help) continue; // plain sections
+    const key = path.replace(/\[(\w+)\]/, " ($1)");
+    const req = f.required && !f.children ? "**required**" : fmtDefault(f.type, f.defaultValue);
+    const type = f.variants ? `one of: ${Object.keys(f.variants).join(", ")}` : f.type;
+    rows.push(`| \`${key}\` | ${type.replace(/\|/g, "\\|")} | ${req.replace(/\|/g, "\\|")} | ${f.help.replace(/\|/g, "\\|")} |`);
+  }
+  return rows.join("\n");
+}
+
+export function exitTable(): string {
+  return ["| code | meaning |", "| --- | --- |", ...EXIT_DESCRIPTIONS.map(([c, d]) => `| ${c} | ${d} |`)].join("\n");
+}
+
+export function replaceBlock(text: string, name: string, body: string): string {
+  const re = new RegExp(`(<!-- ${name}:start -->)[\\s\\S]*?(<!-- ${name}:end -->)`);
+  if (!re.test(text)) return text;
+  return text.replace(re, (_m, a, b) => `${a}\n${body}\n${b}`);
+}
+
+export const DOCS = ["README.md", "docs/USER_GUIDE.md", "docs/TECHNICAL.md"];
+
+/** Each doc with its generated blocks refreshed. */
+export function generated(): Map<string, { before: string; after: string }> {
+  const out = new Map<string, { before: string; after: string }>();
+  for (const rel of DOCS) {
+    const p = join(ROOT, rel);
+    const before = Deno.readTextFileSync(p);
+    const after = replaceBlock(replaceBlock(before, "config", configTable()), "exit-codes", exitTable());
+    out.set(rel, { before, after });
+  }
+  return out;
+}
+
+if (import.meta.main) {
+  for (const [rel, { before, after }] of generated()) {
+    if (before !== after) {
+      Deno.writeTextFileSync(join(ROOT, rel), after);
+      console.log(`updated ${rel}`);
+    }
+  }
+}
