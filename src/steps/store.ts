@@ -6,6 +6,7 @@
  * it is already stored; different content gets the next free `-N` name (`20261122-2.tgz`).
  */
 import { join } from "node:path";
+import { createHash } from "node:crypto";
 import { ArchivistError, asArchivistError } from "../errors.ts";
 import { formatSize } from "../config/units.ts";
 import { formatName, isTempName, parseName, sidecarName } from "../naming.ts";
@@ -21,6 +22,23 @@ async function remoteSha(t: Transport, name: string, workDir: string): Promise<s
     return /^([0-9a-f]{64})\s/.exec(await Deno.readTextFile(local))?.[1];
   } catch {
     return undefined;
+  } finally {
+    await Deno.remove(local).catch(() => {});
+  }
+}
+
+/** Download `name` back and compare its sha256 (destination.verify: checksum). */
+async function verifyChecksum(t: Transport, name: string, want: string, workDir: string): Promise<void> {
+  const local = join(workDir, "readback.tgz");
+  try {
+    await t.download(name, local);
+    const f = await Deno.open(local);
+    const h = createHash("sha256");
+    for await (const chunk of f.readable) h.update(chunk);
+    const got = h.digest("hex");
+    if (got !== want) {
+      throw new ArchivistError("store", `read-back of ${name} from ${t.location} has sha256 ${got}, expected ${want}: the stored copy is damaged`, "check the destination's storage; the state was not advanced", { code: "checksum_mismatch" });
+    }
   } finally {
     await Deno.remove(local).catch(() => {});
   }
@@ -71,10 +89,15 @@ export const storeStep: Step = {
       if (size !== data.archiveSize) {
         throw new ArchivistError("store", `size after upload differs for ${name}: ${size} on ${t.location}, ${data.archiveSize} expected`, "check the destination", { code: "size_mismatch" });
       }
+      let verified = "size verified";
+      if ((ctx.config.destination as { verify?: string }).verify === "checksum") {
+        await verifyChecksum(t, name, data.archiveSha256!, ctx.workDir);
+        verified = "sha256 verified by reading it back";
+      }
       await t.upload(data.sidecarPath!, sidecarName(name));
       data.stored = true;
       data.storedLocation = t.location;
-      return { status: "ok", message: `stored ${name} (${formatSize(size)}, size verified) and ${sidecarName(name)} on ${t.location}` };
+      return { status: "ok", message: `stored ${name} (${formatSize(size)}, ${verified}) and ${sidecarName(name)} on ${t.location}` };
     } catch (e) {
       throw asArchivistError("store", e);
     }

@@ -84,7 +84,8 @@ export class LocalTransport implements Transport {
     return join(this.cfg.path, name);
   }
 
-  open(): Promise<void> {
+  // deno-lint-ignore require-await
+  async open(): Promise<void> {
     const dir = this.cfg.path;
     if (this.cfg.require_mount) {
       let info = "";
@@ -122,12 +123,11 @@ export class LocalTransport implements Transport {
         throw fsError(e2, "cannot create destination directory", dir);
       }
       this.ctx.log.info(this.ctx.step ?? "store", `created destination directory ${dir}`);
-      return Promise.resolve();
+      return;
     }
     if (!st.isDirectory) {
       throw new ArchivistError("store", `destination ${dir} exists but is not a directory`, "check destination.path", { code: "missing_dir" });
     }
-    return Promise.resolve();
   }
 
   async upload(localPath: string, name: string): Promise<number> {

@@ -4,9 +4,17 @@
  */
 import type { Transport, TransportContext, TransportKind } from "./transport.ts";
 import { local } from "./local.ts";
+import { sftp } from "./sftp.ts";
+import { ftps } from "./ftps.ts";
+import { webdav } from "./webdav.ts";
+import { smb } from "./smb.ts";
 
 export const TRANSPORTS = {
   local,
+  sftp,
+  ftps,
+  webdav,
+  smb,
 } satisfies Record<string, TransportKind<any>>;
 
 export type DestinationType = keyof typeof TRANSPORTS;

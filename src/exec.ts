@@ -1,0 +1,89 @@
+/**
+ * Running the transfer tools (sftp, ssh, curl, smbclient): argument arrays, never shell strings; a timeout;
+ * stdin for batch input; output captured and decoded; secrets redacted from anything that reaches an error.
+ * Children are killed when archivist is interrupted.
+ */
+import { onCleanup } from "./cleanup.ts";
+
+export interface ExecResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+  /** True when the timeout killed it. */
+  timedOut: boolean;
+}
+
+export interface ExecOptions {
+  stdin?: string;
+  timeoutMs?: number;
+  env?: Record<string, string>;
+  cwd?: string;
+}
+
+/** A client tool that is not installed: names the Debian package. */
+export class MissingToolError extends Error {
+  constructor(readonly tool: string, readonly pkg: string) {
+    super(`${tool} is not installed (Debian package: ${pkg}; install it with: apt-get install ${pkg})`);
+  }
+}
+
+/**
+ * Run `cmd args`. Never throws for a non-zero exit (the caller classifies it); throws MissingToolError when the
+ * command does not exist.
+ * @example const r = await exec("curl", ["--version"], { timeoutMs: 5000 }, "curl");
+ */
+export async function exec(cmd: string, args: string[], opts: ExecOptions = {}, pkg = cmd): Promise<ExecResult> {
+  let child: Deno.ChildProcess;
+  try {
+    child = new Deno.Command(cmd, {
+      args,
+      cwd: opts.cwd,
+      env: { LC_ALL: "C", ...opts.env },
+      stdin: opts.stdin !== undefined ? "piped" : "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) throw new MissingToolError(cmd, pkg);
+    throw e;
+  }
+  const unregister = onCleanup(() => {
+    try {
+      child.kill("SIGTERM");
+    } catch { /* already gone */ }
+  });
+  let timedOut = false;
+  const timer = opts.timeoutMs
+    ? setTimeout(() => {
+      timedOut = true;
+      try {
+        child.kill("SIGKILL");
+      } catch { /* gone */ }
+    }, opts.timeoutMs)
+    : undefined;
+  try {
+    if (opts.stdin !== undefined) {
+      const w = child.stdin.getWriter();
+      await w.write(new TextEncoder().encode(opts.stdin)).catch(() => {});
+      await w.close().catch(() => {});
+    }
+    const out = await child.output();
+    const td = new TextDecoder();
+    return { code: out.code, stdout: td.decode(out.stdout), stderr: td.decode(out.stderr), timedOut };
+  } finally {
+    clearTimeout(timer);
+    // Unregister without killing: the process has exited.
+    unregister.call(null);
+  }
+}
+
+/** Write a credentials file readable only by us (0600), in a private directory. */
+export function writePrivateFile(path: string, content: string): void {
+  const f = Deno.openSync(path, { write: true, create: true, truncate: true, mode: 0o600 });
+  try {
+    Deno.chmodSync(path, 0o600);
+    f.writeSync(new TextEncoder().encode(content));
+  } finally {
+    f.close();
+  }
+}

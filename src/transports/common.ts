@@ -1,0 +1,63 @@
+/** Pieces shared by the network transports: common config keys and error construction. */
+import { ArchivistError } from "../errors.ts";
+import { MissingToolError } from "../exec.ts";
+import { bool, duration, int, nonEmpty, oneOf, str } from "../config/fields.ts";
+
+/** Keys every network destination has. */
+export function networkFields(defaultPort: number) {
+  return {
+    host: nonEmpty("host name").doc("Server host name or IP address.", "backup.example.org"),
+    port: int(1, 65535).default(defaultPort).doc(`TCP port (default ${defaultPort}).`, defaultPort),
+    create_dirs: bool().default(false).doc("Create the remote directory when it is missing. Off: a missing directory is an error."),
+    timeout: duration().default(30_000).doc("Connect timeout; transfers fail when stalled this long.", "30s"),
+  };
+}
+
+/** A remote directory path: no quotes, newlines or backslashes (they would break the tools' command syntax). */
+export function remoteDir() {
+  return str((s) => (/["\n\r\\]/.test(s) ? "must not contain quotes, backslashes or newlines" : s.trim() === "" ? "must not be empty" : undefined), "remote path");
+}
+
+export const verifyField = oneOf("size", "checksum").default("size").doc(
+  "After upload: compare the remote size (size), or also download the archive back and compare its sha256 (checksum).",
+);
+
+/** A store-step error with a code. */
+export function storeErr(code: string, message: string, hint = ""): ArchivistError {
+  return new ArchivistError("store", message, hint, { code });
+}
+
+/** Turn a missing client tool into a clear store error. */
+export function toolMissing(e: unknown): never {
+  if (e instanceof MissingToolError) throw storeErr("missing_tool", e.message, "install the client tool on this machine");
+  throw e;
+}
+
+/** Refuse a file name that is not a plain name in the destination directory. */
+export function checkName(name: string): string {
+  if (/[/\\\n\r"]/.test(name) || name === "" || name === "." || name === "..") throw storeErr("bad_name", `refusing the file name ${JSON.stringify(name)}`);
+  return name;
+}
+
+/** Join a remote directory and a file name with '/'. */
+export function rjoin(dir: string, name: string): string {
+  checkName(name);
+  return dir === "" || dir === "." ? name : `${dir.replace(/\/+$/, "")}/${name}`;
+}
+
+/** Parse an `ls -l` style line (sftp, FTP LIST): permissions, size, name. */
+export function parseLsLine(line: string): { name: string; size: number; isDir: boolean; mtime?: Date } | undefined {
+  const m = /^([\-dlbcps][rwxsStT\-]{9}[+@.]?)\s+\d+\s+\S+\s+\S+\s+(\d+)\s+(\w{3}\s+\d{1,2}\s+(?:\d{1,2}:\d{2}|\d{4}))\s+(.+)$/.exec(line.trimEnd());
+  if (!m) return undefined;
+  let name = m[4];
+  if (m[1][0] === "l") name = name.replace(/ -> .*$/, "");
+  name = name.split("/").pop()!;
+  const t = Date.parse(`${m[3]}${/:\d{2}$/.test(m[3]) ? ` ${new Date().getUTCFullYear()}` : ""} UTC`);
+  return { name, size: Number(m[2]), isDir: m[1][0] === "d", mtime: Number.isNaN(t) ? undefined : new Date(t) };
+}
+
+/** A netrc line; values with spaces or quotes are quoted (curl ≥ 7.84 reads quoted netrc tokens). */
+export function netrcLine(host: string, user: string, password: string): string {
+  const tok = (s: string) => (/[\s"\\]/.test(s) ? `"${s.replace(/\\/g, "\\\\").replace(/"/g, '\\"')}"` : s);
+  return `machine ${tok(host)} login ${tok(user)} password ${tok(password)}\n`;
+}

@@ -1,0 +1,209 @@
+/**
+ * `type: ftps`: FTP over TLS with curl. Explicit TLS (AUTH TLS on port 21) is required by default, implicit TLS
+ * (port 990) is an option; plain FTP is not offered. Passive mode. Credentials go in a netrc file (mode 0600)
+ * in the run's private dir, never on the command line. Upload: STOR to `.NAME.part`, then RNFR/RNTO in the
+ * same session, then the size from SIZE (curl -I). Listing with MLSD where the server has it, LIST -a where not.
+ */
+import { join } from "node:path";
+import { absPath, bool, nonEmpty, obj, oneOf, secretFields } from "../config/fields.ts";
+import { exec, type ExecResult, writePrivateFile } from "../exec.ts";
+import { tempName } from "../naming.ts";
+import { checkName, netrcLine, networkFields, parseLsLine, remoteDir, storeErr, toolMissing, verifyField } from "./common.ts";
+import type { RemoteEntry, Transport, TransportContext, TransportKind } from "./transport.ts";
+
+export const ftpsSchema = obj({
+  type: oneOf("ftps").doc("FTP over TLS (curl). Plain FTP is never used.", "ftps"),
+  ...networkFields(21),
+  user: nonEmpty("user name").doc("FTP user.", "backup"),
+  ...secretFields("password", "FTP password", true),
+  path: remoteDir().doc("Remote directory, relative to the login directory (start with / for an absolute path).", "backups/db"),
+  tls: oneOf("explicit", "implicit").default("explicit").doc("explicit: AUTH TLS on the control port (usually 21). implicit: TLS from the first byte (usually port 990)."),
+  ca_file: absPath().optional().doc("PEM file of the CA that signed the server's certificate (when not a public CA).", "/etc/archivist/ftp-ca.pem"),
+  tls_max: oneOf("1.2", "1.3").default("1.2").doc(
+    "Highest TLS version offered. 1.2 by default: vsftpd 3.0.x with TLS 1.3 intermittently fails uploads (426) when it requires TLS session reuse on the data connection.",
+  ),
+  mlsd: bool().default(true).doc("Try MLSD for listings (exact sizes); falls back to LIST when the server lacks it (vsftpd)."),
+  verify: verifyField,
+});
+export type FtpsConfig = ReturnType<typeof ftpsSchema.parse>;
+
+/** curl exit codes → causes. */
+function classify(r: ExecResult, cfg: FtpsConfig, what: string) {
+  const where = `${cfg.host}:${cfg.port}`;
+  const msg = r.stderr.trim().split("\n").filter(Boolean).pop() ?? "";
+  switch (r.code) {
+    case 6:
+      return storeErr("dns", `cannot resolve host ${cfg.host}`, "check destination.host and DNS");
+    case 7:
+      return storeErr("refused", `connection refused by ${where}`, "is the FTP server running there, on that port?");
+    case 28:
+      return storeErr("timeout", `${what}: timed out talking to ${where}`, "check the network, or raise destination.timeout");
+    case 35:
+    case 58:
+    case 59:
+    case 64:
+      return storeErr("tls", `TLS handshake with ${where} failed (${msg})`, cfg.tls === "explicit" ? "the server must support AUTH TLS; for implicit FTPS set destination.tls: implicit" : "check destination.tls and the port");
+    case 60:
+    case 77:
+    case 83:
+      return storeErr("tls_untrusted", `TLS certificate of ${where} not trusted (${msg})`, cfg.ca_file ? `check that destination.ca_file (${cfg.ca_file}) holds the CA that signed the server's certificate` : "set destination.ca_file to the PEM of the CA that signed the server's certificate");
+    case 67:
+      return storeErr("auth", `login refused by ${where} for user ${cfg.user}`, "check destination.user and the password");
+    case 9:
+      return storeErr("missing_dir", `${what}: remote directory ${cfg.path} missing or not accessible on ${where}`, "check destination.path, or set destination.create_dirs: true");
+    case 78:
+      return storeErr("missing_file", `${what}: no such file on ${where}`);
+    case 25:
+      if (/552|452|space|quota/i.test(r.stderr)) return storeErr("disk_full", `${what}: remote disk full on ${where} (${msg})`, "free space on the server or shorten retention");
+      return storeErr("permission", `${what}: upload refused by ${where} (${msg})`, "check the remote directory's permissions");
+    case 21:
+      if (/550/.test(r.stderr)) return storeErr("permission", `${what}: refused by ${where} (${msg})`, "check permissions on the server");
+      return storeErr("transfer", `${what}: FTP command refused by ${where} (${msg})`);
+    case 18:
+    case 55:
+    case 56:
+      return storeErr("transfer_cut", `${what}: transfer cut (${msg})`, "the connection dropped; the next run retries");
+    default:
+      return storeErr("transfer", `${what} failed on ${where} (curl exit ${r.code}: ${msg})`);
+  }
+}
+
+export class FtpsTransport implements Transport {
+  readonly location: string;
+  private readonly netrc: string;
+  private mlsdWorks: boolean;
+
+  constructor(private readonly cfg: FtpsConfig, private readonly ctx: TransportContext) {
+    this.location = `${cfg.tls === "implicit" ? "ftps" : "ftp+tls"}://${cfg.user}@${cfg.host}:${cfg.port}/${cfg.path.replace(/^\//, "%2F")}`;
+    this.netrc = join(ctx.privateDir, "ftps.netrc");
+    this.mlsdWorks = cfg.mlsd;
+  }
+
+  /** URL of the directory (trailing slash) or of a file in it. An absolute path starts with %2F. */
+  private url(name = ""): string {
+    const scheme = this.cfg.tls === "implicit" ? "ftps" : "ftp";
+    const p = this.cfg.path;
+    const segs = p.split("/").filter(Boolean).map(encodeURIComponent);
+    return `${scheme}://${this.cfg.host}:${this.cfg.port}/${p.startsWith("/") ? "%2F" : ""}${segs.join("/")}/${encodeURIComponent(name)}`;
+  }
+
+  private async curl(args: string[], what: string, allowFail = false): Promise<ExecResult> {
+    const s = Math.max(1, Math.round(this.cfg.timeout / 1000));
+    const base = [
+      "--silent", "--show-error", "--disable-epsv", "--ftp-pasv",
+      "--netrc-file", this.netrc,
+      "--connect-timeout", String(s),
+      "--speed-limit", "1", "--speed-time", String(Math.max(s, 30)),
+      ...(this.cfg.tls === "explicit" ? ["--ssl-reqd"] : []),
+      "--tls-max", this.cfg.tls_max,
+      ...(this.cfg.ca_file ? ["--cacert", this.cfg.ca_file] : []),
+    ];
+    let r: ExecResult;
+    try {
+      r = await exec("curl", [...base, ...args], {}, "curl");
+    } catch (e) {
+      toolMissing(e);
+    }
+    if (r.code !== 0 && !allowFail) throw classify(r, this.cfg, what);
+    return r;
+  }
+
+  async open(): Promise<void> {
+    writePrivateFile(this.netrc, netrcLine(this.cfg.host, this.cfg.user, this.cfg.password!));
+    const r = await this.curl(["--list-only", this.url()], `directory ${this.cfg.path}`, true);
+    if (r.code === 0) return;
+    const e = classify(r, this.cfg, `directory ${this.cfg.path}`);
+    if (e.code !== "missing_dir") throw e;
+    if (!this.cfg.create_dirs) throw storeErr("missing_dir", `remote directory ${this.cfg.path} does not exist on ${this.cfg.host}:${this.cfg.port}`, "create it, or set destination.create_dirs: true");
+    // Create each level; "*" makes curl ignore the failure of a level that already exists.
+    const parts = this.cfg.path.split("/").filter(Boolean);
+    const quotes: string[] = [];
+    let acc = "";
+    for (const p of parts) {
+      acc = acc ? `${acc}/${p}` : this.cfg.path.startsWith("/") ? `/${p}` : p;
+      quotes.push("-Q", `*MKD ${acc}`);
+    }
+    const root = `${this.cfg.tls === "implicit" ? "ftps" : "ftp"}://${this.cfg.host}:${this.cfg.port}/`;
+    await this.curl(["--list-only", ...quotes, root], `creating ${this.cfg.path}`);
+    await this.curl(["--list-only", this.url()], `directory ${this.cfg.path}`);
+    this.ctx.log.info(this.ctx.step ?? "store", `created remote directory ${this.cfg.path}`);
+  }
+
+  async upload(localPath: string, name: string): Promise<number> {
+    const tmp = tempName(checkName(name));
+    const r = await this.curl(["-T", localPath, this.url(tmp), "-Q", `-RNFR ${tmp}`, "-Q", `-RNTO ${name}`], `upload of ${name}`, true);
+    if (r.code !== 0) {
+      await this.curl(["--list-only", this.url(), "-Q", `-DELE ${tmp}`], "cleanup", true).catch(() => {});
+      throw classify(r, this.cfg, `upload of ${name}`);
+    }
+    const size = await this.size(name);
+    const want = (await Deno.stat(localPath)).size;
+    if (size !== want) throw storeErr("size_mismatch", `size after upload differs for ${name}: ${size} bytes on ${this.location}, ${want} expected`);
+    return size;
+  }
+
+  private async size(name: string): Promise<number> {
+    const r = await this.curl(["-I", this.url(name)], `size of ${name}`);
+    const m = /Content-Length:\s*(\d+)/i.exec(r.stdout);
+    if (!m) throw storeErr("size_mismatch", `the server did not report the size of ${name}`);
+    return Number(m[1]);
+  }
+
+  async list(): Promise<RemoteEntry[]> {
+    if (this.mlsdWorks) {
+      const r = await this.curl(["-X", "MLSD", this.url()], `listing ${this.cfg.path}`, true);
+      if (r.code === 0) return parseMlsd(r.stdout);
+      this.mlsdWorks = false; // the server lacks MLSD: LIST from now on
+      this.ctx.log.debug(this.ctx.step ?? "store", `MLSD not supported by ${this.cfg.host} (curl exit ${r.code}): using LIST`);
+    }
+    const r = await this.curl(["-X", "LIST -a", this.url()], `listing ${this.cfg.path}`);
+    const out: RemoteEntry[] = [];
+    for (const line of r.stdout.split("\n")) {
+      const e = parseLsLine(line);
+      if (e && e.name !== "." && e.name !== "..") out.push(e);
+    }
+    return out;
+  }
+
+  async remove(name: string): Promise<void> {
+    checkName(name);
+    await this.curl(["--list-only", this.url(), "-Q", `-DELE ${name}`], `deleting ${name}`);
+  }
+
+  async download(name: string, localPath: string): Promise<void> {
+    await this.curl(["-o", localPath, this.url(name)], `download of ${name}`);
+  }
+
+  async close(): Promise<void> {
+    await Deno.remove(this.netrc).catch(() => {});
+  }
+}
+
+/** Parse MLSD facts lines: "type=file;size=123;modify=20261122020000; name". */
+export function parseMlsd(text: string): RemoteEntry[] {
+  const out: RemoteEntry[] = [];
+  for (const line of text.split(/\r?\n/)) {
+    const sp = line.indexOf(" ");
+    if (sp < 0) continue;
+    const facts = Object.fromEntries(line.slice(0, sp).split(";").filter(Boolean).map((f) => {
+      const [k, ...v] = f.split("=");
+      return [k.toLowerCase(), v.join("=")];
+    }));
+    const name = line.slice(sp + 1);
+    if (!facts.type || facts.type === "cdir" || facts.type === "pdir") continue;
+    const m = /^(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})/.exec(facts.modify ?? "");
+    out.push({
+      name,
+      size: Number(facts.size ?? 0),
+      isDir: facts.type === "dir",
+      mtime: m ? new Date(Date.UTC(+m[1], +m[2] - 1, +m[3], +m[4], +m[5], +m[6])) : undefined,
+    });
+  }
+  return out;
+}
+
+export const ftps: TransportKind<FtpsConfig> = {
+  schema: ftpsSchema,
+  packages: ["curl"],
+  create: (cfg, ctx) => new FtpsTransport(cfg, ctx),
+};

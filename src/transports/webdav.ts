@@ -1,0 +1,200 @@
+/**
+ * `type: webdav`: WebDAV with curl. HTTPS by default; plain HTTP only when `allow_http: true` is written.
+ * Upload: PUT to `.NAME.part`, MOVE to NAME with `Overwrite: F`, then the size from PROPFIND.
+ * Credentials go in a netrc file (mode 0600) in the run's private dir, never on the command line.
+ */
+import { join } from "node:path";
+import { absPath, bool, nonEmpty, obj, oneOf, secretFields, str } from "../config/fields.ts";
+import { exec, type ExecResult, writePrivateFile } from "../exec.ts";
+import { tempName } from "../naming.ts";
+import { duration } from "../config/fields.ts";
+import { checkName, netrcLine, storeErr, toolMissing, verifyField } from "./common.ts";
+import type { RemoteEntry, Transport, TransportContext, TransportKind } from "./transport.ts";
+
+const davUrl = str((s) => {
+  try {
+    const u = new URL(s);
+    if (u.protocol !== "https:" && u.protocol !== "http:") return "expected an https:// (or http://) URL";
+    if (u.username || u.password) return "credentials in the URL are not accepted: use user and password_file";
+    return undefined;
+  } catch {
+    return `expected a URL, got ${JSON.stringify(s)}`;
+  }
+}, "URL");
+
+export const webdavSchema = obj({
+  type: oneOf("webdav").doc("WebDAV over HTTPS (curl).", "webdav"),
+  url: davUrl.doc("URL of the directory that receives the archives.", "https://dav.example.org/backup/db/"),
+  user: nonEmpty("user name").optional().doc("User for basic/digest authentication.", "backup"),
+  ...secretFields("password", "WebDAV password"),
+  ca_file: absPath().optional().doc("PEM file of the CA that signed the server's certificate (when not a public CA).", "/etc/archivist/dav-ca.pem"),
+  allow_http: bool().default(false).doc("Accept an http:// URL (archives and password then travel in clear). Off: only https."),
+  create_dirs: bool().default(false).doc("Create the remote directory (MKCOL) when it is missing."),
+  timeout: duration().default(30_000).doc("Connect timeout; transfers fail when stalled this long.", "30s"),
+  verify: verifyField,
+});
+export type WebdavConfig = ReturnType<typeof webdavSchema.parse>;
+
+export class WebdavTransport implements Transport {
+  readonly location: string;
+  private readonly netrc: string;
+  private readonly base: URL;
+
+  constructor(private readonly cfg: WebdavConfig, private readonly ctx: TransportContext) {
+    this.base = new URL(cfg.url.endsWith("/") ? cfg.url : cfg.url + "/");
+    this.location = this.base.href;
+    this.netrc = join(ctx.privateDir, "webdav.netrc");
+  }
+
+  private fileUrl(name: string): string {
+    checkName(name);
+    return new URL(encodeURIComponent(name), this.base).href;
+  }
+
+  /** Run curl; returns the HTTP status (0 when no response). */
+  private async curl(args: string[], what: string): Promise<{ status: number; body: string; r: ExecResult }> {
+    const s = Math.max(1, Math.round(this.cfg.timeout / 1000));
+    const base = [
+      "--silent", "--show-error", "--globoff",
+      "--connect-timeout", String(s),
+      "--speed-limit", "1", "--speed-time", String(Math.max(s, 30)),
+      "--write-out", "\n%{http_code}",
+      ...(this.cfg.user ? ["--netrc-file", this.netrc, "--anyauth"] : []),
+      ...(this.cfg.ca_file ? ["--cacert", this.cfg.ca_file] : []),
+    ];
+    let r: ExecResult;
+    try {
+      r = await exec("curl", [...base, ...args], {}, "curl");
+    } catch (e) {
+      toolMissing(e);
+    }
+    const nl = r.stdout.lastIndexOf("\n");
+    const status = Number(r.stdout.slice(nl + 1)) || 0;
+    const body = r.stdout.slice(0, Math.max(0, nl));
+    if (r.code !== 0) throw this.networkError(r, what);
+    return { status, body, r };
+  }
+
+  private networkError(r: ExecResult, what: string) {
+    const where = `${this.base.hostname}:${this.base.port || (this.base.protocol === "https:" ? 443 : 80)}`;
+    const msg = r.stderr.trim().split("\n").pop() ?? "";
+    switch (r.code) {
+      case 6:
+        return storeErr("dns", `cannot resolve host ${this.base.hostname}`, "check destination.url and DNS");
+      case 7:
+        return storeErr("refused", `connection refused by ${where}`, "is the WebDAV server running there?");
+      case 28:
+        return storeErr("timeout", `${what}: timed out talking to ${where}`, "check the network, or raise destination.timeout");
+      case 60:
+      case 77:
+        return storeErr("tls_untrusted", `TLS certificate of ${where} not trusted (${msg})`, this.cfg.ca_file ? `check destination.ca_file (${this.cfg.ca_file})` : "set destination.ca_file to the PEM of the CA that signed the server's certificate");
+      case 35:
+        return storeErr("tls", `TLS handshake with ${where} failed (${msg})`);
+      case 18:
+      case 55:
+      case 56:
+        return storeErr("transfer_cut", `${what}: transfer cut (${msg})`, "the connection dropped; the next run retries");
+      default:
+        return storeErr("transfer", `${what}: curl exit ${r.code} talking to ${where}: ${msg}`);
+    }
+  }
+
+  private statusError(status: number, what: string) {
+    const where = this.location;
+    if (status === 401) return storeErr("auth", `${what}: authentication refused by ${where} (HTTP 401)`, "check destination.user and the password");
+    if (status === 403) return storeErr("permission", `${what}: permission denied by ${where} (HTTP 403)`, "check the account's rights on that directory");
+    if (status === 404 || status === 409) return storeErr("missing_dir", `${what}: remote directory missing at ${where} (HTTP ${status})`, "check destination.url, or set destination.create_dirs: true");
+    if (status === 507) return storeErr("disk_full", `${what}: remote disk full at ${where} (HTTP 507 Insufficient Storage)`, "free space on the server or shorten retention");
+    if (status === 412) return storeErr("exists", `${what}: the target already exists (HTTP 412)`);
+    return storeErr("transfer", `${what}: HTTP ${status} from ${where}`);
+  }
+
+  async open(): Promise<void> {
+    if (this.base.protocol === "http:" && !this.cfg.allow_http) {
+      throw storeErr("insecure", `destination.url ${this.cfg.url} is plain HTTP`, "use https://, or set destination.allow_http: true if you accept sending archives and the password in clear");
+    }
+    if (this.cfg.user) writePrivateFile(this.netrc, netrcLine(this.base.hostname, this.cfg.user, this.cfg.password ?? ""));
+    const { status } = await this.curl(["-X", "PROPFIND", "-H", "Depth: 0", "-o", "/dev/null", this.base.href], `directory ${this.base.pathname}`);
+    if (status === 207 || status === 200) return;
+    if (status !== 404 || !this.cfg.create_dirs) {
+      if (status === 404) throw storeErr("missing_dir", `remote directory ${this.base.pathname} does not exist on ${this.base.host}`, "create it, or set destination.create_dirs: true");
+      throw this.statusError(status, `directory ${this.base.pathname}`);
+    }
+    const parts = this.base.pathname.split("/").filter(Boolean);
+    let acc = "/";
+    for (const p of parts) {
+      acc += p + "/";
+      const u = new URL(acc, this.base).href;
+      const { status: s } = await this.curl(["-X", "MKCOL", "-o", "/dev/null", u], `creating ${acc}`);
+      if (![201, 405].includes(s)) throw this.statusError(s, `creating ${acc}`); // 405: exists
+    }
+    this.ctx.log.info(this.ctx.step ?? "store", `created remote directory ${this.base.pathname}`);
+  }
+
+  async upload(localPath: string, name: string): Promise<number> {
+    const tmp = this.fileUrl(tempName(name));
+    const put = await this.curl(["-T", localPath, "-o", "/dev/null", tmp], `upload of ${name}`).catch(async (e) => {
+      await this.curl(["-X", "DELETE", "-o", "/dev/null", tmp], "cleanup").catch(() => {});
+      throw e;
+    });
+    if (![200, 201, 204].includes(put.status)) throw this.statusError(put.status, `upload of ${name}`);
+    const mv = await this.curl(["-X", "MOVE", "-H", `Destination: ${this.fileUrl(name)}`, "-H", "Overwrite: F", "-o", "/dev/null", tmp], `rename of ${name}`);
+    if (![201, 204].includes(mv.status)) {
+      await this.curl(["-X", "DELETE", "-o", "/dev/null", tmp], "cleanup").catch(() => {});
+      throw this.statusError(mv.status, `rename of ${tempName(name)} to ${name}`);
+    }
+    const entry = (await this.list()).find((e) => e.name === name);
+    const want = (await Deno.stat(localPath)).size;
+    if (!entry) throw storeErr("size_mismatch", `${name} is not listed on ${this.location} after upload`);
+    if (entry.size !== want) throw storeErr("size_mismatch", `size after upload differs for ${name}: ${entry.size} bytes on ${this.location}, ${want} expected`);
+    return entry.size;
+  }
+
+  async list(): Promise<RemoteEntry[]> {
+    const { status, body } = await this.curl(["-X", "PROPFIND", "-H", "Depth: 1", "-H", "Content-Type: application/xml", this.base.href], `listing ${this.base.pathname}`);
+    if (status !== 207) throw this.statusError(status, `listing ${this.base.pathname}`);
+    return parsePropfind(body, this.base);
+  }
+
+  async remove(name: string): Promise<void> {
+    const { status } = await this.curl(["-X", "DELETE", "-o", "/dev/null", this.fileUrl(name)], `deleting ${name}`);
+    if (![200, 204].includes(status)) throw this.statusError(status, `deleting ${name}`);
+  }
+
+  async download(name: string, localPath: string): Promise<void> {
+    const { status } = await this.curl(["-o", localPath, this.fileUrl(name)], `download of ${name}`);
+    if (status !== 200) {
+      await Deno.remove(localPath).catch(() => {});
+      throw this.statusError(status, `download of ${name}`);
+    }
+  }
+
+  async close(): Promise<void> {
+    await Deno.remove(this.netrc).catch(() => {});
+  }
+}
+
+/** Parse a PROPFIND Depth 1 multistatus body (any namespace prefix) into the directory's entries. */
+export function parsePropfind(xml: string, base: URL): RemoteEntry[] {
+  const out: RemoteEntry[] = [];
+  const tag = (name: string) => new RegExp(`<(?:[\\w-]+:)?${name}\\b[^>]*>([\\s\\S]*?)</(?:[\\w-]+:)?${name}>`, "i");
+  for (const m of xml.matchAll(/<(?:[\w-]+:)?response\b[^>]*>([\s\S]*?)<\/(?:[\w-]+:)?response>/gi)) {
+    const block = m[1];
+    const href = tag("href").exec(block)?.[1]?.trim();
+    if (!href) continue;
+    const path = decodeURIComponent(new URL(href.replace(/&amp;/g, "&"), base).pathname);
+    if (path.replace(/\/+$/, "") === decodeURIComponent(base.pathname).replace(/\/+$/, "")) continue; // the directory itself
+    const isDir = /<(?:[\w-]+:)?collection\b/i.test(block);
+    const name = path.replace(/\/+$/, "").split("/").pop()!;
+    const size = Number(tag("getcontentlength").exec(block)?.[1] ?? 0);
+    const lm = tag("getlastmodified").exec(block)?.[1];
+    out.push({ name, size, isDir, mtime: lm ? new Date(lm) : undefined });
+  }
+  return out;
+}
+
+export const webdav: TransportKind<WebdavConfig> = {
+  schema: webdavSchema,
+  packages: ["curl"],
+  create: (cfg, ctx) => new WebdavTransport(cfg, ctx),
+};

@@ -1,0 +1,251 @@
+/**
+ * Every destination against its real server on 127.0.0.1: the conformance suite, the errors a user must be able to
+ * tell apart, a full `archivist run` with retention, and a check that no password ever shows in `ps`.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { Buffer } from "node:buffer";
+import { stringify } from "yaml";
+import { makeCert, makeZip, sh, type TestCert } from "../tools/fixtures.ts";
+import { serveBytes, startHttpsSource } from "../tools/https_source.ts";
+import { conformance, expectCode, makeTransport, type Target } from "./transports/conformance.ts";
+import { startSshd } from "./servers/sshd.ts";
+import { startVsftpd } from "./servers/vsftpd.ts";
+import { startWebdav } from "./servers/webdav.ts";
+import { startSmbd } from "./servers/smbd.ts";
+import { TEST_USER } from "./servers/common.ts";
+import { runCli, spawnCli } from "./helpers/cli.ts";
+import { EXIT } from "../src/errors.ts";
+
+const top = await Deno.makeTempDir({ prefix: "archivist-tr-" });
+await Deno.chmod(top, 0o755); // the FTP/SMB test user must traverse it
+const cert: TestCert = await makeCert(join(top, "tls"));
+const priv = join(top, "priv");
+await Deno.mkdir(priv, { mode: 0o700 });
+
+async function chownTest(path: string) {
+  await sh("chown", ["-R", `${TEST_USER}:`, path]);
+}
+
+/** A dump that compresses poorly, so that a transfer lasts long enough to be seen in `ps`. */
+function bigDump(bytes: number): Uint8Array {
+  const rnd = new Uint8Array(bytes);
+  for (let i = 0; i < bytes; i += 65536) crypto.getRandomValues(rnd.subarray(i, Math.min(bytes, i + 65536)));
+  const body = Buffer.from(rnd).toString("base64");
+  return new TextEncoder().encode(`-- MySQL dump\nINSERT INTO blobs VALUES ('${body}');\n-- Dump completed on 2026-11-22\n`);
+}
+
+/**
+ * A full `archivist run` to `destination`, with retention on, an old archive and a foreign file planted, and
+ * /proc scanned during the run: no process's command line may contain `password`.
+ */
+async function fullRun(t: Deno.TestContext, destination: Record<string, unknown>, serverDir: string, password: string | undefined, tool: string, own?: (p: string) => Promise<void>) {
+  await t.step("full archivist run with retention; the password never appears in ps, log or history", async () => {
+    const zip = makeZip([{ name: "dump.sql", data: bigDump(24 * 1024 * 1024) }]);
+    const src = startHttpsSource(cert, { "/dump.zip": serveBytes(zip) });
+    const root = await Deno.makeTempDir({ prefix: "archivist-full-" });
+    try {
+      await Deno.mkdir(serverDir, { recursive: true });
+      for (const f of ["20260101.tgz", "20260101.tgz.sha256", "20261001.tgz", "keep-me.txt"]) await Deno.writeTextFile(join(serverDir, f), "old\n");
+      await own?.(serverDir);
+      const cfg = join(root, "archive.yaml");
+      const dest = { ...destination };
+      if (password !== undefined) {
+        await Deno.writeTextFile(join(root, "pw"), password + "\n");
+        delete dest.password;
+        dest.password_file = join(root, "pw");
+      }
+      await Deno.writeTextFile(cfg, stringify({
+        name: "nightly",
+        state_dir: join(root, "state"),
+        work_dir: join(root, "work"),
+        source: { url: src.url("/dump.zip"), entry: "dump.sql", ca_file: cert.caFile },
+        check: { expect_trailer: "-- Dump completed" },
+        archive: { timezone: "UTC", compression_level: 1 },
+        destination: dest,
+        retention: { max_age: "30d", min_keep: 1 },
+        log: { file: join(root, "archivist.log") },
+      }));
+      await Deno.chmod(cfg, 0o600);
+      const child = spawnCli(["run", "-c", cfg], { ARCHIVIST_NOW: "2026-11-22T02:30:00Z" });
+      // Scan every process's command line while the run goes on.
+      let sawTool = 0;
+      const leaks: string[] = [];
+      let running = true;
+      const status = child.status.then((s) => ((running = false), s));
+      while (running) {
+        for (const e of Deno.readDirSync("/proc")) {
+          if (!/^\d+$/.test(e.name)) continue;
+          let cmd = "";
+          try {
+            cmd = Deno.readTextFileSync(`/proc/${e.name}/cmdline`).replaceAll("\0", " ");
+          } catch {
+            continue;
+          }
+          if (cmd.startsWith(tool) || cmd.includes(`/${tool} `)) sawTool++;
+          if (password && cmd.includes(password) && !cmd.includes("rclone serve")) leaks.push(cmd);
+        }
+        await new Promise((r) => setTimeout(r, 2));
+      }
+      const out = await child.output();
+      await status;
+      const stderr = new TextDecoder().decode(out.stderr);
+      assert.equal(out.code, 0, stderr);
+      assert.ok(sawTool > 0, `saw ${tool} running at least once while scanning /proc`);
+      assert.deepEqual(leaks, [], "no command line contains the password");
+      const files = [...Deno.readDirSync(serverDir)].map((e) => e.name).sort();
+      assert.deepEqual(files, ["20261122.tgz", "20261122.tgz.sha256", "keep-me.txt"], "old archives deleted with their sidecar, foreign file kept");
+      assert.match(await sh("sha256sum", ["-c", "20261122.tgz.sha256"], { cwd: serverDir }), /OK/);
+      const log = await Deno.readTextFile(join(root, "archivist.log"));
+      assert.match(log, /deleted 20261001\.tgz: older than max_age/);
+      if (password) {
+        assert.ok(!log.includes(password) && !stderr.includes(password));
+        assert.ok(!(await Deno.readTextFile(join(root, "state", "history.jsonl"))).includes(password));
+      }
+    } finally {
+      await src.close();
+      await Deno.remove(root, { recursive: true });
+    }
+  });
+}
+
+Deno.test("local directory: conformance", async (t) => {
+  const root = join(top, "local");
+  await conformance(t, { config: (sub, over) => ({ type: "local", path: join(root, sub), ...over }), serverPath: (sub) => join(root, sub) });
+});
+
+Deno.test("sftp against OpenSSH sshd", async (t) => {
+  const s = await startSshd(join(top, "sshd"));
+  const base = (over: Record<string, unknown> = {}) => ({ type: "sftp", host: "127.0.0.1", port: s.port, user: s.user, key_file: s.keyFile, known_hosts_file: s.knownHosts, timeout: "10s", ...over });
+  try {
+    const target: Target = { config: (sub, over) => base({ path: join(s.root, sub), ...over }), serverPath: (sub) => join(s.root, sub) };
+    await conformance(t, target);
+
+    await t.step("one SSH connection serves the whole run (ControlMaster)", async () => {
+      const tr = makeTransport(base({ path: s.root }), priv);
+      await tr.open();
+      await tr.list();
+      const sock = [...Deno.readDirSync(priv)].find((e) => e.name.startsWith("ssh-cm"));
+      assert.ok(sock, "a control socket exists after the first command");
+      await tr.close();
+    });
+    await t.step("wrong key: authentication refused", async () => {
+      await sh("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", join(top, "other_key")]);
+      await expectCode(makeTransport(base({ path: s.root, key_file: join(top, "other_key") }), priv).open(), "auth", /authentication refused by 127\.0\.0\.1:\d+ for user/);
+    });
+    await t.step("host key mismatch is refused and explained", async () => {
+      const bad = join(top, "known_bad");
+      await sh("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", join(top, "fake_host")]);
+      await Deno.writeTextFile(bad, `[127.0.0.1]:${s.port} ${(await Deno.readTextFile(join(top, "fake_host.pub"))).split(" ").slice(0, 2).join(" ")}\n`);
+      await expectCode(makeTransport(base({ path: s.root, known_hosts_file: bad }), priv).open(), "host_key_mismatch", /does not match .*possible man-in-the-middle/);
+    });
+    await t.step("unknown host key: strict refuses; accept-new records it and logs the fingerprint", async () => {
+      const empty = join(top, "known_empty");
+      await Deno.writeTextFile(empty, "");
+      await expectCode(makeTransport(base({ path: s.root, known_hosts_file: empty }), priv).open(), "host_key_unknown", /is not in .*known_empty[\s\S]*accept-new/);
+      const lines: string[] = [];
+      const tr = makeTransport(base({ path: s.root, known_hosts_file: empty, host_key: "accept-new" }), priv, lines);
+      await tr.open();
+      await tr.close();
+      assert.match(lines.join("\n"), /first contact with \[127\.0\.0\.1\]:\d+: recorded its host key .*SHA256:/);
+      assert.match(await Deno.readTextFile(empty), /ssh-ed25519/);
+    });
+    await fullRun(t, base({ path: join(s.root, "nightly") }), join(s.root, "nightly"), undefined, "sftp");
+    await t.step("server down: connection refused", async () => {
+      await s.stop();
+      await expectCode(makeTransport(base({ path: s.root }), priv).open(), "refused", /connection refused by 127\.0\.0\.1:\d+/);
+    });
+  } finally {
+    await s.stop();
+  }
+});
+
+Deno.test("ftps against vsftpd (explicit TLS, session reuse required, no MLSD)", async (t) => {
+  const s = await startVsftpd(join(top, "ftp"), cert);
+  const base = (over: Record<string, unknown> = {}) => ({ type: "ftps", host: "127.0.0.1", port: s.port, user: s.user, password: s.password, ca_file: cert.caFile, timeout: "10s", ...over });
+  try {
+    await conformance(t, { config: (sub, over) => base({ path: sub, ...over }), serverPath: (sub) => join(s.home, sub), own: chownTest });
+    await t.step("wrong password: login refused", async () => {
+      await expectCode(makeTransport(base({ path: "x", password: "wrong" }), priv).open(), "auth", /login refused by 127\.0\.0\.1:\d+ for user archtest/);
+    });
+    await t.step("untrusted certificate: refused, hint names ca_file", async () => {
+      await expectCode(makeTransport(base({ path: "x", ca_file: undefined }), priv).open(), "tls_untrusted", /not trusted[\s\S]*destination\.ca_file/);
+    });
+    const sub = `nightly-${crypto.randomUUID().slice(0, 6)}`;
+    await fullRun(t, base({ path: sub }), join(s.home, sub), s.password, "curl", chownTest);
+    await t.step("server down: connection refused", async () => {
+      await s.stop();
+      await expectCode(makeTransport(base({ path: "x" }), priv).open(), "refused", /connection refused by 127\.0\.0\.1:\d+/);
+    });
+  } finally {
+    await s.stop();
+  }
+});
+
+Deno.test("webdav against rclone serve webdav over HTTPS", async (t) => {
+  const s = await startWebdav(join(top, "dav"), cert);
+  const base = (over: Record<string, unknown> = {}) => ({ type: "webdav", url: s.url("/"), user: s.user, password: s.password, ca_file: cert.caFile, timeout: "10s", ...over });
+  try {
+    await conformance(t, { config: (sub, over) => base({ url: s.url(sub + "/"), ...over }), serverPath: (sub) => join(s.root, sub) });
+    await t.step("wrong password: authentication refused (401)", async () => {
+      await expectCode(makeTransport(base({ password: "wrong" }), priv).open(), "auth", /authentication refused .*HTTP 401/);
+    });
+    await t.step("untrusted certificate: refused, hint names ca_file", async () => {
+      await expectCode(makeTransport(base({ ca_file: undefined }), priv).open(), "tls_untrusted", /not trusted[\s\S]*destination\.ca_file/);
+    });
+    await t.step("plain http is refused unless allow_http is written", async () => {
+      await expectCode(makeTransport(base({ url: `http://127.0.0.1:${s.port}/` }), priv).open(), "insecure", /plain HTTP[\s\S]*allow_http/);
+    });
+    await fullRun(t, base({ url: s.url("nightly/") }), join(s.root, "nightly"), s.password, "curl");
+    await t.step("server down: connection refused", async () => {
+      await s.stop();
+      await expectCode(makeTransport(base(), priv).open(), "refused", /connection refused by 127\.0\.0\.1:\d+/);
+    });
+  } finally {
+    await s.stop();
+  }
+});
+
+Deno.test("smb against Samba smbd", async (t) => {
+  const s = await startSmbd(join(top, "smb"));
+  const base = (over: Record<string, unknown> = {}) => ({ type: "smb", host: "127.0.0.1", port: s.port, share: s.share, user: s.user, password: s.password, timeout: "10s", ...over });
+  try {
+    await conformance(t, { config: (sub, over) => base({ path: sub, ...over }), serverPath: (sub) => join(s.root, sub), own: chownTest });
+    await t.step("wrong password: login refused", async () => {
+      await expectCode(makeTransport(base({ password: "wrong" }), priv).open(), "auth", /login refused by 127\.0\.0\.1:\d+/);
+    });
+    await t.step("missing share is named", async () => {
+      await expectCode(makeTransport(base({ share: "nosuchshare" }), priv).open(), "missing_share", /share nosuchshare does not exist/);
+    });
+    await fullRun(t, base({ path: "nightly" }), join(s.root, "nightly"), s.password, "smbclient", chownTest);
+    await t.step("server down: connection refused", async () => {
+      await s.stop();
+      await expectCode(makeTransport(base(), priv).open(), "refused", /connection refused by 127\.0\.0\.1:\d+/);
+    });
+  } finally {
+    await s.stop();
+  }
+});
+
+Deno.test("a store failure on a remote destination is exit 30 and leaves the state unchanged", async () => {
+  const src = startHttpsSource(cert, { "/dump.zip": serveBytes(makeZip([{ name: "dump.sql", data: new TextEncoder().encode("x\n-- Dump completed\n") }])) });
+  const root = await Deno.makeTempDir();
+  try {
+    const cfg = join(root, "a.yaml");
+    await Deno.writeTextFile(cfg, stringify({
+      state_dir: join(root, "state"),
+      work_dir: join(root, "work"),
+      source: { url: src.url("/dump.zip"), entry: "dump.sql", ca_file: cert.caFile },
+      destination: { type: "webdav", url: "https://127.0.0.1:9/none/", timeout: "2s" },
+      log: { file: join(root, "log") },
+    }));
+    await Deno.chmod(cfg, 0o600);
+    const r = await runCli(["run", "-c", cfg]);
+    assert.equal(r.code, EXIT.STORE, r.stderr);
+    assert.match(r.stderr, /store: FAILED: connection refused by 127\.0\.0\.1:9/);
+    assert.ok(![...Deno.readDirSync(join(root, "state"))].some((e) => e.name.endsWith(".state.json")));
+  } finally {
+    await src.close();
+    await Deno.remove(root, { recursive: true });
+  }
+});
