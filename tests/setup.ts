@@ -16,6 +16,17 @@ export const REQUIRED: Record<string, string> = {
   gzip: "gzip",
   sha256sum: "coreutils",
   chattr: "e2fsprogs",
+  setsid: "util-linux",
+  curl: "curl",
+  ssh: "openssh-client",
+  sftp: "openssh-client",
+  "ssh-keygen": "openssh-client",
+  sshd: "openssh-server",
+  vsftpd: "vsftpd",
+  smbd: "samba",
+  smbpasswd: "samba-common-bin",
+  smbclient: "smbclient",
+  rclone: "rclone",
 };
 
 function has(cmd: string): boolean {

@@ -125,9 +125,10 @@ Deno.test("sftp against OpenSSH sshd", async (t) => {
       const tr = makeTransport(base({ path: s.root }), priv);
       await tr.open();
       await tr.list();
-      const sock = [...Deno.readDirSync(priv)].find((e) => e.name.startsWith("ssh-cm"));
-      assert.ok(sock, "a control socket exists after the first command");
+      const control = (tr as unknown as { control: string }).control;
+      assert.ok(Deno.statSync(control).isSocket, "a control socket serves the commands after open()");
       await tr.close();
+      assert.throws(() => Deno.statSync(control), "the socket is gone after close()");
     });
     await t.step("wrong key: authentication refused", async () => {
       await sh("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", join(top, "other_key")]);

@@ -47,7 +47,7 @@ export function rjoin(dir: string, name: string): string {
 
 /** Parse an `ls -l` style line (sftp, FTP LIST): permissions, size, name. */
 export function parseLsLine(line: string): { name: string; size: number; isDir: boolean; mtime?: Date } | undefined {
-  const m = /^([\-dlbcps][rwxsStT\-]{9}[+@.]?)\s+\d+\s+\S+\s+\S+\s+(\d+)\s+(\w{3}\s+\d{1,2}\s+(?:\d{1,2}:\d{2}|\d{4}))\s+(.+)$/.exec(line.trimEnd());
+  const m = /^([\-dlbcps][rwxsStT\-]{9}[+@.]?)\s+(?:\d+|\?)\s+\S+\s+\S+\s+(\d+)\s+(\w{3}\s+\d{1,2}\s+(?:\d{1,2}:\d{2}|\d{4}))\s+(.+)$/.exec(line.trimEnd());
   if (!m) return undefined;
   let name = m[4];
   if (m[1][0] === "l") name = name.replace(/ -> .*$/, "");

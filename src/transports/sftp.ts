@@ -33,12 +33,16 @@ function q(s: string): string {
 export class SftpTransport implements Transport {
   readonly location: string;
   private readonly control: string;
+  private readonly controlDir: string;
   private master: Deno.ChildProcess | undefined;
   private unregisterMaster: (() => void) | undefined;
 
   constructor(private readonly cfg: SftpConfig, private readonly ctx: TransportContext) {
     this.location = `sftp://${cfg.user}@${cfg.host}:${cfg.port}${cfg.path.startsWith("/") ? "" : "/~/"}${cfg.path}`;
-    this.control = join(ctx.privateDir, `ssh-cm-${crypto.randomUUID().slice(0, 8)}`);
+    // A Unix socket path must stay under ~100 bytes (ssh adds a random suffix while creating it): use a short
+    // private directory of our own rather than the run's work dir.
+    this.controlDir = Deno.makeTempDirSync({ prefix: "arch-ssh-" });
+    this.control = join(this.controlDir, "cm");
   }
 
   private sshOptions(master = false): string[] {
@@ -115,9 +119,13 @@ export class SftpTransport implements Transport {
       throw e;
     }
     this.master = child;
+    const dir = this.controlDir;
     this.unregisterMaster = onCleanup(() => {
       try {
         child.kill("SIGTERM");
+      } catch { /* gone */ }
+      try {
+        Deno.removeSync(dir, { recursive: true });
       } catch { /* gone */ }
     });
     let stderr = "";
@@ -220,6 +228,7 @@ export class SftpTransport implements Transport {
 
   async close(): Promise<void> {
     const m = this.master;
+    await Deno.remove(this.controlDir, { recursive: true }).catch(() => {});
     if (!m) return;
     this.master = undefined;
     try {

@@ -55,7 +55,7 @@ export class WebdavTransport implements Transport {
   private async curl(args: string[], what: string): Promise<{ status: number; body: string; r: ExecResult }> {
     const s = Math.max(1, Math.round(this.cfg.timeout / 1000));
     const base = [
-      "--silent", "--show-error", "--globoff",
+      "--silent", "--show-error", "--globoff", "--http1.1",
       "--connect-timeout", String(s),
       "--speed-limit", "1", "--speed-time", String(Math.max(s, 30)),
       "--write-out", "\n%{http_code}",

@@ -40,9 +40,12 @@ export interface Server {
   stop(): Promise<void>;
 }
 
-/** Start a long-running process; stop() kills it and waits. */
+/**
+ * Start a long-running server in its own process group (through setsid), so that stop() ends it and every
+ * helper process it forked (smbd's notifyd and cleanupd, vsftpd's session processes, sshd's sessions).
+ */
 export function startProcess(cmd: string, args: string[], opts: { cwd?: string; env?: Record<string, string> } = {}): { child: Deno.ChildProcess; stop(): Promise<void>; log(): string } {
-  const child = new Deno.Command(cmd, { args, cwd: opts.cwd, env: opts.env, stdin: "null", stdout: "piped", stderr: "piped" }).spawn();
+  const child = new Deno.Command("setsid", { args: [cmd, ...args], cwd: opts.cwd, env: opts.env, stdin: "null", stdout: "piped", stderr: "piped" }).spawn();
   let out = "";
   const td = new TextDecoder();
   const drain = async (s: ReadableStream<Uint8Array>) => {
@@ -53,17 +56,17 @@ export function startProcess(cmd: string, args: string[], opts: { cwd?: string; 
     child,
     log: () => out,
     async stop() {
-      try {
-        child.kill("SIGTERM");
-      } catch { /* gone */ }
-      const t = setTimeout(() => {
+      const group = (sig: Deno.Signal) => {
         try {
-          child.kill("SIGKILL");
+          Deno.kill(-child.pid, sig);
         } catch { /* gone */ }
-      }, 3000);
+      };
+      group("SIGTERM");
+      const t = setTimeout(() => group("SIGKILL"), 3000);
       await child.status;
       clearTimeout(t);
-      await done;
+      group("SIGKILL"); // helpers that ignored SIGTERM
+      await Promise.race([done, new Promise((r) => setTimeout(r, 1000))]);
     },
   };
 }
