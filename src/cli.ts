@@ -15,6 +15,8 @@ import { installSignalHandlers, onCleanup, runCleanups } from "./cleanup.ts";
 import { applyRetention, planRetention } from "./retention/apply.ts";
 import { createTransport } from "./transports/registry.ts";
 import { join } from "node:path";
+import { hostname } from "node:os";
+import { composeReport, sendMail, shouldSend } from "./mail.ts";
 
 export const VERSION: string = denoJson.version;
 
@@ -28,6 +30,7 @@ Usage:
   archivist prune    [-c FILE] [--dry-run] [--force]
                                         apply retention alone (--dry-run: show, delete nothing;
                                         --force: ignore retention.max_delete once)
+  archivist mail-test [-c FILE]          send a test message with the mail settings
   archivist --help | --version
 
 Options:
@@ -136,7 +139,7 @@ export async function main(argv: string[], deps: CliDeps = {}): Promise<number> 
   }
   if (p.command === "help") return (out(HELP), EXIT.OK);
   if (p.command === "version") return (out(`archivist ${VERSION}`), EXIT.OK);
-  if (!["run", "history", "list", "prune"].includes(p.command)) {
+  if (!["run", "history", "list", "prune", "mail-test"].includes(p.command)) {
     console.error(p.command ? `archivist: unknown command ${JSON.stringify(p.command)}\nTry 'archivist --help'.` : HELP);
     return EXIT.USAGE;
   }
@@ -165,6 +168,8 @@ export async function main(argv: string[], deps: CliDeps = {}): Promise<number> 
         return await cmdList(cfg, clock, env, log, p, out);
       case "prune":
         return await cmdPrune(cfg, clock, env, log, p);
+      case "mail-test":
+        return await cmdMailTest(cfg, log);
     }
     return EXIT.USAGE;
   } catch (e) {
@@ -202,9 +207,52 @@ async function cmdRun(cfg: Config, clock: Clock, env: Env, log: Logger, p: Parse
     appendHistory(historyPath(cfg), interrupted);
   });
   const result = await executeRun({ config: cfg, clock, env, log, options: { force: p.force } });
+  await report(cfg, result, log);
   const herr = appendHistory(historyPath(cfg), result);
   if (herr) log.warn("history", herr);
   return result.exitCode;
+}
+
+/** Mail the report when the config asks for it; a failure is logged and recorded, never fatal. */
+async function report(cfg: Config, result: RunResult, log: Logger): Promise<void> {
+  if (!shouldSend(cfg.mail, result)) return;
+  const m = composeReport(cfg.mail, result, log.lines.map((l) => log.redact(l)));
+  m.text = log.redact(m.text);
+  m.subject = log.redact(m.subject);
+  try {
+    const how = await sendMail(cfg.mail, m);
+    result.mail = { sent: true, message: `report to ${m.to.join(", ")} ${how}` };
+    log.info("mail", result.mail.message);
+  } catch (e) {
+    const err = asArchivistError("mail", e);
+    result.mail = { sent: false, message: log.redact(err.message) };
+    log.warn("mail", `could not send the report: ${err.message}${err.hint ? ` (hint: ${err.hint})` : ""}`);
+  }
+}
+
+async function cmdMailTest(cfg: Config, log: Logger): Promise<number> {
+  if (!cfg.mail.to.length) {
+    log.error("mail", "FAILED: mail.to is empty: nothing to send to");
+    return EXIT.MAIL;
+  }
+  const m = {
+    from: cfg.mail.from ?? `archivist@${hostname()}`,
+    to: cfg.mail.to,
+    cc: cfg.mail.cc,
+    subject: `[archivist] TEST ${cfg.name} (${hostname()})`,
+    text: `This is a test message from archivist (job ${cfg.name} on ${hostname()}, config ${cfg.file}).\nIf you read this, report mails will reach you.\n`,
+    attachments: [],
+  };
+  try {
+    const how = await sendMail(cfg.mail, m);
+    log.info("mail", `test message to ${m.to.join(", ")} ${how}`);
+    return EXIT.OK;
+  } catch (e) {
+    const err = asArchivistError("mail", e);
+    log.error("mail", `FAILED: ${err.message}`);
+    if (err.hint) log.error("mail", `hint: ${err.hint}`);
+    return EXIT.MAIL;
+  }
 }
 
 function cmdHistory(cfg: Config, p: Parsed, out: (s: string) => void): number {

@@ -57,6 +57,19 @@ export class Field<T> {
     return this.with({ secret: required ? "required" : "optional" });
   }
 
+  /** Add a check over the parsed value (cross-key rules); `fn` returns [subkey, message] when something is wrong. */
+  refine(fn: (v: T) => [string, string] | undefined): Field<T> {
+    const inner = this.parseFn;
+    return this.with({
+      parseFn: (raw: unknown, path: string) => {
+        const v = inner(raw, path);
+        const bad = fn(v);
+        if (bad) throw new FieldError(path ? `${path}.${bad[0]}` : bad[0], bad[1]);
+        return v;
+      },
+    });
+  }
+
   /** Parse a present value. */
   parse(raw: unknown, path: string): T {
     return this.parseFn(raw, path);

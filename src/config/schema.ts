@@ -8,6 +8,8 @@ import { patternProblem } from "../naming.ts";
 import { TRANSPORTS } from "../transports/registry.ts";
 import {
   absPath,
+  bool,
+  list,
   duration,
   Field,
   int,
@@ -120,6 +122,38 @@ export const historySchema = obj({
   file: absPath().optional().doc("Append-only run history, one JSON line per run. Default: <state_dir>/history.jsonl.", "/var/lib/archivist/history.jsonl"),
 });
 
+const email = str((s) => (/^([^<>@]*<)?[^@\s<>]+@[^@\s<>]+>?$/.test(s.trim()) ? undefined : `expected an e-mail address, got ${JSON.stringify(s)}`), "e-mail address");
+
+export const mailSchema = obj({
+  enabled: bool().default(false).doc("Send a report mail after each run (see `when`)."),
+  when: oneOf("always", "failure", "warning_or_failure").default("warning_or_failure").doc(
+    "Which runs send a mail: always, failure only, or warning_or_failure (an unchanged dump is a warning).",
+  ),
+  to: list(email).default([]).doc("Recipients (a list, or one address).", ["dba@example.org"]),
+  cc: list(email).default([]).doc("Copy recipients.", []),
+  from: email.optional().doc("Sender address. Default: archivist@<host name>.", "archivist@db1.example.org"),
+  subject: nonEmpty("template").default("[archivist] {status} {job}: {summary} ({host})").doc(
+    "Subject template. Tokens: {status} (OK, WARNING, FAILED), {job}, {host}, {archive}, {date}, {summary}, {step}.",
+  ),
+  attach_log: bool().default(true).doc("Attach this run's log lines (not the whole log file)."),
+  transport: oneOf("sendmail", "smtp").default("sendmail").doc("sendmail: the machine's mail system (sendmail -t -oi). smtp: talk to an SMTP server directly."),
+  sendmail_path: absPath().default("/usr/sbin/sendmail").doc("The sendmail program (Postfix, Exim and msmtp all provide one)."),
+  host: nonEmpty("host name").optional().doc("SMTP server (transport: smtp).", "smtp.example.org"),
+  port: int(1, 65535).optional().doc("SMTP port. Default: 587 for starttls, 465 for tls, 25 for none.", 587),
+  security: oneOf("starttls", "tls", "none").default("starttls").doc(
+    "starttls: plain connection upgraded with STARTTLS, required (never falls back to clear text). tls: TLS from the first byte (SMTPS). none: clear text, only when written explicitly.",
+  ),
+  ca_file: absPath().optional().doc("PEM file of the CA that signed the SMTP server's certificate (when not a public CA).", "/etc/archivist/smtp-ca.pem"),
+  username: nonEmpty().optional().doc("SMTP user (AUTH).", "archivist"),
+  ...secretFields("password", "SMTP password"),
+  timeout: duration().default(30_000).doc("Connect and command timeout for SMTP or sendmail.", "30s"),
+}).refine((m) => {
+  if (!m.enabled) return undefined;
+  if (!m.to.length) return ["to", "is required when mail is enabled: at least one recipient"];
+  if (m.transport === "smtp" && !m.host) return ["host", "is required with transport: smtp"];
+  return undefined;
+});
+
 /** The whole file. */
 export const configSchema = obj({
   name: jobName.default("archivist").doc("Job name: appears in logs, mails and the state/lock file names.", "shop-db"),
@@ -134,6 +168,7 @@ export const configSchema = obj({
   retention: retentionSchema,
   log: logSchema,
   history: historySchema,
+  mail: mailSchema,
 });
 
 export type RawConfig = ReturnType<typeof configSchema.parse>;
@@ -142,6 +177,7 @@ export type AuthConfig = NonNullable<SourceConfig["auth"]>;
 export type CheckConfig = RawConfig["check"];
 export type ArchiveConfig = RawConfig["archive"];
 export type RetentionConfig = RawConfig["retention"];
+export type MailConfig = RawConfig["mail"];
 
 /** Walk the schema: every documented key with its field (for docs and the example-config test). */
 export function* walkSchema(f: Field<unknown>, path = ""): Generator<[string, Field<unknown>]> {
