@@ -16,7 +16,10 @@ import { applyRetention, planRetention } from "./retention/apply.ts";
 import { createTransport } from "./transports/registry.ts";
 import { join } from "node:path";
 import { hostname } from "node:os";
-import { composeReport, sendMail, shouldSend } from "./mail.ts";
+import { composeReport, sendMail, shouldSend, summary } from "./mail.ts";
+import { ping, writeTextfile } from "./monitor.ts";
+import { restore } from "./restore.ts";
+import { type Check, formatChecks, NAGIOS, nagios, runVerify } from "./verify.ts";
 
 export const VERSION: string = denoJson.version;
 
@@ -30,6 +33,11 @@ Usage:
   archivist prune    [-c FILE] [--dry-run] [--force]
                                         apply retention alone (--dry-run: show, delete nothing;
                                         --force: ignore retention.max_delete once)
+  archivist verify   [-c FILE] [--json] health check of everything a night needs, archiving nothing
+                                        (also --verify); exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN
+  archivist restore  [-c FILE] [NAME|latest] [--to DIR] [--force]
+                                        download an archive, check its sha256, extract the dump
+                                        into DIR (default: the current directory), print its path
   archivist mail-test [-c FILE]          send a test message with the mail settings
   archivist --help | --version
 
@@ -64,6 +72,8 @@ interface Parsed {
   dryRun: boolean;
   force: boolean;
   last?: number;
+  target?: string;
+  to?: string;
 }
 
 function parse(argv: string[]): Parsed {
@@ -79,14 +89,18 @@ function parse(argv: string[]): Parsed {
       "dry-run": { type: "boolean" },
       force: { type: "boolean" },
       last: { type: "string" },
+      to: { type: "string" },
       help: { type: "boolean", short: "h" },
+      verify: { type: "boolean" },
       version: { type: "boolean", short: "V" },
     },
   });
   let command = positionals[0] ?? "";
   if (values.help) command = "help";
+  else if (values.verify) command = "verify";
   else if (values.version) command = "version";
-  if (positionals.length > 1) throw new UsageError(`unexpected argument ${JSON.stringify(positionals[1])}`);
+  const maxArgs = command === "restore" ? 2 : 1;
+  if (positionals.length > maxArgs) throw new UsageError(`unexpected argument ${JSON.stringify(positionals[maxArgs])}`);
   let last: number | undefined;
   if (values.last !== undefined) {
     if (!/^\d+$/.test(values.last)) throw new UsageError("--last takes a number");
@@ -101,6 +115,8 @@ function parse(argv: string[]): Parsed {
     dryRun: !!values["dry-run"],
     force: !!values.force,
     last,
+    target: positionals[1],
+    to: values.to,
   };
 }
 
@@ -112,7 +128,7 @@ function configOrFail(p: Parsed, env: Env, log: Logger): Config {
   const cfg = loadConfig(found.path, env);
   for (const s of cfg.secretValues) log.addSecret(s);
   const level: Level = p.verbose ? "debug" : cfg.log.level;
-  const readOnly = p.command === "history" || p.command === "list";
+  const readOnly = p.command === "history" || p.command === "list" || p.command === "verify";
   log.setLevels(level, p.quiet ? "error" : p.verbose ? "debug" : readOnly ? "warn" : "info");
   if (p.command === "history") return cfg;
   const warn = log.openFile(cfg.log.file, [join(cfg.state_dir, "archivist.log"), join(Deno.env.get("TMPDIR") ?? "/tmp", `archivist-${cfg.name}.log`)]);
@@ -139,7 +155,7 @@ export async function main(argv: string[], deps: CliDeps = {}): Promise<number> 
   }
   if (p.command === "help") return (out(HELP), EXIT.OK);
   if (p.command === "version") return (out(`archivist ${VERSION}`), EXIT.OK);
-  if (!["run", "history", "list", "prune", "mail-test"].includes(p.command)) {
+  if (!["run", "history", "list", "prune", "mail-test", "verify", "restore"].includes(p.command)) {
     console.error(p.command ? `archivist: unknown command ${JSON.stringify(p.command)}\nTry 'archivist --help'.` : HELP);
     return EXIT.USAGE;
   }
@@ -151,6 +167,13 @@ export async function main(argv: string[], deps: CliDeps = {}): Promise<number> 
     cfg = configOrFail(p, env, log);
   } catch (e) {
     const err = asArchivistError("config", e);
+    if (p.command === "verify") {
+      // As a monitoring check: Nagios CRITICAL, the cause on the first line.
+      const checks: Check[] = [{ name: "config", status: "crit", message: err.message, hint: err.hint }];
+      out(p.json ? JSON.stringify({ status: "CRITICAL", code: NAGIOS.CRITICAL, checks }, null, 2) : `ARCHIVIST CRITICAL - config: ${err.message}\n${formatChecks(checks)}`);
+      runCleanups();
+      return NAGIOS.CRITICAL;
+    }
     if (!log.filePath) log.openFile("/var/log/archivist/archivist.log", []);
     log.error("config", `FAILED: ${err.message}`);
     if (err.hint) log.error("config", `hint: ${err.hint}`);
@@ -170,6 +193,10 @@ export async function main(argv: string[], deps: CliDeps = {}): Promise<number> 
         return await cmdPrune(cfg, clock, env, log, p);
       case "mail-test":
         return await cmdMailTest(cfg, log);
+      case "verify":
+        return await cmdVerify(cfg, clock, env, log, p, out);
+      case "restore":
+        return await cmdRestore(cfg, env, log, p, out);
     }
     return EXIT.USAGE;
   } catch (e) {
@@ -177,6 +204,10 @@ export async function main(argv: string[], deps: CliDeps = {}): Promise<number> 
     log.error(err.step, `FAILED: ${err.message}`);
     if (err.hint) log.error(err.step, `hint: ${err.hint}`);
     if (err.exitCode === EXIT.INTERNAL && e instanceof Error && e.stack) log.error("internal", e.stack);
+    if (p.command === "verify") {
+      out(`ARCHIVIST UNKNOWN - verify itself failed: ${err.message}`);
+      return NAGIOS.UNKNOWN;
+    }
     return err.exitCode;
   } finally {
     runCleanups();
@@ -206,7 +237,10 @@ async function cmdRun(cfg: Config, clock: Clock, env: Env, log: Logger, p: Parse
     };
     appendHistory(historyPath(cfg), interrupted);
   });
+  await ping(cfg, log, "/start", log.runId);
   const result = await executeRun({ config: cfg, clock, env, log, options: { force: p.force } });
+  await ping(cfg, log, result.status === "failed" ? "/fail" : "", log.runId, `${result.status.toUpperCase()}: ${summary(result)}\n`);
+  writeTextfile(cfg, log, result);
   await report(cfg, result, log);
   const herr = appendHistory(historyPath(cfg), result);
   if (herr) log.warn("history", herr);
@@ -227,6 +261,32 @@ async function report(cfg: Config, result: RunResult, log: Logger): Promise<void
     const err = asArchivistError("mail", e);
     result.mail = { sent: false, message: log.redact(err.message) };
     log.warn("mail", `could not send the report: ${err.message}${err.hint ? ` (hint: ${err.hint})` : ""}`);
+  }
+}
+
+async function cmdVerify(cfg: Config, clock: Clock, env: Env, log: Logger, p: Parsed, out: (s: string) => void): Promise<number> {
+  let mode = 0;
+  try {
+    mode = (Deno.statSync(cfg.file).mode ?? 0) & 0o777;
+  } catch { /* read a moment ago */ }
+  const checks = await runVerify({ config: cfg, clock, env, log, configMode: mode, historyFile: historyPath(cfg), programHint: env.get("ARCHIVIST_PROGRAM") ?? (Deno.execPath().endsWith("/archivist") ? Deno.execPath() : undefined) });
+  const n = nagios(checks);
+  if (p.json) out(JSON.stringify({ status: n.label, code: n.code, summary: n.summary, checks }, null, 2));
+  else out(`ARCHIVIST ${n.label} - ${n.summary}\n${formatChecks(checks)}`);
+  log.info("verify", `${n.label}: ${n.summary}`);
+  return n.code;
+}
+
+async function cmdRestore(cfg: Config, env: Env, log: Logger, p: Parsed, out: (s: string) => void): Promise<number> {
+  try {
+    const path = await withDestination(cfg, env, log, "restore", (t) => restore(t, cfg, log, p.target ?? "latest", p.to ?? Deno.cwd(), p.force));
+    out(path);
+    return EXIT.OK;
+  } catch (e) {
+    const err = asArchivistError("restore", e);
+    log.error("restore", `FAILED: ${err.message}`);
+    if (err.hint) log.error("restore", `hint: ${err.hint}`);
+    return EXIT.RESTORE;
   }
 }
 

@@ -154,6 +154,34 @@ export const mailSchema = obj({
   return undefined;
 });
 
+export const verifySchema = obj({
+  max_age: duration().default(26 * 3_600_000).doc("`archivist verify` reports CRITICAL when the last run is older than this (a night the job never ran).", "26h"),
+  schedule_file: absPath().default("/etc/cron.d/archivist").doc(
+    "Cron file checked by `archivist verify` (install.sh writes it). A systemd timer archivist.timer is accepted instead.",
+  ),
+});
+
+const pingUrl = str((s) => {
+  try {
+    const u = new URL(s);
+    return u.protocol === "https:" || u.protocol === "http:" ? undefined : "expected an http(s):// URL";
+  } catch {
+    return `expected a URL, got ${JSON.stringify(s)}`;
+  }
+}, "URL");
+
+export const monitorSchema = obj({
+  ping_url: pingUrl.optional().doc(
+    "Heartbeat URL (healthchecks.io style): GET URL/start at start, POST URL on success, POST URL/fail on failure, with the summary as body and ?rid=<run id>. A ping failure is logged, never fatal.",
+    "https://hc-ping.com/your-uuid",
+  ),
+  ping_timeout: duration().default(10_000).doc("Timeout of each ping.", "10s"),
+  prometheus_textfile: absPath().optional().doc(
+    "node_exporter textfile collector file, written atomically after each run (last run, last success, duration, archive size, status).",
+    "/var/lib/prometheus/node-exporter/archivist.prom",
+  ),
+});
+
 /** The whole file. */
 export const configSchema = obj({
   name: jobName.default("archivist").doc("Job name: appears in logs, mails and the state/lock file names.", "shop-db"),
@@ -169,6 +197,8 @@ export const configSchema = obj({
   log: logSchema,
   history: historySchema,
   mail: mailSchema,
+  verify: verifySchema,
+  monitor: monitorSchema,
 });
 
 export type RawConfig = ReturnType<typeof configSchema.parse>;

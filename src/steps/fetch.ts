@@ -23,7 +23,7 @@ class AttemptError extends Error {
   }
 }
 
-function describeNetworkError(e: unknown, url: URL, cfg: SourceConfig): AttemptError {
+export function describeNetworkError(e: unknown, url: URL, cfg: SourceConfig): AttemptError {
   const msg = errMsg(e) + " " + errMsg((e as { cause?: unknown })?.cause ?? "");
   const host = url.hostname;
   const port = url.port || "443";
@@ -46,7 +46,7 @@ function describeNetworkError(e: unknown, url: URL, cfg: SourceConfig): AttemptE
   return new AttemptError("network", `network error talking to ${host}:${port}: ${msg.trim()}`, true);
 }
 
-function authHeaders(cfg: SourceConfig): Record<string, string> {
+export function authHeaders(cfg: SourceConfig): Record<string, string> {
   const h: Record<string, string> = {};
   const a = cfg.auth;
   if (a?.type === "basic") h["Authorization"] = "Basic " + Buffer.from(`${a.username}:${a.password}`).toString("base64");
@@ -163,7 +163,7 @@ async function attempt(ctx: RunContext, client: Deno.HttpClient | undefined, des
 }
 
 /** Build the HTTP client; a CA file that cannot be read is a config error. */
-function makeClient(cfg: SourceConfig): Deno.HttpClient | undefined {
+export function makeClient(cfg: SourceConfig): Deno.HttpClient | undefined {
   if (!cfg.ca_file) return undefined;
   let pem: string;
   try {

@@ -75,110 +75,126 @@ function u64(v: DataView, o: number): number {
   return Number(n);
 }
 
+/** Random access to a zip: a local file, or (for `verify`) an HTTP resource read with Range requests. */
+export interface ZipSource {
+  size: number;
+  readAt(offset: number, length: number): Promise<Uint8Array>;
+}
+
 /** Read and check the central directory of the zip at `path`. */
 export async function readDirectory(path: string): Promise<ZipDirectory> {
   const f = await Deno.open(path, { read: true });
   try {
-    const fileSize = (await f.stat()).size;
-    if (fileSize < 22) throw new ZipError("not_zip", `the file is ${fileSize} bytes: too short to be a zip`);
-    const tailLen = Math.min(fileSize, 22 + 65535 + 20);
-    const tailStart = fileSize - tailLen;
-    const tail = await readAt(f, tailStart, tailLen);
-    const tv = new DataView(tail.buffer, tail.byteOffset, tail.byteLength);
-    let eocd = -1;
-    for (let i = tail.length - 22; i >= 0; i--) {
-      if (tv.getUint32(i, true) === SIG_EOCD && i + 22 + tv.getUint16(i + 20, true) <= tail.length) {
-        eocd = i;
-        break;
-      }
-    }
-    if (eocd < 0) {
-      throw new ZipError(
-        "no_central_directory",
-        "end of central directory not found: the zip is truncated or not a zip",
-        "the download was probably cut short, or the export on the server was still being written",
-      );
-    }
-    const disk = tv.getUint16(eocd + 4, true);
-    const cdDisk = tv.getUint16(eocd + 6, true);
-    let count = tv.getUint16(eocd + 10, true);
-    let cdSize = tv.getUint32(eocd + 12, true);
-    let cdOffset = tv.getUint32(eocd + 16, true);
-    let zip64 = false;
-    const eocdAbs = tailStart + eocd;
-    if (count === 0xffff || cdSize === 0xffffffff || cdOffset === 0xffffffff || eocd >= 20 && tv.getUint32(eocd - 20, true) === SIG_Z64_LOCATOR) {
-      if (eocd < 20 || tv.getUint32(eocd - 20, true) !== SIG_Z64_LOCATOR) {
-        throw new ZipError("corrupt", "Zip64 markers present but the Zip64 end-of-central-directory locator is missing");
-      }
-      const recOff = u64(tv, eocd - 20 + 8);
-      const rec = await readAt(f, recOff, 56);
-      const rv = new DataView(rec.buffer, rec.byteOffset, rec.byteLength);
-      if (rec.length < 56 || rv.getUint32(0, true) !== SIG_Z64_EOCD) {
-        throw new ZipError("corrupt", "Zip64 end-of-central-directory record not found where the locator points");
-      }
-      zip64 = true;
-      count = u64(rv, 32);
-      cdSize = u64(rv, 40);
-      cdOffset = u64(rv, 48);
-    } else if (disk !== 0 || cdDisk !== 0) {
-      throw new ZipError("multi_disk", "split (multi-disk) zip archives are not supported");
-    }
-    if (cdOffset + cdSize > eocdAbs || cdSize > MAX_CD_SIZE) {
-      throw new ZipError("corrupt", `central directory out of bounds (offset ${cdOffset}, size ${cdSize}, file ${fileSize} bytes): the zip is corrupt or truncated`);
-    }
-    const cd = await readAt(f, cdOffset, cdSize);
-    const cv = new DataView(cd.buffer, cd.byteOffset, cd.byteLength);
-    const entries: ZipEntry[] = [];
-    const dec = new TextDecoder();
-    let p = 0;
-    for (let i = 0; i < count; i++) {
-      if (p + 46 > cd.length || cv.getUint32(p, true) !== SIG_CDH) {
-        throw new ZipError("corrupt", `central directory entry ${i + 1} of ${count} is damaged`);
-      }
-      const flags = cv.getUint16(p + 8, true);
-      const method = cv.getUint16(p + 10, true);
-      const crc = cv.getUint32(p + 16, true);
-      let csize = cv.getUint32(p + 20, true);
-      let usize = cv.getUint32(p + 24, true);
-      const nlen = cv.getUint16(p + 28, true);
-      const xlen = cv.getUint16(p + 30, true);
-      const clen = cv.getUint16(p + 32, true);
-      let offset = cv.getUint32(p + 42, true);
-      if (p + 46 + nlen + xlen + clen > cd.length) throw new ZipError("corrupt", `central directory entry ${i + 1} runs past its end`);
-      const name = dec.decode(cd.subarray(p + 46, p + 46 + nlen));
-      let entryZip64 = false;
-      // Zip64 extended information: only the fields that are 0xFFFFFFFF in the header are present, in this order.
-      let x = p + 46 + nlen;
-      const xend = x + xlen;
-      while (x + 4 <= xend) {
-        const id = cv.getUint16(x, true);
-        const len = cv.getUint16(x + 2, true);
-        if (id === 0x0001) {
-          let q = x + 4;
-          if (usize === 0xffffffff) (usize = u64(cv, q), q += 8);
-          if (csize === 0xffffffff) (csize = u64(cv, q), q += 8);
-          if (offset === 0xffffffff) (offset = u64(cv, q), q += 8);
-          entryZip64 = true;
-        }
-        x += 4 + len;
-      }
-      entries.push({
-        name,
-        method,
-        flags,
-        crc32: crc,
-        compressedSize: csize,
-        size: usize,
-        localHeaderOffset: offset,
-        isDirectory: name.endsWith("/"),
-        zip64: entryZip64,
-      });
-      p += 46 + nlen + xlen + clen;
-    }
-    return { entries, zip64, fileSize };
+    const size = (await f.stat()).size;
+    return await readDirectoryFrom({ size, readAt: (o, l) => readAt(f, o, l) });
   } finally {
     f.close();
   }
+}
+
+/** Read and check the central directory through any random-access source. */
+export async function readDirectoryFrom(src: ZipSource): Promise<ZipDirectory> {
+  const fileSize = src.size;
+  if (fileSize < 22) throw new ZipError("not_zip", `the file is ${fileSize} bytes: too short to be a zip`);
+  const tailLen = Math.min(fileSize, 22 + 65535 + 20);
+  const tailStart = fileSize - tailLen;
+  const tail = await src.readAt(tailStart, tailLen);
+  const tv = new DataView(tail.buffer, tail.byteOffset, tail.byteLength);
+  let eocd = -1;
+  for (let i = tail.length - 22; i >= 0; i--) {
+    if (tv.getUint32(i, true) === SIG_EOCD && i + 22 + tv.getUint16(i + 20, true) <= tail.length) {
+      eocd = i;
+      break;
+    }
+  }
+  if (eocd < 0) {
+    throw new ZipError(
+      "no_central_directory",
+      "end of central directory not found: the zip is truncated or not a zip",
+      "the download was probably cut short, or the export on the server was still being written",
+    );
+  }
+  const disk = tv.getUint16(eocd + 4, true);
+  const cdDisk = tv.getUint16(eocd + 6, true);
+  let count = tv.getUint16(eocd + 10, true);
+  let cdSize = tv.getUint32(eocd + 12, true);
+  let cdOffset = tv.getUint32(eocd + 16, true);
+  let zip64 = false;
+  const eocdAbs = tailStart + eocd;
+  if (count === 0xffff || cdSize === 0xffffffff || cdOffset === 0xffffffff || eocd >= 20 && tv.getUint32(eocd - 20, true) === SIG_Z64_LOCATOR) {
+    if (eocd < 20 || tv.getUint32(eocd - 20, true) !== SIG_Z64_LOCATOR) {
+      throw new ZipError("corrupt", "Zip64 markers present but the Zip64 end-of-central-directory locator is missing");
+    }
+    const recOff = u64(tv, eocd - 20 + 8);
+    const rec = await src.readAt(recOff, 56);
+    const rv = new DataView(rec.buffer, rec.byteOffset, rec.byteLength);
+    if (rec.length < 56 || rv.getUint32(0, true) !== SIG_Z64_EOCD) {
+      throw new ZipError("corrupt", "Zip64 end-of-central-directory record not found where the locator points");
+    }
+    zip64 = true;
+    count = u64(rv, 32);
+    cdSize = u64(rv, 40);
+    cdOffset = u64(rv, 48);
+  } else if (disk !== 0 || cdDisk !== 0) {
+    throw new ZipError("multi_disk", "split (multi-disk) zip archives are not supported");
+  }
+  if (cdOffset + cdSize > eocdAbs || cdSize > MAX_CD_SIZE) {
+    throw new ZipError("corrupt", `central directory out of bounds (offset ${cdOffset}, size ${cdSize}, file ${fileSize} bytes): the zip is corrupt or truncated`);
+  }
+  const cd = cdOffset >= tailStart ? tail.subarray(cdOffset - tailStart, cdOffset - tailStart + cdSize) : await src.readAt(cdOffset, cdSize);
+  return { entries: parseCentralDirectory(cd, count), zip64, fileSize };
+}
+
+function parseCentralDirectory(cd: Uint8Array, count: number): ZipEntry[] {
+  const cv = new DataView(cd.buffer, cd.byteOffset, cd.byteLength);
+  const entries: ZipEntry[] = [];
+  const dec = new TextDecoder();
+  let p = 0;
+  for (let i = 0; i < count; i++) {
+    if (p + 46 > cd.length || cv.getUint32(p, true) !== SIG_CDH) {
+      throw new ZipError("corrupt", `central directory entry ${i + 1} of ${count} is damaged`);
+    }
+    const flags = cv.getUint16(p + 8, true);
+    const method = cv.getUint16(p + 10, true);
+    const crc = cv.getUint32(p + 16, true);
+    let csize = cv.getUint32(p + 20, true);
+    let usize = cv.getUint32(p + 24, true);
+    const nlen = cv.getUint16(p + 28, true);
+    const xlen = cv.getUint16(p + 30, true);
+    const clen = cv.getUint16(p + 32, true);
+    let offset = cv.getUint32(p + 42, true);
+    if (p + 46 + nlen + xlen + clen > cd.length) throw new ZipError("corrupt", `central directory entry ${i + 1} runs past its end`);
+    const name = dec.decode(cd.subarray(p + 46, p + 46 + nlen));
+    let entryZip64 = false;
+    // Zip64 extended information: only the fields that are 0xFFFFFFFF in the header are present, in this order.
+    let x = p + 46 + nlen;
+    const xend = x + xlen;
+    while (x + 4 <= xend) {
+      const id = cv.getUint16(x, true);
+      const len = cv.getUint16(x + 2, true);
+      if (id === 0x0001) {
+        let q = x + 4;
+        if (usize === 0xffffffff) (usize = u64(cv, q), q += 8);
+        if (csize === 0xffffffff) (csize = u64(cv, q), q += 8);
+        if (offset === 0xffffffff) (offset = u64(cv, q), q += 8);
+        entryZip64 = true;
+      }
+      x += 4 + len;
+    }
+    entries.push({
+      name,
+      method,
+      flags,
+      crc32: crc,
+      compressedSize: csize,
+      size: usize,
+      localHeaderOffset: offset,
+      isDirectory: name.endsWith("/"),
+      zip64: entryZip64,
+    });
+    p += 46 + nlen + xlen + clen;
+  }
+  return entries;
 }
 
 function globToRegex(glob: string): RegExp {

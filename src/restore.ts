@@ -1,0 +1,172 @@
+/**
+ * `archivist restore [NAME|latest] [--to DIR]`: download an archive and its sidecar from the destination, check
+ * the sha256, extract the dump, print its path. Nothing is left half-written: files are written under hidden
+ * temporary names and renamed only once complete and verified.
+ */
+import { join } from "node:path";
+import { createHash } from "node:crypto";
+import zlib from "node:zlib";
+import fs from "node:fs";
+import { ArchivistError, asArchivistError, errMsg } from "./errors.ts";
+import type { Config } from "./config/load.ts";
+import { formatSize } from "./config/units.ts";
+import { parseName, sidecarName } from "./naming.ts";
+import { newestFirst } from "./retention/policy.ts";
+import type { Transport } from "./transports/transport.ts";
+import type { Logger } from "./log.ts";
+
+function fail(message: string, hint = "", code = "restore"): never {
+  throw new ArchivistError("restore", message, hint, { code });
+}
+
+/** Pick the archive: an exact name, or the newest one for "latest". */
+export async function pickArchive(t: Transport, cfg: Config, wanted: string): Promise<string> {
+  const names = (await t.list()).map((e) => e.name);
+  if (wanted !== "latest") {
+    if (!names.includes(wanted)) fail(`no archive ${wanted} on ${t.location}`, "see `archivist list` for the archives there", "missing");
+    return wanted;
+  }
+  const parsed = names.map((n) => parseName(cfg.archive.name, n, cfg.name)).filter((p) => p !== undefined).sort(newestFirst);
+  if (!parsed.length) fail(`no archive matching ${cfg.archive.name} on ${t.location}`, "", "missing");
+  return parsed[0].name;
+}
+
+async function sha256File(path: string): Promise<string> {
+  const h = createHash("sha256");
+  const f = await Deno.open(path);
+  for await (const c of f.readable) h.update(c);
+  return h.digest("hex");
+}
+
+/** Extract the first regular file of a .tgz to `dir`; returns its final path. */
+export async function extractTgz(tgz: string, dir: string, overwrite: boolean): Promise<{ path: string; size: number }> {
+  const gunzip = fs.createReadStream(tgz).pipe(zlib.createGunzip());
+  let buf = new Uint8Array(0);
+  let pax: Record<string, string> = {};
+  let out: Deno.FsFile | undefined;
+  let tmp = "", final = "", remaining = 0, pad = 0, size = 0, state: "header" | "data" | "skip" | "pax" = "header";
+  let paxBuf: number[] = [];
+  const td = new TextDecoder();
+  const str = (b: Uint8Array) => td.decode(b.subarray(0, b.indexOf(0) < 0 ? b.length : b.indexOf(0)));
+  try {
+    for await (const chunk of gunzip as AsyncIterable<Uint8Array>) {
+      const merged = new Uint8Array(buf.length + chunk.length);
+      merged.set(buf);
+      merged.set(chunk, buf.length);
+      buf = merged;
+      for (;;) {
+        if (state === "header") {
+          if (buf.length < 512) break;
+          const h = buf.subarray(0, 512);
+          buf = buf.subarray(512);
+          if (h.every((b) => b === 0)) continue;
+          const type = String.fromCharCode(h[156] || 48);
+          const len = pax.size ? Number(pax.size) : parseInt(str(h.subarray(124, 136)).trim() || "0", 8);
+          const name = pax.path ?? ((str(h.subarray(345, 500)) ? str(h.subarray(345, 500)) + "/" : "") + str(h.subarray(0, 100)));
+          pax = {};
+          remaining = len;
+          pad = (512 - (len % 512)) % 512;
+          if (type === "x") {
+            state = "pax";
+            paxBuf = [];
+          } else if ((type === "0" || type === "\0") && !out) {
+            const base = name.split("/").pop()!.replace(/^\.+/, "") || "dump.sql";
+            final = join(dir, base);
+            tmp = join(dir, `.${base}.part`);
+            if (!overwrite) {
+              try {
+                Deno.statSync(final);
+                fail(`${final} already exists`, "remove it, or pass --force to overwrite", "exists");
+              } catch (e) {
+                if (e instanceof ArchivistError) throw e;
+              }
+            }
+            out = await Deno.open(tmp, { write: true, create: true, truncate: true, mode: 0o600 });
+            size = len;
+            state = "data";
+          } else state = "skip";
+          continue;
+        }
+        if (remaining > 0) {
+          if (!buf.length) break;
+          const n = Math.min(remaining, buf.length);
+          const part = buf.subarray(0, n);
+          if (state === "data") {
+            let w = 0;
+            while (w < part.length) w += await out!.write(part.subarray(w));
+          } else if (state === "pax") paxBuf.push(...part);
+          remaining -= n;
+          buf = buf.subarray(n);
+          if (remaining > 0) break;
+        }
+        if (pad > 0) {
+          const n = Math.min(pad, buf.length);
+          pad -= n;
+          buf = buf.subarray(n);
+          if (pad > 0) break;
+        }
+        if (state === "pax") {
+          for (const rec of td.decode(new Uint8Array(paxBuf)).split("\n")) {
+            const m = /^\d+ ([^=]+)=(.*)$/.exec(rec);
+            if (m) pax[m[1]] = m[2];
+          }
+        }
+        state = "header";
+      }
+    }
+  } catch (e) {
+    out?.close();
+    out = undefined;
+    if (tmp) await Deno.remove(tmp).catch(() => {});
+    if (e instanceof ArchivistError) throw e;
+    fail(`cannot extract ${tgz}: ${errMsg(e)}`, "the archive is damaged");
+  }
+  if (!out) fail(`${tgz} holds no file`, "the archive is damaged or not one of ours");
+  if (remaining > 0) {
+    out.close();
+    await Deno.remove(tmp).catch(() => {});
+    fail(`${tgz} ends in the middle of the dump (${remaining} bytes missing)`, "the archive is truncated");
+  }
+  await out.sync();
+  out.close();
+  await Deno.rename(tmp, final);
+  return { path: final, size };
+}
+
+/** The whole restore. Returns the dump's path. */
+export async function restore(t: Transport, cfg: Config, log: Logger, wanted: string, toDir: string, overwrite: boolean): Promise<string> {
+  const name = await pickArchive(t, cfg, wanted);
+  try {
+    Deno.mkdirSync(toDir, { recursive: true, mode: 0o700 });
+  } catch (e) {
+    fail(`cannot create ${toDir}: ${errMsg(e)}`);
+  }
+  const tgz = join(toDir, `.${name}.part`);
+  const side = join(toDir, `.${sidecarName(name)}.part`);
+  try {
+    log.info("restore", `downloading ${name} from ${t.location}`);
+    try {
+      await t.download(name, tgz);
+    } catch (e) {
+      throw asArchivistError("restore", e);
+    }
+    try {
+      await t.download(sidecarName(name), side);
+    } catch (e) {
+      fail(`cannot read ${sidecarName(name)} on ${t.location}: ${asArchivistError("restore", e).message}`, "without the sidecar the archive cannot be verified", "no_sidecar");
+    }
+    const want = /^([0-9a-f]{64})\s/.exec(await Deno.readTextFile(side))?.[1];
+    if (!want) fail(`${sidecarName(name)} holds no sha256`, "the sidecar is damaged", "no_sidecar");
+    const got = await sha256File(tgz);
+    if (got !== want) {
+      fail(`checksum mismatch for ${name}: sha256 ${got}, the sidecar says ${want}: the archive is damaged or was changed`, "try an older archive (archivist list), and check the destination's storage", "checksum_mismatch");
+    }
+    log.info("restore", `${name}: sha256 ${got} matches its sidecar`);
+    const r = await extractTgz(tgz, toDir, overwrite);
+    log.info("restore", `extracted ${r.path} (${formatSize(r.size)})`);
+    return r.path;
+  } finally {
+    await Deno.remove(tgz).catch(() => {});
+    await Deno.remove(side).catch(() => {});
+  }
+}

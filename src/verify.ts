@@ -1,0 +1,251 @@
+/**
+ * `archivist verify` (also `--verify`): a health check of everything a night needs, without archiving anything.
+ * One line per check (✓ ok, ! warning, ✗ critical) with a hint; the result maps to Nagios plugin exit codes
+ * (0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN) so that it can run as a monitoring check.
+ */
+import { join } from "node:path";
+import type { Clock } from "./clock.ts";
+import type { Config } from "./config/load.ts";
+import { formatDuration, formatSize } from "./config/units.ts";
+import type { Env } from "./env.ts";
+import { asArchivistError, errMsg } from "./errors.ts";
+import { exec } from "./exec.ts";
+import { readHistory } from "./history.ts";
+import type { Logger } from "./log.ts";
+import { verifyMail } from "./mail.ts";
+import { authHeaders, describeNetworkError, makeClient } from "./steps/fetch.ts";
+import { createTransport } from "./transports/registry.ts";
+import { findEntry, readDirectoryFrom, ZipError } from "./zip/reader.ts";
+
+export type CheckStatus = "ok" | "warn" | "crit";
+
+export interface Check {
+  name: string;
+  status: CheckStatus;
+  message: string;
+  hint?: string;
+}
+
+export const NAGIOS = { OK: 0, WARNING: 1, CRITICAL: 2, UNKNOWN: 3 } as const;
+
+const ICON: Record<CheckStatus, string> = { ok: "✓", warn: "!", crit: "✗" };
+
+export interface VerifyDeps {
+  config: Config;
+  clock: Clock;
+  env: Env;
+  log: Logger;
+  configMode: number;
+  historyFile: string;
+  /** The program as cron should call it (for the schedule check). */
+  programHint?: string;
+}
+
+function ok(name: string, message: string): Check {
+  return { name, status: "ok", message };
+}
+function warn(name: string, message: string, hint?: string): Check {
+  return { name, status: "warn", message, hint };
+}
+function crit(name: string, message: string, hint?: string): Check {
+  return { name, status: "crit", message, hint };
+}
+
+/** Run every check. Never throws: a failing check is a line. */
+export async function runVerify(d: VerifyDeps): Promise<Check[]> {
+  const c = d.config;
+  const checks: Check[] = [ok("config", `${c.file} is valid (job ${c.name})`)];
+  checks.push(
+    d.configMode & 0o077
+      ? warn("config", `${c.file} is readable by group or others (mode ${d.configMode.toString(8).padStart(4, "0")})`, `chmod 600 ${c.file}`)
+      : ok("config", `${c.file} permissions ${d.configMode.toString(8).padStart(4, "0")}`),
+  );
+  checks.push(...await guard("source", () => checkSource(c)));
+  checks.push(...await guard("work_dir", () => checkWorkDir(c, d.historyFile)));
+  checks.push(...await guard("destination", () => checkDestination(d)));
+  if (c.mail.enabled) {
+    checks.push(...await guard("mail", async () => [ok("mail", await verifyMail(c.mail))]));
+  }
+  checks.push(checkSchedule(c, d.programHint));
+  checks.push(checkLastRun(c, d.historyFile, d.clock));
+  return checks;
+}
+
+async function guard(name: string, fn: () => Promise<Check[]>): Promise<Check[]> {
+  try {
+    return await fn();
+  } catch (e) {
+    const err = asArchivistError("internal", e);
+    return [crit(name, err.message, err.hint || undefined)];
+  }
+}
+
+/** Overall Nagios status and the one-line summary. */
+export function nagios(checks: Check[]): { code: number; label: string; summary: string } {
+  const worst = checks.some((x) => x.status === "crit") ? "crit" : checks.some((x) => x.status === "warn") ? "warn" : "ok";
+  const label = worst === "crit" ? "CRITICAL" : worst === "warn" ? "WARNING" : "OK";
+  const bad = checks.filter((x) => x.status === worst && worst !== "ok");
+  const summary = bad.length ? bad.map((x) => `${x.name}: ${x.message}`).join("; ") : `${checks.length} checks passed`;
+  return { code: NAGIOS[label], label, summary };
+}
+
+/** The checklist as text. */
+export function formatChecks(checks: Check[]): string {
+  const lines: string[] = [];
+  for (const x of checks) {
+    lines.push(`${ICON[x.status]} ${x.name.padEnd(12)} ${x.message}`);
+    if (x.hint && x.status !== "ok") lines.push(`  ${" ".repeat(12)} hint: ${x.hint}`);
+  }
+  return lines.join("\n");
+}
+
+/** An HTTP resource read with Range requests (for the cheap entry check). */
+async function rangeReader(url: string, headers: Record<string, string>, client: Deno.HttpClient | undefined, size: number, timeout: number) {
+  return {
+    size,
+    async readAt(offset: number, length: number): Promise<Uint8Array> {
+      const res = await fetch(url, { headers: { ...headers, Range: `bytes=${offset}-${offset + length - 1}` }, client, signal: AbortSignal.timeout(timeout) });
+      if (res.status !== 206) {
+        await res.body?.cancel();
+        throw new Error(`range request answered HTTP ${res.status}`);
+      }
+      return new Uint8Array(await res.arrayBuffer());
+    },
+  };
+}
+
+async function checkSource(c: Config): Promise<Check[]> {
+  const src = c.source;
+  const url = new URL(src.url);
+  let client: Deno.HttpClient | undefined;
+  try {
+    client = makeClient(src);
+  } catch (e) {
+    const err = asArchivistError("config", e);
+    return [crit("source", err.message, err.hint)];
+  }
+  const headers = { "User-Agent": "archivist-verify", ...authHeaders(src) };
+  try {
+    let res: Response;
+    try {
+      res = await fetch(url, { method: "HEAD", headers, client, signal: AbortSignal.timeout(src.connect_timeout) });
+      if (res.status === 405 || res.status === 501) {
+        res = await fetch(url, { headers: { ...headers, Range: "bytes=0-0" }, client, signal: AbortSignal.timeout(src.connect_timeout) });
+        await res.body?.cancel();
+      }
+    } catch (e) {
+      const a = describeNetworkError(e, url, src);
+      return [crit("source", a.message, a.hint)];
+    }
+    if (!res.ok) {
+      return [crit("source", `HTTP ${res.status} ${res.statusText} from ${url.host} for ${url.pathname}`, res.status === 401 || res.status === 403 ? "check source.auth" : "check source.url")];
+    }
+    const len = Number(res.headers.get("content-length") ?? NaN);
+    const total = Number(/\/(\d+)$/.exec(res.headers.get("content-range") ?? "")?.[1] ?? (res.status === 200 ? len : NaN));
+    const out = [ok("source", `${src.url} reachable (HTTP ${res.status}, TLS verified${Number.isFinite(total) ? `, ${formatSize(total)}` : ""})`)];
+    if (Number.isFinite(total) && total > src.max_size) out.push(crit("source", `the zip is ${formatSize(total)}, above source.max_size (${formatSize(src.max_size)})`, "raise source.max_size"));
+    if (res.headers.get("accept-ranges") === "bytes" && Number.isFinite(total) && total > 0) {
+      try {
+        const dir = await readDirectoryFrom(await rangeReader(src.url, headers, client, total, src.connect_timeout));
+        const e = findEntry(dir, src.entry);
+        out.push(ok("source", `entry ${e.name} present (${formatSize(e.size)} uncompressed)`));
+      } catch (e) {
+        if (e instanceof ZipError) out.push(crit("source", e.message, e.hint || undefined));
+        else out.push(warn("source", `could not look inside the zip: ${errMsg(e)}`, "the entry is checked at the next run"));
+      }
+    } else {
+      out.push(warn("source", "the server does not offer byte ranges: the entry inside the zip is checked only at run time"));
+    }
+    return out;
+  } finally {
+    client?.close();
+  }
+}
+
+/** Available bytes on the filesystem of `dir` (or its nearest existing parent), from df. */
+async function freeBytes(dir: string): Promise<number | undefined> {
+  let p = dir;
+  for (;;) {
+    try {
+      Deno.statSync(p);
+      break;
+    } catch {
+      const up = p.replace(/\/[^/]*\/?$/, "") || "/";
+      if (up === p) break;
+      p = up;
+    }
+  }
+  const r = await exec("df", ["-Pk", p], { timeoutMs: 10_000 }, "coreutils");
+  const cols = r.stdout.trim().split("\n").pop()?.split(/\s+/);
+  return cols && /^\d+$/.test(cols[3] ?? "") ? Number(cols[3]) * 1024 : undefined;
+}
+
+async function checkWorkDir(c: Config, historyFile: string): Promise<Check[]> {
+  const free = await freeBytes(c.work_dir);
+  if (free === undefined) return [warn("work_dir", `cannot tell the free space of ${c.work_dir}`)];
+  const last = readHistory(historyFile).runs.filter((r) => r.dump).pop()?.dump?.size;
+  if (last === undefined) return [ok("work_dir", `${formatSize(free)} free in ${c.work_dir} (no earlier dump to compare with)`)];
+  const need = Math.round(last * 1.5);
+  if (free < last) return [crit("work_dir", `${formatSize(free)} free in ${c.work_dir}, less than the last dump (${formatSize(last)})`, "free space, or point work_dir at a bigger filesystem")];
+  if (free < need) return [warn("work_dir", `${formatSize(free)} free in ${c.work_dir}; a run needs about ${formatSize(need)} (1.5 × the last dump)`, "free space before the dump grows")];
+  return [ok("work_dir", `${formatSize(free)} free in ${c.work_dir} (last dump ${formatSize(last)})`)];
+}
+
+async function checkDestination(d: VerifyDeps): Promise<Check[]> {
+  const priv = Deno.makeTempDirSync({ prefix: "archivist-verify-" });
+  const t = createTransport(d.config.destination, { log: d.log, env: d.env, privateDir: priv, step: "verify" });
+  const probe = `.archivist-probe-${crypto.randomUUID().slice(0, 8)}`;
+  try {
+    await t.open();
+    const local = join(priv, "probe");
+    Deno.writeTextFileSync(local, `archivist verify probe ${new Date().toISOString()}\n`);
+    await t.upload(local, probe);
+    await t.remove(probe);
+    const left = (await t.list()).some((e) => e.name === probe);
+    if (left) return [warn("destination", `${t.location}: the probe file ${probe} could not be removed`, "check delete permissions")];
+    return [ok("destination", `${t.location}: connected, directory exists, write + rename + delete of a probe file work`)];
+  } catch (e) {
+    const err = asArchivistError("store", e);
+    return [crit("destination", err.message, err.hint || undefined)];
+  } finally {
+    await t.close().catch(() => {});
+    Deno.removeSync(priv, { recursive: true });
+  }
+}
+
+function checkSchedule(c: Config, program?: string): Check {
+  let text = "";
+  try {
+    text = Deno.readTextFileSync(c.verify.schedule_file);
+  } catch {
+    for (const unit of ["/etc/systemd/system/archivist.timer", "/lib/systemd/system/archivist.timer"]) {
+      try {
+        Deno.statSync(unit);
+        return ok("schedule", `systemd timer ${unit} is installed`);
+      } catch { /* not there */ }
+    }
+    return warn("schedule", `no cron entry ${c.verify.schedule_file} and no systemd timer archivist.timer: nothing runs archivist at night`, "run install.sh, or add a cron entry (see the user guide)");
+  }
+  const lines = text.split("\n").filter((l) => l.trim() && !l.trim().startsWith("#") && /\barchivist\b/.test(l) && /\brun\b/.test(l));
+  if (!lines.length) return warn("schedule", `${c.verify.schedule_file} has no line running 'archivist run'`, "see the user guide for the cron line");
+  const line = lines[0];
+  const m = /(?:-c|--config)[ =](\S+)/.exec(line);
+  if (m && m[1] !== c.file) return warn("schedule", `${c.verify.schedule_file} runs archivist with ${m[1]}, not ${c.file}`, "point the cron line at this config");
+  if (program && !line.includes(program)) return warn("schedule", `${c.verify.schedule_file} does not call ${program}`, "point the cron line at this binary");
+  const fields = line.trim().split(/\s+/);
+  return ok("schedule", `${c.verify.schedule_file}: ${fields.slice(0, 5).join(" ")} as ${fields[5]}`);
+}
+
+function checkLastRun(c: Config, historyFile: string, clock: Clock): Check {
+  const runs = readHistory(historyFile).runs.filter((r) => r.command === "run");
+  const last = runs.pop();
+  if (!last) return warn("last run", `no run recorded in ${historyFile} yet`, "run archivist run once, or wait for the first night");
+  const age = clock.now().getTime() - new Date(last.startedAt).getTime();
+  const when = `${formatDuration(Math.max(0, age))} ago`;
+  if (age > c.verify.max_age) {
+    return crit("last run", `the last run was ${when} (${last.startedAt}), more than verify.max_age (${formatDuration(c.verify.max_age)})`, "is the cron job or timer running? check /var/log/archivist/cron.log and syslog");
+  }
+  if (last.status === "failed") return crit("last run", `FAILED ${when} at ${last.error?.step}: ${last.error?.message}`, last.error?.hint || undefined);
+  if (last.status === "warning") return warn("last run", `WARNING ${when}: ${last.warnings[0] ?? ""}`);
+  return ok("last run", `OK ${when}${last.archive ? `: ${last.archive.name} (${formatSize(last.archive.size)})` : ""}`);
+}
