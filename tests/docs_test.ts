@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { DOCS, generated } from "../tools/gendocs.ts";
 import { ROOT } from "./helpers/cli.ts";
 import { EXIT_DESCRIPTIONS } from "../src/errors.ts";
+import { HELP } from "../src/cli.ts";
 
 Deno.test("generated doc blocks (config keys, exit codes) are up to date: run `deno task docs`", () => {
   for (const [rel, { before, after }] of generated()) {
@@ -19,6 +20,9 @@ Deno.test("README names exactly the two newcomer commands and every CLI command 
   assert.match(readme, /deno task demo/);
   assert.match(readme, /deno task test/);
   const guide = Deno.readTextFileSync(join(ROOT, "docs/USER_GUIDE.md"));
-  for (const cmd of ["archivist run", "archivist history", "archivist list", "archivist prune"]) assert.ok(guide.includes(cmd), cmd);
+  for (const cmd of ["archivist run", "archivist history", "archivist list", "archivist prune", "archivist verify", "archivist restore", "archivist mail-test"]) {
+    assert.ok(guide.includes(cmd), cmd);
+    assert.ok(HELP.includes(cmd.replace("archivist ", "archivist ")), `--help lists ${cmd}`);
+  }
   for (const [code] of EXIT_DESCRIPTIONS) for (const rel of DOCS) assert.match(Deno.readTextFileSync(join(ROOT, rel)), new RegExp(`\\| ${code} \\|`), `${rel}: exit ${code}`);
 });
