@@ -7,7 +7,7 @@
  * Shell pipeline: unzip -p | tee >(sha256sum) > dump ; tar -czf (gzip -6) ; sha256sum archive.
  */
 import { join } from "node:path";
-import { makeZip, sh, sqlDump } from "../tools/fixtures.ts";
+import { sh, sqlDump } from "../tools/fixtures.ts";
 
 const sizeMb = Number(Deno.args[0] ?? 256);
 const dir = await Deno.makeTempDir({ prefix: "archivist-bench-" });
@@ -22,7 +22,6 @@ f.close();
 const zip = join(dir, "dump.zip");
 await sh("zip", ["-q", "-6", "-j", zip, dumpPath]);
 await Deno.remove(dumpPath);
-void makeZip;
 
 async function timed(cmd: string[], cwd?: string): Promise<{ ms: number; peakKiB: number; out: string }> {
   const t = performance.now();
