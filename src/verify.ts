@@ -15,7 +15,7 @@ import type { Logger } from "./log.ts";
 import { verifyMail } from "./mail.ts";
 import { authHeaders, describeNetworkError, makeClient } from "./steps/fetch.ts";
 import { createTransport } from "./transports/registry.ts";
-import { findEntry, readDirectoryFrom, ZipError } from "./zip/reader.ts";
+import { findEntry, readDirectoryFrom, ZipError, type ZipSource } from "./zip/reader.ts";
 
 export type CheckStatus = "ok" | "warn" | "crit";
 
@@ -100,7 +100,7 @@ export function formatChecks(checks: Check[]): string {
 }
 
 /** An HTTP resource read with Range requests (for the cheap entry check). */
-async function rangeReader(url: string, headers: Record<string, string>, client: Deno.HttpClient | undefined, size: number, timeout: number) {
+function rangeReader(url: string, headers: Record<string, string>, client: Deno.HttpClient | undefined, size: number, timeout: number): ZipSource {
   return {
     size,
     async readAt(offset: number, length: number): Promise<Uint8Array> {
@@ -146,7 +146,7 @@ async function checkSource(c: Config): Promise<Check[]> {
     if (Number.isFinite(total) && total > src.max_size) out.push(crit("source", `the zip is ${formatSize(total)}, above source.max_size (${formatSize(src.max_size)})`, "raise source.max_size"));
     if (res.headers.get("accept-ranges") === "bytes" && Number.isFinite(total) && total > 0) {
       try {
-        const dir = await readDirectoryFrom(await rangeReader(src.url, headers, client, total, src.connect_timeout));
+        const dir = await readDirectoryFrom(rangeReader(src.url, headers, client, total, src.connect_timeout));
         const e = findEntry(dir, src.entry);
         out.push(ok("source", `entry ${e.name} present (${formatSize(e.size)} uncompressed)`));
       } catch (e) {

@@ -61,3 +61,21 @@ export function netrcLine(host: string, user: string, password: string): string 
   const tok = (s: string) => (/[\s"\\]/.test(s) ? `"${s.replace(/\\/g, "\\\\").replace(/"/g, '\\"')}"` : s);
   return `machine ${tok(host)} login ${tok(user)} password ${tok(password)}\n`;
 }
+
+/** The size of `name` as the destination reports it after an upload, compared with the local file. */
+export async function checkUploadedSize(remoteSize: number | undefined, name: string, localPath: string, location: string): Promise<number> {
+  if (remoteSize === undefined) throw storeErr("size_mismatch", `${name} is not listed on ${location} after upload`);
+  const want = (await Deno.stat(localPath)).size;
+  if (remoteSize !== want) throw storeErr("size_mismatch", `size after upload differs for ${name}: ${remoteSize} bytes on ${location}, ${want} expected`);
+  return remoteSize;
+}
+
+/** Parse an `ls -l` listing (sftp `ls -lan`, FTP `LIST -a`) without the . and .. entries. */
+export function parseLsListing(text: string): { name: string; size: number; isDir: boolean; mtime?: Date }[] {
+  return text.split("\n").map(parseLsLine).filter((e) => e !== undefined && e.name !== "." && e.name !== "..") as {
+    name: string;
+    size: number;
+    isDir: boolean;
+    mtime?: Date;
+  }[];
+}

@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { absPath, bool, nonEmpty, obj, oneOf, secretFields } from "../config/fields.ts";
 import { exec, type ExecResult, writePrivateFile } from "../exec.ts";
 import { tempName } from "../naming.ts";
-import { checkName, netrcLine, networkFields, parseLsLine, remoteDir, storeErr, toolMissing, verifyField } from "./common.ts";
+import { checkName, checkUploadedSize, netrcLine, networkFields, parseLsListing, remoteDir, storeErr, toolMissing, verifyField } from "./common.ts";
 import type { RemoteEntry, Transport, TransportContext, TransportKind } from "./transport.ts";
 
 export const ftpsSchema = obj({
@@ -136,10 +136,7 @@ export class FtpsTransport implements Transport {
       await this.curl(["--list-only", this.url(), "-Q", `-DELE ${tmp}`], "cleanup", true).catch(() => {});
       throw classify(r, this.cfg, `upload of ${name}`);
     }
-    const size = await this.size(name);
-    const want = (await Deno.stat(localPath)).size;
-    if (size !== want) throw storeErr("size_mismatch", `size after upload differs for ${name}: ${size} bytes on ${this.location}, ${want} expected`);
-    return size;
+    return checkUploadedSize(await this.size(name), name, localPath, this.location);
   }
 
   private async size(name: string): Promise<number> {
@@ -157,12 +154,7 @@ export class FtpsTransport implements Transport {
       this.ctx.log.debug(this.ctx.step ?? "store", `MLSD not supported by ${this.cfg.host} (curl exit ${r.code}): using LIST`);
     }
     const r = await this.curl(["-X", "LIST -a", this.url()], `listing ${this.cfg.path}`);
-    const out: RemoteEntry[] = [];
-    for (const line of r.stdout.split("\n")) {
-      const e = parseLsLine(line);
-      if (e && e.name !== "." && e.name !== "..") out.push(e);
-    }
-    return out;
+    return parseLsListing(r.stdout);
   }
 
   async remove(name: string): Promise<void> {

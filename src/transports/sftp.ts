@@ -9,7 +9,7 @@ import { absPath, nonEmpty, obj, oneOf } from "../config/fields.ts";
 import { exec, type ExecResult, MissingToolError } from "../exec.ts";
 import { onCleanup } from "../cleanup.ts";
 import { tempName } from "../naming.ts";
-import { networkFields, parseLsLine, remoteDir, rjoin, storeErr, toolMissing, verifyField } from "./common.ts";
+import { checkUploadedSize, networkFields, parseLsListing, remoteDir, rjoin, storeErr, toolMissing, verifyField } from "./common.ts";
 import type { RemoteEntry, Transport, TransportContext, TransportKind } from "./transport.ts";
 
 export const sftpSchema = obj({
@@ -201,21 +201,12 @@ export class SftpTransport implements Transport {
       await this.batch([`-rm ${q(tmp)}`], "cleanup", true).catch(() => {});
       throw this.classify(r, `upload of ${name}`);
     }
-    const size = (await this.list()).find((e) => e.name === name)?.size;
-    if (size === undefined) throw storeErr("size_mismatch", `${name} is not listed on ${this.location} after upload`);
-    const want = (await Deno.stat(localPath)).size;
-    if (size !== want) throw storeErr("size_mismatch", `size after upload differs for ${name}: ${size} bytes on ${this.location}, ${want} expected`);
-    return size;
+    return checkUploadedSize((await this.list()).find((e) => e.name === name)?.size, name, localPath, this.location);
   }
 
   async list(): Promise<RemoteEntry[]> {
     const r = await this.batch([`ls -lan ${q(this.cfg.path)}`], `listing ${this.cfg.path}`);
-    const out: RemoteEntry[] = [];
-    for (const line of r.stdout.split("\n")) {
-      const e = parseLsLine(line);
-      if (e && e.name !== "." && e.name !== "..") out.push(e);
-    }
-    return out;
+    return parseLsListing(r.stdout);
   }
 
   async remove(name: string): Promise<void> {

@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { nonEmpty, obj, oneOf, secretFields } from "../config/fields.ts";
 import { exec, type ExecResult, writePrivateFile } from "../exec.ts";
 import { tempName } from "../naming.ts";
-import { checkName, networkFields, remoteDir, storeErr, toolMissing, verifyField } from "./common.ts";
+import { checkName, checkUploadedSize, networkFields, remoteDir, storeErr, toolMissing, verifyField } from "./common.ts";
 import type { RemoteEntry, Transport, TransportContext, TransportKind } from "./transport.ts";
 
 export const smbSchema = obj({
@@ -119,11 +119,7 @@ export class SmbTransport implements Transport {
       await this.smb(`del ${q(tmp)}`, "cleanup", { allowFail: true }).catch(() => {});
       throw e;
     }
-    const entry = (await this.list()).find((e) => e.name === name);
-    const want = (await Deno.stat(localPath)).size;
-    if (!entry) throw storeErr("size_mismatch", `${name} is not listed on ${this.location} after upload`);
-    if (entry.size !== want) throw storeErr("size_mismatch", `size after upload differs for ${name}: ${entry.size} bytes on ${this.location}, ${want} expected`);
-    return entry.size;
+    return checkUploadedSize((await this.list()).find((e) => e.name === name)?.size, name, localPath, this.location);
   }
 
   async list(): Promise<RemoteEntry[]> {

@@ -8,7 +8,7 @@ import { absPath, bool, nonEmpty, obj, oneOf, secretFields, str } from "../confi
 import { exec, type ExecResult, writePrivateFile } from "../exec.ts";
 import { tempName } from "../naming.ts";
 import { duration } from "../config/fields.ts";
-import { checkName, netrcLine, storeErr, toolMissing, verifyField } from "./common.ts";
+import { checkName, checkUploadedSize, netrcLine, storeErr, toolMissing, verifyField } from "./common.ts";
 import type { RemoteEntry, Transport, TransportContext, TransportKind } from "./transport.ts";
 
 const davUrl = str((s) => {
@@ -143,11 +143,7 @@ export class WebdavTransport implements Transport {
       await this.curl(["-X", "DELETE", "-o", "/dev/null", tmp], "cleanup").catch(() => {});
       throw this.statusError(mv.status, `rename of ${tempName(name)} to ${name}`);
     }
-    const entry = (await this.list()).find((e) => e.name === name);
-    const want = (await Deno.stat(localPath)).size;
-    if (!entry) throw storeErr("size_mismatch", `${name} is not listed on ${this.location} after upload`);
-    if (entry.size !== want) throw storeErr("size_mismatch", `size after upload differs for ${name}: ${entry.size} bytes on ${this.location}, ${want} expected`);
-    return entry.size;
+    return checkUploadedSize((await this.list()).find((e) => e.name === name)?.size, name, localPath, this.location);
   }
 
   async list(): Promise<RemoteEntry[]> {

@@ -52,10 +52,13 @@ export function startProcess(cmd: string, args: string[], opts: { cwd?: string; 
     for await (const c of s) out += td.decode(c);
   };
   const done = Promise.all([drain(child.stdout), drain(child.stderr)]).catch(() => {});
+  let stopped = false;
   return {
     child,
     log: () => out,
     async stop() {
+      if (stopped) return;
+      stopped = true;
       const group = (sig: Deno.Signal) => {
         try {
           Deno.kill(-child.pid, sig);

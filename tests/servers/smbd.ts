@@ -9,7 +9,6 @@ export interface SmbServer extends Server {
   password: string;
   share: string;
   root: string;
-  stopped: boolean;
 }
 
 export async function startSmbd(dir: string): Promise<SmbServer> {
@@ -51,18 +50,12 @@ export async function startSmbd(dir: string): Promise<SmbServer> {
   await sh("smbpasswd", ["-c", conf, "-s", "-a", TEST_USER], { stdin: `${password}\n${password}\n` });
   const p = startProcess("/usr/sbin/smbd", ["-s", conf, "--foreground", "--no-process-group", "--debug-stdout"]);
   await waitPort(port, `smbd (${p.log()})`, 30_000);
-  const s: SmbServer = {
+  return {
     port,
     user: TEST_USER,
     password,
     share: "backup",
     root,
-    stopped: false,
-    async stop() {
-      if (s.stopped) return;
-      s.stopped = true;
-      await p.stop();
-    },
+    stop: p.stop,
   };
-  return s;
 }

@@ -12,7 +12,6 @@ export interface SshdServer extends Server {
   hostLine: string;
   /** A directory the user can write to. */
   root: string;
-  stopped: boolean;
 }
 
 export async function startSshd(dir: string): Promise<SshdServer> {
@@ -49,19 +48,13 @@ export async function startSshd(dir: string): Promise<SshdServer> {
   await Deno.mkdir(root);
   const p = startProcess("/usr/sbin/sshd", ["-D", "-e", "-f", cfg]);
   await waitPort(port, `sshd (${p.log()})`);
-  const s: SshdServer = {
+  return {
     port,
     user,
     keyFile,
     knownHosts,
     hostLine,
     root,
-    stopped: false,
-    async stop() {
-      if (s.stopped) return;
-      s.stopped = true;
-      await p.stop();
-    },
+    stop: p.stop,
   };
-  return s;
 }

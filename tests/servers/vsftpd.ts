@@ -8,7 +8,6 @@ export interface FtpServer extends Server {
   user: string;
   password: string;
   home: string;
-  stopped: boolean;
 }
 
 export async function startVsftpd(dir: string, cert: TestCert): Promise<FtpServer> {
@@ -51,17 +50,11 @@ export async function startVsftpd(dir: string, cert: TestCert): Promise<FtpServe
   ].join("\n"));
   const p = startProcess("/usr/sbin/vsftpd", [conf]);
   await waitPort(port, `vsftpd (${p.log()})`);
-  const s: FtpServer = {
+  return {
     port,
     user: TEST_USER,
     password,
     home,
-    stopped: false,
-    async stop() {
-      if (s.stopped) return;
-      s.stopped = true;
-      await p.stop();
-    },
+    stop: p.stop,
   };
-  return s;
 }

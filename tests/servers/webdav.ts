@@ -9,7 +9,6 @@ export interface DavServer extends Server {
   password: string;
   root: string;
   url(path: string): string;
-  stopped: boolean;
 }
 
 export async function startWebdav(dir: string, cert: TestCert): Promise<DavServer> {
@@ -20,18 +19,12 @@ export async function startWebdav(dir: string, cert: TestCert): Promise<DavServe
   // The test server's own password is on its command line; archivist's never is (netrc file).
   const p = startProcess("rclone", ["serve", "webdav", root, "--addr", `127.0.0.1:${port}`, "--user", user, "--pass", password, "--cert", cert.certFile, "--key", cert.keyFile, "--config", "/dev/null", "--dir-cache-time", "0s"]);
   await waitPort(port, `rclone webdav (${p.log()})`);
-  const s: DavServer = {
+  return {
     port,
     user,
     password,
     root,
     url: (path) => `https://127.0.0.1:${port}/${path.replace(/^\//, "")}`,
-    stopped: false,
-    async stop() {
-      if (s.stopped) return;
-      s.stopped = true;
-      await p.stop();
-    },
+    stop: p.stop,
   };
-  return s;
 }
