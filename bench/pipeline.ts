@@ -42,7 +42,11 @@ for (let i = 0; i < runs; i++) {
   const a = await timed([Deno.execPath(), "run", "--allow-all", "--quiet", join(root, "bench/stages.ts"), zip, w1, "6"], root);
   arch.push(a.ms);
   archPeak = Math.max(archPeak, a.peakKiB);
-  const s = await timed(["bash", "-c", `set -e; unzip -p ${zip} dump.sql | tee >(sha256sum > dump.sha) > dump.sql; tar -cf - dump.sql | gzip -6 > out.tgz; sha256sum out.tgz > out.sha`], w2);
+  const s = await timed([
+    "bash",
+    "-c",
+    `set -e; unzip -p ${zip} dump.sql | tee >(sha256sum > dump.sha) > dump.sql; tar -cf - dump.sql | gzip -6 > out.tgz; sha256sum out.tgz > out.sha`,
+  ], w2);
   shell.push(s.ms);
   shellPeak = Math.max(shellPeak, s.peakKiB);
   const archSha = JSON.parse(a.out).dumpSha;
@@ -54,7 +58,15 @@ for (let i = 0; i < runs; i++) {
 const med = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)];
 const a = med(arch), s = med(shell);
 console.log(`\nunzip + CRC + sha256 + tar + gzip -6 + sha256 of a ${sizeMb} MiB dump (median of ${runs} runs):`);
-console.log(`  archivist (deno, in-process):  ${(a / 1000).toFixed(2)} s  ${(sizeMb / (a / 1000)).toFixed(0)} MiB/s  peak RSS ${(archPeak / 1024).toFixed(0)} MiB`);
-console.log(`  shell (unzip|tee|sha256sum; tar|gzip; sha256sum): ${(s / 1000).toFixed(2)} s  ${(sizeMb / (s / 1000)).toFixed(0)} MiB/s  peak RSS ${(shellPeak / 1024).toFixed(0)} MiB (largest process)`);
+console.log(
+  `  archivist (deno, in-process):  ${(a / 1000).toFixed(2)} s  ${(sizeMb / (a / 1000)).toFixed(0)} MiB/s  peak RSS ${
+    (archPeak / 1024).toFixed(0)
+  } MiB`,
+);
+console.log(
+  `  shell (unzip|tee|sha256sum; tar|gzip; sha256sum): ${(s / 1000).toFixed(2)} s  ${(sizeMb / (s / 1000)).toFixed(0)} MiB/s  peak RSS ${
+    (shellPeak / 1024).toFixed(0)
+  } MiB (largest process)`,
+);
 console.log(`  ratio time archivist/shell: ${(a / s).toFixed(2)}x   ratio peak memory: ${(archPeak / shellPeak).toFixed(1)}x`);
 await Deno.remove(dir, { recursive: true });

@@ -131,7 +131,10 @@ function configOrFail(p: Parsed, env: Env, log: Logger): Config {
   const readOnly = p.command === "history" || p.command === "list" || p.command === "verify";
   log.setLevels(level, p.quiet ? "error" : p.verbose ? "debug" : readOnly ? "warn" : "info");
   if (p.command === "history") return cfg;
-  const warn = log.openFile(cfg.log.file, [join(cfg.state_dir, "archivist.log"), join(Deno.env.get("TMPDIR") ?? "/tmp", `archivist-${cfg.name}.log`)]);
+  const warn = log.openFile(cfg.log.file, [
+    join(cfg.state_dir, "archivist.log"),
+    join(Deno.env.get("TMPDIR") ?? "/tmp", `archivist-${cfg.name}.log`),
+  ]);
   log.info("config", `using ${found.path} (${found.how})`);
   if (warn) log.warn("log", warn);
   return cfg;
@@ -170,7 +173,11 @@ export async function main(argv: string[], deps: CliDeps = {}): Promise<number> 
     if (p.command === "verify") {
       // As a monitoring check: Nagios CRITICAL, the cause on the first line.
       const checks: Check[] = [{ name: "config", status: "crit", message: err.message, hint: err.hint }];
-      out(p.json ? JSON.stringify({ status: "CRITICAL", code: NAGIOS.CRITICAL, checks }, null, 2) : `ARCHIVIST CRITICAL - config: ${err.message}\n${formatChecks(checks)}`);
+      out(
+        p.json
+          ? JSON.stringify({ status: "CRITICAL", code: NAGIOS.CRITICAL, checks }, null, 2)
+          : `ARCHIVIST CRITICAL - config: ${err.message}\n${formatChecks(checks)}`,
+      );
       runCleanups();
       return NAGIOS.CRITICAL;
     }
@@ -269,7 +276,15 @@ async function cmdVerify(cfg: Config, clock: Clock, env: Env, log: Logger, p: Pa
   try {
     mode = (Deno.statSync(cfg.file).mode ?? 0) & 0o777;
   } catch { /* read a moment ago */ }
-  const checks = await runVerify({ config: cfg, clock, env, log, configMode: mode, historyFile: historyPath(cfg), programHint: env.get("ARCHIVIST_PROGRAM") ?? (Deno.execPath().endsWith("/archivist") ? Deno.execPath() : undefined) });
+  const checks = await runVerify({
+    config: cfg,
+    clock,
+    env,
+    log,
+    configMode: mode,
+    historyFile: historyPath(cfg),
+    programHint: env.get("ARCHIVIST_PROGRAM") ?? (Deno.execPath().endsWith("/archivist") ? Deno.execPath() : undefined),
+  });
   const n = nagios(checks);
   if (p.json) out(JSON.stringify({ status: n.label, code: n.code, summary: n.summary, checks }, null, 2));
   else out(`ARCHIVIST ${n.label} - ${n.summary}\n${formatChecks(checks)}`);
@@ -279,7 +294,13 @@ async function cmdVerify(cfg: Config, clock: Clock, env: Env, log: Logger, p: Pa
 
 async function cmdRestore(cfg: Config, env: Env, log: Logger, p: Parsed, out: (s: string) => void): Promise<number> {
   try {
-    const path = await withDestination(cfg, env, log, "restore", (t) => restore(t, cfg, log, p.target ?? "latest", p.to ?? Deno.cwd(), p.force));
+    const path = await withDestination(
+      cfg,
+      env,
+      log,
+      "restore",
+      (t) => restore(t, cfg, log, p.target ?? "latest", p.to ?? Deno.cwd(), p.force),
+    );
     out(path);
     return EXIT.OK;
   } catch (e) {
@@ -300,7 +321,8 @@ async function cmdMailTest(cfg: Config, log: Logger): Promise<number> {
     to: cfg.mail.to,
     cc: cfg.mail.cc,
     subject: `[archivist] TEST ${cfg.name} (${hostname()})`,
-    text: `This is a test message from archivist (job ${cfg.name} on ${hostname()}, config ${cfg.file}).\nIf you read this, report mails will reach you.\n`,
+    text:
+      `This is a test message from archivist (job ${cfg.name} on ${hostname()}, config ${cfg.file}).\nIf you read this, report mails will reach you.\n`,
     attachments: [],
   };
   try {
@@ -329,13 +351,23 @@ function cmdHistory(cfg: Config, p: Parsed, out: (s: string) => void): number {
       : r.archive
       ? `${r.archive.name} ${formatSize(r.archive.size)} → ${r.archive.location}`
       : r.warnings[0] ?? "";
-    out(`${localIso(new Date(r.startedAt)).slice(0, 19).replace("T", " ")}  ${r.status.toUpperCase().padEnd(7)} exit ${String(r.exitCode).padEnd(3)} ${formatDuration(r.durationMs).padStart(7)}  ${what}`);
+    out(
+      `${localIso(new Date(r.startedAt)).slice(0, 19).replace("T", " ")}  ${r.status.toUpperCase().padEnd(7)} exit ${
+        String(r.exitCode).padEnd(3)
+      } ${formatDuration(r.durationMs).padStart(7)}  ${what}`,
+    );
   }
   if (bad) out(`(${bad} unreadable line(s) skipped)`);
   return EXIT.OK;
 }
 
-async function withDestination<T>(cfg: Config, env: Env, log: Logger, step: string, fn: (t: import("./transports/transport.ts").Transport) => Promise<T>): Promise<T> {
+async function withDestination<T>(
+  cfg: Config,
+  env: Env,
+  log: Logger,
+  step: string,
+  fn: (t: import("./transports/transport.ts").Transport) => Promise<T>,
+): Promise<T> {
   const privateDir = Deno.makeTempDirSync({ prefix: "archivist-" });
   const rm = onCleanup(() => Deno.removeSync(privateDir, { recursive: true }));
   const t = createTransport(cfg.destination, { log, env, privateDir, step });
@@ -367,7 +399,9 @@ async function cmdList(cfg: Config, clock: Clock, env: Env, log: Logger, p: Pars
   if (!rows.length) out("no archives on the destination");
   for (const r of rows) {
     const why = r.keep
-      ? `kept by ${r.reasons.filter((x) => x !== "max_age").join(", ") || "max_age"}${r.expiresOn && r.reasons.length === 1 && r.reasons[0] === "max_age" ? `; expires on ${r.expiresOn}` : ""}`
+      ? `kept by ${r.reasons.filter((x) => x !== "max_age").join(", ") || "max_age"}${
+        r.expiresOn && r.reasons.length === 1 && r.reasons[0] === "max_age" ? `; expires on ${r.expiresOn}` : ""
+      }`
       : `to delete: ${r.reasons.join(", ")}`;
     out(`${r.name.padEnd(28)} ${r.date}  ${formatSize(r.size).padStart(10)}  ${r.sidecar ? "" : "(no .sha256) "}${why}`);
   }
@@ -377,7 +411,13 @@ async function cmdList(cfg: Config, clock: Clock, env: Env, log: Logger, p: Pars
 async function cmdPrune(cfg: Config, clock: Clock, env: Env, log: Logger, p: Parsed): Promise<number> {
   const now = localParts(clock.now(), cfg.archive.timezone);
   try {
-    const r = await withDestination(cfg, env, log, "prune", (t) => applyRetention(t, cfg, now, new Set(), log, { dryRun: p.dryRun, force: p.force, step: "prune" }));
+    const r = await withDestination(
+      cfg,
+      env,
+      log,
+      "prune",
+      (t) => applyRetention(t, cfg, now, new Set(), log, { dryRun: p.dryRun, force: p.force, step: "prune" }),
+    );
     if (p.dryRun) log.info("prune", `dry run: ${r.decisions.filter((d) => !d.keep).length} archive(s) would be deleted, nothing deleted`);
     return r.failed.length ? EXIT.WARNING : EXIT.OK;
   } catch (e) {

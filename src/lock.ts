@@ -41,7 +41,12 @@ export function acquireLock(stateDir: string, job: string, now: Date): Lock {
   try {
     Deno.mkdirSync(stateDir, { recursive: true, mode: 0o750 });
   } catch (e) {
-    throw new ArchivistError("lock", `cannot create state_dir ${stateDir}: ${errMsg(e)}`, "create it or fix its owner (it must be writable by the run user)", { code: "state_dir" });
+    throw new ArchivistError(
+      "lock",
+      `cannot create state_dir ${stateDir}: ${errMsg(e)}`,
+      "create it or fix its owner (it must be writable by the run user)",
+      { code: "state_dir" },
+    );
   }
   const me: LockInfo = { pid: Deno.pid, procStart: processStart(Deno.pid) ?? "", since: now.toISOString(), host: hostname() };
   let tookOver: string | undefined;
@@ -65,7 +70,9 @@ export function acquireLock(stateDir: string, job: string, now: Date): Lock {
       };
     } catch (e) {
       if (!(e instanceof Deno.errors.AlreadyExists)) {
-        throw new ArchivistError("lock", `cannot create lock file ${path}: ${errMsg(e)}`, "check the owner and mode of state_dir", { code: "lock_file" });
+        throw new ArchivistError("lock", `cannot create lock file ${path}: ${errMsg(e)}`, "check the owner and mode of state_dir", {
+          code: "lock_file",
+        });
       }
     }
     let other: LockInfo | undefined;
@@ -81,14 +88,26 @@ export function acquireLock(stateDir: string, job: string, now: Date): Lock {
     }
     const alive = other && other.host === me.host && processStart(other.pid) !== undefined && processStart(other.pid) === other.procStart;
     if (alive && other) {
-      throw new ArchivistError("lock", `already running (pid ${other.pid}, since ${other.since})`, `wait for it to finish; if pid ${other.pid} is not archivist, remove ${path}`, {
-        code: "running",
-      });
+      throw new ArchivistError(
+        "lock",
+        `already running (pid ${other.pid}, since ${other.since})`,
+        `wait for it to finish; if pid ${other.pid} is not archivist, remove ${path}`,
+        {
+          code: "running",
+        },
+      );
     }
     if (other && other.host !== me.host && processStart(other.pid) !== undefined) {
-      throw new ArchivistError("lock", `locked by host ${other.host} (pid ${other.pid}, since ${other.since})`, `state_dir is shared; if no run is active there, remove ${path}`, { code: "running" });
+      throw new ArchivistError(
+        "lock",
+        `locked by host ${other.host} (pid ${other.pid}, since ${other.since})`,
+        `state_dir is shared; if no run is active there, remove ${path}`,
+        { code: "running" },
+      );
     }
-    tookOver = other ? `stale lock of pid ${other.pid} (since ${other.since}) taken over: that run died without cleaning up` : `unreadable lock file ${path} taken over`;
+    tookOver = other
+      ? `stale lock of pid ${other.pid} (since ${other.since}) taken over: that run died without cleaning up`
+      : `unreadable lock file ${path} taken over`;
     // Move the stale lock aside (rename is atomic: only one taker wins), then retry the exclusive create.
     try {
       Deno.renameSync(path, `${path}.stale-${Deno.pid}`);

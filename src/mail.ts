@@ -63,7 +63,11 @@ export function bodyFor(r: RunResult): string {
   if (r.warnings.length) lines.push("");
   lines.push("Steps:");
   for (const s of r.steps) {
-    lines.push(`  ${ICON[s.status] ?? "?"} ${s.step.padEnd(9)} ${s.status === "skipped" ? "" : formatDuration(s.durationMs).padStart(7)}  ${s.message}`.trimEnd());
+    lines.push(
+      `  ${ICON[s.status] ?? "?"} ${s.step.padEnd(9)} ${
+        s.status === "skipped" ? "" : formatDuration(s.durationMs).padStart(7)
+      }  ${s.message}`.trimEnd(),
+    );
   }
   lines.push("");
   if (r.archive) {
@@ -129,31 +133,79 @@ function smtpError(cfg: MailConfig, e: unknown): ArchivistError {
   const err = e as { code?: string; responseCode?: number; message?: string };
   const msg = errMsg(e);
   const where = `${cfg.host}:${smtpOptions(cfg).port}`;
-  if (err.code === "EAUTH" || err.responseCode === 535) return new ArchivistError("mail", `SMTP authentication refused by ${where} for ${cfg.username}`, "check mail.username and the password", { code: "auth" });
-  if (/certificate|self.signed|unable to verify|CERT_|UnknownIssuer/i.test(msg)) {
-    return new ArchivistError("mail", `TLS certificate of ${where} not trusted (${msg})`, "set mail.ca_file to the PEM of the CA that signed the SMTP server's certificate", { code: "tls_untrusted" });
+  if (err.code === "EAUTH" || err.responseCode === 535) {
+    return new ArchivistError(
+      "mail",
+      `SMTP authentication refused by ${where} for ${cfg.username}`,
+      "check mail.username and the password",
+      { code: "auth" },
+    );
   }
-  if (/STARTTLS/i.test(msg) || err.code === "ETLS") return new ArchivistError("mail", `${where} does not offer STARTTLS: refusing to send in clear text (${msg})`, "use mail.security: tls for SMTPS, or fix the server", { code: "tls" });
-  if (err.code === "ECONNREFUSED" || /ECONNREFUSED|Connection refused/i.test(msg)) return new ArchivistError("mail", `connection refused by ${where}`, "is the SMTP server up, and is mail.port right?", { code: "refused" });
-  if (err.code === "EDNS" || /ENOTFOUND|EAI_AGAIN|getaddrinfo/i.test(msg)) return new ArchivistError("mail", `cannot resolve host ${cfg.host}`, "check mail.host", { code: "dns" });
-  if (err.code === "ETIMEDOUT" || /timeout/i.test(msg)) return new ArchivistError("mail", `timed out talking to ${where}`, "check the network, or raise mail.timeout", { code: "timeout" });
+  if (/certificate|self.signed|unable to verify|CERT_|UnknownIssuer/i.test(msg)) {
+    return new ArchivistError(
+      "mail",
+      `TLS certificate of ${where} not trusted (${msg})`,
+      "set mail.ca_file to the PEM of the CA that signed the SMTP server's certificate",
+      { code: "tls_untrusted" },
+    );
+  }
+  if (/STARTTLS/i.test(msg) || err.code === "ETLS") {
+    return new ArchivistError(
+      "mail",
+      `${where} does not offer STARTTLS: refusing to send in clear text (${msg})`,
+      "use mail.security: tls for SMTPS, or fix the server",
+      { code: "tls" },
+    );
+  }
+  if (err.code === "ECONNREFUSED" || /ECONNREFUSED|Connection refused/i.test(msg)) {
+    return new ArchivistError("mail", `connection refused by ${where}`, "is the SMTP server up, and is mail.port right?", {
+      code: "refused",
+    });
+  }
+  if (err.code === "EDNS" || /ENOTFOUND|EAI_AGAIN|getaddrinfo/i.test(msg)) {
+    return new ArchivistError("mail", `cannot resolve host ${cfg.host}`, "check mail.host", { code: "dns" });
+  }
+  if (err.code === "ETIMEDOUT" || /timeout/i.test(msg)) {
+    return new ArchivistError("mail", `timed out talking to ${where}`, "check the network, or raise mail.timeout", { code: "timeout" });
+  }
   return new ArchivistError("mail", `SMTP error from ${where}: ${msg}`, "", { code: "smtp" });
 }
 
 /** Send `m`. Throws an ArchivistError of step "mail" with the cause. */
 export async function sendMail(cfg: MailConfig, m: Message): Promise<string> {
-  const options = { from: m.from, to: m.to, cc: m.cc.length ? m.cc : undefined, subject: m.subject, text: m.text, attachments: m.attachments };
+  const options = {
+    from: m.from,
+    to: m.to,
+    cc: m.cc.length ? m.cc : undefined,
+    subject: m.subject,
+    text: m.text,
+    attachments: m.attachments,
+  };
   if (cfg.transport === "sendmail") {
     const raw = await new MailComposer(options).compile().build();
     let r;
     try {
       r = await exec(cfg.sendmail_path, ["-t", "-oi"], { stdin: Buffer.from(raw).toString("utf8"), timeoutMs: cfg.timeout });
     } catch (e) {
-      throw new ArchivistError("mail", `cannot run ${cfg.sendmail_path}: ${errMsg(e)}`, "install a mail system (postfix, exim4, msmtp-mta), or use mail.transport: smtp", { code: "sendmail_missing" });
+      throw new ArchivistError(
+        "mail",
+        `cannot run ${cfg.sendmail_path}: ${errMsg(e)}`,
+        "install a mail system (postfix, exim4, msmtp-mta), or use mail.transport: smtp",
+        { code: "sendmail_missing" },
+      );
     }
-    if (r.timedOut) throw new ArchivistError("mail", `${cfg.sendmail_path} did not finish within mail.timeout`, "check the local mail system", { code: "timeout" });
+    if (r.timedOut) {
+      throw new ArchivistError("mail", `${cfg.sendmail_path} did not finish within mail.timeout`, "check the local mail system", {
+        code: "timeout",
+      });
+    }
     if (r.code !== 0) {
-      throw new ArchivistError("mail", `${cfg.sendmail_path} -t -oi exited ${r.code}: ${r.stderr.trim().split("\n").pop() ?? ""}`, "check the local mail system's log (/var/log/mail.log)", { code: "sendmail" });
+      throw new ArchivistError(
+        "mail",
+        `${cfg.sendmail_path} -t -oi exited ${r.code}: ${r.stderr.trim().split("\n").pop() ?? ""}`,
+        "check the local mail system's log (/var/log/mail.log)",
+        { code: "sendmail" },
+      );
     }
     return `handed to ${cfg.sendmail_path}`;
   }
@@ -176,13 +228,20 @@ export async function verifyMail(cfg: MailConfig): Promise<string> {
       if (!st.isFile || !((st.mode ?? 0) & 0o111)) throw new Error("not an executable file");
       return `${cfg.sendmail_path} is executable`;
     } catch (e) {
-      throw new ArchivistError("mail", `${cfg.sendmail_path}: ${errMsg(e)}`, "install a mail system (postfix, exim4, msmtp-mta), or use mail.transport: smtp", { code: "sendmail_missing" });
+      throw new ArchivistError(
+        "mail",
+        `${cfg.sendmail_path}: ${errMsg(e)}`,
+        "install a mail system (postfix, exim4, msmtp-mta), or use mail.transport: smtp",
+        { code: "sendmail_missing" },
+      );
     }
   }
   const t = nodemailer.createTransport(smtpOptions(cfg));
   try {
     await t.verify();
-    return `${cfg.host}:${smtpOptions(cfg).port} accepts ${cfg.security === "none" ? "clear-text" : "TLS"} connections${cfg.username ? " and our login" : ""}`;
+    return `${cfg.host}:${smtpOptions(cfg).port} accepts ${cfg.security === "none" ? "clear-text" : "TLS"} connections${
+      cfg.username ? " and our login" : ""
+    }`;
   } catch (e) {
     throw smtpError(cfg, e);
   } finally {

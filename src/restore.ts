@@ -153,13 +153,21 @@ export async function restore(t: Transport, cfg: Config, log: Logger, wanted: st
     try {
       await t.download(sidecarName(name), side);
     } catch (e) {
-      fail(`cannot read ${sidecarName(name)} on ${t.location}: ${asArchivistError("restore", e).message}`, "without the sidecar the archive cannot be verified", "no_sidecar");
+      fail(
+        `cannot read ${sidecarName(name)} on ${t.location}: ${asArchivistError("restore", e).message}`,
+        "without the sidecar the archive cannot be verified",
+        "no_sidecar",
+      );
     }
     const want = /^([0-9a-f]{64})\s/.exec(await Deno.readTextFile(side))?.[1];
     if (!want) fail(`${sidecarName(name)} holds no sha256`, "the sidecar is damaged", "no_sidecar");
     const got = await sha256File(tgz);
     if (got !== want) {
-      fail(`checksum mismatch for ${name}: sha256 ${got}, the sidecar says ${want}: the archive is damaged or was changed`, "try an older archive (archivist list), and check the destination's storage", "checksum_mismatch");
+      fail(
+        `checksum mismatch for ${name}: sha256 ${got}, the sidecar says ${want}: the archive is damaged or was changed`,
+        "try an older archive (archivist list), and check the destination's storage",
+        "checksum_mismatch",
+      );
     }
     log.info("restore", `${name}: sha256 ${got} matches its sidecar`);
     const r = await extractTgz(tgz, toDir, overwrite);

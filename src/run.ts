@@ -96,7 +96,12 @@ export async function executeRun(deps: RunDeps): Promise<RunResult> {
     if (status === "warning") warnings.push(`${step}: ${message}`);
   };
 
-  log.info("run", `archivist ${deps.command ?? "run"} of job ${config.name} (config ${config.file}), run date ${localDate(startedAt, config.archive.timezone)} ${config.archive.timezone}`);
+  log.info(
+    "run",
+    `archivist ${deps.command ?? "run"} of job ${config.name} (config ${config.file}), run date ${
+      localDate(startedAt, config.archive.timezone)
+    } ${config.archive.timezone}`,
+  );
 
   // lock
   const lt = performance.now();
@@ -200,13 +205,17 @@ export async function executeRun(deps: RunDeps): Promise<RunResult> {
     error: error ? { step: error.step, code: error.code, message: log.redact(error.message), hint: error.hint } : undefined,
     warnings: warnings.map((w) => log.redact(w)),
     dump: data.dumpSha256 ? { name: data.dumpName!, size: data.dumpSize!, sha256: data.dumpSha256 } : undefined,
-    archive: data.stored ? { name: data.archiveName!, size: data.archiveSize!, sha256: data.archiveSha256!, location: data.storedLocation! } : undefined,
+    archive: data.stored
+      ? { name: data.archiveName!, size: data.archiveSize!, sha256: data.archiveSha256!, location: data.storedLocation! }
+      : undefined,
     retention: data.deleted ? { deleted: data.deleted, failed: data.deleteFailed ?? [] } : undefined,
     logFile: log.filePath,
   };
   const summary = error
     ? `FAILED at ${error.step} (exit ${exitCode}) in ${formatDuration(result.durationMs)}`
-    : `${status.toUpperCase()}${result.archive ? `: ${result.archive.name} on ${result.archive.location}` : ""} in ${formatDuration(result.durationMs)} (exit ${exitCode})`;
+    : `${status.toUpperCase()}${result.archive ? `: ${result.archive.name} on ${result.archive.location}` : ""} in ${
+      formatDuration(result.durationMs)
+    } (exit ${exitCode})`;
   log.log(error ? "error" : status === "warning" ? "warn" : "info", "run", summary);
 
   removeWork?.();

@@ -33,7 +33,11 @@ export function readState(stateDir: string, job: string): JobState | undefined {
     if (typeof s?.sha256 !== "string" || !/^[0-9a-f]{64}$/.test(s.sha256)) throw new Error("no sha256");
     return s as JobState;
   } catch (e) {
-    throw new ArchivistError("state", `state file ${p} is corrupt (${errMsg(e)})`, `move it away (mv ${p} ${p}.bad): the next run then archives whatever it finds`);
+    throw new ArchivistError(
+      "state",
+      `state file ${p} is corrupt (${errMsg(e)})`,
+      `move it away (mv ${p} ${p}.bad): the next run then archives whatever it finds`,
+    );
   }
 }
 
@@ -55,6 +59,10 @@ export function writeState(stateDir: string, job: string, s: JobState): void {
     try {
       Deno.removeSync(tmp);
     } catch { /* not there */ }
-    throw new ArchivistError("state", `cannot write state file ${p}: ${errMsg(e)}`, "check space and permissions of state_dir; the archive itself is stored");
+    throw new ArchivistError(
+      "state",
+      `cannot write state file ${p}: ${errMsg(e)}`,
+      "check space and permissions of state_dir; the archive itself is stored",
+    );
   }
 }

@@ -57,7 +57,11 @@ export async function runVerify(d: VerifyDeps): Promise<Check[]> {
   const checks: Check[] = [ok("config", `${c.file} is valid (job ${c.name})`)];
   checks.push(
     d.configMode & 0o077
-      ? warn("config", `${c.file} is readable by group or others (mode ${d.configMode.toString(8).padStart(4, "0")})`, `chmod 600 ${c.file}`)
+      ? warn(
+        "config",
+        `${c.file} is readable by group or others (mode ${d.configMode.toString(8).padStart(4, "0")})`,
+        `chmod 600 ${c.file}`,
+      )
       : ok("config", `${c.file} permissions ${d.configMode.toString(8).padStart(4, "0")}`),
   );
   checks.push(...await guard("source", () => checkSource(c)));
@@ -100,11 +104,21 @@ export function formatChecks(checks: Check[]): string {
 }
 
 /** An HTTP resource read with Range requests (for the cheap entry check). */
-function rangeReader(url: string, headers: Record<string, string>, client: Deno.HttpClient | undefined, size: number, timeout: number): ZipSource {
+function rangeReader(
+  url: string,
+  headers: Record<string, string>,
+  client: Deno.HttpClient | undefined,
+  size: number,
+  timeout: number,
+): ZipSource {
   return {
     size,
     async readAt(offset: number, length: number): Promise<Uint8Array> {
-      const res = await fetch(url, { headers: { ...headers, Range: `bytes=${offset}-${offset + length - 1}` }, client, signal: AbortSignal.timeout(timeout) });
+      const res = await fetch(url, {
+        headers: { ...headers, Range: `bytes=${offset}-${offset + length - 1}` },
+        client,
+        signal: AbortSignal.timeout(timeout),
+      });
       if (res.status !== 206) {
         await res.body?.cancel();
         throw new Error(`range request answered HTTP ${res.status}`);
@@ -138,12 +152,24 @@ async function checkSource(c: Config): Promise<Check[]> {
       return [crit("source", a.message, a.hint)];
     }
     if (!res.ok) {
-      return [crit("source", `HTTP ${res.status} ${res.statusText} from ${url.host} for ${url.pathname}`, res.status === 401 || res.status === 403 ? "check source.auth" : "check source.url")];
+      return [
+        crit(
+          "source",
+          `HTTP ${res.status} ${res.statusText} from ${url.host} for ${url.pathname}`,
+          res.status === 401 || res.status === 403 ? "check source.auth" : "check source.url",
+        ),
+      ];
     }
     const len = Number(res.headers.get("content-length") ?? NaN);
     const total = Number(/\/(\d+)$/.exec(res.headers.get("content-range") ?? "")?.[1] ?? (res.status === 200 ? len : NaN));
-    const out = [ok("source", `${src.url} reachable (HTTP ${res.status}, TLS verified${Number.isFinite(total) ? `, ${formatSize(total)}` : ""})`)];
-    if (Number.isFinite(total) && total > src.max_size) out.push(crit("source", `the zip is ${formatSize(total)}, above source.max_size (${formatSize(src.max_size)})`, "raise source.max_size"));
+    const out = [
+      ok("source", `${src.url} reachable (HTTP ${res.status}, TLS verified${Number.isFinite(total) ? `, ${formatSize(total)}` : ""})`),
+    ];
+    if (Number.isFinite(total) && total > src.max_size) {
+      out.push(
+        crit("source", `the zip is ${formatSize(total)}, above source.max_size (${formatSize(src.max_size)})`, "raise source.max_size"),
+      );
+    }
     if (res.headers.get("accept-ranges") === "bytes" && Number.isFinite(total) && total > 0) {
       try {
         const dir = await readDirectoryFrom(rangeReader(src.url, headers, client, total, src.connect_timeout));
@@ -186,8 +212,24 @@ async function checkWorkDir(c: Config, historyFile: string): Promise<Check[]> {
   const last = readHistory(historyFile).runs.filter((r) => r.dump).pop()?.dump?.size;
   if (last === undefined) return [ok("work_dir", `${formatSize(free)} free in ${c.work_dir} (no earlier dump to compare with)`)];
   const need = Math.round(last * 1.5);
-  if (free < last) return [crit("work_dir", `${formatSize(free)} free in ${c.work_dir}, less than the last dump (${formatSize(last)})`, "free space, or point work_dir at a bigger filesystem")];
-  if (free < need) return [warn("work_dir", `${formatSize(free)} free in ${c.work_dir}; a run needs about ${formatSize(need)} (1.5 × the last dump)`, "free space before the dump grows")];
+  if (free < last) {
+    return [
+      crit(
+        "work_dir",
+        `${formatSize(free)} free in ${c.work_dir}, less than the last dump (${formatSize(last)})`,
+        "free space, or point work_dir at a bigger filesystem",
+      ),
+    ];
+  }
+  if (free < need) {
+    return [
+      warn(
+        "work_dir",
+        `${formatSize(free)} free in ${c.work_dir}; a run needs about ${formatSize(need)} (1.5 × the last dump)`,
+        "free space before the dump grows",
+      ),
+    ];
+  }
   return [ok("work_dir", `${formatSize(free)} free in ${c.work_dir} (last dump ${formatSize(last)})`)];
 }
 
@@ -224,14 +266,24 @@ function checkSchedule(c: Config, program?: string): Check {
         return ok("schedule", `systemd timer ${unit} is installed`);
       } catch { /* not there */ }
     }
-    return warn("schedule", `no cron entry ${c.verify.schedule_file} and no systemd timer archivist.timer: nothing runs archivist at night`, "run install.sh, or add a cron entry (see the user guide)");
+    return warn(
+      "schedule",
+      `no cron entry ${c.verify.schedule_file} and no systemd timer archivist.timer: nothing runs archivist at night`,
+      "run install.sh, or add a cron entry (see the user guide)",
+    );
   }
   const lines = text.split("\n").filter((l) => l.trim() && !l.trim().startsWith("#") && /\barchivist\b/.test(l) && /\brun\b/.test(l));
-  if (!lines.length) return warn("schedule", `${c.verify.schedule_file} has no line running 'archivist run'`, "see the user guide for the cron line");
+  if (!lines.length) {
+    return warn("schedule", `${c.verify.schedule_file} has no line running 'archivist run'`, "see the user guide for the cron line");
+  }
   const line = lines[0];
   const m = /(?:-c|--config)[ =](\S+)/.exec(line);
-  if (m && m[1] !== c.file) return warn("schedule", `${c.verify.schedule_file} runs archivist with ${m[1]}, not ${c.file}`, "point the cron line at this config");
-  if (program && !line.includes(program)) return warn("schedule", `${c.verify.schedule_file} does not call ${program}`, "point the cron line at this binary");
+  if (m && m[1] !== c.file) {
+    return warn("schedule", `${c.verify.schedule_file} runs archivist with ${m[1]}, not ${c.file}`, "point the cron line at this config");
+  }
+  if (program && !line.includes(program)) {
+    return warn("schedule", `${c.verify.schedule_file} does not call ${program}`, "point the cron line at this binary");
+  }
   const fields = line.trim().split(/\s+/);
   return ok("schedule", `${c.verify.schedule_file}: ${fields.slice(0, 5).join(" ")} as ${fields[5]}`);
 }
@@ -243,9 +295,15 @@ function checkLastRun(c: Config, historyFile: string, clock: Clock): Check {
   const age = clock.now().getTime() - new Date(last.startedAt).getTime();
   const when = `${formatDuration(Math.max(0, age))} ago`;
   if (age > c.verify.max_age) {
-    return crit("last run", `the last run was ${when} (${last.startedAt}), more than verify.max_age (${formatDuration(c.verify.max_age)})`, "is the cron job or timer running? check /var/log/archivist/cron.log and syslog");
+    return crit(
+      "last run",
+      `the last run was ${when} (${last.startedAt}), more than verify.max_age (${formatDuration(c.verify.max_age)})`,
+      "is the cron job or timer running? check /var/log/archivist/cron.log and syslog",
+    );
   }
-  if (last.status === "failed") return crit("last run", `FAILED ${when} at ${last.error?.step}: ${last.error?.message}`, last.error?.hint || undefined);
+  if (last.status === "failed") {
+    return crit("last run", `FAILED ${when} at ${last.error?.step}: ${last.error?.message}`, last.error?.hint || undefined);
+  }
   if (last.status === "warning") return warn("last run", `WARNING ${when}: ${last.warnings[0] ?? ""}`);
   return ok("last run", `OK ${when}${last.archive ? `: ${last.archive.name} (${formatSize(last.archive.size)})` : ""}`);
 }

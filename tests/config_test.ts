@@ -46,21 +46,36 @@ Deno.test("errors name the key path and what was expected", async (t) => {
     ["credentials in url", { ...MIN, source: { ...MIN.source, url: "https://u:p@h/x.zip" } }, /credentials in the URL are not accepted/],
     ["unknown key with a guess", { ...MIN, retention: { max_agee: "30d" } }, /retention\.max_agee: unknown key; did you mean 'max_age'\?/],
     ["unknown top-level key", { ...MIN, destinaton: {} }, /destinaton: unknown key; did you mean 'destination'\?/],
-    ["bad duration", { ...MIN, source: { ...MIN.source, timeout: "2 hours" } }, /source\.timeout: expected a duration like 30s, 5m, 12h, 30d, got the string "2 hours"/],
+    [
+      "bad duration",
+      { ...MIN, source: { ...MIN.source, timeout: "2 hours" } },
+      /source\.timeout: expected a duration like 30s, 5m, 12h, 30d, got the string "2 hours"/,
+    ],
     ["bad size", { ...MIN, source: { ...MIN.source, max_size: "lots" } }, /source\.max_size: expected a size/],
     ["number as string", { ...MIN, retention: { min_keep: "3" } }, /retention\.min_keep: expected an integer, got the string "3"/],
     ["min_keep 0", { ...MIN, retention: { min_keep: 0 } }, /retention\.min_keep: expected an integer from 1/],
     ["enum", { ...MIN, check: { on_unchanged: "ignore" } }, /check\.on_unchanged: expected one of skip, archive, fail/],
     ["time zone", { ...MIN, archive: { timezone: "Europe/Pariss" } }, /archive\.timezone: unknown time zone "Europe\/Pariss"/],
     ["name pattern", { ...MIN, archive: { name: "{YYYY}.tgz" } }, /archive\.name: must contain \{MM\}/],
-    ["destination type", { ...MIN, destination: { type: "locl", path: "/x" } }, /destination\.type: expected one of .*local.*; did you mean 'local'\?/],
+    [
+      "destination type",
+      { ...MIN, destination: { type: "locl", path: "/x" } },
+      /destination\.type: expected one of .*local.*; did you mean 'local'\?/,
+    ],
     ["relative path", { ...MIN, destination: { type: "local", path: "backup" } }, /destination\.path: expected an absolute path/],
     ["bad regex", { ...MIN, check: { expect_trailer: "(" } }, /check\.expect_trailer: not a valid regular expression/],
     ["YAML syntax", "source:\n  url: [unclosed\n", /line \d+, column \d+: invalid YAML/],
     ["empty file", "", /the file is empty/],
     ["not a mapping", "- a\n- b\n", /expected a mapping of keys, got a list/],
-    ["basic auth without password", { ...MIN, source: { ...MIN.source, auth: { type: "basic", username: "u" } } }, /source\.auth\.password: is required: give source\.auth\.password_file/],
-    ["two ways to give a secret", { ...MIN, source: { ...MIN.source, auth: { type: "basic", username: "u", password: "a", password_env: "B" } } }, /give only one of password, password_env/],
+    [
+      "basic auth without password",
+      { ...MIN, source: { ...MIN.source, auth: { type: "basic", username: "u" } } },
+      /source\.auth\.password: is required: give source\.auth\.password_file/,
+    ],
+    ["two ways to give a secret", {
+      ...MIN,
+      source: { ...MIN.source, auth: { type: "basic", username: "u", password: "a", password_env: "B" } },
+    }, /give only one of password, password_env/],
   ];
   for (const [name, obj, re] of cases) await t.step(name, () => fails(obj, re));
 });
@@ -71,14 +86,27 @@ Deno.test("secrets: inline only in a 0600 file; from a file; from the environmen
   fails(inline, /inline secret in a config readable by group or others \(mode 0640\)[\s\S]*chmod 600/, 0o640);
   const dir = await Deno.makeTempDir();
   await Deno.writeTextFile(join(dir, "pw"), "file-pw\nsecond line ignored\n");
-  const fromFile = parse({ ...MIN, source: { ...MIN.source, auth: { type: "basic", username: "u", password_file: join(dir, "pw") } } }, 0o644);
+  const fromFile = parse(
+    { ...MIN, source: { ...MIN.source, auth: { type: "basic", username: "u", password_file: join(dir, "pw") } } },
+    0o644,
+  );
   assert.deepEqual(fromFile.secretValues, ["file-pw"]);
   const a = fromFile.source.auth!;
   assert.ok(a.type === "basic" && a.password === "file-pw");
-  fails({ ...MIN, source: { ...MIN.source, auth: { type: "basic", username: "u", password_file: join(dir, "missing") } } }, /password_file: cannot read .*missing/);
-  const fromEnv = parse({ ...MIN, source: { ...MIN.source, auth: { type: "header", name: "Authorization", value_env: "TOKEN" } } }, 0o644, mapEnv({ TOKEN: "Bearer t0k" }));
+  fails(
+    { ...MIN, source: { ...MIN.source, auth: { type: "basic", username: "u", password_file: join(dir, "missing") } } },
+    /password_file: cannot read .*missing/,
+  );
+  const fromEnv = parse(
+    { ...MIN, source: { ...MIN.source, auth: { type: "header", name: "Authorization", value_env: "TOKEN" } } },
+    0o644,
+    mapEnv({ TOKEN: "Bearer t0k" }),
+  );
   assert.deepEqual(fromEnv.secretValues, ["Bearer t0k"]);
-  fails({ ...MIN, source: { ...MIN.source, auth: { type: "header", name: "X", value_env: "NOPE" } } }, /value_env: environment variable NOPE is not set/);
+  fails(
+    { ...MIN, source: { ...MIN.source, auth: { type: "header", name: "X", value_env: "NOPE" } } },
+    /value_env: environment variable NOPE is not set/,
+  );
 });
 
 Deno.test("config lookup: --config, then $ARCHIVIST_CONFIG, then /etc/archivist/archive.yaml, then ./archive.yaml", () => {

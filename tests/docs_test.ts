@@ -20,9 +20,21 @@ Deno.test("README names exactly the two newcomer commands and every CLI command 
   assert.match(readme, /deno task demo/);
   assert.match(readme, /deno task test/);
   const guide = Deno.readTextFileSync(join(ROOT, "docs/USER_GUIDE.md"));
-  for (const cmd of ["archivist run", "archivist history", "archivist list", "archivist prune", "archivist verify", "archivist restore", "archivist mail-test"]) {
+  for (
+    const cmd of [
+      "archivist run",
+      "archivist history",
+      "archivist list",
+      "archivist prune",
+      "archivist verify",
+      "archivist restore",
+      "archivist mail-test",
+    ]
+  ) {
     assert.ok(guide.includes(cmd), cmd);
     assert.ok(HELP.includes(cmd.replace("archivist ", "archivist ")), `--help lists ${cmd}`);
   }
-  for (const [code] of EXIT_DESCRIPTIONS) for (const rel of DOCS) assert.match(Deno.readTextFileSync(join(ROOT, rel)), new RegExp(`\\| ${code} \\|`), `${rel}: exit ${code}`);
+  for (const [code] of EXIT_DESCRIPTIONS) {
+    for (const rel of DOCS) assert.match(Deno.readTextFileSync(join(ROOT, rel)), new RegExp(`\\| ${code} \\|`), `${rel}: exit ${code}`);
+  }
 });

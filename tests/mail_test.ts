@@ -43,7 +43,13 @@ async function startSmtp(opts: { secure?: boolean; noTLS?: boolean } = {}) {
     },
     onData(stream: any, _s: unknown, cb: (e?: Error) => void) {
       simpleParser(stream).then((p: any) => {
-        received.push({ subject: p.subject ?? "", text: p.text ?? "", to: p.to?.text ?? "", cc: p.cc?.text ?? "", attachments: p.attachments ?? [] });
+        received.push({
+          subject: p.subject ?? "",
+          text: p.text ?? "",
+          to: p.to?.text ?? "",
+          cc: p.cc?.text ?? "",
+          attachments: p.attachments ?? [],
+        });
         cb();
       }, cb);
     },
@@ -55,12 +61,24 @@ async function startSmtp(opts: { secure?: boolean; noTLS?: boolean } = {}) {
   return { port, received, close: () => new Promise<void>((r) => server.close(() => r())) };
 }
 
-async function withRun(routes: Parameters<typeof startHttpsSource>[1], mail: Record<string, unknown>, fn: (sb: Sandbox, run: () => Promise<{ code: number; stderr: string }>) => Promise<void>) {
+async function withRun(
+  routes: Parameters<typeof startHttpsSource>[1],
+  mail: Record<string, unknown>,
+  fn: (sb: Sandbox, run: () => Promise<{ code: number; stderr: string }>) => Promise<void>,
+) {
   const src = startHttpsSource(cert, routes);
   const sb = await sandbox({ url: src.url("/dump.zip"), caFile: cert.caFile });
   const pwFile = join(sb.root, "smtp.pw");
   await Deno.writeTextFile(pwFile, PW + "\n");
-  await sb.writeConfig({ mail: { enabled: true, to: ["dba@example.org"], from: "archivist@test.example", ...mail, ...(mail.username ? { password_file: pwFile } : {}) } });
+  await sb.writeConfig({
+    mail: {
+      enabled: true,
+      to: ["dba@example.org"],
+      from: "archivist@test.example",
+      ...mail,
+      ...(mail.username ? { password_file: pwFile } : {}),
+    },
+  });
   try {
     await fn(sb, () => runCli(["run", "-c", sb.configPath], { env: { ARCHIVIST_NOW: "2026-11-22T02:30:00Z" } }));
   } finally {
@@ -76,7 +94,15 @@ function lastHistory(sb: Sandbox) {
 Deno.test("STARTTLS + AUTH: a failed run mails FAILED with cause, hint, steps, and this run's log attached", async () => {
   const smtp = await startSmtp();
   try {
-    await withRun({}, { transport: "smtp", host: "127.0.0.1", port: smtp.port, security: "starttls", ca_file: cert.caFile, username: "archivist", cc: ["ops@example.org"] }, async (sb, run) => {
+    await withRun({}, {
+      transport: "smtp",
+      host: "127.0.0.1",
+      port: smtp.port,
+      security: "starttls",
+      ca_file: cert.caFile,
+      username: "archivist",
+      cc: ["ops@example.org"],
+    }, async (sb, run) => {
       await run(); // an earlier run, whose lines must not be attached to the next mail
       smtp.received.length = 0;
       const r = await run();
@@ -107,7 +133,16 @@ Deno.test("STARTTLS + AUTH: a failed run mails FAILED with cause, hint, steps, a
 Deno.test("implicit TLS: an OK run mails OK (when: always) without attachment when attach_log is off", async () => {
   const smtp = await startSmtp({ secure: true });
   try {
-    await withRun({ "/dump.zip": serveBytes(ZIP) }, { transport: "smtp", host: "127.0.0.1", port: smtp.port, security: "tls", ca_file: cert.caFile, username: "archivist", when: "always", attach_log: false }, async (sb, run) => {
+    await withRun({ "/dump.zip": serveBytes(ZIP) }, {
+      transport: "smtp",
+      host: "127.0.0.1",
+      port: smtp.port,
+      security: "tls",
+      ca_file: cert.caFile,
+      username: "archivist",
+      when: "always",
+      attach_log: false,
+    }, async (sb, run) => {
       const r = await run();
       assert.equal(r.code, 0, r.stderr);
       assert.equal(smtp.received.length, 1);
@@ -126,11 +161,30 @@ Deno.test("implicit TLS: an OK run mails OK (when: always) without attachment wh
 Deno.test("when: failure sends nothing for a warning; warning_or_failure sends WARNING", async () => {
   const smtp = await startSmtp();
   try {
-    await withRun({ "/dump.zip": serveBytes(ZIP) }, { transport: "smtp", host: "127.0.0.1", port: smtp.port, ca_file: cert.caFile, username: "archivist", when: "failure" }, async (sb, run) => {
+    await withRun({ "/dump.zip": serveBytes(ZIP) }, {
+      transport: "smtp",
+      host: "127.0.0.1",
+      port: smtp.port,
+      ca_file: cert.caFile,
+      username: "archivist",
+      when: "failure",
+    }, async (sb, run) => {
       assert.equal((await run()).code, 0);
       assert.equal((await run()).code, EXIT.WARNING);
       assert.equal(smtp.received.length, 0, "neither the OK nor the warning run mails with when: failure");
-      await sb.writeConfig({ mail: { enabled: true, to: ["dba@example.org"], transport: "smtp", host: "127.0.0.1", port: smtp.port, ca_file: cert.caFile, username: "archivist", password_file: join(sb.root, "smtp.pw"), when: "warning_or_failure" } });
+      await sb.writeConfig({
+        mail: {
+          enabled: true,
+          to: ["dba@example.org"],
+          transport: "smtp",
+          host: "127.0.0.1",
+          port: smtp.port,
+          ca_file: cert.caFile,
+          username: "archivist",
+          password_file: join(sb.root, "smtp.pw"),
+          when: "warning_or_failure",
+        },
+      });
       assert.equal((await run()).code, EXIT.WARNING);
       assert.equal(smtp.received.length, 1);
       assert.match(smtp.received[0].subject, /^\[archivist\] WARNING testjob: compare: the dump is identical/);
@@ -146,14 +200,25 @@ Deno.test("mail failures never change the exit code and are recorded: untrusted 
   const down = freePort();
   const cases: Array<[string, Record<string, unknown>, RegExp]> = [
     ["untrusted certificate", { port: smtp.port }, /TLS certificate of 127\.0\.0\.1:\d+ not trusted/],
-    ["wrong password", { port: smtp.port, ca_file: cert.caFile, password: "wrong" }, /SMTP authentication refused by 127\.0\.0\.1:\d+ for archivist/],
+    [
+      "wrong password",
+      { port: smtp.port, ca_file: cert.caFile, password: "wrong" },
+      /SMTP authentication refused by 127\.0\.0\.1:\d+ for archivist/,
+    ],
     ["no STARTTLS offered", { port: plain.port, ca_file: cert.caFile }, /does not offer STARTTLS: refusing to send in clear text/],
     ["server down", { port: down, ca_file: cert.caFile }, /connection refused by 127\.0\.0\.1:\d+/],
   ];
   try {
     for (const [name, over, re] of cases) {
       await t.step(name, async () => {
-        await withRun({ "/dump.zip": serveBytes(ZIP) }, { transport: "smtp", host: "127.0.0.1", security: "starttls", username: "archivist", when: "always", ...over }, async (sb, run) => {
+        await withRun({ "/dump.zip": serveBytes(ZIP) }, {
+          transport: "smtp",
+          host: "127.0.0.1",
+          security: "starttls",
+          username: "archivist",
+          when: "always",
+          ...over,
+        }, async (sb, run) => {
           if (over.password) {
             const cfg = await Deno.readTextFile(sb.configPath);
             await Deno.writeTextFile(sb.configPath, cfg.replace(/password_file: .*\n/, ""));
@@ -202,16 +267,20 @@ Deno.test("sendmail: called as sendmail -t -oi with the whole message on stdin",
 Deno.test("mail-test sends a test message, and exits 40 when it cannot", async () => {
   const smtp = await startSmtp();
   try {
-    await withRun({}, { transport: "smtp", host: "127.0.0.1", port: smtp.port, ca_file: cert.caFile, username: "archivist" }, async (sb) => {
-      const r = await runCli(["mail-test", "-c", sb.configPath]);
-      assert.equal(r.code, 0, r.stderr);
-      assert.equal(smtp.received.length, 1);
-      assert.match(smtp.received[0].subject, /^\[archivist\] TEST testjob/);
-      await smtp.close();
-      const r2 = await runCli(["mail-test", "-c", sb.configPath]);
-      assert.equal(r2.code, EXIT.MAIL);
-      assert.match(r2.stderr, /mail: FAILED: connection refused/);
-    });
+    await withRun(
+      {},
+      { transport: "smtp", host: "127.0.0.1", port: smtp.port, ca_file: cert.caFile, username: "archivist" },
+      async (sb) => {
+        const r = await runCli(["mail-test", "-c", sb.configPath]);
+        assert.equal(r.code, 0, r.stderr);
+        assert.equal(smtp.received.length, 1);
+        assert.match(smtp.received[0].subject, /^\[archivist\] TEST testjob/);
+        await smtp.close();
+        const r2 = await runCli(["mail-test", "-c", sb.configPath]);
+        assert.equal(r2.code, EXIT.MAIL);
+        assert.match(r2.stderr, /mail: FAILED: connection refused/);
+      },
+    );
   } finally {
     await smtp.close().catch(() => {});
   }

@@ -23,7 +23,10 @@ function rangeRoute(body: Uint8Array): Route {
     const m = /^bytes=(\d+)-(\d+)$/.exec(req.headers.get("range") ?? "");
     if (m) {
       const [a, b] = [Number(m[1]), Math.min(Number(m[2]), body.length - 1)];
-      return new Response(req.method === "HEAD" ? null : body.slice(a, b + 1), { status: 206, headers: { ...headers, "content-range": `bytes ${a}-${b}/${body.length}`, "content-length": String(b - a + 1) } });
+      return new Response(req.method === "HEAD" ? null : body.slice(a, b + 1), {
+        status: 206,
+        headers: { ...headers, "content-range": `bytes ${a}-${b}/${body.length}`, "content-length": String(b - a + 1) },
+      });
     }
     return new Response(req.method === "HEAD" ? null : body.slice(), { headers: { ...headers, "content-length": String(body.length) } });
   };
@@ -54,14 +57,23 @@ Deno.test("install.sh into a --destdir: files, modes, cron line, launcher, idemp
       const cron = await Deno.readTextFile(join(dd, "etc/cron.d/archivist"));
       const lines = cron.split("\n").filter((l) => l && !l.startsWith("#") && !/^[A-Z]+=/.test(l));
       assert.equal(lines.length, 1);
-      assert.match(lines[0], /^15 3 \* \* \* root \/usr\/local\/bin\/archivist run --quiet -c \/etc\/archivist\/archive\.yaml >>\/var\/log\/archivist\/cron\.log 2>&1$/);
+      assert.match(
+        lines[0],
+        /^15 3 \* \* \* root \/usr\/local\/bin\/archivist run --quiet -c \/etc\/archivist\/archive\.yaml >>\/var\/log\/archivist\/cron\.log 2>&1$/,
+      );
       assert.match(cron, /^PATH=\/usr\/local\/bin:/m);
       const launcher = await Deno.readTextFile(join(dd, "usr/local/bin/archivist"));
       assert.match(launcher, /^#!\/bin\/sh\n/);
       assert.match(launcher, /exec \/\S+deno run --allow-read .* \/usr\/local\/lib\/archivist\/archivist\.js "\$@"/);
-      assert.match(await Deno.readTextFile(join(dd, "etc/logrotate.d/archivist")), /\/var\/log\/archivist\/\*\.log \{[\s\S]*rotate 12[\s\S]*\}/);
+      assert.match(
+        await Deno.readTextFile(join(dd, "etc/logrotate.d/archivist")),
+        /\/var\/log\/archivist\/\*\.log \{[\s\S]*rotate 12[\s\S]*\}/,
+      );
       // The installed bundle runs on its own, from any directory.
-      const v = await new Deno.Command(Deno.execPath(), { args: ["run", "--allow-all", "--quiet", "--no-config", join(dd, "usr/local/lib/archivist/archivist.js"), "--version"], cwd: "/" }).output();
+      const v = await new Deno.Command(Deno.execPath(), {
+        args: ["run", "--allow-all", "--quiet", "--no-config", join(dd, "usr/local/lib/archivist/archivist.js"), "--version"],
+        cwd: "/",
+      }).output();
       assert.match(new TextDecoder().decode(v.stdout), /^archivist \d+\.\d+\.\d+/);
     });
     await t.step("second run changes nothing", async () => {
@@ -75,7 +87,10 @@ Deno.test("install.sh into a --destdir: files, modes, cron line, launcher, idemp
       const r = await bash([install, "--destdir", dd, "--no-compile", "--no-verify"]);
       assert.equal(r.code, 0, r.out);
       assert.equal(await Deno.readTextFile(join(dd, "etc/archivist/archive.yaml")), "name: mine\n");
-      assert.equal(await Deno.readTextFile(join(dd, "etc/archivist/archive.yaml.example")), await Deno.readTextFile(join(ROOT, "archive.yaml.example")));
+      assert.equal(
+        await Deno.readTextFile(join(dd, "etc/archivist/archive.yaml.example")),
+        await Deno.readTextFile(join(ROOT, "archive.yaml.example")),
+      );
       assert.match(r.out, /installed \/etc\/cron\.d\/archivist/, "the schedule went back to the default");
     });
     await t.step("--systemd writes a service and a Persistent timer instead of the cron entry", async () => {
@@ -86,7 +101,10 @@ Deno.test("install.sh into a --destdir: files, modes, cron line, launcher, idemp
       assert.match(timer, /OnCalendar=\*-\*-\* 01:05:00/);
       assert.match(timer, /Persistent=true/);
       assert.match(timer, /RandomizedDelaySec=/);
-      assert.match(await Deno.readTextFile(join(dd, "etc/systemd/system/archivist.service")), /ExecStart=\/usr\/local\/bin\/archivist run --quiet -c \/etc\/archivist\/archive\.yaml/);
+      assert.match(
+        await Deno.readTextFile(join(dd, "etc/systemd/system/archivist.service")),
+        /ExecStart=\/usr\/local\/bin\/archivist run --quiet -c \/etc\/archivist\/archive\.yaml/,
+      );
     });
     await t.step("bad input: a wrong schedule or an unknown user stops with a message", async () => {
       let r = await bash([install, "--destdir", dd, "--schedule", "every night"]);
@@ -99,7 +117,9 @@ Deno.test("install.sh into a --destdir: files, modes, cron line, launcher, idemp
     await t.step("--uninstall keeps config, logs and state; --purge removes them", async () => {
       let r = await bash([install, "--destdir", dd, "--uninstall"]);
       assert.equal(r.code, 0, r.out);
-      for (const p of ["usr/local/bin/archivist", "usr/local/lib/archivist", "etc/systemd/system/archivist.timer", "etc/logrotate.d/archivist"]) assert.throws(() => Deno.statSync(join(dd, p)), p);
+      for (
+        const p of ["usr/local/bin/archivist", "usr/local/lib/archivist", "etc/systemd/system/archivist.timer", "etc/logrotate.d/archivist"]
+      ) assert.throws(() => Deno.statSync(join(dd, p)), p);
       assert.ok(Deno.statSync(join(dd, "etc/archivist/archive.yaml")).isFile);
       assert.ok(Deno.statSync(join(dd, "var/lib/archivist")).isDirectory);
       r = await bash([install, "--destdir", dd, "--uninstall", "--purge"]);
@@ -111,11 +131,18 @@ Deno.test("install.sh into a --destdir: files, modes, cron line, launcher, idemp
   }
 });
 
-async function withSandbox(route: Route | undefined, fn: (sb: Sandbox, cron: string) => Promise<void>, extra: Record<string, unknown> = {}) {
+async function withSandbox(
+  route: Route | undefined,
+  fn: (sb: Sandbox, cron: string) => Promise<void>,
+  extra: Record<string, unknown> = {},
+) {
   const src = startHttpsSource(cert, route ? { "/dump.zip": route } : {});
   const sb = await sandbox({ url: src.url("/dump.zip"), caFile: cert.caFile }, extra);
   const cron = join(sb.root, "cron.archivist");
-  await Deno.writeTextFile(cron, `30 2 * * * root /usr/local/bin/archivist run --quiet -c ${sb.configPath} >>/var/log/archivist/cron.log 2>&1\n`);
+  await Deno.writeTextFile(
+    cron,
+    `30 2 * * * root /usr/local/bin/archivist run --quiet -c ${sb.configPath} >>/var/log/archivist/cron.log 2>&1\n`,
+  );
   await sb.writeConfig({ verify: { schedule_file: cron } });
   try {
     await fn(sb, cron);
@@ -132,11 +159,23 @@ Deno.test("verify: every check passes after a good run (exit 0), and --json is m
     assert.equal(r.code, 0, r.stdout + r.stderr);
     const lines = r.stdout.trim().split("\n");
     assert.match(lines[0], /^ARCHIVIST OK - \d+ checks passed$/);
-    for (const re of [/✓ config +.* is valid/, /✓ source +https:\/\/127\.0\.0\.1:\d+\/dump\.zip reachable \(HTTP 200, TLS verified/, /✓ source +entry dump\.sql present/, /✓ work_dir +.* free/, /✓ destination +.*write \+ rename \+ delete of a probe file work/, /✓ schedule +.*30 2 \* \* \* as root/, /✓ last run +OK 6h 30m ago: 20261122\.tgz/]) {
+    for (
+      const re of [
+        /✓ config +.* is valid/,
+        /✓ source +https:\/\/127\.0\.0\.1:\d+\/dump\.zip reachable \(HTTP 200, TLS verified/,
+        /✓ source +entry dump\.sql present/,
+        /✓ work_dir +.* free/,
+        /✓ destination +.*write \+ rename \+ delete of a probe file work/,
+        /✓ schedule +.*30 2 \* \* \* as root/,
+        /✓ last run +OK 6h 30m ago: 20261122\.tgz/,
+      ]
+    ) {
       assert.match(r.stdout, re);
     }
     assert.deepEqual([...Deno.readDirSync(sb.dest)].map((e) => e.name).filter((n) => n.includes("probe")), [], "the probe file is gone");
-    const j = JSON.parse((await runCli(["verify", "--json", "-c", sb.configPath], { env: { ARCHIVIST_NOW: "2026-11-22T09:00:00Z" } })).stdout);
+    const j = JSON.parse(
+      (await runCli(["verify", "--json", "-c", sb.configPath], { env: { ARCHIVIST_NOW: "2026-11-22T09:00:00Z" } })).stdout,
+    );
     assert.equal(j.status, "OK");
     assert.equal(j.code, 0);
     assert.ok(j.checks.every((c: { status: string }) => c.status === "ok"));
@@ -148,12 +187,22 @@ Deno.test("verify: each check fails on purpose with its line, hint and Nagios co
   await t.step("source down, destination missing: CRITICAL (2)", async () => {
     await withSandbox(undefined, async (sb) => {
       const closed = freePort();
-      await sb.writeConfig({ source: { url: `https://127.0.0.1:${closed}/dump.zip` }, destination: { create_dirs: false }, verify: { schedule_file: join(sb.root, "cron.archivist") } });
+      await sb.writeConfig({
+        source: { url: `https://127.0.0.1:${closed}/dump.zip` },
+        destination: { create_dirs: false },
+        verify: { schedule_file: join(sb.root, "cron.archivist") },
+      });
       const r = await runCli(["verify", "-c", sb.configPath], { env: later });
       assert.equal(r.code, 2, r.stdout);
-      assert.match(r.stdout, /^ARCHIVIST CRITICAL - source: connection refused by 127\.0\.0\.1:\d+; destination: destination directory .* does not exist/);
+      assert.match(
+        r.stdout,
+        /^ARCHIVIST CRITICAL - source: connection refused by 127\.0\.0\.1:\d+; destination: destination directory .* does not exist/,
+      );
       assert.match(r.stdout, /✗ source +connection refused[\s\S]*hint: is the export server up/);
-      assert.match(r.stdout, /✗ destination +destination directory .* does not exist\n +hint: create it, or set destination\.create_dirs: true/);
+      assert.match(
+        r.stdout,
+        /✗ destination +destination directory .* does not exist\n +hint: create it, or set destination\.create_dirs: true/,
+      );
       assert.match(r.stdout, /! last run +no run recorded/);
     });
   });
@@ -247,7 +296,10 @@ Deno.test("heartbeat ping: /start, success and /fail with the run id and the sum
   try {
     await withSandbox(rangeRoute(ZIP), async (sb) => {
       const textfile = join(sb.root, "archivist.prom");
-      await sb.writeConfig({ monitor: { ping_url: `http://127.0.0.1:${port}/ping/abc`, prometheus_textfile: textfile }, verify: { schedule_file: "/nonexistent" } });
+      await sb.writeConfig({
+        monitor: { ping_url: `http://127.0.0.1:${port}/ping/abc`, prometheus_textfile: textfile },
+        verify: { schedule_file: "/nonexistent" },
+      });
       assert.equal((await runCli(["run", "-c", sb.configPath], { env: { ARCHIVIST_NOW: NOW } })).code, 0);
       const rid = JSON.parse(Deno.readTextFileSync(sb.historyFile).trim()).runId;
       assert.deepEqual(hits.map((h) => [h.method, h.path, h.rid]), [["GET", "/ping/abc/start", rid], ["POST", "/ping/abc", rid]]);
@@ -256,13 +308,19 @@ Deno.test("heartbeat ping: /start, success and /fail with the run id and the sum
       assert.match(prom, /^archivist_last_run_timestamp_seconds\{job="testjob"\} \d+$/m);
       assert.match(prom, /^archivist_last_run_exit_code\{job="testjob"\} 0$/m);
       assert.match(prom, /^archivist_last_run_status\{job="testjob",status="ok"\} 1$/m);
-      assert.match(prom, new RegExp(`^archivist_last_archive_size_bytes\\{job="testjob"\\} ${Deno.statSync(join(sb.dest, "20261122.tgz")).size}$`, "m"));
+      assert.match(
+        prom,
+        new RegExp(`^archivist_last_archive_size_bytes\\{job="testjob"\\} ${Deno.statSync(join(sb.dest, "20261122.tgz")).size}$`, "m"),
+      );
       const success = /^archivist_last_success_timestamp_seconds\{job="testjob"\} (\d+)$/m.exec(prom)![1];
       assert.ok(Number(success) > 0);
 
       // A failing run pings /fail with the cause; the last success timestamp is kept.
       hits.length = 0;
-      await sb.writeConfig({ source: { url: sb.base.source && (sb.base.source as { url: string }).url.replace("/dump.zip", "/missing.zip") }, monitor: { ping_url: `http://127.0.0.1:${port}/ping/abc`, prometheus_textfile: textfile } });
+      await sb.writeConfig({
+        source: { url: sb.base.source && (sb.base.source as { url: string }).url.replace("/dump.zip", "/missing.zip") },
+        monitor: { ping_url: `http://127.0.0.1:${port}/ping/abc`, prometheus_textfile: textfile },
+      });
       assert.equal((await runCli(["run", "-c", sb.configPath], { env: { ARCHIVIST_NOW: "2026-11-23T02:30:00Z" } })).code, EXIT.FETCH);
       assert.deepEqual(hits.map((h) => h.path), ["/ping/abc/start", "/ping/abc/fail"]);
       assert.match(hits[1].body, /^FAILED: fetch: HTTP 404/);

@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { localParts, pad } from "../src/clock.ts";
-import { formatName, parseName, type ParsedName } from "../src/naming.ts";
+import { formatName, type ParsedName, parseName } from "../src/naming.ts";
 import { decide, isoWeek, type Policy } from "../src/retention/policy.ts";
 import { runCli } from "./helpers/cli.ts";
 import { stringify } from "yaml";
@@ -101,15 +101,27 @@ Deno.test("max_age counts calendar days in archive.timezone: 30d keeps the archi
 Deno.test("DST and year boundaries: a day is a calendar day, ISO weeks straddle the new year", () => {
   // Across the spring-forward night the 23-hour day still counts as one day.
   const p = { ...base, min_keep: 1, max_age: 1 * DAY };
-  const ds = decide([archive(2026, 3, 28), archive(2026, 3, 29), archive(2026, 3, 30)], p, localParts(new Date("2026-03-30T01:00:00Z"), "Europe/Paris"));
+  const ds = decide(
+    [archive(2026, 3, 28), archive(2026, 3, 29), archive(2026, 3, 30)],
+    p,
+    localParts(new Date("2026-03-30T01:00:00Z"), "Europe/Paris"),
+  );
   assert.deepEqual(ds.filter((d) => !d.keep).map((d) => d.archive.name), ["20260328.tgz"]);
   assert.equal(isoWeek({ year: 2026, month: 12, day: 31 }), "2026-W53");
   assert.equal(isoWeek({ year: 2027, month: 1, day: 3 }), "2026-W53");
   assert.equal(isoWeek({ year: 2027, month: 1, day: 4 }), "2027-W01");
   assert.equal(isoWeek({ year: 2024, month: 12, day: 30 }), "2025-W01");
-  const weekly = decide([archive(2026, 12, 29), archive(2027, 1, 2), archive(2027, 1, 5)], { ...base, min_keep: 1, keep_weekly: 2 }, localParts(new Date("2027-01-06T00:00:00Z"), "UTC"));
+  const weekly = decide(
+    [archive(2026, 12, 29), archive(2027, 1, 2), archive(2027, 1, 5)],
+    { ...base, min_keep: 1, keep_weekly: 2 },
+    localParts(new Date("2027-01-06T00:00:00Z"), "UTC"),
+  );
   assert.deepEqual(weekly.filter((d) => d.keep).map((d) => d.archive.name), ["20270105.tgz", "20270102.tgz"]);
-  const yearly = decide([archive(2025, 12, 31), archive(2026, 1, 1)], { ...base, min_keep: 1, keep_yearly: 2 }, localParts(new Date("2026-06-01T00:00:00Z"), "UTC"));
+  const yearly = decide(
+    [archive(2025, 12, 31), archive(2026, 1, 1)],
+    { ...base, min_keep: 1, keep_yearly: 2 },
+    localParts(new Date("2026-06-01T00:00:00Z"), "UTC"),
+  );
   assert.ok(yearly.every((d) => d.keep));
 });
 
@@ -122,16 +134,19 @@ async function pruneSandbox(files: string[]) {
   for (const f of files) await Deno.writeTextFile(join(dest, f), `content of ${f}\n`);
   const cfg = join(root, "archive.yaml");
   const write = async (retention: Record<string, unknown>) => {
-    await Deno.writeTextFile(cfg, stringify({
-      name: "j",
-      state_dir: join(root, "state"),
-      work_dir: join(root, "work"),
-      source: { url: "https://127.0.0.1:9/x.zip", entry: "d.sql" },
-      archive: { timezone: "UTC" },
-      destination: { type: "local", path: dest },
-      retention,
-      log: { file: join(root, "log.txt") },
-    }));
+    await Deno.writeTextFile(
+      cfg,
+      stringify({
+        name: "j",
+        state_dir: join(root, "state"),
+        work_dir: join(root, "work"),
+        source: { url: "https://127.0.0.1:9/x.zip", entry: "d.sql" },
+        archive: { timezone: "UTC" },
+        destination: { type: "local", path: dest },
+        retention,
+        log: { file: join(root, "log.txt") },
+      }),
+    );
     await Deno.chmod(cfg, 0o600);
   };
   const ls = () => [...Deno.readDirSync(dest)].map((e) => e.name).sort();
@@ -167,7 +182,10 @@ Deno.test("prune on a real directory deletes only old archives and their sidecar
   assert.equal(r.code, 0, r.stderr);
   const left = sb.ls();
   for (const n of [31, 45, 60, 90]) {
-    assert.ok(!left.includes(`${daysBefore(now, n)}.tgz`) && !left.includes(`${daysBefore(now, n)}.tgz.sha256`), `day -${n} deleted with its sidecar`);
+    assert.ok(
+      !left.includes(`${daysBefore(now, n)}.tgz`) && !left.includes(`${daysBefore(now, n)}.tgz.sha256`),
+      `day -${n} deleted with its sidecar`,
+    );
   }
   for (const n of [0, 1, 2, 10, 29, 30]) assert.ok(left.includes(`${daysBefore(now, n)}.tgz`), `day -${n} kept`);
   for (const f of foreign.filter((f) => f !== "20200101.tgz.sha256")) assert.ok(left.includes(f), `${f} untouched`);
@@ -196,7 +214,10 @@ Deno.test("max_delete: a run that would delete too many deletes none and fails; 
 
 Deno.test("a failed deletion is a warning naming the file; the other deletions go on; directories are never touched", async () => {
   const now = "2026-11-22T03:00:00Z";
-  const keep = `${daysBefore(now, 0)}.tgz`, dirLike = `${daysBefore(now, 60)}.tgz`, stuck = `${daysBefore(now, 70)}.tgz`, old = `${daysBefore(now, 80)}.tgz`;
+  const keep = `${daysBefore(now, 0)}.tgz`,
+    dirLike = `${daysBefore(now, 60)}.tgz`,
+    stuck = `${daysBefore(now, 70)}.tgz`,
+    old = `${daysBefore(now, 80)}.tgz`;
   const sb = await pruneSandbox([keep, stuck, old]);
   await Deno.mkdir(join(sb.dest, dirLike)); // a directory with an archive's name is not an archive
   await sb.write({ max_age: "30d", min_keep: 1 });

@@ -14,7 +14,11 @@ const cert: TestCert = await makeCert(certDir);
 const DUMP = sqlDump(300_000);
 const ZIP = makeZip([{ name: "dump.sql", data: DUMP }]);
 
-async function withSource(routes: Parameters<typeof startHttpsSource>[1], fn: (src: HttpsSource, sb: Sandbox) => Promise<void>, extra: Record<string, unknown> = {}) {
+async function withSource(
+  routes: Parameters<typeof startHttpsSource>[1],
+  fn: (src: HttpsSource, sb: Sandbox) => Promise<void>,
+  extra: Record<string, unknown> = {},
+) {
   const src = startHttpsSource(cert, routes);
   const sb = await sandbox({ url: src.url("/dump.zip"), caFile: cert.caFile }, extra);
   try {
@@ -51,14 +55,26 @@ Deno.test("a first run archives the dump as a dated .tgz with a sha256sum sideca
     assert.deepEqual(await Deno.readFile(join(extracted, "dump.sql")), DUMP);
     // Each step named in the log; the history line has the archive and every step.
     const log = await Deno.readTextFile(sb.logFile);
-    for (const step of ["fetch", "unzip", "check", "compare", "pack", "store", "state", "retention"]) assert.match(log, new RegExp(`\\] ${step}: `));
+    for (const step of ["fetch", "unzip", "check", "compare", "pack", "store", "state", "retention"]) {
+      assert.match(log, new RegExp(`\\] ${step}: `));
+    }
     assert.match(log, /using .*archive\.yaml \(--config\)/);
     const [h] = history(sb);
     assert.equal(h.status, "ok");
     assert.equal(h.exitCode, 0);
     assert.equal(h.archive.name, "20261122.tgz");
     assert.equal(h.dump.size, DUMP.length);
-    assert.deepEqual(h.steps.map((s: any) => s.step), ["lock", "fetch", "unzip", "check", "compare", "pack", "store", "state", "retention"]);
+    assert.deepEqual(h.steps.map((s: any) => s.step), [
+      "lock",
+      "fetch",
+      "unzip",
+      "check",
+      "compare",
+      "pack",
+      "store",
+      "state",
+      "retention",
+    ]);
     // Nothing left behind in work_dir; the lock is released.
     assert.deepEqual(ls(join(sb.root, "work")), []);
     assert.ok(!ls(sb.stateDir).includes("testjob.lock"));
@@ -92,9 +108,15 @@ Deno.test("an unchanged dump is skipped with a warning (exit 1); a changed one i
 Deno.test("source failures: each gets its own message and exit code 20", async (t) => {
   const cases: Array<[string, Parameters<typeof startHttpsSource>[1], RegExp]> = [
     ["404", {}, /HTTP 404 Not Found from 127\.0\.0\.1:\d+ for \/dump\.zip[\s\S]*hint: check source\.url/],
-    ["HTML page with 200", { "/dump.zip": () => new Response("<!DOCTYPE html><html>Please log in</html>", { headers: { "content-type": "text/html" } }) }, /answered 200 but the body is not a zip \(Content-Type: text\/html; it starts with "<!DOCTYPE html><html>Please log in/],
+    ["HTML page with 200", {
+      "/dump.zip": () => new Response("<!DOCTYPE html><html>Please log in</html>", { headers: { "content-type": "text/html" } }),
+    }, /answered 200 but the body is not a zip \(Content-Type: text\/html; it starts with "<!DOCTYPE html><html>Please log in/],
     ["empty 200", { "/dump.zip": () => new Response("") }, /answered 200 with an empty body: not a zip/],
-    ["500 every time", { "/dump.zip": () => new Response("boom", { status: 500 }) }, /HTTP 500 Internal Server Error .* \(after 3 attempts\)/],
+    [
+      "500 every time",
+      { "/dump.zip": () => new Response("boom", { status: 500 }) },
+      /HTTP 500 Internal Server Error .* \(after 3 attempts\)/,
+    ],
     ["401", { "/dump.zip": () => new Response("no", { status: 401 }) }, /HTTP 401 [\s\S]*hint: check source\.auth/],
   ];
   for (const [name, routes, re] of cases) {
@@ -113,13 +135,16 @@ Deno.test("source failures: each gets its own message and exit code 20", async (
 });
 
 Deno.test("a 500 then a 200 is retried and archived", async () => {
-  await withSource({ "/dump.zip": (_r, n) => (n === 1 ? new Response("busy", { status: 503 }) : new Response(ZIP.slice())) }, async (src, sb) => {
-    const r = await runCli(["run", "-c", sb.configPath]);
-    assert.equal(r.code, 0, r.stderr);
-    assert.equal(src.hits.get("/dump.zip"), 2);
-    assert.match(r.stderr, /attempt 1\/3 failed: HTTP 503 .* retrying in 50ms/);
-    assert.match(r.stderr, /after 2 attempts/);
-  });
+  await withSource(
+    { "/dump.zip": (_r, n) => (n === 1 ? new Response("busy", { status: 503 }) : new Response(ZIP.slice())) },
+    async (src, sb) => {
+      const r = await runCli(["run", "-c", sb.configPath]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(src.hits.get("/dump.zip"), 2);
+      assert.match(r.stderr, /attempt 1\/3 failed: HTTP 503 .* retrying in 50ms/);
+      assert.match(r.stderr, /after 2 attempts/);
+    },
+  );
 });
 
 Deno.test("a body cut short of its Content-Length is a truncated download", async () => {
@@ -203,12 +228,15 @@ Deno.test("dump checks: empty dump and missing trailer → exit 22", async (t) =
     });
   });
   await t.step("missing trailer", async () => {
-    await withSource({ "/dump.zip": serveBytes(makeZip([{ name: "dump.sql", data: sqlDump(50_000, { trailer: false }) }])) }, async (_src, sb) => {
-      const r = await runCli(["run", "-c", sb.configPath]);
-      assert.equal(r.code, EXIT.CHECK, r.stderr);
-      assert.match(r.stderr, /does not end with check\.expect_trailer \/-- Dump completed\/: it is probably truncated/);
-      assert.deepEqual(ls(sb.dest), []);
-    });
+    await withSource(
+      { "/dump.zip": serveBytes(makeZip([{ name: "dump.sql", data: sqlDump(50_000, { trailer: false }) }])) },
+      async (_src, sb) => {
+        const r = await runCli(["run", "-c", sb.configPath]);
+        assert.equal(r.code, EXIT.CHECK, r.stderr);
+        assert.match(r.stderr, /does not end with check\.expect_trailer \/-- Dump completed\/: it is probably truncated/);
+        assert.deepEqual(ls(sb.dest), []);
+      },
+    );
   });
 });
 
@@ -262,7 +290,9 @@ Deno.test("basic auth reaches the server; the password is in no log, history or 
     const r = await runCli(["run", "-c", sb.configPath, "--verbose"]);
     assert.equal(r.code, 0, r.stderr);
     assert.ok(seen.startsWith("Basic "));
-    for (const text of [r.stderr, r.stdout, await Deno.readTextFile(sb.logFile), await Deno.readTextFile(sb.historyFile)]) assert.ok(!text.includes(pw));
+    for (const text of [r.stderr, r.stdout, await Deno.readTextFile(sb.logFile), await Deno.readTextFile(sb.historyFile)]) {
+      assert.ok(!text.includes(pw));
+    }
   });
 });
 
@@ -272,7 +302,10 @@ Deno.test("a failed store leaves the state file unchanged, so the next night arc
     const env = { ARCHIVIST_NOW: "2026-11-22T02:30:00Z" };
     const r = await runCli(["run", "-c", sb.configPath], { env });
     assert.equal(r.code, EXIT.STORE, r.stderr);
-    assert.match(r.stderr, /store: FAILED: destination directory .*dest does not exist[\s\S]*create it, or set destination\.create_dirs: true/);
+    assert.match(
+      r.stderr,
+      /store: FAILED: destination directory .*dest does not exist[\s\S]*create it, or set destination\.create_dirs: true/,
+    );
     assert.ok(!ls(sb.stateDir).includes("testjob.state.json"), "state not advanced");
     await Deno.mkdir(sb.dest);
     const next = await runCli(["run", "-c", sb.configPath], { env });
@@ -311,7 +344,10 @@ Deno.test("a second run while one is running exits at once with 'already running
     assert.match(second.stderr, /lock: FAILED: already running \(pid \d+, since 20\d\d-/);
 
     // A lock left by a killed run (its pid is gone) is taken over and logged.
-    await Deno.writeTextFile(join(sb.stateDir, "testjob.lock"), JSON.stringify({ pid: 999999, procStart: "1", since: "2026-11-21T02:30:00Z", host: Deno.hostname() }));
+    await Deno.writeTextFile(
+      join(sb.stateDir, "testjob.lock"),
+      JSON.stringify({ pid: 999999, procStart: "1", since: "2026-11-21T02:30:00Z", host: Deno.hostname() }),
+    );
     const third = await runCli(["run", "-c", sb.configPath]);
     assert.equal(third.code, EXIT.WARNING, third.stderr); // unchanged dump
     assert.match(third.stderr, /stale lock of pid 999999 \(since 2026-11-21T02:30:00Z\) taken over/);

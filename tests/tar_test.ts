@@ -29,10 +29,13 @@ Deno.test("an entry of 8 GiB or more gets a pax size record that tar readers hon
   const p = join(dir, "head.tar");
   await Deno.writeFile(p, head);
   // Python reads the member header without needing the data (stream mode, first member only).
-  const got = await sh("python3", ["-c", `import tarfile
+  const got = await sh("python3", [
+    "-c",
+    `import tarfile
 t = tarfile.open(${JSON.stringify(p)}, "r|")
 m = t.next()
-print(m.name, m.size)`]);
+print(m.name, m.size)`,
+  ]);
   assert.equal(got.trim(), `huge.sql ${size}`);
 });
 

@@ -39,14 +39,23 @@ function bigDump(bytes: number): Uint8Array {
  * A full `archivist run` to `destination`, with retention on, an old archive and a foreign file planted, and
  * /proc scanned during the run: no process's command line may contain `password`.
  */
-async function fullRun(t: Deno.TestContext, destination: Record<string, unknown>, serverDir: string, password: string | undefined, tool: string, own?: (p: string) => Promise<void>) {
+async function fullRun(
+  t: Deno.TestContext,
+  destination: Record<string, unknown>,
+  serverDir: string,
+  password: string | undefined,
+  tool: string,
+  own?: (p: string) => Promise<void>,
+) {
   await t.step("full archivist run with retention; the password never appears in ps, log or history", async () => {
     const zip = makeZip([{ name: "dump.sql", data: bigDump(24 * 1024 * 1024) }]);
     const src = startHttpsSource(cert, { "/dump.zip": serveBytes(zip) });
     const root = await Deno.makeTempDir({ prefix: "archivist-full-" });
     try {
       await Deno.mkdir(serverDir, { recursive: true });
-      for (const f of ["20260101.tgz", "20260101.tgz.sha256", "20261001.tgz", "keep-me.txt"]) await Deno.writeTextFile(join(serverDir, f), "old\n");
+      for (const f of ["20260101.tgz", "20260101.tgz.sha256", "20261001.tgz", "keep-me.txt"]) {
+        await Deno.writeTextFile(join(serverDir, f), "old\n");
+      }
       await own?.(serverDir);
       const cfg = join(root, "archive.yaml");
       const dest = { ...destination };
@@ -55,17 +64,20 @@ async function fullRun(t: Deno.TestContext, destination: Record<string, unknown>
         delete dest.password;
         dest.password_file = join(root, "pw");
       }
-      await Deno.writeTextFile(cfg, stringify({
-        name: "nightly",
-        state_dir: join(root, "state"),
-        work_dir: join(root, "work"),
-        source: { url: src.url("/dump.zip"), entry: "dump.sql", ca_file: cert.caFile },
-        check: { expect_trailer: "-- Dump completed" },
-        archive: { timezone: "UTC", compression_level: 1 },
-        destination: dest,
-        retention: { max_age: "30d", min_keep: 1 },
-        log: { file: join(root, "archivist.log") },
-      }));
+      await Deno.writeTextFile(
+        cfg,
+        stringify({
+          name: "nightly",
+          state_dir: join(root, "state"),
+          work_dir: join(root, "work"),
+          source: { url: src.url("/dump.zip"), entry: "dump.sql", ca_file: cert.caFile },
+          check: { expect_trailer: "-- Dump completed" },
+          archive: { timezone: "UTC", compression_level: 1 },
+          destination: dest,
+          retention: { max_age: "30d", min_keep: 1 },
+          log: { file: join(root, "archivist.log") },
+        }),
+      );
       await Deno.chmod(cfg, 0o600);
       const child = spawnCli(["run", "-c", cfg], { ARCHIVIST_NOW: "2026-11-22T02:30:00Z" });
       // Scan every process's command line while the run goes on.
@@ -94,7 +106,11 @@ async function fullRun(t: Deno.TestContext, destination: Record<string, unknown>
       assert.ok(sawTool > 0, `saw ${tool} running at least once while scanning /proc`);
       assert.deepEqual(leaks, [], "no command line contains the password");
       const files = [...Deno.readDirSync(serverDir)].map((e) => e.name).sort();
-      assert.deepEqual(files, ["20261122.tgz", "20261122.tgz.sha256", "keep-me.txt"], "old archives deleted with their sidecar, foreign file kept");
+      assert.deepEqual(
+        files,
+        ["20261122.tgz", "20261122.tgz.sha256", "keep-me.txt"],
+        "old archives deleted with their sidecar, foreign file kept",
+      );
       assert.match(await sh("sha256sum", ["-c", "20261122.tgz.sha256"], { cwd: serverDir }), /OK/);
       const log = await Deno.readTextFile(join(root, "archivist.log"));
       assert.match(log, /deleted 20261001\.tgz: older than max_age/);
@@ -111,12 +127,24 @@ async function fullRun(t: Deno.TestContext, destination: Record<string, unknown>
 
 Deno.test("local directory: conformance", async (t) => {
   const root = join(top, "local");
-  await conformance(t, { config: (sub, over) => ({ type: "local", path: join(root, sub), ...over }), serverPath: (sub) => join(root, sub) });
+  await conformance(t, {
+    config: (sub, over) => ({ type: "local", path: join(root, sub), ...over }),
+    serverPath: (sub) => join(root, sub),
+  });
 });
 
 Deno.test("sftp against OpenSSH sshd", async (t) => {
   const s = await startSshd(join(top, "sshd"));
-  const base = (over: Record<string, unknown> = {}) => ({ type: "sftp", host: "127.0.0.1", port: s.port, user: s.user, key_file: s.keyFile, known_hosts_file: s.knownHosts, timeout: "10s", ...over });
+  const base = (over: Record<string, unknown> = {}) => ({
+    type: "sftp",
+    host: "127.0.0.1",
+    port: s.port,
+    user: s.user,
+    key_file: s.keyFile,
+    known_hosts_file: s.knownHosts,
+    timeout: "10s",
+    ...over,
+  });
   try {
     const target: Target = { config: (sub, over) => base({ path: join(s.root, sub), ...over }), serverPath: (sub) => join(s.root, sub) };
     await conformance(t, target);
@@ -132,18 +160,33 @@ Deno.test("sftp against OpenSSH sshd", async (t) => {
     });
     await t.step("wrong key: authentication refused", async () => {
       await sh("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", join(top, "other_key")]);
-      await expectCode(makeTransport(base({ path: s.root, key_file: join(top, "other_key") }), priv).open(), "auth", /authentication refused by 127\.0\.0\.1:\d+ for user/);
+      await expectCode(
+        makeTransport(base({ path: s.root, key_file: join(top, "other_key") }), priv).open(),
+        "auth",
+        /authentication refused by 127\.0\.0\.1:\d+ for user/,
+      );
     });
     await t.step("host key mismatch is refused and explained", async () => {
       const bad = join(top, "known_bad");
       await sh("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", join(top, "fake_host")]);
-      await Deno.writeTextFile(bad, `[127.0.0.1]:${s.port} ${(await Deno.readTextFile(join(top, "fake_host.pub"))).split(" ").slice(0, 2).join(" ")}\n`);
-      await expectCode(makeTransport(base({ path: s.root, known_hosts_file: bad }), priv).open(), "host_key_mismatch", /does not match .*possible man-in-the-middle/);
+      await Deno.writeTextFile(
+        bad,
+        `[127.0.0.1]:${s.port} ${(await Deno.readTextFile(join(top, "fake_host.pub"))).split(" ").slice(0, 2).join(" ")}\n`,
+      );
+      await expectCode(
+        makeTransport(base({ path: s.root, known_hosts_file: bad }), priv).open(),
+        "host_key_mismatch",
+        /does not match .*possible man-in-the-middle/,
+      );
     });
     await t.step("unknown host key: strict refuses; accept-new records it and logs the fingerprint", async () => {
       const empty = join(top, "known_empty");
       await Deno.writeTextFile(empty, "");
-      await expectCode(makeTransport(base({ path: s.root, known_hosts_file: empty }), priv).open(), "host_key_unknown", /is not in .*known_empty[\s\S]*accept-new/);
+      await expectCode(
+        makeTransport(base({ path: s.root, known_hosts_file: empty }), priv).open(),
+        "host_key_unknown",
+        /is not in .*known_empty[\s\S]*accept-new/,
+      );
       const lines: string[] = [];
       const tr = makeTransport(base({ path: s.root, known_hosts_file: empty, host_key: "accept-new" }), priv, lines);
       await tr.open();
@@ -163,14 +206,31 @@ Deno.test("sftp against OpenSSH sshd", async (t) => {
 
 Deno.test("ftps against vsftpd (explicit TLS, session reuse required, no MLSD)", async (t) => {
   const s = await startVsftpd(join(top, "ftp"), cert);
-  const base = (over: Record<string, unknown> = {}) => ({ type: "ftps", host: "127.0.0.1", port: s.port, user: s.user, password: s.password, ca_file: cert.caFile, timeout: "10s", ...over });
+  const base = (over: Record<string, unknown> = {}) => ({
+    type: "ftps",
+    host: "127.0.0.1",
+    port: s.port,
+    user: s.user,
+    password: s.password,
+    ca_file: cert.caFile,
+    timeout: "10s",
+    ...over,
+  });
   try {
     await conformance(t, { config: (sub, over) => base({ path: sub, ...over }), serverPath: (sub) => join(s.home, sub), own: chownTest });
     await t.step("wrong password: login refused", async () => {
-      await expectCode(makeTransport(base({ path: "x", password: "wrong" }), priv).open(), "auth", /login refused by 127\.0\.0\.1:\d+ for user archtest/);
+      await expectCode(
+        makeTransport(base({ path: "x", password: "wrong" }), priv).open(),
+        "auth",
+        /login refused by 127\.0\.0\.1:\d+ for user archtest/,
+      );
     });
     await t.step("untrusted certificate: refused, hint names ca_file", async () => {
-      await expectCode(makeTransport(base({ path: "x", ca_file: undefined }), priv).open(), "tls_untrusted", /not trusted[\s\S]*destination\.ca_file/);
+      await expectCode(
+        makeTransport(base({ path: "x", ca_file: undefined }), priv).open(),
+        "tls_untrusted",
+        /not trusted[\s\S]*destination\.ca_file/,
+      );
     });
     const sub = `nightly-${crypto.randomUUID().slice(0, 6)}`;
     await fullRun(t, base({ path: sub }), join(s.home, sub), s.password, "curl", chownTest);
@@ -185,7 +245,15 @@ Deno.test("ftps against vsftpd (explicit TLS, session reuse required, no MLSD)",
 
 Deno.test("webdav against rclone serve webdav over HTTPS", async (t) => {
   const s = await startWebdav(join(top, "dav"), cert);
-  const base = (over: Record<string, unknown> = {}) => ({ type: "webdav", url: s.url("/"), user: s.user, password: s.password, ca_file: cert.caFile, timeout: "10s", ...over });
+  const base = (over: Record<string, unknown> = {}) => ({
+    type: "webdav",
+    url: s.url("/"),
+    user: s.user,
+    password: s.password,
+    ca_file: cert.caFile,
+    timeout: "10s",
+    ...over,
+  });
   try {
     await conformance(t, { config: (sub, over) => base({ url: s.url(sub + "/"), ...over }), serverPath: (sub) => join(s.root, sub) });
     await t.step("wrong password: authentication refused (401)", async () => {
@@ -209,7 +277,16 @@ Deno.test("webdav against rclone serve webdav over HTTPS", async (t) => {
 
 Deno.test("smb against Samba smbd", async (t) => {
   const s = await startSmbd(join(top, "smb"));
-  const base = (over: Record<string, unknown> = {}) => ({ type: "smb", host: "127.0.0.1", port: s.port, share: s.share, user: s.user, password: s.password, timeout: "10s", ...over });
+  const base = (over: Record<string, unknown> = {}) => ({
+    type: "smb",
+    host: "127.0.0.1",
+    port: s.port,
+    share: s.share,
+    user: s.user,
+    password: s.password,
+    timeout: "10s",
+    ...over,
+  });
   try {
     await conformance(t, { config: (sub, over) => base({ path: sub, ...over }), serverPath: (sub) => join(s.root, sub), own: chownTest });
     await t.step("wrong password: login refused", async () => {
@@ -229,17 +306,22 @@ Deno.test("smb against Samba smbd", async (t) => {
 });
 
 Deno.test("a store failure on a remote destination is exit 30 and leaves the state unchanged", async () => {
-  const src = startHttpsSource(cert, { "/dump.zip": serveBytes(makeZip([{ name: "dump.sql", data: new TextEncoder().encode("x\n-- Dump completed\n") }])) });
+  const src = startHttpsSource(cert, {
+    "/dump.zip": serveBytes(makeZip([{ name: "dump.sql", data: new TextEncoder().encode("x\n-- Dump completed\n") }])),
+  });
   const root = await Deno.makeTempDir();
   try {
     const cfg = join(root, "a.yaml");
-    await Deno.writeTextFile(cfg, stringify({
-      state_dir: join(root, "state"),
-      work_dir: join(root, "work"),
-      source: { url: src.url("/dump.zip"), entry: "dump.sql", ca_file: cert.caFile },
-      destination: { type: "webdav", url: "https://127.0.0.1:9/none/", timeout: "2s" },
-      log: { file: join(root, "log") },
-    }));
+    await Deno.writeTextFile(
+      cfg,
+      stringify({
+        state_dir: join(root, "state"),
+        work_dir: join(root, "work"),
+        source: { url: src.url("/dump.zip"), entry: "dump.sql", ca_file: cert.caFile },
+        destination: { type: "webdav", url: "https://127.0.0.1:9/none/", timeout: "2s" },
+        log: { file: join(root, "log") },
+      }),
+    );
     await Deno.chmod(cfg, 0o600);
     const r = await runCli(["run", "-c", cfg]);
     assert.equal(r.code, EXIT.STORE, r.stderr);

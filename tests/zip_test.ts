@@ -98,13 +98,23 @@ with zipfile.ZipFile(${JSON.stringify(many)}, "w", zipfile.ZIP_STORED) as zf:
 
 Deno.test("entry lookup: exact name, a glob matching one, ambiguous and missing globs", async () => {
   const z = join(dir, "multi.zip");
-  await Deno.writeFile(z, makeZip([{ name: "README.txt", data: new TextEncoder().encode("hi") }, { name: "backup/shop-2026-11-22.sql", data: DUMP }, { name: "backup/", data: new Uint8Array(0), method: 0 }]));
+  await Deno.writeFile(
+    z,
+    makeZip([{ name: "README.txt", data: new TextEncoder().encode("hi") }, { name: "backup/shop-2026-11-22.sql", data: DUMP }, {
+      name: "backup/",
+      data: new Uint8Array(0),
+      method: 0,
+    }]),
+  );
   const d = await readDirectory(z);
   assert.equal(findEntry(d, "backup/shop-2026-11-22.sql").name, "backup/shop-2026-11-22.sql");
   assert.equal(findEntry(d, "*.sql").name, "backup/shop-2026-11-22.sql", "a glob without / matches base names");
   assert.equal(findEntry(d, "backup/shop-*.sql").name, "backup/shop-2026-11-22.sql");
   assert.throws(() => findEntry(d, "*"), /matches 2 entries: README\.txt, backup\/shop-2026-11-22\.sql/);
-  assert.throws(() => findEntry(d, "dump.sql"), /entry "dump\.sql" not found in the zip \(it holds: README\.txt, backup\/shop-2026-11-22\.sql\)/);
+  assert.throws(
+    () => findEntry(d, "dump.sql"),
+    /entry "dump\.sql" not found in the zip \(it holds: README\.txt, backup\/shop-2026-11-22\.sql\)/,
+  );
 });
 
 Deno.test("hand-corrupted zips are refused with a specific reason and leave no output", async (t) => {
@@ -118,13 +128,19 @@ Deno.test("hand-corrupted zips are refused with a specific reason and leave no o
     const b = good.slice();
     b[2000] ^= 0x55;
     const p = await write("flip.zip", b);
-    await assert.rejects(() => readDirectory(p).then((d) => extractEntry(p, findEntry(d, "dump.sql"), join(dir, "x"), LIMITS)), (e: ZipError) =>
-      ["crc_mismatch", "corrupt_data", "size_mismatch"].includes(e.code));
+    await assert.rejects(
+      () => readDirectory(p).then((d) => extractEntry(p, findEntry(d, "dump.sql"), join(dir, "x"), LIMITS)),
+      (e: ZipError) => ["crc_mismatch", "corrupt_data", "size_mismatch"].includes(e.code),
+    );
   });
   await t.step("stored entry with a changed byte: CRC mismatch", async () => {
     const b = makeZip([{ name: "dump.sql", data: DUMP, method: 0 }]);
     b[500] ^= 0x01;
-    await rejects(await write("storedflip.zip", b), "crc_mismatch", /CRC-32 mismatch for dump\.sql \(computed [0-9a-f]{8}, zip says [0-9a-f]{8}\)/);
+    await rejects(
+      await write("storedflip.zip", b),
+      "crc_mismatch",
+      /CRC-32 mismatch for dump\.sql \(computed [0-9a-f]{8}, zip says [0-9a-f]{8}\)/,
+    );
   });
   await t.step("declared size smaller than the data", async () => {
     const b = makeZip([{ name: "dump.sql", data: DUMP, method: 0 }]);
@@ -136,7 +152,11 @@ Deno.test("hand-corrupted zips are refused with a specific reason and leave no o
     await rejects(await write("trunc.zip", good.slice(0, good.length >> 1)), "no_central_directory", /end of central directory not found/);
   });
   await t.step("not a zip at all", async () => {
-    await rejects(await write("html.zip", new TextEncoder().encode("<html>" + " ".repeat(100) + "</html>")), "no_central_directory", /not a zip/);
+    await rejects(
+      await write("html.zip", new TextEncoder().encode("<html>" + " ".repeat(100) + "</html>")),
+      "no_central_directory",
+      /not a zip/,
+    );
   });
   await t.step("central directory pointing past the file", async () => {
     const b = good.slice();
@@ -156,12 +176,22 @@ zipfile.ZipFile(${JSON.stringify(p)}, "w", zipfile.ZIP_BZIP2).write(${JSON.strin
   });
   await t.step("zip bomb by declared ratio and by a lying header", async () => {
     const zeros = new Uint8Array(20_000_000);
-    await rejects(await write("bomb.zip", makeZip([{ name: "dump.sql", data: zeros }])), "zip_bomb", /compression ratio of \d+:1, above check\.max_ratio \(1000\)/);
+    await rejects(
+      await write("bomb.zip", makeZip([{ name: "dump.sql", data: zeros }])),
+      "zip_bomb",
+      /compression ratio of \d+:1, above check\.max_ratio \(1000\)/,
+    );
     // The header claims a modest size; the stream inflates past the ratio ceiling: stopped while streaming.
     const b = makeZip([{ name: "dump.sql", data: zeros }]);
     const cd = b.length - 22 - 54;
     new DataView(b.buffer).setUint32(cd + 24, 30_000, true);
     await rejects(await write("liar.zip", b), "size_mismatch", /inflates to more than its declared 30000 bytes/);
-    await rejects(await write("big.zip", makeZip([{ name: "dump.sql", data: DUMP }])), "too_large", /above check\.max_unpacked_size/, "dump.sql", { maxSize: 1000, maxRatio: 1000 });
+    await rejects(
+      await write("big.zip", makeZip([{ name: "dump.sql", data: DUMP }])),
+      "too_large",
+      /above check\.max_unpacked_size/,
+      "dump.sql",
+      { maxSize: 1000, maxRatio: 1000 },
+    );
   });
 });

@@ -19,25 +19,35 @@ console.log(bold(`archivist demo: everything goes to ${out}\n`));
 
 const cert = await makeCert(join(out, "tls"));
 let zip = makeZip([{ name: "shop.sql", data: sqlDump(3_000_000, { seed: 1 }) }]);
-const src = startHttpsSource(cert, { "/export/shop.zip": () => new Response(zip.slice(), { headers: { "content-type": "application/zip" } }) });
+const src = startHttpsSource(cert, {
+  "/export/shop.zip": () => new Response(zip.slice(), { headers: { "content-type": "application/zip" } }),
+});
 
 const configPath = join(out, "archive.yaml");
-await Deno.writeTextFile(configPath, stringify({
-  name: "demo",
-  state_dir: join(out, "state"),
-  work_dir: join(out, "work"),
-  source: { url: src.url("/export/shop.zip"), entry: "*.sql", ca_file: cert.caFile },
-  check: { expect_trailer: "-- Dump completed" },
-  archive: { name: "{YYYY}{MM}{DD}.tgz", timezone: "Europe/Paris" },
-  destination: { type: "local", path: join(out, "archives"), create_dirs: true },
-  retention: { max_age: "30d", min_keep: 3 },
-  log: { file: join(out, "log", "archivist.log") },
-}));
+await Deno.writeTextFile(
+  configPath,
+  stringify({
+    name: "demo",
+    state_dir: join(out, "state"),
+    work_dir: join(out, "work"),
+    source: { url: src.url("/export/shop.zip"), entry: "*.sql", ca_file: cert.caFile },
+    check: { expect_trailer: "-- Dump completed" },
+    archive: { name: "{YYYY}{MM}{DD}.tgz", timezone: "Europe/Paris" },
+    destination: { type: "local", path: join(out, "archives"), create_dirs: true },
+    retention: { max_age: "30d", min_keep: 3 },
+    log: { file: join(out, "log", "archivist.log") },
+  }),
+);
 await Deno.chmod(configPath, 0o600);
 
 async function archivist(args: string[], now?: string): Promise<number> {
   const env: Record<string, string> = now ? { ARCHIVIST_NOW: now } : {};
-  const r = await new Deno.Command(Deno.execPath(), { args: ["run", "--allow-all", "--quiet", main, ...args], env, stdout: "inherit", stderr: "inherit" }).output();
+  const r = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-all", "--quiet", main, ...args],
+    env,
+    stdout: "inherit",
+    stderr: "inherit",
+  }).output();
   return r.code;
 }
 
@@ -51,7 +61,10 @@ try {
       const dir = join(out, "archives");
       for (const day of ["20260901", "20260915", "20261001", "20261025"]) {
         Deno.copyFileSync(join(dir, "20261120.tgz"), join(dir, `${day}.tgz`));
-        Deno.writeTextFileSync(join(dir, `${day}.tgz.sha256`), Deno.readTextFileSync(join(dir, "20261120.tgz.sha256")).replace("20261120", day));
+        Deno.writeTextFileSync(
+          join(dir, `${day}.tgz.sha256`),
+          Deno.readTextFileSync(join(dir, "20261120.tgz.sha256")).replace("20261120", day),
+        );
       }
       Deno.writeTextFileSync(join(dir, "README.txt"), "not an archive: retention never touches it\n");
       console.log(`(placed 4 older archives and a README.txt in ${dir})`);

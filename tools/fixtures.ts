@@ -6,8 +6,19 @@ import zlib from "node:zlib";
 import { join } from "node:path";
 
 /** Run a command, throwing with its stderr on failure. */
-export async function sh(cmd: string, args: string[], opts: { cwd?: string; stdin?: string; env?: Record<string, string> } = {}): Promise<string> {
-  const p = new Deno.Command(cmd, { args, cwd: opts.cwd, env: opts.env, stdin: opts.stdin !== undefined ? "piped" : "null", stdout: "piped", stderr: "piped" }).spawn();
+export async function sh(
+  cmd: string,
+  args: string[],
+  opts: { cwd?: string; stdin?: string; env?: Record<string, string> } = {},
+): Promise<string> {
+  const p = new Deno.Command(cmd, {
+    args,
+    cwd: opts.cwd,
+    env: opts.env,
+    stdin: opts.stdin !== undefined ? "piped" : "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
   if (opts.stdin !== undefined) {
     const w = p.stdin.getWriter();
     await w.write(new TextEncoder().encode(opts.stdin));
@@ -31,12 +42,49 @@ export interface TestCert {
 /** A private CA and a server certificate for 127.0.0.1 / localhost, signed by it. */
 export async function makeCert(dir: string, cn = "127.0.0.1"): Promise<TestCert> {
   await Deno.mkdir(dir, { recursive: true });
-  const caKey = join(dir, "ca.key"), caFile = join(dir, "ca.pem"), keyFile = join(dir, "server.key"), csr = join(dir, "server.csr"), certFile = join(dir, "server.pem");
+  const caKey = join(dir, "ca.key"),
+    caFile = join(dir, "ca.pem"),
+    keyFile = join(dir, "server.key"),
+    csr = join(dir, "server.csr"),
+    certFile = join(dir, "server.pem");
   const ext = join(dir, "ext.cnf");
-  await Deno.writeTextFile(ext, "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=critical,CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n");
-  await sh("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", caKey, "-out", caFile, "-days", "7", "-subj", "/CN=archivist test CA"]);
+  await Deno.writeTextFile(
+    ext,
+    "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=critical,CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n",
+  );
+  await sh("openssl", [
+    "req",
+    "-x509",
+    "-newkey",
+    "rsa:2048",
+    "-nodes",
+    "-keyout",
+    caKey,
+    "-out",
+    caFile,
+    "-days",
+    "7",
+    "-subj",
+    "/CN=archivist test CA",
+  ]);
   await sh("openssl", ["req", "-newkey", "rsa:2048", "-nodes", "-keyout", keyFile, "-out", csr, "-subj", `/CN=${cn}`]);
-  await sh("openssl", ["x509", "-req", "-in", csr, "-CA", caFile, "-CAkey", caKey, "-CAcreateserial", "-out", certFile, "-days", "7", "-extfile", ext]);
+  await sh("openssl", [
+    "x509",
+    "-req",
+    "-in",
+    csr,
+    "-CA",
+    caFile,
+    "-CAkey",
+    caKey,
+    "-CAcreateserial",
+    "-out",
+    certFile,
+    "-days",
+    "7",
+    "-extfile",
+    ext,
+  ]);
   await Deno.chmod(keyFile, 0o600);
   return { dir, caFile, certFile, keyFile, cert: await Deno.readTextFile(certFile), key: await Deno.readTextFile(keyFile) };
 }
@@ -55,7 +103,11 @@ export function sqlDump(approxBytes: number, opts: { trailer?: boolean; seed?: n
   const rnd = () => (x = (x * 1103515245 + 12345) & 0x7fffffff);
   const notes = ["'gift wrap'", "NULL", "'express'", "'call before delivery'", "'back order'"];
   for (let i = 1; size < approxBytes; i++) {
-    const row = `INSERT INTO \`orders\` VALUES (${i},${rnd() % 99999},${notes[rnd() % notes.length]},${rnd() % 1000}.${String(rnd() % 100).padStart(2, "0")},'2026-11-${String(1 + (rnd() % 28)).padStart(2, "0")} ${String(rnd() % 24).padStart(2, "0")}:${String(rnd() % 60).padStart(2, "0")}:00');`;
+    const row = `INSERT INTO \`orders\` VALUES (${i},${rnd() % 99999},${notes[rnd() % notes.length]},${rnd() % 1000}.${
+      String(rnd() % 100).padStart(2, "0")
+    },'2026-11-${String(1 + (rnd() % 28)).padStart(2, "0")} ${String(rnd() % 24).padStart(2, "0")}:${
+      String(rnd() % 60).padStart(2, "0")
+    }:00');`;
     lines.push(row);
     size += row.length + 1;
   }

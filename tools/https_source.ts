@@ -36,7 +36,9 @@ export function startHttpsSource(cert: TestCert, routes: Record<string, Route> =
     hits.set(path, n);
     headers.set(path, req.headers);
     const route = table.get(path);
-    return route ? route(req, n) : new Response("<html><body>Not Found</body></html>", { status: 404, headers: { "content-type": "text/html" } });
+    return route
+      ? route(req, n)
+      : new Response("<html><body>Not Found</body></html>", { status: 404, headers: { "content-type": "text/html" } });
   });
   const port = (server.addr as Deno.NetAddr).port;
   return {

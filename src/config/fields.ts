@@ -243,7 +243,10 @@ export function tagged<V extends Record<string, Field<any>>>(
     if (t === undefined) throw new FieldError(`${path}.type`, `is required: one of ${names.join(", ")}`);
     if (typeof t !== "string" || !(t in variants)) {
       const guess = typeof t === "string" ? didYouMean(t, names) : undefined;
-      throw new FieldError(`${path}.type`, `expected one of ${names.join(", ")}, got ${typeName(t)}${guess ? `; did you mean '${guess}'?` : ""}`);
+      throw new FieldError(
+        `${path}.type`,
+        `expected one of ${names.join(", ")}, got ${typeName(t)}${guess ? `; did you mean '${guess}'?` : ""}`,
+      );
     }
     return variants[t].parse(m, path);
   };
@@ -263,7 +266,10 @@ export function secretFields<N extends string>(
     [name]: nonEmpty("string").optional().markSecret(required).doc(
       `${what}, inline. Refused unless the config file is mode 0600 (or stricter); prefer ${name}_file.`,
     ),
-    [`${name}_file`]: absPath().optional().doc(`File holding the ${what} (first line; keep it mode 0600).`, `/etc/archivist/${name}.secret`),
+    [`${name}_file`]: absPath().optional().doc(
+      `File holding the ${what} (first line; keep it mode 0600).`,
+      `/etc/archivist/${name}.secret`,
+    ),
     [`${name}_env`]: nonEmpty("variable name").optional().doc(`Environment variable holding the ${what}.`),
   } as { [K in N | `${N}_file` | `${N}_env`]: Field<string | undefined> };
 }

@@ -48,9 +48,15 @@ export function loadConfig(path: string, env: Env): Config {
     mode = (Deno.statSync(path).mode ?? 0) & 0o777;
     text = Deno.readTextFileSync(path);
   } catch (e) {
-    if (e instanceof Deno.errors.NotFound) throw new ConfigError(`config file ${path} not found`, "check the path given with --config or $ARCHIVIST_CONFIG", "missing");
+    if (e instanceof Deno.errors.NotFound) {
+      throw new ConfigError(`config file ${path} not found`, "check the path given with --config or $ARCHIVIST_CONFIG", "missing");
+    }
     if (e instanceof Deno.errors.PermissionDenied) {
-      throw new ConfigError(`cannot read config file ${path}: permission denied`, "run archivist as the user that owns the config (see the cron entry), or fix its owner", "unreadable");
+      throw new ConfigError(
+        `cannot read config file ${path}: permission denied`,
+        "run archivist as the user that owns the config (see the cron entry), or fix its owner",
+        "unreadable",
+      );
     }
     if (e instanceof Deno.errors.IsADirectory) throw new ConfigError(`config file ${path} is a directory`, "", "unreadable");
     throw new ConfigError(`cannot read config file ${path}: ${errMsg(e)}`, "", "unreadable");
@@ -64,7 +70,11 @@ export function parseConfigText(text: string, path: string, env: Env, mode = 0o6
   if (doc.errors.length) {
     const e = doc.errors[0];
     const where = e.linePos?.[0] ? ` line ${e.linePos[0].line}, column ${e.linePos[0].col}` : "";
-    throw new ConfigError(`${path}:${where}: invalid YAML: ${e.message.split("\n")[0].replace(/ at line \d+, column \d+:?$/, "")}`, "check indentation and quoting at that line", "yaml");
+    throw new ConfigError(
+      `${path}:${where}: invalid YAML: ${e.message.split("\n")[0].replace(/ at line \d+, column \d+:?$/, "")}`,
+      "check indentation and quoting at that line",
+      "yaml",
+    );
   }
   const raw = doc.toJS();
   if (raw === null || raw === undefined) throw new ConfigError(`${path}: the file is empty`, "start from archive.yaml.example", "empty");
@@ -102,7 +112,9 @@ function resolveSecrets(f: Field<unknown>, data: Record<string, unknown> | undef
       if (data[k] !== undefined) {
         if (ctx.mode & 0o077) {
           throw new ConfigError(
-            `${ctx.path}: ${keyPath}: inline secret in a config readable by group or others (mode ${ctx.mode.toString(8).padStart(4, "0")})`,
+            `${ctx.path}: ${keyPath}: inline secret in a config readable by group or others (mode ${
+              ctx.mode.toString(8).padStart(4, "0")
+            })`,
             `run: chmod 600 ${ctx.path}  (or move the secret to ${keyPath}_file)`,
             "unsafe_permissions",
           );
@@ -113,13 +125,23 @@ function resolveSecrets(f: Field<unknown>, data: Record<string, unknown> | undef
         try {
           value = Deno.readTextFileSync(file).split(/\r?\n/)[0];
         } catch (e) {
-          throw new ConfigError(`${ctx.path}: ${keyPath}_file: cannot read ${file}: ${errMsg(e)}`, "check that the file exists and is readable by the run user", "secret");
+          throw new ConfigError(
+            `${ctx.path}: ${keyPath}_file: cannot read ${file}: ${errMsg(e)}`,
+            "check that the file exists and is readable by the run user",
+            "secret",
+          );
         }
         if (!value) throw new ConfigError(`${ctx.path}: ${keyPath}_file: ${file} is empty`, "put the secret on its first line", "secret");
       } else if (data[`${k}_env`] !== undefined) {
         const name = String(data[`${k}_env`]);
         value = ctx.env.get(name);
-        if (!value) throw new ConfigError(`${ctx.path}: ${keyPath}_env: environment variable ${name} is not set or empty`, "export it in the cron entry or the systemd unit", "secret");
+        if (!value) {
+          throw new ConfigError(
+            `${ctx.path}: ${keyPath}_env: environment variable ${name} is not set or empty`,
+            "export it in the cron entry or the systemd unit",
+            "secret",
+          );
+        }
       }
       if (!value && child.secret === "required") {
         throw new ConfigError(`${ctx.path}: ${keyPath}: is required: give ${keyPath}_file, ${keyPath}_env or ${keyPath}`, "", "invalid");
@@ -131,4 +153,3 @@ function resolveSecrets(f: Field<unknown>, data: Record<string, unknown> | undef
     }
   }
 }
-

@@ -6,21 +6,7 @@
 import { isValidTimeZone } from "../clock.ts";
 import { patternProblem } from "../naming.ts";
 import { TRANSPORTS } from "../transports/registry.ts";
-import {
-  absPath,
-  bool,
-  list,
-  duration,
-  Field,
-  int,
-  nonEmpty,
-  obj,
-  oneOf,
-  secretFields,
-  size,
-  str,
-  tagged,
-} from "./fields.ts";
+import { absPath, bool, duration, Field, int, list, nonEmpty, obj, oneOf, secretFields, size, str, tagged } from "./fields.ts";
 
 const httpsUrl = str((s) => {
   let u: URL;
@@ -29,7 +15,9 @@ const httpsUrl = str((s) => {
   } catch {
     return `expected an https:// URL, got ${JSON.stringify(s)}`;
   }
-  if (u.protocol !== "https:") return `expected an https:// URL, got ${u.protocol}// (plain HTTP is not accepted: the dump would travel in clear)`;
+  if (u.protocol !== "https:") {
+    return `expected an https:// URL, got ${u.protocol}// (plain HTTP is not accepted: the dump would travel in clear)`;
+  }
   if (u.username || u.password) return "credentials in the URL are not accepted: use source.auth with password_file";
   return undefined;
 }, "https URL");
@@ -43,7 +31,14 @@ const regex = str((s) => {
   }
 }, "regex");
 
-const jobName = str((s) => (/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/.test(s) ? undefined : "expected letters, digits, '.', '_' or '-' (it names the state and lock files)"), "name");
+const jobName = str(
+  (
+    s,
+  ) => (/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/.test(s)
+    ? undefined
+    : "expected letters, digits, '.', '_' or '-' (it names the state and lock files)"),
+  "name",
+);
 
 export const authSchema = tagged({
   basic: obj({
@@ -64,7 +59,10 @@ export const sourceSchema = obj({
     "Name of the SQL dump inside the zip: an exact path, or a glob (*, ?) matching exactly one entry.",
     "dump.sql",
   ),
-  ca_file: absPath().optional().doc("PEM file of extra CA certificates to trust (a private CA or a self-signed server).", "/etc/archivist/ca.pem"),
+  ca_file: absPath().optional().doc(
+    "PEM file of extra CA certificates to trust (a private CA or a self-signed server).",
+    "/etc/archivist/ca.pem",
+  ),
   auth: authSchema.optional().doc("Authentication: `type: basic` (username + password) or `type: header` (name + value)."),
   connect_timeout: duration().default(30_000).doc("Time allowed to connect and receive the response headers.", "30s"),
   timeout: duration().default(2 * 3_600_000).doc("Time allowed for the whole download.", "2h"),
@@ -84,7 +82,10 @@ export const checkSchema = obj({
     "When the dump is identical to the last archived one: skip (exit 1, warning), archive anyway, or fail (exit 23).",
   ),
   max_unpacked_size: size().default(200 * 1024 ** 3).doc("Largest dump accepted after decompression (zip bomb guard).", "200GiB"),
-  max_ratio: int(1).default(1000).doc("Largest compression ratio accepted for the dump entry (zip bomb guard; SQL compresses ~5-15x).", 1000),
+  max_ratio: int(1).default(1000).doc(
+    "Largest compression ratio accepted for the dump entry (zip bomb guard; SQL compresses ~5-15x).",
+    1000,
+  ),
 });
 
 export const archiveSchema = obj({
@@ -92,7 +93,10 @@ export const archiveSchema = obj({
     "Archive file name. Tokens: {YYYY} {MM} {DD} (required), {HH} {mm}, {job}. Must end in .tgz or .tar.gz.",
     "{YYYY}{MM}{DD}.tgz",
   ),
-  timezone: str((s) => (isValidTimeZone(s) ? undefined : `unknown time zone ${JSON.stringify(s)} (use an IANA name like Europe/Paris or UTC)`), "time zone")
+  timezone: str(
+    (s) => (isValidTimeZone(s) ? undefined : `unknown time zone ${JSON.stringify(s)} (use an IANA name like Europe/Paris or UTC)`),
+    "time zone",
+  )
     .default("UTC").doc("Time zone of the date in the name (IANA name).", "Europe/Paris"),
   compression_level: int(1, 9).default(6).doc("gzip level: 1 fastest, 9 smallest.", 6),
 });
@@ -102,13 +106,19 @@ const destinationVariants = Object.fromEntries(Object.entries(TRANSPORTS).map(([
 };
 
 export const retentionSchema = obj({
-  max_age: duration().optional().doc("Archives whose date (from the name) is older than this are deleted. Absent: keep forever (GFS rules still apply).", "30d"),
+  max_age: duration().optional().doc(
+    "Archives whose date (from the name) is older than this are deleted. Absent: keep forever (GFS rules still apply).",
+    "30d",
+  ),
   min_keep: int(1).default(3).doc("The N newest archives are never deleted, whatever their age.", 3),
   keep_daily: int(0).default(0).doc("Keep the newest archive of each of the last N days (0: rule off).", 7),
   keep_weekly: int(0).default(0).doc("Keep the newest archive of each of the last N ISO weeks.", 4),
   keep_monthly: int(0).default(0).doc("Keep the newest archive of each of the last N months.", 12),
   keep_yearly: int(0).default(0).doc("Keep the newest archive of each of the last N years.", 0),
-  max_delete: int(1).default(10).doc("A run that would delete more archives than this deletes none and fails (exit 31); `prune --force` overrides once.", 10),
+  max_delete: int(1).default(10).doc(
+    "A run that would delete more archives than this deletes none and fails (exit 31); `prune --force` overrides once.",
+    10,
+  ),
 });
 
 export const logSchema = obj({
@@ -119,10 +129,16 @@ export const logSchema = obj({
 });
 
 export const historySchema = obj({
-  file: absPath().optional().doc("Append-only run history, one JSON line per run. Default: <state_dir>/history.jsonl.", "/var/lib/archivist/history.jsonl"),
+  file: absPath().optional().doc(
+    "Append-only run history, one JSON line per run. Default: <state_dir>/history.jsonl.",
+    "/var/lib/archivist/history.jsonl",
+  ),
 });
 
-const email = str((s) => (/^([^<>@]*<)?[^@\s<>]+@[^@\s<>]+>?$/.test(s.trim()) ? undefined : `expected an e-mail address, got ${JSON.stringify(s)}`), "e-mail address");
+const email = str(
+  (s) => (/^([^<>@]*<)?[^@\s<>]+@[^@\s<>]+>?$/.test(s.trim()) ? undefined : `expected an e-mail address, got ${JSON.stringify(s)}`),
+  "e-mail address",
+);
 
 export const mailSchema = obj({
   enabled: bool().default(false).doc("Send a report mail after each run (see `when`)."),
@@ -136,14 +152,19 @@ export const mailSchema = obj({
     "Subject template. Tokens: {status} (OK, WARNING, FAILED), {job}, {host}, {archive}, {date}, {summary}, {step}.",
   ),
   attach_log: bool().default(true).doc("Attach this run's log lines (not the whole log file)."),
-  transport: oneOf("sendmail", "smtp").default("sendmail").doc("sendmail: the machine's mail system (sendmail -t -oi). smtp: talk to an SMTP server directly."),
+  transport: oneOf("sendmail", "smtp").default("sendmail").doc(
+    "sendmail: the machine's mail system (sendmail -t -oi). smtp: talk to an SMTP server directly.",
+  ),
   sendmail_path: absPath().default("/usr/sbin/sendmail").doc("The sendmail program (Postfix, Exim and msmtp all provide one)."),
   host: nonEmpty("host name").optional().doc("SMTP server (transport: smtp).", "smtp.example.org"),
   port: int(1, 65535).optional().doc("SMTP port. Default: 587 for starttls, 465 for tls, 25 for none.", 587),
   security: oneOf("starttls", "tls", "none").default("starttls").doc(
     "starttls: plain connection upgraded with STARTTLS, required (never falls back to clear text). tls: TLS from the first byte (SMTPS). none: clear text, only when written explicitly.",
   ),
-  ca_file: absPath().optional().doc("PEM file of the CA that signed the SMTP server's certificate (when not a public CA).", "/etc/archivist/smtp-ca.pem"),
+  ca_file: absPath().optional().doc(
+    "PEM file of the CA that signed the SMTP server's certificate (when not a public CA).",
+    "/etc/archivist/smtp-ca.pem",
+  ),
   username: nonEmpty().optional().doc("SMTP user (AUTH).", "archivist"),
   ...secretFields("password", "SMTP password"),
   timeout: duration().default(30_000).doc("Connect and command timeout for SMTP or sendmail.", "30s"),
@@ -155,7 +176,10 @@ export const mailSchema = obj({
 });
 
 export const verifySchema = obj({
-  max_age: duration().default(26 * 3_600_000).doc("`archivist verify` reports CRITICAL when the last run is older than this (a night the job never ran).", "26h"),
+  max_age: duration().default(26 * 3_600_000).doc(
+    "`archivist verify` reports CRITICAL when the last run is older than this (a night the job never ran).",
+    "26h",
+  ),
   schedule_file: absPath().default("/etc/cron.d/archivist").doc(
     "Cron file checked by `archivist verify` (install.sh writes it). A systemd timer archivist.timer is accepted instead.",
   ),
@@ -223,4 +247,3 @@ export function* walkSchema(f: Field<unknown>, path = ""): Generator<[string, Fi
     yield [path, f];
   }
 }
-

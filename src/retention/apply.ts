@@ -33,7 +33,9 @@ export async function planRetention(t: Transport, cfg: Config, now: LocalParts, 
   }
   const entries = new Map(list.filter((e) => !e.isDir).map((e) => [e.name, e]));
   const archives = [...entries.keys()].map((n) => parseName(cfg.archive.name, n, cfg.name)).filter((p) => p !== undefined);
-  const orphanSidecars = [...entries.keys()].filter((n) => n.endsWith(".sha256") && parseName(cfg.archive.name, n.slice(0, -7), cfg.name) && !entries.has(n.slice(0, -7)));
+  const orphanSidecars = [...entries.keys()].filter((n) =>
+    n.endsWith(".sha256") && parseName(cfg.archive.name, n.slice(0, -7), cfg.name) && !entries.has(n.slice(0, -7))
+  );
   return { decisions: decide(archives, cfg.retention, now, protect), entries, orphanSidecars };
 }
 
@@ -61,13 +63,20 @@ export async function applyRetention(
   if (doomed.length > cfg.retention.max_delete && !opts.force) {
     throw new ArchivistError(
       "retention",
-      `${doomed.length} archives would be deleted, more than retention.max_delete (${cfg.retention.max_delete}): deleted none (${doomed.slice(0, 5).map((d) => d.archive.name).join(", ")}${doomed.length > 5 ? ", …" : ""})`,
+      `${doomed.length} archives would be deleted, more than retention.max_delete (${cfg.retention.max_delete}): deleted none (${
+        doomed.slice(0, 5).map((d) => d.archive.name).join(", ")
+      }${doomed.length > 5 ? ", …" : ""})`,
       "if that is right (e.g. retention was shortened), run `archivist prune --dry-run` to review, then `archivist prune --force`; if not, check archive.name, archive.timezone and the system clock",
       { code: "max_delete" },
     );
   }
   const age = cfg.retention.max_age !== undefined ? `max_age ${formatDuration(cfg.retention.max_age)}` : "no max_age";
-  log.info(step, `${plan.decisions.length} archives on the destination: keeping ${kept}, ${opts.dryRun ? "would delete" : "deleting"} ${doomed.length} (${age}, min_keep ${cfg.retention.min_keep})`);
+  log.info(
+    step,
+    `${plan.decisions.length} archives on the destination: keeping ${kept}, ${
+      opts.dryRun ? "would delete" : "deleting"
+    } ${doomed.length} (${age}, min_keep ${cfg.retention.min_keep})`,
+  );
   for (const d of doomed) {
     const name = d.archive.name;
     if (opts.dryRun) {

@@ -98,6 +98,11 @@ export function decide(archives: ParsedName[], p: Policy, now: LocalParts, prote
     }
     if (!active) r.push("no retention rule set");
     const keep = r.length > 0;
-    return { archive: a, keep, reasons: keep ? r : [p.max_age !== undefined ? "older than max_age, kept by no rule" : "kept by no keep_* rule"], expiresOn };
+    return {
+      archive: a,
+      keep,
+      reasons: keep ? r : [p.max_age !== undefined ? "older than max_age, kept by no rule" : "kept by no keep_* rule"],
+      expiresOn,
+    };
   });
 }

@@ -12,10 +12,20 @@ export const checkStep: Step = {
     const cfg = ctx.config.check;
     const size = data.dumpSize!;
     if (size === 0) {
-      throw new ArchivistError("check", `the dump ${data.dumpName} is empty (0 bytes)`, "the export on the database server failed: check its logs", { code: "empty" });
+      throw new ArchivistError(
+        "check",
+        `the dump ${data.dumpName} is empty (0 bytes)`,
+        "the export on the database server failed: check its logs",
+        { code: "empty" },
+      );
     }
     if (size < cfg.min_size) {
-      throw new ArchivistError("check", `the dump ${data.dumpName} is ${formatSize(size)}, below check.min_size (${formatSize(cfg.min_size)})`, "the export is incomplete, or lower check.min_size", { code: "too_small" });
+      throw new ArchivistError(
+        "check",
+        `the dump ${data.dumpName} is ${formatSize(size)}, below check.min_size (${formatSize(cfg.min_size)})`,
+        "the export is incomplete, or lower check.min_size",
+        { code: "too_small" },
+      );
     }
     const checks = [`${formatSize(size)} ≥ min_size`];
     if (cfg.expect_trailer) {

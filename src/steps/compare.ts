@@ -25,7 +25,9 @@ export const compareStep: Step = {
       case "archive":
         return Promise.resolve({ status: "ok", message: `${same}: archiving anyway (check.on_unchanged: archive)` });
       case "fail":
-        throw new ArchivistError("compare", same, "the export on the server did not run or did not change; check.on_unchanged is 'fail'", { code: "unchanged" });
+        throw new ArchivistError("compare", same, "the export on the server did not run or did not change; check.on_unchanged is 'fail'", {
+          code: "unchanged",
+        });
     }
   },
 };

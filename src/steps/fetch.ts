@@ -15,7 +15,18 @@ import type { RunContext, RunData, Step, StepOutcome } from "../context.ts";
 import type { Logger } from "../log.ts";
 
 /** Error classes of a failed attempt. */
-type Kind = "dns" | "refused" | "tls" | "timeout" | "network" | "http_status" | "truncated" | "not_zip" | "too_large" | "insecure_redirect" | "local";
+type Kind =
+  | "dns"
+  | "refused"
+  | "tls"
+  | "timeout"
+  | "network"
+  | "http_status"
+  | "truncated"
+  | "not_zip"
+  | "too_large"
+  | "insecure_redirect"
+  | "local";
 
 class AttemptError extends Error {
   constructor(readonly kind: Kind, message: string, readonly retryable: boolean, readonly hint = "") {
@@ -31,17 +42,26 @@ export function describeNetworkError(e: unknown, url: URL, cfg: SourceConfig): A
     return new AttemptError("dns", `cannot resolve host ${host}`, true, "check source.url and DNS (resolv.conf)");
   }
   if (/connection refused/i.test(msg)) {
-    return new AttemptError("refused", `connection refused by ${host}:${port}`, true, "is the export server up and listening on that port?");
+    return new AttemptError(
+      "refused",
+      `connection refused by ${host}:${port}`,
+      true,
+      "is the export server up and listening on that port?",
+    );
   }
   if (/certificate|UnknownIssuer|tls|ssl|handshake/i.test(msg)) {
     return new AttemptError(
       "tls",
       `TLS certificate of ${host}:${port} not trusted or invalid (${msg.trim().replace(/\s+/g, " ").slice(0, 200)})`,
       false,
-      cfg.ca_file ? `check that source.ca_file (${cfg.ca_file}) holds the CA that signed the server's certificate, and the host name` : "if the server uses a private CA or a self-signed certificate, set source.ca_file to its PEM",
+      cfg.ca_file
+        ? `check that source.ca_file (${cfg.ca_file}) holds the CA that signed the server's certificate, and the host name`
+        : "if the server uses a private CA or a self-signed certificate, set source.ca_file to its PEM",
     );
   }
-  if (/timed out|timeout/i.test(msg)) return new AttemptError("timeout", `network timeout talking to ${host}:${port}`, true, "check the network path");
+  if (/timed out|timeout/i.test(msg)) {
+    return new AttemptError("timeout", `network timeout talking to ${host}:${port}`, true, "check the network path");
+  }
   if (/unreachable|no route/i.test(msg)) return new AttemptError("network", `host ${host} unreachable`, true, "check routing and firewall");
   return new AttemptError("network", `network error talking to ${host}:${port}: ${msg.trim()}`, true);
 }
@@ -69,18 +89,56 @@ async function attempt(ctx: RunContext, client: Deno.HttpClient | undefined, des
     why ??= e;
     ac.abort(e);
   };
-  const total = setTimeout(() => abort(new AttemptError("timeout", `download not finished after source.timeout (${formatDuration(cfg.timeout)})`, true, "raise source.timeout, or check the bandwidth")), cfg.timeout);
-  const connect = setTimeout(() => abort(new AttemptError("timeout", `no response from ${url.host} within source.connect_timeout (${formatDuration(cfg.connect_timeout)})`, true, "check that the server is up and reachable")), cfg.connect_timeout);
+  const total = setTimeout(
+    () =>
+      abort(
+        new AttemptError(
+          "timeout",
+          `download not finished after source.timeout (${formatDuration(cfg.timeout)})`,
+          true,
+          "raise source.timeout, or check the bandwidth",
+        ),
+      ),
+    cfg.timeout,
+  );
+  const connect = setTimeout(
+    () =>
+      abort(
+        new AttemptError(
+          "timeout",
+          `no response from ${url.host} within source.connect_timeout (${formatDuration(cfg.connect_timeout)})`,
+          true,
+          "check that the server is up and reachable",
+        ),
+      ),
+    cfg.connect_timeout,
+  );
   let idle: ReturnType<typeof setTimeout> | undefined;
   const touch = () => {
     clearTimeout(idle);
-    idle = setTimeout(() => abort(new AttemptError("timeout", `no data received for source.idle_timeout (${formatDuration(cfg.idle_timeout)})`, true, "the server stalled; check it, or raise source.idle_timeout")), cfg.idle_timeout);
+    idle = setTimeout(
+      () =>
+        abort(
+          new AttemptError(
+            "timeout",
+            `no data received for source.idle_timeout (${formatDuration(cfg.idle_timeout)})`,
+            true,
+            "the server stalled; check it, or raise source.idle_timeout",
+          ),
+        ),
+      cfg.idle_timeout,
+    );
   };
   let out: Deno.FsFile | undefined;
   try {
     let res: Response;
     try {
-      res = await fetch(url, { headers: { "User-Agent": "archivist", ...authHeaders(cfg) }, signal: ac.signal, client, redirect: "follow" });
+      res = await fetch(url, {
+        headers: { "User-Agent": "archivist", ...authHeaders(cfg) },
+        signal: ac.signal,
+        client,
+        redirect: "follow",
+      });
     } catch (e) {
       throw why ?? describeNetworkError(e, url, cfg);
     } finally {
@@ -88,7 +146,12 @@ async function attempt(ctx: RunContext, client: Deno.HttpClient | undefined, des
     }
     if (new URL(res.url || cfg.url).protocol !== "https:") {
       await res.body?.cancel();
-      throw new AttemptError("insecure_redirect", `the server redirected to ${res.url}, which is not HTTPS`, false, "fix source.url to the final HTTPS address");
+      throw new AttemptError(
+        "insecure_redirect",
+        `the server redirected to ${res.url}, which is not HTTPS`,
+        false,
+        "fix source.url to the final HTTPS address",
+      );
     }
     if (!res.ok) {
       await res.body?.cancel();
@@ -106,7 +169,12 @@ async function attempt(ctx: RunContext, client: Deno.HttpClient | undefined, des
     const expected = lenHeader !== null && /^\d+$/.test(lenHeader) ? Number(lenHeader) : undefined;
     if (expected !== undefined && expected > cfg.max_size) {
       await res.body?.cancel();
-      throw new AttemptError("too_large", `the server announces ${formatSize(expected)}, above source.max_size (${formatSize(cfg.max_size)})`, false, "raise source.max_size if the dump really grew");
+      throw new AttemptError(
+        "too_large",
+        `the server announces ${formatSize(expected)}, above source.max_size (${formatSize(cfg.max_size)})`,
+        false,
+        "raise source.max_size if the dump really grew",
+      );
     }
     out = await Deno.open(dest, { write: true, create: true, truncate: true, mode: 0o600 });
     let bytes = 0;
@@ -123,7 +191,9 @@ async function attempt(ctx: RunContext, client: Deno.HttpClient | undefined, des
           if (head.length >= 4 && !(head[0] === 0x50 && head[1] === 0x4b && (head[2] === 3 || head[2] === 5))) {
             throw new AttemptError(
               "not_zip",
-              `the server answered ${res.status} but the body is not a zip (Content-Type: ${res.headers.get("content-type") ?? "none"}; it starts with ${printable(head)})`,
+              `the server answered ${res.status} but the body is not a zip (Content-Type: ${
+                res.headers.get("content-type") ?? "none"
+              }; it starts with ${printable(head)})`,
               false,
               "the URL probably serves an error or login page: check source.url and source.auth",
             );
@@ -131,7 +201,12 @@ async function attempt(ctx: RunContext, client: Deno.HttpClient | undefined, des
         }
         bytes += chunk.length;
         if (bytes > cfg.max_size) {
-          throw new AttemptError("too_large", `download exceeds source.max_size (${formatSize(cfg.max_size)})`, false, "raise source.max_size if the dump really grew");
+          throw new AttemptError(
+            "too_large",
+            `download exceeds source.max_size (${formatSize(cfg.max_size)})`,
+            false,
+            "raise source.max_size if the dump really grew",
+          );
         }
         let w = 0;
         while (w < chunk.length) w += await out.write(chunk.subarray(w));
@@ -140,15 +215,34 @@ async function attempt(ctx: RunContext, client: Deno.HttpClient | undefined, des
       if (e instanceof AttemptError) throw e;
       if (why) throw why;
       if (e instanceof Deno.errors.PermissionDenied || /no space|os error 28/i.test(errMsg(e))) {
-        throw new AttemptError("local", `cannot write the download to ${dest}: ${errMsg(e)}`, false, "free space in work_dir, or point work_dir elsewhere");
+        throw new AttemptError(
+          "local",
+          `cannot write the download to ${dest}: ${errMsg(e)}`,
+          false,
+          "free space in work_dir, or point work_dir elsewhere",
+        );
       }
-      throw new AttemptError("truncated", `connection lost after ${formatSize(bytes)}${expected !== undefined ? ` of ${formatSize(expected)}` : ""}: ${errMsg(e)}`, true);
+      throw new AttemptError(
+        "truncated",
+        `connection lost after ${formatSize(bytes)}${expected !== undefined ? ` of ${formatSize(expected)}` : ""}: ${errMsg(e)}`,
+        true,
+      );
     }
     if (bytes === 0 || head.length < 4) {
-      throw new AttemptError("not_zip", `the server answered ${res.status} with ${bytes === 0 ? "an empty body" : `only ${bytes} bytes`}: not a zip`, false, "check source.url; is the export job on the server running?");
+      throw new AttemptError(
+        "not_zip",
+        `the server answered ${res.status} with ${bytes === 0 ? "an empty body" : `only ${bytes} bytes`}: not a zip`,
+        false,
+        "check source.url; is the export job on the server running?",
+      );
     }
     if (expected !== undefined && bytes !== expected) {
-      throw new AttemptError("truncated", `truncated download: received ${bytes} bytes of the ${expected} announced by Content-Length`, true, "the connection was cut; check the network and the server");
+      throw new AttemptError(
+        "truncated",
+        `truncated download: received ${bytes} bytes of the ${expected} announced by Content-Length`,
+        true,
+        "the connection was cut; check the network and the server",
+      );
     }
     await out.sync();
     return { bytes, status: res.status };
@@ -169,10 +263,17 @@ export function makeClient(cfg: SourceConfig): Deno.HttpClient | undefined {
   try {
     pem = Deno.readTextFileSync(cfg.ca_file);
   } catch (e) {
-    throw new ArchivistError("config", `source.ca_file: cannot read ${cfg.ca_file}: ${errMsg(e)}`, "check the path and permissions", { code: "ca_file" });
+    throw new ArchivistError("config", `source.ca_file: cannot read ${cfg.ca_file}: ${errMsg(e)}`, "check the path and permissions", {
+      code: "ca_file",
+    });
   }
   if (!pem.includes("-----BEGIN CERTIFICATE-----")) {
-    throw new ArchivistError("config", `source.ca_file: ${cfg.ca_file} holds no PEM certificate`, "it must contain -----BEGIN CERTIFICATE----- blocks", { code: "ca_file" });
+    throw new ArchivistError(
+      "config",
+      `source.ca_file: ${cfg.ca_file} holds no PEM certificate`,
+      "it must contain -----BEGIN CERTIFICATE----- blocks",
+      { code: "ca_file" },
+    );
   }
   return Deno.createHttpClient({ caCerts: [pem] });
 }
@@ -198,7 +299,9 @@ export const fetchStep: Step = {
           const secs = (performance.now() - t0) / 1000;
           data.zipPath = dest;
           data.zipSize = r.bytes;
-          const msg = `downloaded ${formatSize(r.bytes)} in ${formatDuration(secs * 1000)}${secs > 0.5 ? ` (${formatSize(Math.round(r.bytes / secs))}/s)` : ""}${i ? ` after ${i + 1} attempts` : ""}`;
+          const msg = `downloaded ${formatSize(r.bytes)} in ${formatDuration(secs * 1000)}${
+            secs > 0.5 ? ` (${formatSize(Math.round(r.bytes / secs))}/s)` : ""
+          }${i ? ` after ${i + 1} attempts` : ""}`;
           return { status: "ok", message: msg };
         } catch (e) {
           const a = e instanceof AttemptError ? e : new AttemptError("network", errMsg(e), true);

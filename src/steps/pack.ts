@@ -45,7 +45,13 @@ export function sidecarText(sha256: string, archiveName: string): string {
  * Write `dumpPath` as a .tgz at `outPath`, holding it as `entryName`. Returns the size and sha256 of the .tgz.
  * @example await packFile("/tmp/dump", "dump.sql", "/tmp/20261122.tgz", 6, Date.now() / 1000)
  */
-export async function packFile(dumpPath: string, entryName: string, outPath: string, level: number, mtime: number): Promise<{ size: number; sha256: string }> {
+export async function packFile(
+  dumpPath: string,
+  entryName: string,
+  outPath: string,
+  level: number,
+  mtime: number,
+): Promise<{ size: number; sha256: string }> {
   const size = (await Deno.stat(dumpPath)).size;
   const hash = createHash("sha256");
   let written = 0;

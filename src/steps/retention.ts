@@ -13,8 +13,16 @@ export const retentionStep: Step = {
     data.deleteFailed = r.failed;
     const kept = r.decisions.length - r.deleted.length - r.failed.filter((f) => !f.name.endsWith(".sha256")).length;
     if (r.failed.length) {
-      return { status: "warning", message: `deleted ${r.deleted.length}, ${r.failed.length} deletion(s) failed: ${r.failed.map((f) => f.name).join(", ")}; ${kept} kept` };
+      return {
+        status: "warning",
+        message: `deleted ${r.deleted.length}, ${r.failed.length} deletion(s) failed: ${
+          r.failed.map((f) => f.name).join(", ")
+        }; ${kept} kept`,
+      };
     }
-    return { status: "ok", message: r.deleted.length ? `deleted ${r.deleted.length} (${r.deleted.join(", ")}); ${kept} kept` : `nothing to delete; ${kept} kept` };
+    return {
+      status: "ok",
+      message: r.deleted.length ? `deleted ${r.deleted.length} (${r.deleted.join(", ")}); ${kept} kept` : `nothing to delete; ${kept} kept`,
+    };
   },
 };

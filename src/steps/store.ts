@@ -37,7 +37,12 @@ async function verifyChecksum(t: Transport, name: string, want: string, workDir:
     for await (const chunk of f.readable) h.update(chunk);
     const got = h.digest("hex");
     if (got !== want) {
-      throw new ArchivistError("store", `read-back of ${name} from ${t.location} has sha256 ${got}, expected ${want}: the stored copy is damaged`, "check the destination's storage; the state was not advanced", { code: "checksum_mismatch" });
+      throw new ArchivistError(
+        "store",
+        `read-back of ${name} from ${t.location} has sha256 ${got}, expected ${want}: the stored copy is damaged`,
+        "check the destination's storage; the state was not advanced",
+        { code: "checksum_mismatch" },
+      );
     }
   } finally {
     await Deno.remove(local).catch(() => {});
@@ -87,7 +92,12 @@ export const storeStep: Step = {
       ctx.log.info("store", `uploading ${name} (${formatSize(data.archiveSize!)}) to ${t.location}`);
       const size = await t.upload(data.archivePath!, name);
       if (size !== data.archiveSize) {
-        throw new ArchivistError("store", `size after upload differs for ${name}: ${size} on ${t.location}, ${data.archiveSize} expected`, "check the destination", { code: "size_mismatch" });
+        throw new ArchivistError(
+          "store",
+          `size after upload differs for ${name}: ${size} on ${t.location}, ${data.archiveSize} expected`,
+          "check the destination",
+          { code: "size_mismatch" },
+        );
       }
       let verified = "size verified";
       if ((ctx.config.destination as { verify?: string }).verify === "checksum") {

@@ -18,7 +18,9 @@ export const unzipStep: Step = {
       const entry = findEntry(dir, ctx.config.source.entry);
       ctx.log.info(
         "unzip",
-        `entry ${entry.name}: ${formatSize(entry.size)} (${formatSize(entry.compressedSize)} compressed, ${entry.method === 8 ? "deflate" : "stored"}${entry.zip64 || dir.zip64 ? ", zip64" : ""})`,
+        `entry ${entry.name}: ${formatSize(entry.size)} (${formatSize(entry.compressedSize)} compressed, ${
+          entry.method === 8 ? "deflate" : "stored"
+        }${entry.zip64 || dir.zip64 ? ", zip64" : ""})`,
       );
       const out = join(ctx.workDir, "dump");
       const ex = await extractEntry(zipPath, entry, out, {

@@ -15,7 +15,10 @@ export function networkFields(defaultPort: number) {
 
 /** A remote directory path: no quotes, newlines or backslashes (they would break the tools' command syntax). */
 export function remoteDir() {
-  return str((s) => (/["\n\r\\]/.test(s) ? "must not contain quotes, backslashes or newlines" : s.trim() === "" ? "must not be empty" : undefined), "remote path");
+  return str(
+    (s) => (/["\n\r\\]/.test(s) ? "must not contain quotes, backslashes or newlines" : s.trim() === "" ? "must not be empty" : undefined),
+    "remote path",
+  );
 }
 
 export const verifyField = oneOf("size", "checksum").default("size").doc(
@@ -35,7 +38,9 @@ export function toolMissing(e: unknown): never {
 
 /** Refuse a file name that is not a plain name in the destination directory. */
 export function checkName(name: string): string {
-  if (/[/\\\n\r"]/.test(name) || name === "" || name === "." || name === "..") throw storeErr("bad_name", `refusing the file name ${JSON.stringify(name)}`);
+  if (/[/\\\n\r"]/.test(name) || name === "" || name === "." || name === "..") {
+    throw storeErr("bad_name", `refusing the file name ${JSON.stringify(name)}`);
+  }
   return name;
 }
 
@@ -47,7 +52,9 @@ export function rjoin(dir: string, name: string): string {
 
 /** Parse an `ls -l` style line (sftp, FTP LIST): permissions, size, name. */
 export function parseLsLine(line: string): { name: string; size: number; isDir: boolean; mtime?: Date } | undefined {
-  const m = /^([\-dlbcps][rwxsStT\-]{9}[+@.]?)\s+(?:\d+|\?)\s+\S+\s+\S+\s+(\d+)\s+(\w{3}\s+\d{1,2}\s+(?:\d{1,2}:\d{2}|\d{4}))\s+(.+)$/.exec(line.trimEnd());
+  const m = /^([\-dlbcps][rwxsStT\-]{9}[+@.]?)\s+(?:\d+|\?)\s+\S+\s+\S+\s+(\d+)\s+(\w{3}\s+\d{1,2}\s+(?:\d{1,2}:\d{2}|\d{4}))\s+(.+)$/.exec(
+    line.trimEnd(),
+  );
   if (!m) return undefined;
   let name = m[4];
   if (m[1][0] === "l") name = name.replace(/ -> .*$/, "");
@@ -63,10 +70,17 @@ export function netrcLine(host: string, user: string, password: string): string 
 }
 
 /** The size of `name` as the destination reports it after an upload, compared with the local file. */
-export async function checkUploadedSize(remoteSize: number | undefined, name: string, localPath: string, location: string): Promise<number> {
+export async function checkUploadedSize(
+  remoteSize: number | undefined,
+  name: string,
+  localPath: string,
+  location: string,
+): Promise<number> {
   if (remoteSize === undefined) throw storeErr("size_mismatch", `${name} is not listed on ${location} after upload`);
   const want = (await Deno.stat(localPath)).size;
-  if (remoteSize !== want) throw storeErr("size_mismatch", `size after upload differs for ${name}: ${remoteSize} bytes on ${location}, ${want} expected`);
+  if (remoteSize !== want) {
+    throw storeErr("size_mismatch", `size after upload differs for ${name}: ${remoteSize} bytes on ${location}, ${want} expected`);
+  }
   return remoteSize;
 }
 

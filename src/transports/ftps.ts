@@ -8,7 +8,17 @@ import { join } from "node:path";
 import { absPath, bool, nonEmpty, obj, oneOf, secretFields } from "../config/fields.ts";
 import { exec, type ExecResult, writePrivateFile } from "../exec.ts";
 import { tempName } from "../naming.ts";
-import { checkName, checkUploadedSize, netrcLine, networkFields, parseLsListing, remoteDir, storeErr, toolMissing, verifyField } from "./common.ts";
+import {
+  checkName,
+  checkUploadedSize,
+  netrcLine,
+  networkFields,
+  parseLsListing,
+  remoteDir,
+  storeErr,
+  toolMissing,
+  verifyField,
+} from "./common.ts";
 import type { RemoteEntry, Transport, TransportContext, TransportKind } from "./transport.ts";
 
 export const ftpsSchema = obj({
@@ -17,8 +27,13 @@ export const ftpsSchema = obj({
   user: nonEmpty("user name").doc("FTP user.", "backup"),
   ...secretFields("password", "FTP password", true),
   path: remoteDir().doc("Remote directory, relative to the login directory (start with / for an absolute path).", "backups/db"),
-  tls: oneOf("explicit", "implicit").default("explicit").doc("explicit: AUTH TLS on the control port (usually 21). implicit: TLS from the first byte (usually port 990)."),
-  ca_file: absPath().optional().doc("PEM file of the CA that signed the server's certificate (when not a public CA).", "/etc/archivist/ftp-ca.pem"),
+  tls: oneOf("explicit", "implicit").default("explicit").doc(
+    "explicit: AUTH TLS on the control port (usually 21). implicit: TLS from the first byte (usually port 990).",
+  ),
+  ca_file: absPath().optional().doc(
+    "PEM file of the CA that signed the server's certificate (when not a public CA).",
+    "/etc/archivist/ftp-ca.pem",
+  ),
   tls_max: oneOf("1.2", "1.3").default("1.2").doc(
     "Highest TLS version offered. 1.2 by default: vsftpd 3.0.x with TLS 1.3 intermittently fails uploads (426) when it requires TLS session reuse on the data connection.",
   ),
@@ -42,19 +57,37 @@ function classify(r: ExecResult, cfg: FtpsConfig, what: string) {
     case 58:
     case 59:
     case 64:
-      return storeErr("tls", `TLS handshake with ${where} failed (${msg})`, cfg.tls === "explicit" ? "the server must support AUTH TLS; for implicit FTPS set destination.tls: implicit" : "check destination.tls and the port");
+      return storeErr(
+        "tls",
+        `TLS handshake with ${where} failed (${msg})`,
+        cfg.tls === "explicit"
+          ? "the server must support AUTH TLS; for implicit FTPS set destination.tls: implicit"
+          : "check destination.tls and the port",
+      );
     case 60:
     case 77:
     case 83:
-      return storeErr("tls_untrusted", `TLS certificate of ${where} not trusted (${msg})`, cfg.ca_file ? `check that destination.ca_file (${cfg.ca_file}) holds the CA that signed the server's certificate` : "set destination.ca_file to the PEM of the CA that signed the server's certificate");
+      return storeErr(
+        "tls_untrusted",
+        `TLS certificate of ${where} not trusted (${msg})`,
+        cfg.ca_file
+          ? `check that destination.ca_file (${cfg.ca_file}) holds the CA that signed the server's certificate`
+          : "set destination.ca_file to the PEM of the CA that signed the server's certificate",
+      );
     case 67:
       return storeErr("auth", `login refused by ${where} for user ${cfg.user}`, "check destination.user and the password");
     case 9:
-      return storeErr("missing_dir", `${what}: remote directory ${cfg.path} missing or not accessible on ${where}`, "check destination.path, or set destination.create_dirs: true");
+      return storeErr(
+        "missing_dir",
+        `${what}: remote directory ${cfg.path} missing or not accessible on ${where}`,
+        "check destination.path, or set destination.create_dirs: true",
+      );
     case 78:
       return storeErr("missing_file", `${what}: no such file on ${where}`);
     case 25:
-      if (/552|452|space|quota/i.test(r.stderr)) return storeErr("disk_full", `${what}: remote disk full on ${where} (${msg})`, "free space on the server or shorten retention");
+      if (/552|452|space|quota/i.test(r.stderr)) {
+        return storeErr("disk_full", `${what}: remote disk full on ${where} (${msg})`, "free space on the server or shorten retention");
+      }
       return storeErr("permission", `${what}: upload refused by ${where} (${msg})`, "check the remote directory's permissions");
     case 21:
       if (/550/.test(r.stderr)) return storeErr("permission", `${what}: refused by ${where} (${msg})`, "check permissions on the server");
@@ -74,7 +107,9 @@ export class FtpsTransport implements Transport {
   private mlsdWorks: boolean;
 
   constructor(private readonly cfg: FtpsConfig, private readonly ctx: TransportContext) {
-    this.location = `${cfg.tls === "implicit" ? "ftps" : "ftp+tls"}://${cfg.user}@${cfg.host}:${cfg.port}/${cfg.path.replace(/^\//, "%2F")}`;
+    this.location = `${cfg.tls === "implicit" ? "ftps" : "ftp+tls"}://${cfg.user}@${cfg.host}:${cfg.port}/${
+      cfg.path.replace(/^\//, "%2F")
+    }`;
     this.netrc = join(ctx.privateDir, "ftps.netrc");
     this.mlsdWorks = cfg.mlsd;
   }
@@ -90,12 +125,21 @@ export class FtpsTransport implements Transport {
   private async curl(args: string[], what: string, allowFail = false): Promise<ExecResult> {
     const s = Math.max(1, Math.round(this.cfg.timeout / 1000));
     const base = [
-      "--silent", "--show-error", "--disable-epsv", "--ftp-pasv",
-      "--netrc-file", this.netrc,
-      "--connect-timeout", String(s),
-      "--speed-limit", "1", "--speed-time", String(Math.max(s, 30)),
+      "--silent",
+      "--show-error",
+      "--disable-epsv",
+      "--ftp-pasv",
+      "--netrc-file",
+      this.netrc,
+      "--connect-timeout",
+      String(s),
+      "--speed-limit",
+      "1",
+      "--speed-time",
+      String(Math.max(s, 30)),
       ...(this.cfg.tls === "explicit" ? ["--ssl-reqd"] : []),
-      "--tls-max", this.cfg.tls_max,
+      "--tls-max",
+      this.cfg.tls_max,
       ...(this.cfg.ca_file ? ["--cacert", this.cfg.ca_file] : []),
     ];
     let r: ExecResult;
@@ -114,7 +158,13 @@ export class FtpsTransport implements Transport {
     if (r.code === 0) return;
     const e = classify(r, this.cfg, `directory ${this.cfg.path}`);
     if (e.code !== "missing_dir") throw e;
-    if (!this.cfg.create_dirs) throw storeErr("missing_dir", `remote directory ${this.cfg.path} does not exist on ${this.cfg.host}:${this.cfg.port}`, "create it, or set destination.create_dirs: true");
+    if (!this.cfg.create_dirs) {
+      throw storeErr(
+        "missing_dir",
+        `remote directory ${this.cfg.path} does not exist on ${this.cfg.host}:${this.cfg.port}`,
+        "create it, or set destination.create_dirs: true",
+      );
+    }
     // Create each level; "*" makes curl ignore the failure of a level that already exists.
     const parts = this.cfg.path.split("/").filter(Boolean);
     const quotes: string[] = [];
@@ -177,10 +227,12 @@ export function parseMlsd(text: string): RemoteEntry[] {
   for (const line of text.split(/\r?\n/)) {
     const sp = line.indexOf(" ");
     if (sp < 0) continue;
-    const facts = Object.fromEntries(line.slice(0, sp).split(";").filter(Boolean).map((f) => {
-      const [k, ...v] = f.split("=");
-      return [k.toLowerCase(), v.join("=")];
-    }));
+    const facts = Object.fromEntries(
+      line.slice(0, sp).split(";").filter(Boolean).map((f) => {
+        const [k, ...v] = f.split("=");
+        return [k.toLowerCase(), v.join("=")];
+      }),
+    );
     const name = line.slice(sp + 1);
     if (!facts.type || facts.type === "cdir" || facts.type === "pdir") continue;
     const m = /^(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})/.exec(facts.modify ?? "");

@@ -49,7 +49,9 @@ function existingRealPath(path: string): string {
 function fsError(e: unknown, what: string, path: string): ArchivistError {
   if (e instanceof ArchivistError) return e;
   const msg = errMsg(e);
-  if (e instanceof Deno.errors.NotFound) return new ArchivistError("store", `${what}: ${path} does not exist`, "", { code: "missing_dir", cause: e });
+  if (e instanceof Deno.errors.NotFound) {
+    return new ArchivistError("store", `${what}: ${path} does not exist`, "", { code: "missing_dir", cause: e });
+  }
   if (e instanceof Deno.errors.PermissionDenied) {
     return new ArchivistError("store", `${what}: permission denied on ${path}`, "check the owner and mode of the destination directory", {
       code: "permission",
@@ -73,7 +75,11 @@ function fsError(e: unknown, what: string, path: string): ArchivistError {
 
 export class LocalTransport implements Transport {
   readonly location: string;
-  constructor(private readonly cfg: LocalConfig, private readonly ctx: TransportContext, private readonly mountinfoPath = "/proc/self/mountinfo") {
+  constructor(
+    private readonly cfg: LocalConfig,
+    private readonly ctx: TransportContext,
+    private readonly mountinfoPath = "/proc/self/mountinfo",
+  ) {
     this.location = cfg.path;
   }
 
@@ -113,9 +119,14 @@ export class LocalTransport implements Transport {
     } catch (e) {
       if (!(e instanceof Deno.errors.NotFound)) throw fsError(e, "cannot open destination", dir);
       if (!this.cfg.create_dirs) {
-        throw new ArchivistError("store", `destination directory ${dir} does not exist`, "create it, or set destination.create_dirs: true", {
-          code: "missing_dir",
-        });
+        throw new ArchivistError(
+          "store",
+          `destination directory ${dir} does not exist`,
+          "create it, or set destination.create_dirs: true",
+          {
+            code: "missing_dir",
+          },
+        );
       }
       try {
         Deno.mkdirSync(dir, { recursive: true, mode: 0o750 });
@@ -126,7 +137,9 @@ export class LocalTransport implements Transport {
       return;
     }
     if (!st.isDirectory) {
-      throw new ArchivistError("store", `destination ${dir} exists but is not a directory`, "check destination.path", { code: "missing_dir" });
+      throw new ArchivistError("store", `destination ${dir} exists but is not a directory`, "check destination.path", {
+        code: "missing_dir",
+      });
     }
   }
 
@@ -147,7 +160,9 @@ export class LocalTransport implements Transport {
       const d = await Deno.open(this.cfg.path, { read: true });
       try {
         await d.sync();
-      } catch { /* some filesystems (CIFS) refuse fsync on a directory */ } finally {
+      } catch {
+        /* some filesystems (CIFS) refuse fsync on a directory */
+      } finally {
         d.close();
       }
     } catch (e) {
@@ -156,9 +171,14 @@ export class LocalTransport implements Transport {
     }
     const got = (await Deno.stat(final)).size;
     if (got !== want) {
-      throw new ArchivistError("store", `size after upload differs for ${final}: ${got} bytes on the destination, ${want} expected`, "check the destination filesystem", {
-        code: "size_mismatch",
-      });
+      throw new ArchivistError(
+        "store",
+        `size after upload differs for ${final}: ${got} bytes on the destination, ${want} expected`,
+        "check the destination filesystem",
+        {
+          code: "size_mismatch",
+        },
+      );
     }
     return got;
   }

@@ -18,7 +18,9 @@ export const TRANSPORTS = {
 } satisfies Record<string, TransportKind<any>>;
 
 export type DestinationType = keyof typeof TRANSPORTS;
-export type DestinationConfig = { [K in DestinationType]: (typeof TRANSPORTS)[K] extends TransportKind<infer C> ? C : never }[DestinationType];
+export type DestinationConfig = {
+  [K in DestinationType]: (typeof TRANSPORTS)[K] extends TransportKind<infer C> ? C : never;
+}[DestinationType];
 
 /** The transport for a validated destination config. */
 export function createTransport(cfg: DestinationConfig, ctx: TransportContext): Transport {

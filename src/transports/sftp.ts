@@ -47,17 +47,28 @@ export class SftpTransport implements Transport {
 
   private sshOptions(master = false): string[] {
     return [
-      "-o", "BatchMode=yes",
-      "-o", "IdentitiesOnly=yes",
-      "-o", `UserKnownHostsFile=${this.cfg.known_hosts_file}`,
-      "-o", `StrictHostKeyChecking=${this.cfg.host_key === "strict" ? "yes" : "accept-new"}`,
-      "-o", `ConnectTimeout=${Math.max(1, Math.round(this.cfg.timeout / 1000))}`,
-      "-o", "ServerAliveInterval=15",
-      "-o", `ServerAliveCountMax=${Math.max(2, Math.round(this.cfg.timeout / 15000))}`,
-      "-o", `ControlMaster=${master ? "yes" : "no"}`,
-      "-o", `ControlPath=${this.control}`,
-      "-o", "LogLevel=ERROR",
-      "-i", this.cfg.key_file,
+      "-o",
+      "BatchMode=yes",
+      "-o",
+      "IdentitiesOnly=yes",
+      "-o",
+      `UserKnownHostsFile=${this.cfg.known_hosts_file}`,
+      "-o",
+      `StrictHostKeyChecking=${this.cfg.host_key === "strict" ? "yes" : "accept-new"}`,
+      "-o",
+      `ConnectTimeout=${Math.max(1, Math.round(this.cfg.timeout / 1000))}`,
+      "-o",
+      "ServerAliveInterval=15",
+      "-o",
+      `ServerAliveCountMax=${Math.max(2, Math.round(this.cfg.timeout / 15000))}`,
+      "-o",
+      `ControlMaster=${master ? "yes" : "no"}`,
+      "-o",
+      `ControlPath=${this.control}`,
+      "-o",
+      "LogLevel=ERROR",
+      "-i",
+      this.cfg.key_file,
     ];
   }
 
@@ -85,20 +96,50 @@ export class SftpTransport implements Transport {
     if (/Could not resolve hostname|Name or service not known|Temporary failure in name resolution/i.test(err)) {
       return storeErr("dns", `cannot resolve host ${this.cfg.host}`, "check destination.host and DNS");
     }
-    if (/Connection refused/i.test(err)) return storeErr("refused", `connection refused by ${where}`, "is sshd running there, on that port?");
-    if (/timed out|No route to host|Network is unreachable/i.test(err)) return storeErr("unreachable", `cannot reach ${where} (${firstLine(err)})`, "check the network and firewall");
+    if (/Connection refused/i.test(err)) {
+      return storeErr("refused", `connection refused by ${where}`, "is sshd running there, on that port?");
+    }
+    if (/timed out|No route to host|Network is unreachable/i.test(err)) {
+      return storeErr("unreachable", `cannot reach ${where} (${firstLine(err)})`, "check the network and firewall");
+    }
     if (/REMOTE HOST IDENTIFICATION HAS CHANGED|Host key for .* has changed/i.test(err)) {
-      return storeErr("host_key_mismatch", `the host key of ${where} does not match ${this.cfg.known_hosts_file}: possible man-in-the-middle, or the server was reinstalled`, `verify the new key with the server's admin, then update ${this.cfg.known_hosts_file}`);
+      return storeErr(
+        "host_key_mismatch",
+        `the host key of ${where} does not match ${this.cfg.known_hosts_file}: possible man-in-the-middle, or the server was reinstalled`,
+        `verify the new key with the server's admin, then update ${this.cfg.known_hosts_file}`,
+      );
     }
     if (/Host key verification failed|No \S+ host key is known/i.test(err)) {
-      return storeErr("host_key_unknown", `the host key of ${where} is not in ${this.cfg.known_hosts_file}`, `add it (ssh-keyscan -p ${this.cfg.port} ${this.cfg.host} >> ${this.cfg.known_hosts_file}, after checking its fingerprint), or set destination.host_key: accept-new for the first contact`);
+      return storeErr(
+        "host_key_unknown",
+        `the host key of ${where} is not in ${this.cfg.known_hosts_file}`,
+        `add it (ssh-keyscan -p ${this.cfg.port} ${this.cfg.host} >> ${this.cfg.known_hosts_file}, after checking its fingerprint), or set destination.host_key: accept-new for the first contact`,
+      );
     }
     if (/Permission denied \(|Too many authentication failures|no such identity|Load key/i.test(err)) {
-      return storeErr("auth", `authentication refused by ${where} for user ${this.cfg.user} with key ${this.cfg.key_file} (${firstLine(err)})`, "check destination.user, the key file, and the server's authorized_keys");
+      return storeErr(
+        "auth",
+        `authentication refused by ${where} for user ${this.cfg.user} with key ${this.cfg.key_file} (${firstLine(err)})`,
+        "check destination.user, the key file, and the server's authorized_keys",
+      );
     }
-    if (/No such file|not found/i.test(err)) return storeErr("missing_dir", `${what}: no such file or directory on ${where} (${firstLine(err)})`, "check destination.path, or set destination.create_dirs: true");
-    if (/Permission denied/i.test(err)) return storeErr("permission", `${what}: permission denied on ${where} (${firstLine(err)})`, "check the remote directory's owner and mode");
-    if (/No space left|quota|disk full/i.test(err)) return storeErr("disk_full", `${what}: remote disk full on ${where}`, "free space on the server or shorten retention");
+    if (/No such file|not found/i.test(err)) {
+      return storeErr(
+        "missing_dir",
+        `${what}: no such file or directory on ${where} (${firstLine(err)})`,
+        "check destination.path, or set destination.create_dirs: true",
+      );
+    }
+    if (/Permission denied/i.test(err)) {
+      return storeErr(
+        "permission",
+        `${what}: permission denied on ${where} (${firstLine(err)})`,
+        "check the remote directory's owner and mode",
+      );
+    }
+    if (/No space left|quota|disk full/i.test(err)) {
+      return storeErr("disk_full", `${what}: remote disk full on ${where}`, "free space on the server or shorten retention");
+    }
     if (r.code === 255) return storeErr("connection", `cannot connect to ${where}: ${firstLine(err) || "ssh exit 255"}`, "");
     return storeErr("transfer", `${what} failed on ${where} (sftp exit ${r.code}): ${firstLine(err)}`);
   }
@@ -148,7 +189,11 @@ export class SftpTransport implements Transport {
       } catch { /* not yet */ }
       if (Date.now() > until) {
         await this.close();
-        throw storeErr("timeout", `no SSH session with ${this.cfg.host}:${this.cfg.port} within ${Math.round(this.cfg.timeout / 1000)}s`, "check the network and the server");
+        throw storeErr(
+          "timeout",
+          `no SSH session with ${this.cfg.host}:${this.cfg.port} within ${Math.round(this.cfg.timeout / 1000)}s`,
+          "check the network and the server",
+        );
       }
       await new Promise((r) => setTimeout(r, 25));
     }
@@ -163,7 +208,11 @@ export class SftpTransport implements Transport {
       const e = this.classify(r, `directory ${this.cfg.path}`);
       if (e.code !== "missing_dir") throw e;
       if (!this.cfg.create_dirs) {
-        throw storeErr("missing_dir", `remote directory ${this.cfg.path} does not exist on ${this.cfg.host}:${this.cfg.port}`, "create it, or set destination.create_dirs: true");
+        throw storeErr(
+          "missing_dir",
+          `remote directory ${this.cfg.path} does not exist on ${this.cfg.host}:${this.cfg.port}`,
+          "create it, or set destination.create_dirs: true",
+        );
       }
       const parts = this.cfg.path.split("/").filter(Boolean);
       const lines: string[] = [];
@@ -188,9 +237,16 @@ export class SftpTransport implements Transport {
   }
 
   private async logNewHostKey(): Promise<void> {
-    const r = await exec("ssh-keygen", ["-l", "-F", this.hostSpec(), "-f", this.cfg.known_hosts_file], {}, "openssh-client").catch(() => undefined);
+    const r = await exec("ssh-keygen", ["-l", "-F", this.hostSpec(), "-f", this.cfg.known_hosts_file], {}, "openssh-client").catch(() =>
+      undefined
+    );
     const fp = r?.stdout.split("\n").find((l) => /SHA256:/.test(l))?.match(/(\S+ SHA256:\S+|SHA256:\S+)/)?.[0];
-    if (fp) this.ctx.log.warn(this.ctx.step ?? "store", `first contact with ${this.hostSpec()}: recorded its host key ${fp} in ${this.cfg.known_hosts_file}; compare it with the server's (ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub)`);
+    if (fp) {
+      this.ctx.log.warn(
+        this.ctx.step ?? "store",
+        `first contact with ${this.hostSpec()}: recorded its host key ${fp} in ${this.cfg.known_hosts_file}; compare it with the server's (ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub)`,
+      );
+    }
   }
 
   async upload(localPath: string, name: string): Promise<number> {

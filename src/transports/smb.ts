@@ -42,10 +42,14 @@ export class SmbTransport implements Transport {
   private async smb(command: string, what: string, opts: { inRoot?: boolean; allowFail?: boolean } = {}): Promise<ExecResult> {
     const args = [
       `//${this.cfg.host}/${this.cfg.share}`,
-      "-p", String(this.cfg.port),
-      "-A", this.authFile,
-      "-t", String(Math.max(1, Math.round(this.cfg.timeout / 1000))),
-      "-c", command,
+      "-p",
+      String(this.cfg.port),
+      "-A",
+      this.authFile,
+      "-t",
+      String(Math.max(1, Math.round(this.cfg.timeout / 1000))),
+      "-c",
+      command,
     ];
     if (!opts.inRoot && this.dir) args.splice(1, 0, "-D", this.dir);
     let r: ExecResult;
@@ -66,18 +70,38 @@ export class SmbTransport implements Transport {
       case "NT_STATUS_LOGON_FAILURE":
       case "NT_STATUS_ACCOUNT_DISABLED":
       case "NT_STATUS_WRONG_PASSWORD":
-        return storeErr("auth", `login refused by ${where} for ${this.cfg.domain}\\${this.cfg.user}`, "check destination.user, domain and the password");
+        return storeErr(
+          "auth",
+          `login refused by ${where} for ${this.cfg.domain}\\${this.cfg.user}`,
+          "check destination.user, domain and the password",
+        );
       case "NT_STATUS_BAD_NETWORK_NAME":
-        return storeErr("missing_share", `share ${this.cfg.share} does not exist on ${where}`, "check destination.share (smbclient -L to list shares)");
+        return storeErr(
+          "missing_share",
+          `share ${this.cfg.share} does not exist on ${where}`,
+          "check destination.share (smbclient -L to list shares)",
+        );
       case "NT_STATUS_OBJECT_NAME_NOT_FOUND":
       case "NT_STATUS_OBJECT_PATH_NOT_FOUND":
       case "NT_STATUS_NO_SUCH_FILE":
-        return storeErr("missing_dir", `${what}: not found in //${this.cfg.host}/${this.cfg.share}/${this.dir}`, "check destination.path, or set destination.create_dirs: true");
+        return storeErr(
+          "missing_dir",
+          `${what}: not found in //${this.cfg.host}/${this.cfg.share}/${this.dir}`,
+          "check destination.path, or set destination.create_dirs: true",
+        );
       case "NT_STATUS_ACCESS_DENIED":
       case "NT_STATUS_MEDIA_WRITE_PROTECTED":
-        return storeErr("permission", `${what}: access denied on //${this.cfg.host}/${this.cfg.share}/${this.dir}`, "check the share's and directory's permissions for that user");
+        return storeErr(
+          "permission",
+          `${what}: access denied on //${this.cfg.host}/${this.cfg.share}/${this.dir}`,
+          "check the share's and directory's permissions for that user",
+        );
       case "NT_STATUS_DISK_FULL":
-        return storeErr("disk_full", `${what}: remote disk full on //${this.cfg.host}/${this.cfg.share}`, "free space on the server or shorten retention");
+        return storeErr(
+          "disk_full",
+          `${what}: remote disk full on //${this.cfg.host}/${this.cfg.share}`,
+          "free space on the server or shorten retention",
+        );
       case "NT_STATUS_CONNECTION_REFUSED":
         return storeErr("refused", `connection refused by ${where}`, "is smbd running there, on that port?");
       case "NT_STATUS_IO_TIMEOUT":
@@ -99,7 +123,11 @@ export class SmbTransport implements Transport {
     const e = this.classify(r, status, `directory ${this.dir}`);
     if (e.code !== "missing_dir") throw e;
     if (!this.cfg.create_dirs) {
-      throw storeErr("missing_dir", `remote directory ${this.dir} does not exist in //${this.cfg.host}/${this.cfg.share}`, "create it, or set destination.create_dirs: true");
+      throw storeErr(
+        "missing_dir",
+        `remote directory ${this.dir} does not exist in //${this.cfg.host}/${this.cfg.share}`,
+        "create it, or set destination.create_dirs: true",
+      );
     }
     let acc = "";
     for (const p of this.dir.split("/").filter(Boolean)) {

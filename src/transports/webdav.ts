@@ -27,7 +27,10 @@ export const webdavSchema = obj({
   url: davUrl.doc("URL of the directory that receives the archives.", "https://dav.example.org/backup/db/"),
   user: nonEmpty("user name").optional().doc("User for basic/digest authentication.", "backup"),
   ...secretFields("password", "WebDAV password"),
-  ca_file: absPath().optional().doc("PEM file of the CA that signed the server's certificate (when not a public CA).", "/etc/archivist/dav-ca.pem"),
+  ca_file: absPath().optional().doc(
+    "PEM file of the CA that signed the server's certificate (when not a public CA).",
+    "/etc/archivist/dav-ca.pem",
+  ),
   allow_http: bool().default(false).doc("Accept an http:// URL (archives and password then travel in clear). Off: only https."),
   create_dirs: bool().default(false).doc("Create the remote directory (MKCOL) when it is missing."),
   timeout: duration().default(30_000).doc("Connect timeout; transfers fail when stalled this long.", "30s"),
@@ -55,10 +58,18 @@ export class WebdavTransport implements Transport {
   private async curl(args: string[], what: string): Promise<{ status: number; body: string; r: ExecResult }> {
     const s = Math.max(1, Math.round(this.cfg.timeout / 1000));
     const base = [
-      "--silent", "--show-error", "--globoff", "--http1.1",
-      "--connect-timeout", String(s),
-      "--speed-limit", "1", "--speed-time", String(Math.max(s, 30)),
-      "--write-out", "\n%{http_code}",
+      "--silent",
+      "--show-error",
+      "--globoff",
+      "--http1.1",
+      "--connect-timeout",
+      String(s),
+      "--speed-limit",
+      "1",
+      "--speed-time",
+      String(Math.max(s, 30)),
+      "--write-out",
+      "\n%{http_code}",
       ...(this.cfg.user ? ["--netrc-file", this.netrc, "--anyauth"] : []),
       ...(this.cfg.ca_file ? ["--cacert", this.cfg.ca_file] : []),
     ];
@@ -87,7 +98,13 @@ export class WebdavTransport implements Transport {
         return storeErr("timeout", `${what}: timed out talking to ${where}`, "check the network, or raise destination.timeout");
       case 60:
       case 77:
-        return storeErr("tls_untrusted", `TLS certificate of ${where} not trusted (${msg})`, this.cfg.ca_file ? `check destination.ca_file (${this.cfg.ca_file})` : "set destination.ca_file to the PEM of the CA that signed the server's certificate");
+        return storeErr(
+          "tls_untrusted",
+          `TLS certificate of ${where} not trusted (${msg})`,
+          this.cfg.ca_file
+            ? `check destination.ca_file (${this.cfg.ca_file})`
+            : "set destination.ca_file to the PEM of the CA that signed the server's certificate",
+        );
       case 35:
         return storeErr("tls", `TLS handshake with ${where} failed (${msg})`);
       case 18:
@@ -101,23 +118,52 @@ export class WebdavTransport implements Transport {
 
   private statusError(status: number, what: string) {
     const where = this.location;
-    if (status === 401) return storeErr("auth", `${what}: authentication refused by ${where} (HTTP 401)`, "check destination.user and the password");
-    if (status === 403) return storeErr("permission", `${what}: permission denied by ${where} (HTTP 403)`, "check the account's rights on that directory");
-    if (status === 404 || status === 409) return storeErr("missing_dir", `${what}: remote directory missing at ${where} (HTTP ${status})`, "check destination.url, or set destination.create_dirs: true");
-    if (status === 507) return storeErr("disk_full", `${what}: remote disk full at ${where} (HTTP 507 Insufficient Storage)`, "free space on the server or shorten retention");
+    if (status === 401) {
+      return storeErr("auth", `${what}: authentication refused by ${where} (HTTP 401)`, "check destination.user and the password");
+    }
+    if (status === 403) {
+      return storeErr("permission", `${what}: permission denied by ${where} (HTTP 403)`, "check the account's rights on that directory");
+    }
+    if (status === 404 || status === 409) {
+      return storeErr(
+        "missing_dir",
+        `${what}: remote directory missing at ${where} (HTTP ${status})`,
+        "check destination.url, or set destination.create_dirs: true",
+      );
+    }
+    if (status === 507) {
+      return storeErr(
+        "disk_full",
+        `${what}: remote disk full at ${where} (HTTP 507 Insufficient Storage)`,
+        "free space on the server or shorten retention",
+      );
+    }
     if (status === 412) return storeErr("exists", `${what}: the target already exists (HTTP 412)`);
     return storeErr("transfer", `${what}: HTTP ${status} from ${where}`);
   }
 
   async open(): Promise<void> {
     if (this.base.protocol === "http:" && !this.cfg.allow_http) {
-      throw storeErr("insecure", `destination.url ${this.cfg.url} is plain HTTP`, "use https://, or set destination.allow_http: true if you accept sending archives and the password in clear");
+      throw storeErr(
+        "insecure",
+        `destination.url ${this.cfg.url} is plain HTTP`,
+        "use https://, or set destination.allow_http: true if you accept sending archives and the password in clear",
+      );
     }
     if (this.cfg.user) writePrivateFile(this.netrc, netrcLine(this.base.hostname, this.cfg.user, this.cfg.password ?? ""));
-    const { status } = await this.curl(["-X", "PROPFIND", "-H", "Depth: 0", "-o", "/dev/null", this.base.href], `directory ${this.base.pathname}`);
+    const { status } = await this.curl(
+      ["-X", "PROPFIND", "-H", "Depth: 0", "-o", "/dev/null", this.base.href],
+      `directory ${this.base.pathname}`,
+    );
     if (status === 207 || status === 200) return;
     if (status !== 404 || !this.cfg.create_dirs) {
-      if (status === 404) throw storeErr("missing_dir", `remote directory ${this.base.pathname} does not exist on ${this.base.host}`, "create it, or set destination.create_dirs: true");
+      if (status === 404) {
+        throw storeErr(
+          "missing_dir",
+          `remote directory ${this.base.pathname} does not exist on ${this.base.host}`,
+          "create it, or set destination.create_dirs: true",
+        );
+      }
       throw this.statusError(status, `directory ${this.base.pathname}`);
     }
     const parts = this.base.pathname.split("/").filter(Boolean);
@@ -138,7 +184,10 @@ export class WebdavTransport implements Transport {
       throw e;
     });
     if (![200, 201, 204].includes(put.status)) throw this.statusError(put.status, `upload of ${name}`);
-    const mv = await this.curl(["-X", "MOVE", "-H", `Destination: ${this.fileUrl(name)}`, "-H", "Overwrite: F", "-o", "/dev/null", tmp], `rename of ${name}`);
+    const mv = await this.curl(
+      ["-X", "MOVE", "-H", `Destination: ${this.fileUrl(name)}`, "-H", "Overwrite: F", "-o", "/dev/null", tmp],
+      `rename of ${name}`,
+    );
     if (![201, 204].includes(mv.status)) {
       await this.curl(["-X", "DELETE", "-o", "/dev/null", tmp], "cleanup").catch(() => {});
       throw this.statusError(mv.status, `rename of ${tempName(name)} to ${name}`);
@@ -147,7 +196,10 @@ export class WebdavTransport implements Transport {
   }
 
   async list(): Promise<RemoteEntry[]> {
-    const { status, body } = await this.curl(["-X", "PROPFIND", "-H", "Depth: 1", "-H", "Content-Type: application/xml", this.base.href], `listing ${this.base.pathname}`);
+    const { status, body } = await this.curl(
+      ["-X", "PROPFIND", "-H", "Depth: 1", "-H", "Content-Type: application/xml", this.base.href],
+      `listing ${this.base.pathname}`,
+    );
     if (status !== 207) throw this.statusError(status, `listing ${this.base.pathname}`);
     return parsePropfind(body, this.base);
   }

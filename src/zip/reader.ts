@@ -121,7 +121,9 @@ export async function readDirectoryFrom(src: ZipSource): Promise<ZipDirectory> {
   let cdOffset = tv.getUint32(eocd + 16, true);
   let zip64 = false;
   const eocdAbs = tailStart + eocd;
-  if (count === 0xffff || cdSize === 0xffffffff || cdOffset === 0xffffffff || eocd >= 20 && tv.getUint32(eocd - 20, true) === SIG_Z64_LOCATOR) {
+  if (
+    count === 0xffff || cdSize === 0xffffffff || cdOffset === 0xffffffff || eocd >= 20 && tv.getUint32(eocd - 20, true) === SIG_Z64_LOCATOR
+  ) {
     if (eocd < 20 || tv.getUint32(eocd - 20, true) !== SIG_Z64_LOCATOR) {
       throw new ZipError("corrupt", "Zip64 markers present but the Zip64 end-of-central-directory locator is missing");
     }
@@ -139,9 +141,14 @@ export async function readDirectoryFrom(src: ZipSource): Promise<ZipDirectory> {
     throw new ZipError("multi_disk", "split (multi-disk) zip archives are not supported");
   }
   if (cdOffset + cdSize > eocdAbs || cdSize > MAX_CD_SIZE) {
-    throw new ZipError("corrupt", `central directory out of bounds (offset ${cdOffset}, size ${cdSize}, file ${fileSize} bytes): the zip is corrupt or truncated`);
+    throw new ZipError(
+      "corrupt",
+      `central directory out of bounds (offset ${cdOffset}, size ${cdSize}, file ${fileSize} bytes): the zip is corrupt or truncated`,
+    );
   }
-  const cd = cdOffset >= tailStart ? tail.subarray(cdOffset - tailStart, cdOffset - tailStart + cdSize) : await src.readAt(cdOffset, cdSize);
+  const cd = cdOffset >= tailStart
+    ? tail.subarray(cdOffset - tailStart, cdOffset - tailStart + cdSize)
+    : await src.readAt(cdOffset, cdSize);
   return { entries: parseCentralDirectory(cd, count), zip64, fileSize };
 }
 
@@ -221,7 +228,11 @@ export function findEntry(dir: ZipDirectory, wanted: string): ZipEntry {
     const hits = files.filter((e) => re.test(e.name) || (!wanted.includes("/") && re.test(e.name.split("/").pop()!)));
     if (hits.length === 1) return hits[0];
     if (hits.length > 1) {
-      throw new ZipError("ambiguous_entry", `source.entry ${JSON.stringify(wanted)} matches ${hits.length} entries: ${hits.map((h) => h.name).join(", ")}`, "make the pattern match exactly one entry");
+      throw new ZipError(
+        "ambiguous_entry",
+        `source.entry ${JSON.stringify(wanted)} matches ${hits.length} entries: ${hits.map((h) => h.name).join(", ")}`,
+        "make the pattern match exactly one entry",
+      );
     }
   }
   throw new ZipError(
@@ -248,16 +259,32 @@ export interface Extracted {
  * The output is removed on any error.
  */
 export async function extractEntry(zipPath: string, entry: ZipEntry, outPath: string, limits: ExtractLimits): Promise<Extracted> {
-  if (entry.flags & 0x1) throw new ZipError("encrypted", `entry ${entry.name} is encrypted: not supported`, "export the dump without a zip password");
+  if (entry.flags & 0x1) {
+    throw new ZipError("encrypted", `entry ${entry.name} is encrypted: not supported`, "export the dump without a zip password");
+  }
   if (entry.method !== 0 && entry.method !== 8) {
     const m = METHOD_NAMES[entry.method] ?? "unknown";
-    throw new ZipError("unsupported_method", `entry ${entry.name} uses compression method ${entry.method} (${m}): only stored (0) and deflate (8) are supported`, "export the zip with standard deflate compression");
+    throw new ZipError(
+      "unsupported_method",
+      `entry ${entry.name} uses compression method ${entry.method} (${m}): only stored (0) and deflate (8) are supported`,
+      "export the zip with standard deflate compression",
+    );
   }
   if (entry.size > limits.maxSize) {
-    throw new ZipError("too_large", `entry ${entry.name} declares ${entry.size} bytes uncompressed, above check.max_unpacked_size (${limits.maxSize})`, "raise check.max_unpacked_size if the dump really is that large");
+    throw new ZipError(
+      "too_large",
+      `entry ${entry.name} declares ${entry.size} bytes uncompressed, above check.max_unpacked_size (${limits.maxSize})`,
+      "raise check.max_unpacked_size if the dump really is that large",
+    );
   }
   if (entry.compressedSize > 0 && entry.size / entry.compressedSize > limits.maxRatio) {
-    throw new ZipError("zip_bomb", `entry ${entry.name} declares a compression ratio of ${Math.round(entry.size / entry.compressedSize)}:1, above check.max_ratio (${limits.maxRatio}): refusing a possible zip bomb`, "raise check.max_ratio if this is expected");
+    throw new ZipError(
+      "zip_bomb",
+      `entry ${entry.name} declares a compression ratio of ${
+        Math.round(entry.size / entry.compressedSize)
+      }:1, above check.max_ratio (${limits.maxRatio}): refusing a possible zip bomb`,
+      "raise check.max_ratio if this is expected",
+    );
   }
   const f = await Deno.open(zipPath, { read: true });
   let out: Deno.FsFile | undefined;
@@ -269,7 +296,9 @@ export async function extractEntry(zipPath: string, entry: ZipEntry, outPath: st
     }
     const dataStart = entry.localHeaderOffset + 30 + lv.getUint16(26, true) + lv.getUint16(28, true);
     const stat = await f.stat();
-    if (dataStart + entry.compressedSize > stat.size) throw new ZipError("corrupt", `data of ${entry.name} runs past the end of the file: the zip is truncated`);
+    if (dataStart + entry.compressedSize > stat.size) {
+      throw new ZipError("corrupt", `data of ${entry.name} runs past the end of the file: the zip is truncated`);
+    }
 
     await f.seek(dataStart, Deno.SeekMode.Start);
     let remaining = entry.compressedSize;
@@ -284,7 +313,9 @@ export async function extractEntry(zipPath: string, entry: ZipEntry, outPath: st
         ctrl.enqueue(n === buf.length ? buf : buf.subarray(0, n));
       },
     }, { highWaterMark: 0 });
-    const data = entry.method === 8 ? raw.pipeThrough(new DecompressionStream("deflate-raw") as unknown as TransformStream<Uint8Array, Uint8Array>) : raw;
+    const data = entry.method === 8
+      ? raw.pipeThrough(new DecompressionStream("deflate-raw") as unknown as TransformStream<Uint8Array, Uint8Array>)
+      : raw;
 
     out = await Deno.open(outPath, { write: true, create: true, truncate: true, mode: 0o600 });
     const hash = createHash("sha256");
@@ -304,7 +335,12 @@ export async function extractEntry(zipPath: string, entry: ZipEntry, outPath: st
               : `entry ${entry.name} inflates to more than its declared ${entry.size} bytes: the zip is corrupt`,
           );
         }
-        if (size > ratioCeiling) throw new ZipError("zip_bomb", `entry ${entry.name} inflates beyond check.max_ratio (${limits.maxRatio}:1): refusing a possible zip bomb`);
+        if (size > ratioCeiling) {
+          throw new ZipError(
+            "zip_bomb",
+            `entry ${entry.name} inflates beyond check.max_ratio (${limits.maxRatio}:1): refusing a possible zip bomb`,
+          );
+        }
         crc = zlib.crc32(chunk, crc);
         hash.update(chunk);
         if (chunk.length >= 1024) tail = chunk.slice(chunk.length - 1024);
@@ -321,13 +357,24 @@ export async function extractEntry(zipPath: string, entry: ZipEntry, outPath: st
     } catch (e) {
       if (e instanceof ZipError) throw e;
       if (e instanceof Deno.errors.PermissionDenied || /no space|os error 28/i.test(String(e))) throw e;
-      throw new ZipError("corrupt_data", `the compressed data of ${entry.name} is corrupt (${e instanceof Error ? e.message : e})`, "the download is damaged or the export was broken: try again");
+      throw new ZipError(
+        "corrupt_data",
+        `the compressed data of ${entry.name} is corrupt (${e instanceof Error ? e.message : e})`,
+        "the download is damaged or the export was broken: try again",
+      );
     }
     if (size !== entry.size) {
-      throw new ZipError("size_mismatch", `entry ${entry.name} inflated to ${size} bytes but the zip declares ${entry.size}: the zip is corrupt`);
+      throw new ZipError(
+        "size_mismatch",
+        `entry ${entry.name} inflated to ${size} bytes but the zip declares ${entry.size}: the zip is corrupt`,
+      );
     }
     if ((crc >>> 0) !== entry.crc32) {
-      throw new ZipError("crc_mismatch", `CRC-32 mismatch for ${entry.name} (computed ${hex8(crc)}, zip says ${hex8(entry.crc32)}): the dump is damaged`, "the download or the export is corrupt: try again, then check the source");
+      throw new ZipError(
+        "crc_mismatch",
+        `CRC-32 mismatch for ${entry.name} (computed ${hex8(crc)}, zip says ${hex8(entry.crc32)}): the dump is damaged`,
+        "the download or the export is corrupt: try again, then check the source",
+      );
     }
     await out.sync();
     return { size, sha256: hash.digest("hex"), tail };

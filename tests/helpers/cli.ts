@@ -42,8 +42,9 @@ export function merge(base: Record<string, unknown>, over: Record<string, unknow
   const out: Record<string, unknown> = { ...base };
   for (const [k, v] of Object.entries(over)) {
     if (v === undefined) delete out[k];
-    else if (v && typeof v === "object" && !Array.isArray(v) && out[k] && typeof out[k] === "object") out[k] = merge(out[k] as Record<string, unknown>, v as Record<string, unknown>);
-    else out[k] = v;
+    else if (v && typeof v === "object" && !Array.isArray(v) && out[k] && typeof out[k] === "object") {
+      out[k] = merge(out[k] as Record<string, unknown>, v as Record<string, unknown>);
+    } else out[k] = v;
   }
   return out;
 }
@@ -71,7 +72,15 @@ export async function sandbox(source: { url: string; caFile: string }, extra: Re
     name: "testjob",
     state_dir: stateDir,
     work_dir: join(root, "work"),
-    source: { url: source.url, entry: "dump.sql", ca_file: source.caFile, retries: 2, retry_delay: "50ms", connect_timeout: "5s", timeout: "30s" },
+    source: {
+      url: source.url,
+      entry: "dump.sql",
+      ca_file: source.caFile,
+      retries: 2,
+      retry_delay: "50ms",
+      connect_timeout: "5s",
+      timeout: "30s",
+    },
     check: { expect_trailer: "-- Dump completed" },
     archive: { timezone: "UTC" },
     destination: { type: "local", path: dest, create_dirs: true },

@@ -44,8 +44,19 @@ export interface Server {
  * Start a long-running server in its own process group (through setsid), so that stop() ends it and every
  * helper process it forked (smbd's notifyd and cleanupd, vsftpd's session processes, sshd's sessions).
  */
-export function startProcess(cmd: string, args: string[], opts: { cwd?: string; env?: Record<string, string> } = {}): { child: Deno.ChildProcess; stop(): Promise<void>; log(): string } {
-  const child = new Deno.Command("setsid", { args: [cmd, ...args], cwd: opts.cwd, env: opts.env, stdin: "null", stdout: "piped", stderr: "piped" }).spawn();
+export function startProcess(
+  cmd: string,
+  args: string[],
+  opts: { cwd?: string; env?: Record<string, string> } = {},
+): { child: Deno.ChildProcess; stop(): Promise<void>; log(): string } {
+  const child = new Deno.Command("setsid", {
+    args: [cmd, ...args],
+    cwd: opts.cwd,
+    env: opts.env,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
   let out = "";
   const td = new TextDecoder();
   const drain = async (s: ReadableStream<Uint8Array>) => {

@@ -23,7 +23,9 @@ export async function startSmbd(dir: string): Promise<SmbServer> {
   const d = (n: string) => join(dir, n);
   for (const n of ["private", "lock", "state", "cache", "pid", "ncalrpc"]) await Deno.mkdir(d(n), { recursive: true });
   const conf = d("smb.conf");
-  await Deno.writeTextFile(conf, `[global]
+  await Deno.writeTextFile(
+    conf,
+    `[global]
   smb ports = ${port}
   interfaces = 127.0.0.1
   bind interfaces only = yes
@@ -46,7 +48,8 @@ export async function startSmbd(dir: string): Promise<SmbServer> {
   path = ${root}
   read only = no
   valid users = ${TEST_USER}
-`);
+`,
+  );
   await sh("smbpasswd", ["-c", conf, "-s", "-a", TEST_USER], { stdin: `${password}\n${password}\n` });
   const p = startProcess("/usr/sbin/smbd", ["-s", conf, "--foreground", "--no-process-group", "--debug-stdout"]);
   await waitPort(port, `smbd (${p.log()})`, 30_000);

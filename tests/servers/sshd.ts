@@ -17,7 +17,10 @@ export interface SshdServer extends Server {
 export async function startSshd(dir: string): Promise<SshdServer> {
   await Deno.mkdir(dir, { recursive: true });
   const port = freePort();
-  const hostKey = join(dir, "host_ed25519"), keyFile = join(dir, "id_ed25519"), auth = join(dir, "authorized_keys"), knownHosts = join(dir, "known_hosts");
+  const hostKey = join(dir, "host_ed25519"),
+    keyFile = join(dir, "id_ed25519"),
+    auth = join(dir, "authorized_keys"),
+    knownHosts = join(dir, "known_hosts");
   await sh("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", hostKey]);
   await sh("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", keyFile]);
   await Deno.copyFile(`${keyFile}.pub`, auth);
@@ -27,22 +30,25 @@ export async function startSshd(dir: string): Promise<SshdServer> {
   const hostLine = `[127.0.0.1]:${port} ${hostPub}`;
   await Deno.writeTextFile(knownHosts, hostLine + "\n");
   const cfg = join(dir, "sshd_config");
-  await Deno.writeTextFile(cfg, [
-    `Port ${port}`,
-    "ListenAddress 127.0.0.1",
-    `HostKey ${hostKey}`,
-    `PidFile ${join(dir, "sshd.pid")}`,
-    `AuthorizedKeysFile ${auth}`,
-    "PasswordAuthentication no",
-    "KbdInteractiveAuthentication no",
-    "PubkeyAuthentication yes",
-    "PermitRootLogin prohibit-password",
-    "UsePAM no",
-    "StrictModes no",
-    "Subsystem sftp internal-sftp",
-    "LogLevel ERROR",
-    "",
-  ].join("\n"));
+  await Deno.writeTextFile(
+    cfg,
+    [
+      `Port ${port}`,
+      "ListenAddress 127.0.0.1",
+      `HostKey ${hostKey}`,
+      `PidFile ${join(dir, "sshd.pid")}`,
+      `AuthorizedKeysFile ${auth}`,
+      "PasswordAuthentication no",
+      "KbdInteractiveAuthentication no",
+      "PubkeyAuthentication yes",
+      "PermitRootLogin prohibit-password",
+      "UsePAM no",
+      "StrictModes no",
+      "Subsystem sftp internal-sftp",
+      "LogLevel ERROR",
+      "",
+    ].join("\n"),
+  );
   await Deno.mkdir("/run/sshd", { recursive: true }).catch(() => {});
   const root = join(dir, "files");
   await Deno.mkdir(root);

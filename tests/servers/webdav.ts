@@ -17,7 +17,25 @@ export async function startWebdav(dir: string, cert: TestCert): Promise<DavServe
   const port = freePort();
   const user = "davuser", password = randomPassword();
   // The test server's own password is on its command line; archivist's never is (netrc file).
-  const p = startProcess("rclone", ["serve", "webdav", root, "--addr", `127.0.0.1:${port}`, "--user", user, "--pass", password, "--cert", cert.certFile, "--key", cert.keyFile, "--config", "/dev/null", "--dir-cache-time", "0s"]);
+  const p = startProcess("rclone", [
+    "serve",
+    "webdav",
+    root,
+    "--addr",
+    `127.0.0.1:${port}`,
+    "--user",
+    user,
+    "--pass",
+    password,
+    "--cert",
+    cert.certFile,
+    "--key",
+    cert.keyFile,
+    "--config",
+    "/dev/null",
+    "--dir-cache-time",
+    "0s",
+  ]);
   await waitPort(port, `rclone webdav (${p.log()})`);
   return {
     port,
