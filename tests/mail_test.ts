@@ -286,6 +286,28 @@ Deno.test("mail-test sends a test message, and exits 40 when it cannot", async (
   }
 });
 
+Deno.test("verify checks the SMTP settings (connect, TLS, AUTH) without sending", async () => {
+  const smtp = await startSmtp();
+  try {
+    await withRun(
+      {},
+      { transport: "smtp", host: "127.0.0.1", port: smtp.port, ca_file: cert.caFile, username: "archivist" },
+      async (sb) => {
+        let r = await runCli(["verify", "-c", sb.configPath]);
+        assert.match(r.stdout, /✓ mail +127\.0\.0\.1:\d+ accepts TLS connections and our login/);
+        assert.equal(smtp.received.length, 0, "verify sends nothing");
+        const cfg = await Deno.readTextFile(sb.configPath);
+        await Deno.writeTextFile(sb.configPath, cfg.replace(/password_file: .*\n/, "password: wrong-one\n"));
+        r = await runCli(["verify", "-c", sb.configPath]);
+        assert.equal(r.code, 2);
+        assert.match(r.stdout, /✗ mail +SMTP authentication refused by 127\.0\.0\.1:\d+ for archivist/);
+      },
+    );
+  } finally {
+    await smtp.close();
+  }
+});
+
 Deno.test("mail config: enabled without recipients, or smtp without host, is a config error", async () => {
   await withRun({}, { to: [] }, async (sb) => {
     const r = await runCli(["run", "-c", sb.configPath]);

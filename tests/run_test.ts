@@ -395,3 +395,38 @@ Deno.test("--help lists every exit code; --version prints the version; a bad fla
   const bad = await runCli(["run", "--nope"]);
   assert.equal(bad.code, EXIT.USAGE);
 });
+
+Deno.test("a corrupt state file is exit 32 with the fix, never a silent reset", async () => {
+  await withSource({ "/dump.zip": serveBytes(ZIP) }, async (_src, sb) => {
+    await Deno.mkdir(sb.stateDir, { recursive: true });
+    await Deno.writeTextFile(join(sb.stateDir, "testjob.state.json"), "{not json");
+    const r = await runCli(["run", "-c", sb.configPath]);
+    assert.equal(r.code, EXIT.STATE, r.stderr);
+    assert.match(r.stderr, /state: FAILED: state file .*testjob\.state\.json is corrupt[\s\S]*hint: move it away \(mv /);
+    assert.deepEqual(ls(sb.dest), [], "nothing archived on a state we cannot read");
+  });
+});
+
+Deno.test("an unwritable log.file falls back to <state_dir>/archivist.log with a warning", async () => {
+  await withSource({ "/dump.zip": serveBytes(ZIP) }, async (_src, sb) => {
+    const blocker = join(sb.root, "not-a-dir");
+    await Deno.writeTextFile(blocker, "a file where the log directory should be");
+    await sb.writeConfig({ log: { file: join(blocker, "archivist.log") } });
+    const r = await runCli(["run", "-c", sb.configPath]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /WARN +log: cannot write log file .*not-a-dir\/archivist\.log .*: logging to .*state\/archivist\.log instead/);
+    assert.match(await Deno.readTextFile(join(sb.stateDir, "archivist.log")), /run: OK: 20\d{6}\.tgz/);
+  });
+});
+
+Deno.test("an upload temp file left by an interrupted run is removed, never taken for an archive", async () => {
+  await withSource({ "/dump.zip": serveBytes(ZIP) }, async (_src, sb) => {
+    await Deno.mkdir(sb.dest, { recursive: true });
+    await Deno.writeTextFile(join(sb.dest, ".20261121.tgz.part"), "half an upload");
+    await Deno.writeTextFile(join(sb.dest, ".notes.part"), "not ours");
+    const r = await runCli(["run", "-c", sb.configPath], { env: { ARCHIVIST_NOW: "2026-11-22T02:30:00Z" } });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /WARN +store: removed \.20261121\.tgz\.part \(14 B\), left by an interrupted upload/);
+    assert.deepEqual(ls(sb.dest), [".notes.part", "20261122.tgz", "20261122.tgz.sha256"]);
+  });
+});

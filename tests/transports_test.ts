@@ -327,6 +327,10 @@ Deno.test("a store failure on a remote destination is exit 30 and leaves the sta
     assert.equal(r.code, EXIT.STORE, r.stderr);
     assert.match(r.stderr, /store: FAILED: connection refused by 127\.0\.0\.1:9/);
     assert.ok(![...Deno.readDirSync(join(root, "state"))].some((e) => e.name.endsWith(".state.json")));
+    // The client tool is missing: the message names the Debian package.
+    const noTools = await runCli(["run", "-c", cfg], { env: { PATH: "/nonexistent" } });
+    assert.equal(noTools.code, EXIT.STORE);
+    assert.match(noTools.stderr, /store: FAILED: curl is not installed \(Debian package: curl; install it with: apt-get install curl\)/);
   } finally {
     await src.close();
     await Deno.remove(root, { recursive: true });
