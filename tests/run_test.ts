@@ -430,3 +430,19 @@ Deno.test("an upload temp file left by an interrupted run is removed, never take
     assert.deepEqual(ls(sb.dest), [".notes.part", "20261122.tgz", "20261122.tgz.sha256"]);
   });
 });
+
+Deno.test("redirects: followed to https (auth only to the original host), refused to plain http", async () => {
+  await withSource({
+    "/dump.zip": () => new Response(null, { status: 302, headers: { location: "/real/dump.zip" } }),
+    "/real/dump.zip": serveBytes(ZIP),
+    "/downgrade.zip": () => new Response(null, { status: 301, headers: { location: "http://127.0.0.1:1/dump.zip" } }),
+  }, async (src, sb) => {
+    const r = await runCli(["run", "-c", sb.configPath]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(src.hits.get("/real/dump.zip"), 1);
+    await sb.writeConfig({ source: { url: src.url("/downgrade.zip") } });
+    const d = await runCli(["run", "-c", sb.configPath]);
+    assert.equal(d.code, EXIT.FETCH);
+    assert.match(d.stderr, /redirected to http:\/\/127\.0\.0\.1:1\/dump\.zip, which is not HTTPS: refused/);
+  });
+});

@@ -131,28 +131,42 @@ async function attempt(ctx: RunContext, client: Deno.HttpClient | undefined, des
   };
   let out: Deno.FsFile | undefined;
   try {
+    // Redirects are followed by hand: only to https://, and the credentials only go to the original host.
     let res: Response;
-    try {
-      res = await fetch(url, {
-        headers: { "User-Agent": "archivist", ...authHeaders(cfg) },
-        signal: ac.signal,
-        client,
-        redirect: "follow",
-      });
-    } catch (e) {
-      throw why ?? describeNetworkError(e, url, cfg);
-    } finally {
-      clearTimeout(connect);
-    }
-    if (new URL(res.url || cfg.url).protocol !== "https:") {
+    let target = url;
+    for (let hop = 0;; hop++) {
+      try {
+        const sameHost = target.host === url.host;
+        res = await fetch(target, {
+          headers: { "User-Agent": "archivist", ...(sameHost ? authHeaders(cfg) : {}) },
+          signal: ac.signal,
+          client,
+          redirect: "manual",
+        });
+      } catch (e) {
+        clearTimeout(connect);
+        throw why ?? describeNetworkError(e, target, cfg);
+      }
+      const loc = res.headers.get("location");
+      if (res.status < 300 || res.status > 399 || !loc) break;
       await res.body?.cancel();
-      throw new AttemptError(
-        "insecure_redirect",
-        `the server redirected to ${res.url}, which is not HTTPS`,
-        false,
-        "fix source.url to the final HTTPS address",
-      );
+      const next = new URL(loc, target);
+      if (next.protocol !== "https:") {
+        clearTimeout(connect);
+        throw new AttemptError(
+          "insecure_redirect",
+          `the server redirected to ${next.href}, which is not HTTPS: refused`,
+          false,
+          "fix source.url to the final HTTPS address",
+        );
+      }
+      if (hop >= 5) {
+        clearTimeout(connect);
+        throw new AttemptError("http_status", `more than 5 redirects from ${url.host}`, false, "fix source.url to the final address");
+      }
+      target = next;
     }
+    clearTimeout(connect);
     if (!res.ok) {
       await res.body?.cancel();
       const retry = res.status >= 500;
