@@ -14,6 +14,15 @@ export function onCleanup(fn: () => void): () => void {
   };
 }
 
+/** Register a cleanup for an interruption only; returns a function that unregisters it without running it. */
+export function whileRunning(fn: () => void): () => void {
+  const id = next++;
+  handlers.set(id, fn);
+  return () => {
+    handlers.delete(id);
+  };
+}
+
 /** Run every registered cleanup, newest first. */
 export function runCleanups(): void {
   for (const id of [...handlers.keys()].reverse()) {

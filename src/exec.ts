@@ -3,7 +3,7 @@
  * stdin for batch input; output captured and decoded; secrets redacted from anything that reaches an error.
  * Children are killed when archivist is interrupted.
  */
-import { onCleanup } from "./cleanup.ts";
+import { whileRunning } from "./cleanup.ts";
 
 export interface ExecResult {
   code: number;
@@ -47,7 +47,7 @@ export async function exec(cmd: string, args: string[], opts: ExecOptions = {}, 
     if (e instanceof Deno.errors.NotFound) throw new MissingToolError(cmd, pkg);
     throw e;
   }
-  const unregister = onCleanup(() => {
+  const unregister = whileRunning(() => {
     try {
       child.kill("SIGTERM");
     } catch { /* already gone */ }
@@ -72,8 +72,7 @@ export async function exec(cmd: string, args: string[], opts: ExecOptions = {}, 
     return { code: out.code, stdout: td.decode(out.stdout), stderr: td.decode(out.stderr), timedOut };
   } finally {
     clearTimeout(timer);
-    // Unregister without killing: the process has exited.
-    unregister.call(null);
+    unregister(); // the process has exited: nothing to kill any more
   }
 }
 

@@ -81,8 +81,7 @@ export function acquireLock(stateDir: string, job: string, now: Date): Lock {
     } catch {
       // Being written right now by another starting run, or garbage: give it a moment, then treat as stale.
       if (attempt === 0) {
-        const until = Date.now() + 200;
-        while (Date.now() < until) { /* brief wait */ }
+        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 200); // sleep 200 ms
         continue;
       }
     }

@@ -7,7 +7,7 @@
 import { join } from "node:path";
 import { absPath, nonEmpty, obj, oneOf } from "../config/fields.ts";
 import { exec, type ExecResult, MissingToolError } from "../exec.ts";
-import { onCleanup } from "../cleanup.ts";
+import { whileRunning } from "../cleanup.ts";
 import { tempName } from "../naming.ts";
 import { checkUploadedSize, networkFields, parseLsListing, remoteDir, rjoin, storeErr, toolMissing, verifyField } from "./common.ts";
 import type { RemoteEntry, Transport, TransportContext, TransportKind } from "./transport.ts";
@@ -161,7 +161,7 @@ export class SftpTransport implements Transport {
     }
     this.master = child;
     const dir = this.controlDir;
-    this.unregisterMaster = onCleanup(() => {
+    this.unregisterMaster = whileRunning(() => {
       try {
         child.kill("SIGTERM");
       } catch { /* gone */ }
