@@ -114,6 +114,8 @@ async function fullRun(
       assert.match(await sh("sha256sum", ["-c", "20261122.tgz.sha256"], { cwd: serverDir }), /OK/);
       const log = await Deno.readTextFile(join(root, "archivist.log"));
       assert.match(log, /deleted 20261001\.tgz: older than max_age/);
+      if (destination.verify === "checksum") assert.match(log, /stored 20261122\.tgz \(.*, sha256 verified by reading it back\)/);
+      else assert.match(log, /stored 20261122\.tgz \(.*, size verified\)/);
       if (password) {
         assert.ok(!log.includes(password) && !stderr.includes(password));
         assert.ok(!(await Deno.readTextFile(join(root, "state", "history.jsonl"))).includes(password));
@@ -194,7 +196,7 @@ Deno.test("sftp against OpenSSH sshd", async (t) => {
       assert.match(lines.join("\n"), /first contact with \[127\.0\.0\.1\]:\d+: recorded its host key .*SHA256:/);
       assert.match(await Deno.readTextFile(empty), /ssh-ed25519/);
     });
-    await fullRun(t, base({ path: join(s.root, "nightly") }), join(s.root, "nightly"), undefined, "sftp");
+    await fullRun(t, base({ path: join(s.root, "nightly"), verify: "checksum" }), join(s.root, "nightly"), undefined, "sftp");
     await t.step("server down: connection refused", async () => {
       await s.stop();
       await expectCode(makeTransport(base({ path: s.root }), priv).open(), "refused", /connection refused by 127\.0\.0\.1:\d+/);
@@ -265,7 +267,7 @@ Deno.test("webdav against rclone serve webdav over HTTPS", async (t) => {
     await t.step("plain http is refused unless allow_http is written", async () => {
       await expectCode(makeTransport(base({ url: `http://127.0.0.1:${s.port}/` }), priv).open(), "insecure", /plain HTTP[\s\S]*allow_http/);
     });
-    await fullRun(t, base({ url: s.url("nightly/") }), join(s.root, "nightly"), s.password, "curl");
+    await fullRun(t, base({ url: s.url("nightly/"), verify: "checksum" }), join(s.root, "nightly"), s.password, "curl");
     await t.step("server down: connection refused", async () => {
       await s.stop();
       await expectCode(makeTransport(base(), priv).open(), "refused", /connection refused by 127\.0\.0\.1:\d+/);
