@@ -446,3 +446,16 @@ Deno.test("redirects: followed to https (auth only to the original host), refuse
     assert.match(d.stderr, /redirected to http:\/\/127\.0\.0\.1:1\/dump\.zip, which is not HTTPS: refused/);
   });
 });
+
+Deno.test("size guards: a zip above source.max_size and a dump below check.min_size are refused", async () => {
+  await withSource({ "/dump.zip": serveBytes(ZIP) }, async (_src, sb) => {
+    await sb.writeConfig({ source: { max_size: "10KiB" } });
+    let r = await runCli(["run", "-c", sb.configPath]);
+    assert.equal(r.code, EXIT.FETCH);
+    assert.match(r.stderr, /the server announces 47\.\d KiB, above source\.max_size \(10\.0 KiB\)/);
+    await sb.writeConfig({ check: { min_size: "1MB" } });
+    r = await runCli(["run", "-c", sb.configPath]);
+    assert.equal(r.code, EXIT.CHECK);
+    assert.match(r.stderr, /the dump dump\.sql is 293\.1 KiB, below check\.min_size \(976\.6 KiB\)/);
+  });
+});
