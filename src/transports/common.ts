@@ -93,3 +93,18 @@ export function parseLsListing(text: string): { name: string; size: number; isDi
     mtime?: Date;
   }[];
 }
+
+/** The error for a missing remote directory when create_dirs is off. */
+export function missingDir(path: string, where: string) {
+  return storeErr("missing_dir", `remote directory ${path} does not exist on ${where}`, "create it, or set destination.create_dirs: true");
+}
+
+/**
+ * Every level of a directory path, outermost first, for creating it one level at a time.
+ * @example dirLevels("/srv/backup/db") // ["/srv", "/srv/backup", "/srv/backup/db"]
+ */
+export function dirLevels(path: string): string[] {
+  const abs = path.startsWith("/");
+  const parts = path.split("/").filter(Boolean);
+  return parts.map((_, i) => (abs ? "/" : "") + parts.slice(0, i + 1).join("/"));
+}

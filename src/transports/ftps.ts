@@ -11,6 +11,8 @@ import { tempName } from "../naming.ts";
 import {
   checkName,
   checkUploadedSize,
+  dirLevels,
+  missingDir,
   netrcLine,
   networkFields,
   parseLsListing,
@@ -158,21 +160,9 @@ export class FtpsTransport implements Transport {
     if (r.code === 0) return;
     const e = classify(r, this.cfg, `directory ${this.cfg.path}`);
     if (e.code !== "missing_dir") throw e;
-    if (!this.cfg.create_dirs) {
-      throw storeErr(
-        "missing_dir",
-        `remote directory ${this.cfg.path} does not exist on ${this.cfg.host}:${this.cfg.port}`,
-        "create it, or set destination.create_dirs: true",
-      );
-    }
+    if (!this.cfg.create_dirs) throw missingDir(this.cfg.path, `${this.cfg.host}:${this.cfg.port}`);
     // Create each level; "*" makes curl ignore the failure of a level that already exists.
-    const parts = this.cfg.path.split("/").filter(Boolean);
-    const quotes: string[] = [];
-    let acc = "";
-    for (const p of parts) {
-      acc = acc ? `${acc}/${p}` : this.cfg.path.startsWith("/") ? `/${p}` : p;
-      quotes.push("-Q", `*MKD ${acc}`);
-    }
+    const quotes = dirLevels(this.cfg.path).flatMap((d) => ["-Q", `*MKD ${d}`]);
     const root = `${this.cfg.tls === "implicit" ? "ftps" : "ftp"}://${this.cfg.host}:${this.cfg.port}/`;
     await this.curl(["--list-only", ...quotes, root], `creating ${this.cfg.path}`);
     await this.curl(["--list-only", this.url()], `directory ${this.cfg.path}`);

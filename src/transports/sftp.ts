@@ -9,7 +9,18 @@ import { absPath, nonEmpty, obj, oneOf } from "../config/fields.ts";
 import { exec, type ExecResult, MissingToolError } from "../exec.ts";
 import { whileRunning } from "../cleanup.ts";
 import { tempName } from "../naming.ts";
-import { checkUploadedSize, networkFields, parseLsListing, remoteDir, rjoin, storeErr, toolMissing, verifyField } from "./common.ts";
+import {
+  checkUploadedSize,
+  dirLevels,
+  missingDir,
+  networkFields,
+  parseLsListing,
+  remoteDir,
+  rjoin,
+  storeErr,
+  toolMissing,
+  verifyField,
+} from "./common.ts";
 import type { RemoteEntry, Transport, TransportContext, TransportKind } from "./transport.ts";
 
 export const sftpSchema = obj({
@@ -207,21 +218,8 @@ export class SftpTransport implements Transport {
     if (r.code !== 0) {
       const e = this.classify(r, `directory ${this.cfg.path}`);
       if (e.code !== "missing_dir") throw e;
-      if (!this.cfg.create_dirs) {
-        throw storeErr(
-          "missing_dir",
-          `remote directory ${this.cfg.path} does not exist on ${this.cfg.host}:${this.cfg.port}`,
-          "create it, or set destination.create_dirs: true",
-        );
-      }
-      const parts = this.cfg.path.split("/").filter(Boolean);
-      const lines: string[] = [];
-      let acc = this.cfg.path.startsWith("/") ? "" : ".";
-      for (const p of parts) {
-        acc = acc === "" ? `/${p}` : `${acc}/${p}`;
-        lines.push(`-mkdir ${q(acc)}`);
-      }
-      lines.push(`cd ${q(this.cfg.path)}`);
+      if (!this.cfg.create_dirs) throw missingDir(this.cfg.path, `${this.cfg.host}:${this.cfg.port}`);
+      const lines = [...dirLevels(this.cfg.path).map((d) => `-mkdir ${q(d)}`), `cd ${q(this.cfg.path)}`];
       await this.batch(lines, `creating ${this.cfg.path}`);
       this.ctx.log.info(this.ctx.step ?? "store", `created remote directory ${this.cfg.path}`);
     }

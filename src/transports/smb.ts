@@ -8,7 +8,17 @@ import { join } from "node:path";
 import { nonEmpty, obj, oneOf, secretFields } from "../config/fields.ts";
 import { exec, type ExecResult, writePrivateFile } from "../exec.ts";
 import { tempName } from "../naming.ts";
-import { checkName, checkUploadedSize, networkFields, remoteDir, storeErr, toolMissing, verifyField } from "./common.ts";
+import {
+  checkName,
+  checkUploadedSize,
+  dirLevels,
+  missingDir,
+  networkFields,
+  remoteDir,
+  storeErr,
+  toolMissing,
+  verifyField,
+} from "./common.ts";
 import type { RemoteEntry, Transport, TransportContext, TransportKind } from "./transport.ts";
 
 export const smbSchema = obj({
@@ -122,18 +132,8 @@ export class SmbTransport implements Transport {
     if (r.code === 0 && !status) return;
     const e = this.classify(r, status, `directory ${this.dir}`);
     if (e.code !== "missing_dir") throw e;
-    if (!this.cfg.create_dirs) {
-      throw storeErr(
-        "missing_dir",
-        `remote directory ${this.dir} does not exist in //${this.cfg.host}/${this.cfg.share}`,
-        "create it, or set destination.create_dirs: true",
-      );
-    }
-    let acc = "";
-    for (const p of this.dir.split("/").filter(Boolean)) {
-      acc = acc ? `${acc}/${p}` : p;
-      await this.smb(`mkdir ${q(acc)}`, `creating ${acc}`, { inRoot: true, allowFail: true });
-    }
+    if (!this.cfg.create_dirs) throw missingDir(this.dir, `//${this.cfg.host}:${this.cfg.port}/${this.cfg.share}`);
+    for (const d of dirLevels(this.dir)) await this.smb(`mkdir ${q(d)}`, `creating ${d}`, { inRoot: true, allowFail: true });
     await this.smb("ls", `directory ${this.dir}`);
     this.ctx.log.info(this.ctx.step ?? "store", `created remote directory ${this.dir} in //${this.cfg.host}/${this.cfg.share}`);
   }

@@ -8,7 +8,7 @@ import { absPath, bool, nonEmpty, obj, oneOf, secretFields, str } from "../confi
 import { exec, type ExecResult, writePrivateFile } from "../exec.ts";
 import { tempName } from "../naming.ts";
 import { duration } from "../config/fields.ts";
-import { checkName, checkUploadedSize, netrcLine, storeErr, toolMissing, verifyField } from "./common.ts";
+import { checkName, checkUploadedSize, dirLevels, missingDir, netrcLine, storeErr, toolMissing, verifyField } from "./common.ts";
 import type { RemoteEntry, Transport, TransportContext, TransportKind } from "./transport.ts";
 
 const davUrl = str((s) => {
@@ -156,23 +156,11 @@ export class WebdavTransport implements Transport {
       `directory ${this.base.pathname}`,
     );
     if (status === 207 || status === 200) return;
-    if (status !== 404 || !this.cfg.create_dirs) {
-      if (status === 404) {
-        throw storeErr(
-          "missing_dir",
-          `remote directory ${this.base.pathname} does not exist on ${this.base.host}`,
-          "create it, or set destination.create_dirs: true",
-        );
-      }
-      throw this.statusError(status, `directory ${this.base.pathname}`);
-    }
-    const parts = this.base.pathname.split("/").filter(Boolean);
-    let acc = "/";
-    for (const p of parts) {
-      acc += p + "/";
-      const u = new URL(acc, this.base).href;
-      const { status: s } = await this.curl(["-X", "MKCOL", "-o", "/dev/null", u], `creating ${acc}`);
-      if (![201, 405].includes(s)) throw this.statusError(s, `creating ${acc}`); // 405: exists
+    if (status === 404 && !this.cfg.create_dirs) throw missingDir(this.base.pathname, this.base.host);
+    if (status !== 404) throw this.statusError(status, `directory ${this.base.pathname}`);
+    for (const d of dirLevels(this.base.pathname)) {
+      const { status: s } = await this.curl(["-X", "MKCOL", "-o", "/dev/null", new URL(d + "/", this.base).href], `creating ${d}/`);
+      if (![201, 405].includes(s)) throw this.statusError(s, `creating ${d}/`); // 405: exists
     }
     this.ctx.log.info(this.ctx.step ?? "store", `created remote directory ${this.base.pathname}`);
   }
