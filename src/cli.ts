@@ -182,8 +182,7 @@ export async function main(argv: string[], deps: CliDeps = {}): Promise<number> 
       return NAGIOS.CRITICAL;
     }
     if (!log.filePath) log.openFile("/var/log/archivist/archivist.log", []);
-    log.error("config", `FAILED: ${err.message}`);
-    if (err.hint) log.error("config", `hint: ${err.hint}`);
+    log.failure("config", err);
     runCleanups();
     return err.exitCode;
   }
@@ -208,8 +207,7 @@ export async function main(argv: string[], deps: CliDeps = {}): Promise<number> 
     return EXIT.USAGE;
   } catch (e) {
     const err = asArchivistError("internal", e);
-    log.error(err.step, `FAILED: ${err.message}`);
-    if (err.hint) log.error(err.step, `hint: ${err.hint}`);
+    log.failure(err.step, err);
     if (err.exitCode === EXIT.INTERNAL && e instanceof Error && e.stack) log.error("internal", e.stack);
     if (p.command === "verify") {
       out(`ARCHIVIST UNKNOWN - verify itself failed: ${err.message}`);
@@ -305,8 +303,7 @@ async function cmdRestore(cfg: Config, env: Env, log: Logger, p: Parsed, out: (s
     return EXIT.OK;
   } catch (e) {
     const err = asArchivistError("restore", e);
-    log.error("restore", `FAILED: ${err.message}`);
-    if (err.hint) log.error("restore", `hint: ${err.hint}`);
+    log.failure("restore", err);
     return EXIT.RESTORE;
   }
 }
@@ -331,8 +328,7 @@ async function cmdMailTest(cfg: Config, log: Logger): Promise<number> {
     return EXIT.OK;
   } catch (e) {
     const err = asArchivistError("mail", e);
-    log.error("mail", `FAILED: ${err.message}`);
-    if (err.hint) log.error("mail", `hint: ${err.hint}`);
+    log.failure("mail", err);
     return EXIT.MAIL;
   }
 }
@@ -422,8 +418,7 @@ async function cmdPrune(cfg: Config, clock: Clock, env: Env, log: Logger, p: Par
     return r.failed.length ? EXIT.WARNING : EXIT.OK;
   } catch (e) {
     const err = asArchivistError("retention", e);
-    log.error("prune", `FAILED: ${err.message}`);
-    if (err.hint) log.error("prune", `hint: ${err.hint}`);
+    log.failure("prune", err);
     return err instanceof ArchivistError ? err.exitCode : EXIT.RETENTION;
   }
 }

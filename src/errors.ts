@@ -110,11 +110,6 @@ export class ArchivistError extends Error {
     this.code = opts.code ?? "error";
     this.exitCode = opts.exitCode ?? exitCodeFor(step);
   }
-
-  /** "fetch failed: HTTP 404 ... (hint: check source.url)" */
-  oneLine(): string {
-    return `${this.step} failed: ${this.message}${this.hint ? ` (hint: ${this.hint})` : ""}`;
-  }
 }
 
 /** A configuration error: always names the file and the key path. */

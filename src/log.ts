@@ -101,6 +101,11 @@ export class Logger {
     this.opts.sink?.(line);
   }
 
+  /** The one line that says which step failed, the cause and the hint: "step: FAILED: cause (hint: ...)". */
+  failure(step: string, err: { message: string; hint?: string }): void {
+    this.log("error", step, `FAILED: ${err.message}${err.hint ? ` (hint: ${err.hint})` : ""}`);
+  }
+
   debug(step: string, msg: string): void {
     this.log("debug", step, msg);
   }

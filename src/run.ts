@@ -185,8 +185,7 @@ export async function executeRun(deps: RunDeps): Promise<RunResult> {
   const status: RunStatus = error ? "failed" : warnings.length ? "warning" : "ok";
   const exitCode = error ? error.exitCode : warnings.length ? EXIT.WARNING : EXIT.OK;
   if (error) {
-    log.error(error.step, `FAILED: ${error.message}`);
-    if (error.hint) log.error(error.step, `hint: ${error.hint}`);
+    log.failure(error.step, error);
     if (error.code === "error" && error.exitCode === EXIT.INTERNAL && error.stack) log.debug(error.step, error.stack);
   }
   const result: RunResult = {
