@@ -16,6 +16,7 @@ import { startSmbd } from "./servers/smbd.ts";
 import { TEST_USER } from "./servers/common.ts";
 import { runCli, spawnCli } from "./helpers/cli.ts";
 import { EXIT } from "../src/errors.ts";
+import { parseMlsd } from "../src/transports/ftps.ts";
 
 const top = await Deno.makeTempDir({ prefix: "archivist-tr-" });
 await Deno.chmod(top, 0o755); // the FTP/SMB test user must traverse it
@@ -243,6 +244,42 @@ Deno.test("ftps against vsftpd (explicit TLS, session reuse required, no MLSD)",
   } finally {
     await s.stop();
   }
+});
+
+Deno.test("ftps with implicit TLS (vsftpd implicit_ssl)", async (t) => {
+  const s = await startVsftpd(join(top, "ftp-implicit"), cert, { implicit: true });
+  const base = (over: Record<string, unknown> = {}) => ({
+    type: "ftps",
+    host: "127.0.0.1",
+    port: s.port,
+    user: s.user,
+    password: s.password,
+    ca_file: cert.caFile,
+    tls: "implicit",
+    timeout: "10s",
+    ...over,
+  });
+  try {
+    await conformance(t, { config: (sub, over) => base({ path: sub, ...over }), serverPath: (sub) => join(s.home, sub), own: chownTest });
+    await t.step("explicit TLS against an implicit server times out with a hint naming destination.tls", async () => {
+      await expectCode(
+        makeTransport(base({ path: "x", tls: "explicit", timeout: "3s" }), priv).open(),
+        "timeout",
+        /set destination\.tls: implicit/,
+      );
+    });
+  } finally {
+    await s.stop();
+  }
+});
+
+Deno.test("MLSD listings are parsed with exact sizes, directories flagged, . and .. skipped", () => {
+  const text = "type=cdir;modify=20261122020000;perm=el; .\r\ntype=pdir;modify=20261122020000; ..\r\n" +
+    "type=file;size=123456;modify=20261122023001;perm=adfrw; 20261122.tgz\r\ntype=dir;modify=20261101000000; old stuff\r\n";
+  assert.deepEqual(parseMlsd(text), [
+    { name: "20261122.tgz", size: 123456, isDir: false, mtime: new Date(Date.UTC(2026, 10, 22, 2, 30, 1)) },
+    { name: "old stuff", size: 0, isDir: true, mtime: new Date(Date.UTC(2026, 10, 1)) },
+  ]);
 });
 
 Deno.test("webdav against rclone serve webdav over HTTPS", async (t) => {

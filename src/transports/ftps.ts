@@ -54,7 +54,13 @@ function classify(r: ExecResult, cfg: FtpsConfig, what: string) {
     case 7:
       return storeErr("refused", `connection refused by ${where}`, "is the FTP server running there, on that port?");
     case 28:
-      return storeErr("timeout", `${what}: timed out talking to ${where}`, "check the network, or raise destination.timeout");
+      return storeErr(
+        "timeout",
+        `${what}: timed out talking to ${where}`,
+        cfg.tls === "explicit"
+          ? "check the network; if the server speaks TLS from the first byte (implicit FTPS, usually port 990), set destination.tls: implicit"
+          : "check the network, or raise destination.timeout",
+      );
     case 35:
     case 58:
     case 59:

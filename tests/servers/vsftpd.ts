@@ -10,7 +10,8 @@ export interface FtpServer extends Server {
   home: string;
 }
 
-export async function startVsftpd(dir: string, cert: TestCert): Promise<FtpServer> {
+/** vsftpd with explicit TLS (AUTH TLS), or with `implicit` TLS from the first byte (FTPS proper). */
+export async function startVsftpd(dir: string, cert: TestCert, opts: { implicit?: boolean } = {}): Promise<FtpServer> {
   await Deno.mkdir(dir, { recursive: true });
   const password = randomPassword();
   const home = await ensureUser(password);
@@ -40,6 +41,7 @@ export async function startVsftpd(dir: string, cert: TestCert): Promise<FtpServe
       "force_local_logins_ssl=YES",
       "force_local_data_ssl=YES",
       "require_ssl_reuse=YES",
+      `implicit_ssl=${opts.implicit ? "YES" : "NO"}`,
       "ssl_tlsv1=YES",
       `rsa_cert_file=${cert.certFile}`,
       `rsa_private_key_file=${cert.keyFile}`,
