@@ -342,3 +342,21 @@ Deno.test("heartbeat ping: /start, success and /fail with the run id and the sum
     await server.finished;
   }
 });
+
+Deno.test("install.sh tries deno compile first, and says so when it falls back to the bundle", async () => {
+  const dd = await Deno.makeTempDir({ prefix: "archivist-install-compile-" });
+  try {
+    const r = await bash([join(ROOT, "install.sh"), "--destdir", dd, "--no-verify"]);
+    assert.equal(r.code, 0, r.out);
+    if (/\(binary\)/.test(r.out)) {
+      // A machine that can download Deno's runtime: the compiled binary runs on its own.
+      const v = await new Deno.Command(join(dd, "usr/local/bin/archivist"), { args: ["--version"] }).output();
+      assert.match(new TextDecoder().decode(v.stdout), /^archivist \d/);
+    } else {
+      assert.match(r.out, /deno compile is not possible here \(it downloads Deno's runtime: .*\): installing the bundle and a launcher/);
+      assert.match(r.out, /installed as \/usr\/local\/bin\/archivist \(bundle\)/);
+    }
+  } finally {
+    await Deno.remove(dd, { recursive: true });
+  }
+});
