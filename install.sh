@@ -134,7 +134,7 @@ else
     MODE=binary
   else
     if [ "$NO_COMPILE" != 1 ]; then
-      why=$(sed 's/\x1b\[[0-9;]*m//g' "$BUILD/compile.log" 2>/dev/null | grep -m1 -E '^ +1: |^Download ' | sed 's/^ *1: //' | cut -c1-200)
+      why=$(sed 's/\x1b\[[0-9;]*m//g' "$BUILD/compile.log" 2>/dev/null | grep -m1 -E '^ +1: ' | sed 's/^ *1: //' | cut -c1-200)
       echo "  deno compile is not possible here (it downloads Deno's runtime: ${why:-see deno task compile}): installing the bundle and a launcher"
     fi
     (cd "$SRC" && deno bundle --quiet --platform deno -o "$BUILD/archivist.js" main.ts) || fail "deno bundle failed"
