@@ -14,6 +14,7 @@ import { executeRun, type RunResult } from "./run.ts";
 import { installSignalHandlers, onCleanup, runCleanups } from "./cleanup.ts";
 import { applyRetention, planRetention } from "./retention/apply.ts";
 import { createTransport } from "./transports/registry.ts";
+import type { Transport } from "./transports/transport.ts";
 import { join } from "node:path";
 import { hostname } from "node:os";
 import { composeReport, sendMail, shouldSend, summary } from "./mail.ts";
@@ -362,7 +363,7 @@ async function withDestination<T>(
   env: Env,
   log: Logger,
   step: string,
-  fn: (t: import("./transports/transport.ts").Transport) => Promise<T>,
+  fn: (t: Transport) => Promise<T>,
 ): Promise<T> {
   const privateDir = Deno.makeTempDirSync({ prefix: "archivist-" });
   const rm = onCleanup(() => Deno.removeSync(privateDir, { recursive: true }));
