@@ -50,6 +50,15 @@ if (import.meta.main) {
     Deno.exit(0);
   }
   const missing = Object.entries(REQUIRED).filter(([cmd]) => !has(cmd));
+  if (Deno.uid() !== 0) {
+    const pkgs = [...new Set(missing.map(([, p]) => p))].sort();
+    console.error(
+      "tests/setup: the test suite must run as root: vsftpd and smbd switch to a test system user that it creates." +
+        (pkgs.length ? `\nIt also needs these Debian packages: sudo apt-get install ${pkgs.join(" ")}` : "") +
+        "\nRun: sudo deno task test",
+    );
+    Deno.exit(1);
+  }
   if (missing.length) {
     const pkgs = [...new Set(missing.map(([, p]) => p))].sort();
     if (Deno.uid() === 0) {
