@@ -61,20 +61,14 @@ if (import.meta.main) {
   }
   if (missing.length) {
     const pkgs = [...new Set(missing.map(([, p]) => p))].sort();
-    if (Deno.uid() === 0) {
-      console.error(`tests/setup: installing ${pkgs.join(" ")} (missing: ${missing.map(([c]) => c).join(", ")})`);
-      if (!run("apt-get", ["update", "-q"]) || !run("apt-get", ["install", "-y", "-q", "--no-install-recommends", ...pkgs])) {
-        console.error(`tests/setup: apt-get failed; install by hand: apt-get install ${pkgs.join(" ")}`);
-        Deno.exit(1);
-      }
-      const still = missing.filter(([cmd]) => !has(cmd));
-      if (still.length) {
-        console.error(`tests/setup: still missing after install: ${still.map(([c]) => c).join(", ")}`);
-        Deno.exit(1);
-      }
-    } else {
-      console.error(`tests/setup: the tests need ${missing.map(([c]) => c).join(", ")}, which are not installed.`);
-      console.error(`Install the Debian packages, then run deno task test again:\n  sudo apt-get install ${pkgs.join(" ")}`);
+    console.error(`tests/setup: installing ${pkgs.join(" ")} (missing: ${missing.map(([c]) => c).join(", ")})`);
+    if (!run("apt-get", ["update", "-q"]) || !run("apt-get", ["install", "-y", "-q", "--no-install-recommends", ...pkgs])) {
+      console.error(`tests/setup: apt-get failed; install by hand: apt-get install ${pkgs.join(" ")}`);
+      Deno.exit(1);
+    }
+    const still = missing.filter(([cmd]) => !has(cmd));
+    if (still.length) {
+      console.error(`tests/setup: still missing after install: ${still.map(([c]) => c).join(", ")}`);
       Deno.exit(1);
     }
   }
