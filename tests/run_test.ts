@@ -459,3 +459,26 @@ Deno.test("size guards: a zip above source.max_size and a dump below check.min_s
     assert.match(r.stderr, /the dump dump\.sql is 293\.1 KiB, below check\.min_size \(976\.6 KiB\)/);
   });
 });
+
+Deno.test("a full destination disk (a real 64 KiB tmpfs mount) is exit 30 'disk full', leaves no partial file and no state", async () => {
+  const big = makeZip([{ name: "dump.sql", data: sqlDump(900_000, { seed: 5 }) }]);
+  await withSource({ "/dump.zip": serveBytes(big) }, async (_src, sb) => {
+    await Deno.mkdir(sb.dest, { recursive: true });
+    const m = await new Deno.Command("mount", { args: ["-t", "tmpfs", "-o", "size=64k", "tmpfs", sb.dest], stderr: "piped" }).output();
+    assert.ok(m.success, `mounting a tmpfs (the suite runs as root): ${new TextDecoder().decode(m.stderr)}`);
+    try {
+      // require_mount is satisfied by the real mount point.
+      await sb.writeConfig({ destination: { require_mount: true } });
+      const r = await runCli(["run", "-c", sb.configPath]);
+      assert.equal(r.code, EXIT.STORE, r.stderr);
+      assert.match(
+        r.stderr,
+        /store: FAILED: cannot write 20\d{6}\.tgz: destination disk full at .*dest \(hint: free space on the destination/,
+      );
+      assert.deepEqual(ls(sb.dest), [], "the partial upload was removed");
+      assert.ok(!ls(sb.stateDir).includes("testjob.state.json"));
+    } finally {
+      await new Deno.Command("umount", { args: [sb.dest] }).output();
+    }
+  });
+});

@@ -331,6 +331,14 @@ Deno.test("smb against Samba smbd", async (t) => {
     await t.step("wrong password: login refused", async () => {
       await expectCode(makeTransport(base({ password: "wrong" }), priv).open(), "auth", /login refused by 127\.0\.0\.1:\d+/);
     });
+    await t.step("a directory the user cannot write: access denied", async () => {
+      await Deno.mkdir(join(s.root, "readonly"), { mode: 0o755 }); // owned by root
+      const tr = makeTransport(base({ path: "readonly" }), priv);
+      await tr.open();
+      await Deno.writeTextFile(join(top, "small"), "x");
+      await expectCode(tr.upload(join(top, "small"), "20261122.tgz"), "permission", /upload of 20261122\.tgz: access denied on/);
+      await tr.close();
+    });
     await t.step("missing share is named", async () => {
       await expectCode(makeTransport(base({ share: "nosuchshare" }), priv).open(), "missing_share", /share nosuchshare does not exist/);
     });
