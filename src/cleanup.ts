@@ -1,51 +1,67 @@
 /**
  * Cleanup on every exit, including SIGINT/SIGTERM: temp files, child processes, the lock.
  * Handlers are synchronous so that they can run from a signal handler right before exit.
+ * Child processes are registered apart ("child"), so that an interruption can stop them at once while the run
+ * still records, reports and cleans up through its normal path.
  */
-const handlers = new Map<number, () => void>();
+const handlers = new Map<number, { fn: () => void; child: boolean }>();
 let next = 1;
 
 /** Register a cleanup; returns a function that runs it now and unregisters it. */
 export function onCleanup(fn: () => void): () => void {
   const id = next++;
-  handlers.set(id, fn);
+  handlers.set(id, { fn, child: false });
   return () => {
     if (handlers.delete(id)) fn();
   };
 }
 
-/** Register a cleanup for an interruption only; returns a function that unregisters it without running it. */
+/** Register how to stop a running child process; returns a function that unregisters it without running it. */
 export function whileRunning(fn: () => void): () => void {
   const id = next++;
-  handlers.set(id, fn);
+  handlers.set(id, { fn, child: true });
   return () => {
     handlers.delete(id);
   };
 }
 
-/** Run every registered cleanup, newest first. */
-export function runCleanups(): void {
+/** Run the registered cleanups (only the child-process ones with `childrenOnly`), newest first. */
+export function runCleanups(childrenOnly = false): void {
   for (const id of [...handlers.keys()].reverse()) {
-    const fn = handlers.get(id)!;
+    const h = handlers.get(id)!;
+    if (childrenOnly && !h.child) continue;
     handlers.delete(id);
     try {
-      fn();
+      h.fn();
     } catch { /* best effort */ }
   }
 }
 
 let installed = false;
-/** Install SIGINT/SIGTERM handlers that call `onSignal`, then clean up and exit 130/143. */
-export function installSignalHandlers(onSignal: (sig: Deno.Signal) => void): void {
+/**
+ * On SIGINT/SIGTERM: call `onSignal` (which aborts the run), stop child processes at once, and give the run
+ * `graceMs` to record and report the interruption through its normal path; past that, clean up and exit 130.
+ */
+export function installSignalHandlers(onSignal: (sig: Deno.Signal) => void, graceMs = 20_000): void {
   if (installed) return;
   installed = true;
+  let seen = false;
   for (const sig of ["SIGINT", "SIGTERM"] as Deno.Signal[]) {
     Deno.addSignalListener(sig, () => {
+      if (seen) {
+        // A second signal: stop now.
+        runCleanups();
+        Deno.exit(130);
+      }
+      seen = true;
       try {
         onSignal(sig);
       } finally {
-        runCleanups();
-        Deno.exit(130);
+        runCleanups(true);
+        setTimeout(() => {
+          runCleanups();
+          Deno.exit(130);
+        }, graceMs);
       }
     });
   }

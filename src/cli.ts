@@ -221,35 +221,25 @@ export async function main(argv: string[], deps: CliDeps = {}): Promise<number> 
 }
 
 async function cmdRun(cfg: Config, clock: Clock, env: Env, log: Logger, p: Parsed): Promise<number> {
-  let interrupted: RunResult | undefined;
+  // An interruption aborts the run; the run then records it (history, ping, mail) like any failure.
+  const abort = new AbortController();
   installSignalHandlers((sig) => {
-    log.error("run", `interrupted by ${sig}: removing temp files and the lock; nothing was recorded as archived`);
-    interrupted = {
-      runId: log.runId,
-      job: cfg.name,
-      host: "",
-      command: "run",
-      configFile: cfg.file,
-      startedAt: clock.now().toISOString(),
-      endedAt: clock.now().toISOString(),
-      durationMs: 0,
-      runDate: "",
-      status: "failed",
-      exitCode: EXIT.INTERRUPTED,
-      steps: [],
-      error: { step: "internal", code: "interrupted", message: `interrupted by ${sig}`, hint: "" },
-      warnings: [],
-      logFile: log.filePath,
-    };
-    appendHistory(historyPath(cfg), interrupted);
+    log.error("run", `interrupted by ${sig}: stopping, removing temp files and the lock; nothing more will be archived`);
+    abort.abort(sig);
   });
   await ping(cfg, log, "/start", log.runId);
-  const result = await executeRun({ config: cfg, clock, env, log, options: { force: p.force } });
+  const result = await executeRun({ config: cfg, clock, env, log, options: { force: p.force }, abort: abort.signal });
+  // Interrupted: the grace period is short, so the history line goes first (without the mail's outcome).
+  const interrupted = result.error?.code === "interrupted";
+  const record = () => {
+    const herr = appendHistory(historyPath(cfg), result);
+    if (herr) log.warn("history", herr);
+  };
+  if (interrupted) record();
   await ping(cfg, log, result.status === "failed" ? "/fail" : "", log.runId, `${result.status.toUpperCase()}: ${summary(result)}\n`);
   writeTextfile(cfg, log, result);
   await report(cfg, result, log);
-  const herr = appendHistory(historyPath(cfg), result);
-  if (herr) log.warn("history", herr);
+  if (!interrupted) record();
   return result.exitCode;
 }
 

@@ -29,6 +29,8 @@ export interface RunContext {
   /** A private directory for this run's temporary files (under work_dir), removed at exit. */
   workDir: string;
   options: RunOptions;
+  /** Aborted on SIGINT/SIGTERM: long steps stop at the next chunk. */
+  signal: AbortSignal;
   /** The destination, connected and opened on first use; closed by the run at its end. */
   destination(step: StepName): Promise<Transport>;
 }

@@ -62,6 +62,21 @@ export interface RunDeps {
   options?: RunOptions;
   steps?: Step[];
   command?: string;
+  /** Aborted on SIGINT/SIGTERM. */
+  abort?: AbortSignal;
+}
+
+/** The error of a run stopped by a signal, in the step it was in. */
+function interruptedError(step: StepName, signal: AbortSignal): ArchivistError {
+  return new ArchivistError(
+    step,
+    `interrupted by ${String(signal.reason ?? "a signal")} during ${step}`,
+    "the run was stopped (shutdown, Ctrl-C or kill); nothing was recorded as archived, and the next run starts afresh",
+    {
+      code: "interrupted",
+      exitCode: EXIT.INTERRUPTED,
+    },
+  );
 }
 
 /** Remove work dirs of this job left by runs that were killed (we hold the lock, so none is in use). */
@@ -141,6 +156,7 @@ export async function executeRun(deps: RunDeps): Promise<RunResult> {
     runDate,
     workDir,
     options: deps.options ?? {},
+    signal: deps.abort ?? new AbortController().signal,
     async destination(step) {
       if (!transport) {
         const privateDir = join(workDir, "private");
@@ -154,6 +170,11 @@ export async function executeRun(deps: RunDeps): Promise<RunResult> {
   };
 
   for (const step of deps.steps ?? NIGHTLY_STEPS) {
+    if (!error && !stopStatus && ctx.signal.aborted) {
+      error = interruptedError(step.name, ctx.signal);
+      record(step.name, "failed", error.message, 0);
+      continue;
+    }
     if (error || stopStatus) {
       record(step.name, "skipped", error ? `not run: ${error.step} failed` : "not needed", 0);
       continue;
@@ -169,7 +190,8 @@ export async function executeRun(deps: RunDeps): Promise<RunResult> {
       else log.info(step.name, line);
       if (out.stop) stopStatus = out.status;
     } catch (e) {
-      error = asArchivistError(step.name, e);
+      // A step that fails because the run was interrupted reports the interruption, not the broken pipe.
+      error = ctx.signal.aborted ? interruptedError(step.name, ctx.signal) : asArchivistError(step.name, e);
       record(step.name, "failed", error.message, performance.now() - st);
     }
   }

@@ -354,21 +354,41 @@ Deno.test("a second run while one is running exits at once with 'already running
   });
 });
 
-Deno.test("SIGTERM during a run removes temp files and the lock, exits 130 and records it", async () => {
+Deno.test("SIGTERM during a run stops it, records and reports the interruption, removes temp files and the lock (exit 130)", async () => {
   let release!: () => void;
   const gate = new Promise<void>((r) => (release = r));
-  await withSource({ "/dump.zip": async () => (await gate, new Response(ZIP.slice())) }, async (src, sb) => {
-    const child = spawnCli(["run", "-c", sb.configPath]);
-    for (let i = 0; i < 200 && !src.hits.get("/dump.zip"); i++) await new Promise((r) => setTimeout(r, 50));
-    assert.ok(ls(join(sb.root, "work")).length === 1, "a work dir exists while running");
-    child.kill("SIGTERM");
-    const out = await child.output();
-    release();
-    assert.equal(out.code, 130);
-    assert.deepEqual(ls(join(sb.root, "work")), []);
-    assert.ok(!ls(sb.stateDir).includes("testjob.lock"));
-    assert.equal(history(sb)[0].error.code, "interrupted");
+  const pings: { path: string; body: string }[] = [];
+  const ac = new AbortController();
+  const pingServer = Deno.serve({ hostname: "127.0.0.1", port: 0, signal: ac.signal, onListen: () => {} }, async (req) => {
+    pings.push({ path: new URL(req.url).pathname, body: await req.text() });
+    return new Response("OK");
   });
+  try {
+    await withSource({ "/dump.zip": async () => (await gate, new Response(ZIP.slice())) }, async (src, sb) => {
+      await sb.writeConfig({ monitor: { ping_url: `http://127.0.0.1:${(pingServer.addr as Deno.NetAddr).port}/hc` } });
+      const child = spawnCli(["run", "-c", sb.configPath]);
+      for (let i = 0; i < 200 && !src.hits.get("/dump.zip"); i++) await new Promise((r) => setTimeout(r, 50));
+      assert.ok(ls(join(sb.root, "work")).length === 1, "a work dir exists while running");
+      child.kill("SIGTERM");
+      const out = await child.output();
+      release();
+      const stderr = new TextDecoder().decode(out.stderr);
+      assert.equal(out.code, 130, stderr);
+      assert.match(stderr, /run: interrupted by SIGTERM: stopping/);
+      assert.match(stderr, /fetch: FAILED: interrupted by SIGTERM during fetch/);
+      assert.deepEqual(ls(join(sb.root, "work")), []);
+      assert.ok(!ls(sb.stateDir).includes("testjob.lock"));
+      const h = history(sb)[0];
+      assert.equal(h.error.code, "interrupted");
+      assert.equal(h.error.step, "fetch");
+      assert.equal(h.exitCode, 130);
+      assert.deepEqual(pings.map((p) => p.path), ["/hc/start", "/hc/fail"], "the monitoring hears about it");
+      assert.match(pings[1].body, /^FAILED: fetch: interrupted by SIGTERM during fetch/);
+    });
+  } finally {
+    ac.abort();
+    await pingServer.finished;
+  }
 });
 
 Deno.test("history shows runs newest last, and --json is machine-readable", async () => {

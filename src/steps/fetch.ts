@@ -26,6 +26,7 @@ type Kind =
   | "not_zip"
   | "too_large"
   | "insecure_redirect"
+  | "interrupted"
   | "local";
 
 class AttemptError extends Error {
@@ -89,6 +90,8 @@ async function attempt(ctx: RunContext, client: Deno.HttpClient | undefined, des
     why ??= e;
     ac.abort(e);
   };
+  const onRunAbort = () => abort(new AttemptError("interrupted", "interrupted", false));
+  ctx.signal.addEventListener("abort", onRunAbort);
   const total = setTimeout(
     () =>
       abort(
@@ -261,6 +264,7 @@ async function attempt(ctx: RunContext, client: Deno.HttpClient | undefined, des
     await out.sync();
     return { bytes, status: res.status };
   } finally {
+    ctx.signal.removeEventListener("abort", onRunAbort);
     clearTimeout(total);
     clearTimeout(connect);
     clearTimeout(idle);
@@ -293,9 +297,12 @@ export function makeClient(cfg: SourceConfig): Deno.HttpClient | undefined {
 }
 
 /** Sleep `ms`, logging why. */
-async function backoff(log: Logger, ms: number): Promise<void> {
+async function backoff(log: Logger, ms: number, signal: AbortSignal): Promise<void> {
   log.debug("fetch", `waiting ${formatDuration(ms)}`);
-  await new Promise((r) => setTimeout(r, ms));
+  await new Promise<void>((r) => {
+    const t = setTimeout(r, ms);
+    signal.addEventListener("abort", () => (clearTimeout(t), r()), { once: true });
+  });
 }
 
 export const fetchStep: Step = {
@@ -319,12 +326,12 @@ export const fetchStep: Step = {
           return { status: "ok", message: msg };
         } catch (e) {
           const a = e instanceof AttemptError ? e : new AttemptError("network", errMsg(e), true);
-          if (!a.retryable || i >= cfg.retries) {
+          if (!a.retryable || i >= cfg.retries || ctx.signal.aborted) {
             throw new ArchivistError("fetch", a.message + (i ? ` (after ${i + 1} attempts)` : ""), a.hint, { code: a.kind });
           }
           const delay = cfg.retry_delay * 2 ** i;
           ctx.log.warn("fetch", `attempt ${i + 1}/${cfg.retries + 1} failed: ${a.message}; retrying in ${formatDuration(delay)}`);
-          await backoff(ctx.log, delay);
+          await backoff(ctx.log, delay, ctx.signal);
         }
       }
     } finally {

@@ -51,6 +51,7 @@ export async function packFile(
   outPath: string,
   level: number,
   mtime: number,
+  signal?: AbortSignal,
 ): Promise<{ size: number; sha256: string }> {
   const size = (await Deno.stat(dumpPath)).size;
   const hash = createHash("sha256");
@@ -67,6 +68,7 @@ export async function packFile(
     zlib.createGzip({ level }),
     tap,
     fs.createWriteStream(outPath, { mode: 0o640 }),
+    ...(signal ? [{ signal }] : []),
   );
   const f = await Deno.open(outPath, { read: true, write: true });
   try {
@@ -83,7 +85,14 @@ export const packStep: Step = {
     const name = formatName(ctx.config.archive.name, ctx.runDate, ctx.config.name);
     const out = join(ctx.workDir, name);
     try {
-      const r = await packFile(data.dumpPath!, data.dumpName!, out, ctx.config.archive.compression_level, ctx.startedAt.getTime() / 1000);
+      const r = await packFile(
+        data.dumpPath!,
+        data.dumpName!,
+        out,
+        ctx.config.archive.compression_level,
+        ctx.startedAt.getTime() / 1000,
+        ctx.signal,
+      );
       await Deno.remove(data.dumpPath!).catch(() => {});
       data.archiveName = name;
       data.archivePath = out;

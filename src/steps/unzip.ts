@@ -26,6 +26,7 @@ export const unzipStep: Step = {
       const ex = await extractEntry(zipPath, entry, out, {
         maxSize: ctx.config.check.max_unpacked_size,
         maxRatio: ctx.config.check.max_ratio,
+        signal: ctx.signal,
       });
       data.dumpName = entry.name.split("/").pop()!.replace(/^\.+/, "") || "dump.sql";
       data.dumpPath = out;

@@ -245,6 +245,8 @@ export function findEntry(dir: ZipDirectory, wanted: string): ZipEntry {
 export interface ExtractLimits {
   maxSize: number;
   maxRatio: number;
+  /** Stop at the next chunk when aborted. */
+  signal?: AbortSignal;
 }
 
 /** What extraction measured: the dump's size, sha256, and its last KiB (for the trailer check). */
@@ -326,6 +328,7 @@ export async function extractEntry(zipPath: string, entry: ZipEntry, outPath: st
     const ratioCeiling = Math.max(entry.compressedSize, 1) * limits.maxRatio;
     try {
       for await (const chunk of data) {
+        limits.signal?.throwIfAborted();
         size += chunk.length;
         if (size > ceiling) {
           throw new ZipError(
@@ -355,7 +358,7 @@ export async function extractEntry(zipPath: string, entry: ZipEntry, outPath: st
         while (w < chunk.length) w += await out.write(chunk.subarray(w));
       }
     } catch (e) {
-      if (e instanceof ZipError) throw e;
+      if (e instanceof ZipError || limits.signal?.aborted) throw e;
       if (e instanceof Deno.errors.PermissionDenied || /no space|os error 28/i.test(String(e))) throw e;
       throw new ZipError(
         "corrupt_data",
