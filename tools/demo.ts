@@ -17,7 +17,13 @@ await Deno.remove(out, { recursive: true }).catch(() => {});
 await Deno.mkdir(out, { recursive: true });
 console.log(bold(`archivist demo: everything goes to ${out}\n`));
 
-const cert = await makeCert(join(out, "tls"));
+let cert;
+try {
+  cert = await makeCert(join(out, "tls"));
+} catch (e) {
+  console.error(`The demo generates its HTTPS certificate with openssl: ${e instanceof Error ? e.message : e}`);
+  Deno.exit(1);
+}
 let zip = makeZip([{ name: "shop.sql", data: sqlDump(3_000_000, { seed: 1 }) }]);
 const src = startHttpsSource(cert, {
   "/export/shop.zip": () => new Response(zip.slice(), { headers: { "content-type": "application/zip" } }),

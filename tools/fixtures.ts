@@ -11,14 +11,22 @@ export async function sh(
   args: string[],
   opts: { cwd?: string; stdin?: string; env?: Record<string, string> } = {},
 ): Promise<string> {
-  const p = new Deno.Command(cmd, {
-    args,
-    cwd: opts.cwd,
-    env: opts.env,
-    stdin: opts.stdin !== undefined ? "piped" : "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
+  let p: Deno.ChildProcess;
+  try {
+    p = new Deno.Command(cmd, {
+      args,
+      cwd: opts.cwd,
+      env: opts.env,
+      stdin: opts.stdin !== undefined ? "piped" : "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) {
+      throw new Error(`${cmd} is not installed (apt-get install ${cmd === "openssl" ? "openssl" : cmd})`);
+    }
+    throw e;
+  }
   if (opts.stdin !== undefined) {
     const w = p.stdin.getWriter();
     await w.write(new TextEncoder().encode(opts.stdin));
