@@ -162,7 +162,12 @@ export async function executeRun(deps: RunDeps): Promise<RunResult> {
         const privateDir = join(workDir, "private");
         Deno.mkdirSync(privateDir, { recursive: true, mode: 0o700 });
         const t = createTransport(config.destination, { log, env: deps.env, privateDir, step });
-        await t.open();
+        try {
+          await t.open();
+        } catch (e) {
+          await t.close().catch(() => {});
+          throw e;
+        }
         transport = t;
       }
       return transport;
@@ -170,6 +175,7 @@ export async function executeRun(deps: RunDeps): Promise<RunResult> {
   };
 
   for (const step of deps.steps ?? NIGHTLY_STEPS) {
+    if (steps.some((s) => s.step === step.name)) continue; // already recorded (work_dir failure)
     if (!error && !stopStatus && ctx.signal.aborted) {
       error = interruptedError(step.name, ctx.signal);
       record(step.name, "failed", error.message, 0);
