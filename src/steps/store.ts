@@ -101,7 +101,16 @@ export const storeStep: Step = {
       }
       let verified = "size verified";
       if ((ctx.config.destination as { verify?: string }).verify === "checksum") {
-        await verifyChecksum(t, name, data.archiveSha256!, ctx.workDir);
+        try {
+          await verifyChecksum(t, name, data.archiveSha256!, ctx.workDir);
+        } catch (e) {
+          // This run created `name` a moment ago (it did not exist): a damaged copy must not pass for an archive.
+          await t.remove(name).then(
+            () => ctx.log.warn("store", `removed the damaged copy of ${name} from ${t.location}`),
+            (re) => ctx.log.warn("store", `could not remove the damaged copy of ${name}: ${asArchivistError("store", re).message}`),
+          );
+          throw e;
+        }
         verified = "sha256 verified by reading it back";
       }
       await t.upload(data.sidecarPath!, sidecarName(name));
