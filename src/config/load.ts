@@ -64,6 +64,11 @@ export function loadConfig(path: string, env: Env): Config {
   return parseConfigText(text, path, env, mode);
 }
 
+/** The machine's time zone (TZ, else /etc/localtime), as cron sees it; UTC when unknown. */
+export function systemTimeZone(): string {
+  return Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC";
+}
+
 /** Validate config text; `mode` is the file's permission bits (for the inline-secret rule). */
 export function parseConfigText(text: string, path: string, env: Env, mode = 0o600): Config {
   const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
@@ -85,6 +90,7 @@ export function parseConfigText(text: string, path: string, env: Env, mode = 0o6
     if (e instanceof FieldError) throw new ConfigError(`${path}: ${e.path}: ${e.message}`, e.hint, "invalid");
     throw e;
   }
+  if (cfg.archive.timezone === "local") cfg.archive.timezone = systemTimeZone();
   const secretValues: string[] = [];
   resolveSecrets(configSchema as Field<unknown>, cfg as unknown as Record<string, unknown>, "", { path, mode, env, secretValues });
   return { ...cfg, file: path, secretValues };

@@ -94,10 +94,16 @@ export const archiveSchema = obj({
     "{YYYY}{MM}{DD}.tgz",
   ),
   timezone: str(
-    (s) => (isValidTimeZone(s) ? undefined : `unknown time zone ${JSON.stringify(s)} (use an IANA name like Europe/Paris or UTC)`),
+    (s) =>
+      s === "local" || isValidTimeZone(s)
+        ? undefined
+        : `unknown time zone ${JSON.stringify(s)} (use an IANA name like Europe/Paris or UTC, or local)`,
     "time zone",
   )
-    .default("UTC").doc("Time zone of the date in the name (IANA name).", "Europe/Paris"),
+    .default("local").doc(
+      "Time zone of the date in the name and of retention's days (IANA name, or local: the machine's zone, as cron uses).",
+      "Europe/Paris",
+    ),
   compression_level: int(1, 9).default(6).doc("gzip level: 1 fastest, 9 smallest.", 6),
 });
 
