@@ -54,7 +54,8 @@ async function fullRun(
     const root = await Deno.makeTempDir({ prefix: "archivist-full-" });
     try {
       await Deno.mkdir(serverDir, { recursive: true });
-      for (const f of ["20260101.tgz", "20260101.tgz.sha256", "20261001.tgz", "keep-me.txt"]) {
+      // Old archives, a foreign file, and an upload cut mid-way by an earlier run.
+      for (const f of ["20260101.tgz", "20260101.tgz.sha256", "20261001.tgz", "keep-me.txt", ".20261121.tgz.part"]) {
         await Deno.writeTextFile(join(serverDir, f), "old\n");
       }
       await own?.(serverDir);
@@ -110,11 +111,12 @@ async function fullRun(
       assert.deepEqual(
         files,
         ["20261122.tgz", "20261122.tgz.sha256", "keep-me.txt"],
-        "old archives deleted with their sidecar, foreign file kept",
+        "old archives deleted with their sidecar, the cut upload removed, foreign file kept",
       );
       assert.match(await sh("sha256sum", ["-c", "20261122.tgz.sha256"], { cwd: serverDir }), /OK/);
       const log = await Deno.readTextFile(join(root, "archivist.log"));
       assert.match(log, /deleted 20261001\.tgz: older than max_age/);
+      assert.match(log, /removed \.20261121\.tgz\.part \(4 B\), left by an interrupted upload/);
       if (destination.verify === "checksum") assert.match(log, /stored 20261122\.tgz \(.*, sha256 verified by reading it back\)/);
       else assert.match(log, /stored 20261122\.tgz \(.*, size verified\)/);
       if (password) {
