@@ -1,6 +1,6 @@
 /** Pieces shared by the network transports: common config keys and error construction. */
 import { ArchivistError } from "../errors.ts";
-import { MissingToolError } from "../exec.ts";
+import { exec, type ExecResult, MissingToolError } from "../exec.ts";
 import { bool, duration, int, nonEmpty, oneOf, str } from "../config/fields.ts";
 
 /** Keys every network destination has. */
@@ -107,4 +107,29 @@ export function dirLevels(path: string): string[] {
   const abs = path.startsWith("/");
   const parts = path.split("/").filter(Boolean);
   return parts.map((_, i) => (abs ? "/" : "") + parts.slice(0, i + 1).join("/"));
+}
+
+/**
+ * Run curl with the options every curl transport shares: quiet with errors shown, a connect timeout, a stall
+ * timeout (under 1 byte/s for `timeoutMs`, at least 30 s), the CA file, and the protocol's own `args`.
+ * A missing curl becomes a store error naming the Debian package.
+ */
+export async function curl(args: string[], opts: { timeoutMs: number; caFile?: string }): Promise<ExecResult> {
+  const s = Math.max(1, Math.round(opts.timeoutMs / 1000));
+  const base = [
+    "--silent",
+    "--show-error",
+    "--connect-timeout",
+    String(s),
+    "--speed-limit",
+    "1",
+    "--speed-time",
+    String(Math.max(s, 30)),
+    ...(opts.caFile ? ["--cacert", opts.caFile] : []),
+  ];
+  try {
+    return await exec("curl", [...base, ...args], {}, "curl");
+  } catch (e) {
+    toolMissing(e);
+  }
 }

@@ -6,11 +6,12 @@
  */
 import { join } from "node:path";
 import { absPath, bool, nonEmpty, obj, oneOf, secretFields } from "../config/fields.ts";
-import { exec, type ExecResult, writePrivateFile } from "../exec.ts";
+import { type ExecResult, writePrivateFile } from "../exec.ts";
 import { tempName } from "../naming.ts";
 import {
   checkName,
   checkUploadedSize,
+  curl,
   dirLevels,
   missingDir,
   netrcLine,
@@ -18,7 +19,6 @@ import {
   parseLsListing,
   remoteDir,
   storeErr,
-  toolMissing,
   verifyField,
 } from "./common.ts";
 import type { RemoteEntry, Transport, TransportContext, TransportKind } from "./transport.ts";
@@ -131,31 +131,9 @@ export class FtpsTransport implements Transport {
   }
 
   private async curl(args: string[], what: string, allowFail = false): Promise<ExecResult> {
-    const s = Math.max(1, Math.round(this.cfg.timeout / 1000));
-    const base = [
-      "--silent",
-      "--show-error",
-      "--disable-epsv",
-      "--ftp-pasv",
-      "--netrc-file",
-      this.netrc,
-      "--connect-timeout",
-      String(s),
-      "--speed-limit",
-      "1",
-      "--speed-time",
-      String(Math.max(s, 30)),
-      ...(this.cfg.tls === "explicit" ? ["--ssl-reqd"] : []),
-      "--tls-max",
-      this.cfg.tls_max,
-      ...(this.cfg.ca_file ? ["--cacert", this.cfg.ca_file] : []),
-    ];
-    let r: ExecResult;
-    try {
-      r = await exec("curl", [...base, ...args], {}, "curl");
-    } catch (e) {
-      toolMissing(e);
-    }
+    const ftp = ["--disable-epsv", "--ftp-pasv", "--netrc-file", this.netrc, "--tls-max", this.cfg.tls_max];
+    if (this.cfg.tls === "explicit") ftp.push("--ssl-reqd");
+    const r = await curl([...ftp, ...args], { timeoutMs: this.cfg.timeout, caFile: this.cfg.ca_file });
     if (r.code !== 0 && !allowFail) throw classify(r, this.cfg, what);
     return r;
   }

@@ -5,10 +5,10 @@
  */
 import { join } from "node:path";
 import { absPath, bool, nonEmpty, obj, oneOf, secretFields, str } from "../config/fields.ts";
-import { exec, type ExecResult, writePrivateFile } from "../exec.ts";
+import { type ExecResult, writePrivateFile } from "../exec.ts";
 import { tempName } from "../naming.ts";
 import { duration } from "../config/fields.ts";
-import { checkName, checkUploadedSize, dirLevels, missingDir, netrcLine, storeErr, toolMissing, verifyField } from "./common.ts";
+import { checkName, checkUploadedSize, curl, dirLevels, missingDir, netrcLine, storeErr, verifyField } from "./common.ts";
 import type { RemoteEntry, Transport, TransportContext, TransportKind } from "./transport.ts";
 
 const davUrl = str((s) => {
@@ -56,29 +56,9 @@ export class WebdavTransport implements Transport {
 
   /** Run curl; returns the HTTP status (0 when no response). */
   private async curl(args: string[], what: string): Promise<{ status: number; body: string; r: ExecResult }> {
-    const s = Math.max(1, Math.round(this.cfg.timeout / 1000));
-    const base = [
-      "--silent",
-      "--show-error",
-      "--globoff",
-      "--http1.1",
-      "--connect-timeout",
-      String(s),
-      "--speed-limit",
-      "1",
-      "--speed-time",
-      String(Math.max(s, 30)),
-      "--write-out",
-      "\n%{http_code}",
-      ...(this.cfg.user ? ["--netrc-file", this.netrc, "--anyauth"] : []),
-      ...(this.cfg.ca_file ? ["--cacert", this.cfg.ca_file] : []),
-    ];
-    let r: ExecResult;
-    try {
-      r = await exec("curl", [...base, ...args], {}, "curl");
-    } catch (e) {
-      toolMissing(e);
-    }
+    const dav = ["--globoff", "--http1.1", "--write-out", "\n%{http_code}"];
+    if (this.cfg.user) dav.push("--netrc-file", this.netrc, "--anyauth");
+    const r = await curl([...dav, ...args], { timeoutMs: this.cfg.timeout, caFile: this.cfg.ca_file });
     const nl = r.stdout.lastIndexOf("\n");
     const status = Number(r.stdout.slice(nl + 1)) || 0;
     const body = r.stdout.slice(0, Math.max(0, nl));
