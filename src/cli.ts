@@ -13,8 +13,7 @@ import { type Level, localIso, Logger, newRunId } from "./log.ts";
 import { executeRun, type RunResult } from "./run.ts";
 import { installSignalHandlers, onCleanup, runCleanups } from "./cleanup.ts";
 import { applyRetention, planRetention } from "./retention/apply.ts";
-import { createTransport } from "./transports/registry.ts";
-import type { Transport } from "./transports/transport.ts";
+import { withTransport } from "./transports/registry.ts";
 import { join } from "node:path";
 import { hostname } from "node:os";
 import { composeReport, sendMail, shouldSend, summary } from "./mail.ts";
@@ -283,11 +282,9 @@ async function cmdVerify(cfg: Config, clock: Clock, env: Env, log: Logger, p: Pa
 
 async function cmdRestore(cfg: Config, env: Env, log: Logger, p: Parsed, out: (s: string) => void): Promise<number> {
   try {
-    const path = await withDestination(
-      cfg,
-      env,
-      log,
-      "restore",
+    const path = await withTransport(
+      cfg.destination,
+      { log, env, step: "restore" },
       (t) => restore(t, cfg, log, p.target ?? "latest", p.to ?? Deno.cwd(), p.force),
     );
     out(path);
@@ -348,28 +345,9 @@ function cmdHistory(cfg: Config, p: Parsed, out: (s: string) => void): number {
   return EXIT.OK;
 }
 
-async function withDestination<T>(
-  cfg: Config,
-  env: Env,
-  log: Logger,
-  step: string,
-  fn: (t: Transport) => Promise<T>,
-): Promise<T> {
-  const privateDir = Deno.makeTempDirSync({ prefix: "archivist-" });
-  const rm = onCleanup(() => Deno.removeSync(privateDir, { recursive: true }));
-  const t = createTransport(cfg.destination, { log, env, privateDir, step });
-  try {
-    await t.open();
-    return await fn(t);
-  } finally {
-    await t.close().catch(() => {});
-    rm();
-  }
-}
-
 async function cmdList(cfg: Config, clock: Clock, env: Env, log: Logger, p: Parsed, out: (s: string) => void): Promise<number> {
   const now = localParts(clock.now(), cfg.archive.timezone);
-  const plan = await withDestination(cfg, env, log, "list", (t) => planRetention(t, cfg, now, new Set()));
+  const plan = await withTransport(cfg.destination, { log, env, step: "list" }, (t) => planRetention(t, cfg, now, new Set()));
   const rows = plan.decisions.map((d) => ({
     name: d.archive.name,
     date: `${d.archive.year}-${String(d.archive.month).padStart(2, "0")}-${String(d.archive.day).padStart(2, "0")}`,
@@ -398,11 +376,9 @@ async function cmdList(cfg: Config, clock: Clock, env: Env, log: Logger, p: Pars
 async function cmdPrune(cfg: Config, clock: Clock, env: Env, log: Logger, p: Parsed): Promise<number> {
   const now = localParts(clock.now(), cfg.archive.timezone);
   try {
-    const r = await withDestination(
-      cfg,
-      env,
-      log,
-      "prune",
+    const r = await withTransport(
+      cfg.destination,
+      { log, env, step: "prune" },
       (t) => applyRetention(t, cfg, now, new Set(), log, { dryRun: p.dryRun, force: p.force, step: "prune" }),
     );
     if (p.dryRun) log.info("prune", `dry run: ${r.decisions.filter((d) => !d.keep).length} archive(s) would be deleted, nothing deleted`);

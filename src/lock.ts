@@ -85,7 +85,8 @@ export function acquireLock(stateDir: string, job: string, now: Date): Lock {
         continue;
       }
     }
-    const alive = other && other.host === me.host && processStart(other.pid) !== undefined && processStart(other.pid) === other.procStart;
+    const otherStart = other ? processStart(other.pid) : undefined; // undefined: no such process here
+    const alive = other && other.host === me.host && otherStart !== undefined && otherStart === other.procStart;
     if (alive && other) {
       throw new ArchivistError(
         "lock",
@@ -96,7 +97,7 @@ export function acquireLock(stateDir: string, job: string, now: Date): Lock {
         },
       );
     }
-    if (other && other.host !== me.host && processStart(other.pid) !== undefined) {
+    if (other && other.host !== me.host && otherStart !== undefined) {
       throw new ArchivistError(
         "lock",
         `locked by host ${other.host} (pid ${other.pid}, since ${other.since})`,

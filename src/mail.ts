@@ -104,8 +104,12 @@ export function composeReport(cfg: MailConfig, r: RunResult, logLines: string[])
   };
 }
 
+/** The SMTP port: mail.port, else the usual one for mail.security. */
+function smtpPort(cfg: MailConfig): number {
+  return cfg.port ?? (cfg.security === "tls" ? 465 : cfg.security === "none" ? 25 : 587);
+}
+
 function smtpOptions(cfg: MailConfig) {
-  const port = cfg.port ?? (cfg.security === "tls" ? 465 : cfg.security === "none" ? 25 : 587);
   let ca: string[] | undefined;
   if (cfg.ca_file) {
     try {
@@ -116,7 +120,7 @@ function smtpOptions(cfg: MailConfig) {
   }
   return {
     host: cfg.host,
-    port,
+    port: smtpPort(cfg),
     secure: cfg.security === "tls",
     requireTLS: cfg.security === "starttls",
     ignoreTLS: cfg.security === "none",
@@ -132,7 +136,7 @@ function smtpOptions(cfg: MailConfig) {
 function smtpError(cfg: MailConfig, e: unknown): ArchivistError {
   const err = e as { code?: string; responseCode?: number; message?: string };
   const msg = errMsg(e);
-  const where = `${cfg.host}:${smtpOptions(cfg).port}`;
+  const where = `${cfg.host}:${smtpPort(cfg)}`;
   if (err.code === "EAUTH" || err.responseCode === 535) {
     return new ArchivistError(
       "mail",
@@ -239,7 +243,7 @@ export async function verifyMail(cfg: MailConfig): Promise<string> {
   const t = nodemailer.createTransport(smtpOptions(cfg));
   try {
     await t.verify();
-    return `${cfg.host}:${smtpOptions(cfg).port} accepts ${cfg.security === "none" ? "clear-text" : "TLS"} connections${
+    return `${cfg.host}:${smtpPort(cfg)} accepts ${cfg.security === "none" ? "clear-text" : "TLS"} connections${
       cfg.username ? " and our login" : ""
     }`;
   } catch (e) {

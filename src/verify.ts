@@ -11,10 +11,12 @@ import type { Env } from "./env.ts";
 import { asArchivistError, errMsg } from "./errors.ts";
 import { exec } from "./exec.ts";
 import { readHistory } from "./history.ts";
+import type { RunResult } from "./run.ts";
+import { nearestExisting } from "./fsutil.ts";
 import type { Logger } from "./log.ts";
 import { verifyMail } from "./mail.ts";
 import { authHeaders, describeNetworkError, makeClient } from "./steps/fetch.ts";
-import { createTransport } from "./transports/registry.ts";
+import { withTransport } from "./transports/registry.ts";
 import { findEntry, readDirectoryFrom, ZipError, type ZipSource } from "./zip/reader.ts";
 
 export type CheckStatus = "ok" | "warn" | "crit";
@@ -64,14 +66,15 @@ export async function runVerify(d: VerifyDeps): Promise<Check[]> {
       )
       : ok("config", `${c.file} permissions ${d.configMode.toString(8).padStart(4, "0")}`),
   );
+  const runs = readHistory(d.historyFile).runs;
   checks.push(...await guard("source", () => checkSource(c)));
-  checks.push(...await guard("work_dir", () => checkWorkDir(c, d.historyFile)));
+  checks.push(...await guard("work_dir", () => checkWorkDir(c, runs)));
   checks.push(...await guard("destination", () => checkDestination(d)));
   if (c.mail.enabled) {
     checks.push(...await guard("mail", async () => [ok("mail", await verifyMail(c.mail))]));
   }
   checks.push(checkSchedule(c, d.programHint));
-  checks.push(checkLastRun(c, d.historyFile, d.clock));
+  checks.push(checkLastRun(c, runs, d.historyFile, d.clock));
   return checks;
 }
 
@@ -190,26 +193,15 @@ async function checkSource(c: Config): Promise<Check[]> {
 
 /** Available bytes on the filesystem of `dir` (or its nearest existing parent), from df. */
 async function freeBytes(dir: string): Promise<number | undefined> {
-  let p = dir;
-  for (;;) {
-    try {
-      Deno.statSync(p);
-      break;
-    } catch {
-      const up = p.replace(/\/[^/]*\/?$/, "") || "/";
-      if (up === p) break;
-      p = up;
-    }
-  }
-  const r = await exec("df", ["-Pk", p], { timeoutMs: 10_000 }, "coreutils");
+  const r = await exec("df", ["-Pk", nearestExisting(dir)], { timeoutMs: 10_000 }, "coreutils");
   const cols = r.stdout.trim().split("\n").pop()?.split(/\s+/);
   return cols && /^\d+$/.test(cols[3] ?? "") ? Number(cols[3]) * 1024 : undefined;
 }
 
-async function checkWorkDir(c: Config, historyFile: string): Promise<Check[]> {
+async function checkWorkDir(c: Config, runs: RunResult[]): Promise<Check[]> {
   const free = await freeBytes(c.work_dir);
   if (free === undefined) return [warn("work_dir", `cannot tell the free space of ${c.work_dir}`)];
-  const last = readHistory(historyFile).runs.filter((r) => r.dump).pop()?.dump?.size;
+  const last = runs.filter((r) => r.dump).pop()?.dump?.size;
   if (last === undefined) return [ok("work_dir", `${formatSize(free)} free in ${c.work_dir} (no earlier dump to compare with)`)];
   const need = Math.round(last * 1.5);
   if (free < last) {
@@ -234,24 +226,20 @@ async function checkWorkDir(c: Config, historyFile: string): Promise<Check[]> {
 }
 
 async function checkDestination(d: VerifyDeps): Promise<Check[]> {
-  const priv = Deno.makeTempDirSync({ prefix: "archivist-verify-" });
-  const t = createTransport(d.config.destination, { log: d.log, env: d.env, privateDir: priv, step: "verify" });
   const probe = `.archivist-probe-${crypto.randomUUID().slice(0, 8)}`;
   try {
-    await t.open();
-    const local = join(priv, "probe");
-    Deno.writeTextFileSync(local, `archivist verify probe ${new Date().toISOString()}\n`);
-    await t.upload(local, probe);
-    await t.remove(probe);
-    const left = (await t.list()).some((e) => e.name === probe);
-    if (left) return [warn("destination", `${t.location}: the probe file ${probe} could not be removed`, "check delete permissions")];
-    return [ok("destination", `${t.location}: connected, directory exists, write + rename + delete of a probe file work`)];
+    return await withTransport(d.config.destination, { log: d.log, env: d.env, step: "verify" }, async (t, priv) => {
+      const local = join(priv, "probe");
+      Deno.writeTextFileSync(local, `archivist verify probe ${new Date().toISOString()}\n`);
+      await t.upload(local, probe);
+      await t.remove(probe);
+      const left = (await t.list()).some((e) => e.name === probe);
+      if (left) return [warn("destination", `${t.location}: the probe file ${probe} could not be removed`, "check delete permissions")];
+      return [ok("destination", `${t.location}: connected, directory exists, write + rename + delete of a probe file work`)];
+    });
   } catch (e) {
     const err = asArchivistError("store", e);
     return [crit("destination", err.message, err.hint || undefined)];
-  } finally {
-    await t.close().catch(() => {});
-    Deno.removeSync(priv, { recursive: true });
   }
 }
 
@@ -288,9 +276,8 @@ function checkSchedule(c: Config, program?: string): Check {
   return ok("schedule", `${c.verify.schedule_file}: ${fields.slice(0, 5).join(" ")} as ${fields[5]}`);
 }
 
-function checkLastRun(c: Config, historyFile: string, clock: Clock): Check {
-  const runs = readHistory(historyFile).runs.filter((r) => r.command === "run");
-  const last = runs.pop();
+function checkLastRun(c: Config, runs: RunResult[], historyFile: string, clock: Clock): Check {
+  const last = runs.filter((r) => r.command === "run").pop();
   if (!last) return warn("last run", `no run recorded in ${historyFile} yet`, "run archivist run once, or wait for the first night");
   const age = clock.now().getTime() - new Date(last.startedAt).getTime();
   const when = `${formatDuration(Math.max(0, age))} ago`;

@@ -23,7 +23,7 @@ export async function sh(
     }).spawn();
   } catch (e) {
     if (e instanceof Deno.errors.NotFound) {
-      throw new Error(`${cmd} is not installed (apt-get install ${cmd === "openssl" ? "openssl" : cmd})`);
+      throw new Error(`${cmd} is not installed (apt-get install ${cmd})`);
     }
     throw e;
   }

@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { ArchivistError, errMsg } from "../errors.ts";
 import { absPath, bool, obj, oneOf } from "../config/fields.ts";
 import { tempName } from "../naming.ts";
+import { nearestExisting } from "../fsutil.ts";
 import type { RemoteEntry, Transport, TransportContext, TransportKind } from "./transport.ts";
 
 export const localSchema = obj({
@@ -30,20 +31,6 @@ export function mountPointOf(path: string, mountinfo: string): string {
     if (inside && mp.length > best.length) best = mp;
   }
   return best;
-}
-
-/** The nearest existing ancestor of `path` (itself if it exists), resolved through symlinks. */
-function existingRealPath(path: string): string {
-  let p = path;
-  for (;;) {
-    try {
-      return Deno.realPathSync(p);
-    } catch {
-      const up = p.replace(/\/[^/]*\/?$/, "") || "/";
-      if (up === p) return "/";
-      p = up;
-    }
-  }
 }
 
 function fsError(e: unknown, what: string, path: string): ArchivistError {
@@ -102,7 +89,7 @@ export class LocalTransport implements Transport {
           code: "not_mounted",
         });
       }
-      const mp = mountPointOf(existingRealPath(dir), info);
+      const mp = mountPointOf(Deno.realPathSync(nearestExisting(dir)), info);
       if (mp === "/") {
         throw new ArchivistError(
           "store",

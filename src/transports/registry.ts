@@ -3,6 +3,7 @@
  * the config schema, validation, docs and every command pick it up from this table.
  */
 import type { Transport, TransportContext, TransportKind } from "./transport.ts";
+import { onCleanup } from "../cleanup.ts";
 import { local } from "./local.ts";
 import { sftp } from "./sftp.ts";
 import { ftps } from "./ftps.ts";
@@ -26,4 +27,25 @@ export type DestinationConfig = {
 export function createTransport(cfg: DestinationConfig, ctx: TransportContext): Transport {
   const kind = TRANSPORTS[cfg.type as DestinationType] as TransportKind<DestinationConfig>;
   return kind.create(cfg, ctx);
+}
+
+/**
+ * Open the destination for one command (list, prune, restore, verify), run `fn`, and always close it and remove
+ * its private directory (also on SIGINT/SIGTERM). `fn` gets the private directory for scratch files.
+ */
+export async function withTransport<T>(
+  cfg: DestinationConfig,
+  ctx: Omit<TransportContext, "privateDir">,
+  fn: (t: Transport, privateDir: string) => Promise<T>,
+): Promise<T> {
+  const privateDir = Deno.makeTempDirSync({ prefix: "archivist-" });
+  const rm = onCleanup(() => Deno.removeSync(privateDir, { recursive: true }));
+  const t = createTransport(cfg, { ...ctx, privateDir });
+  try {
+    await t.open();
+    return await fn(t, privateDir);
+  } finally {
+    await t.close().catch(() => {});
+    rm();
+  }
 }

@@ -13,15 +13,8 @@ export interface CliResult {
 }
 
 /** Run `archivist ARGS` in a subprocess. */
-export async function runCli(args: string[], opts: { env?: Record<string, string>; cwd?: string } = {}): Promise<CliResult> {
-  const p = new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-all", "--quiet", MAIN, ...args],
-    env: { NO_COLOR: "1", ...opts.env },
-    cwd: opts.cwd ?? ROOT,
-    stdout: "piped",
-    stderr: "piped",
-  });
-  const r = await p.output();
+export async function runCli(args: string[], opts: { env?: Record<string, string> } = {}): Promise<CliResult> {
+  const r = await spawnCli(args, opts.env).output();
   const td = new TextDecoder();
   return { code: r.code, stdout: td.decode(r.stdout), stderr: td.decode(r.stderr) };
 }
@@ -32,6 +25,7 @@ export function spawnCli(args: string[], env: Record<string, string> = {}): Deno
     args: ["run", "--allow-all", "--quiet", MAIN, ...args],
     env: { NO_COLOR: "1", ...env },
     cwd: ROOT,
+    stdin: "null",
     stdout: "piped",
     stderr: "piped",
   }).spawn();
