@@ -4,8 +4,42 @@
  * Child processes are registered apart ("child"), so that an interruption can stop them at once while the run
  * still records, reports and cleans up through its normal path.
  */
-const handlers = new Map<number, { fn: () => void; child: boolean }>();
+const handlers = new Map<number, { fn: () => void; child: boolean; info?: ChildInfo }>();
 let next = 1;
+
+/** A child process as the lock records it: the next run ends it if this process dies without doing so. */
+export interface ChildInfo {
+  pid: number;
+  what: string;
+}
+
+const dirs = new Set<string>();
+let observer: (() => void) | undefined;
+
+/** Called whenever the set of children or private directories changes (the lock rewrites its record). */
+export function observeResources(fn: (() => void) | undefined): void {
+  observer = fn;
+}
+
+/** The running children and private directories of this process. */
+export function resources(): { children: ChildInfo[]; dirs: string[] } {
+  return { children: [...handlers.values()].filter((h) => h.info).map((h) => h.info!), dirs: [...dirs] };
+}
+
+function changed(): void {
+  try {
+    observer?.();
+  } catch { /* the record is best effort */ }
+}
+
+/** Record a private temporary directory (removed at exit; by the next run if this process is killed). */
+export function trackDir(path: string): () => void {
+  dirs.add(path);
+  changed();
+  return () => {
+    if (dirs.delete(path)) changed();
+  };
+}
 
 /** Register a cleanup; returns a function that runs it now and unregisters it. */
 export function onCleanup(fn: () => void): () => void {
@@ -17,11 +51,12 @@ export function onCleanup(fn: () => void): () => void {
 }
 
 /** Register how to stop a running child process; returns a function that unregisters it without running it. */
-export function whileRunning(fn: () => void): () => void {
+export function whileRunning(fn: () => void, info?: ChildInfo): () => void {
   const id = next++;
-  handlers.set(id, { fn, child: true });
+  handlers.set(id, { fn, child: true, info });
+  if (info) changed();
   return () => {
-    handlers.delete(id);
+    if (handlers.delete(id) && info) changed();
   };
 }
 

@@ -3,7 +3,7 @@
  */
 import { parseArgs } from "node:util";
 import denoJson from "../deno.json" with { type: "json" };
-import { type Clock, fixedClock, localParts, systemClock } from "./clock.ts";
+import { type Clock, fixedClock, systemClock } from "./clock.ts";
 import { type Config, findConfigPath, loadConfig } from "./config/load.ts";
 import { formatDuration, formatSize } from "./config/units.ts";
 import { type Env, processEnv } from "./env.ts";
@@ -13,6 +13,7 @@ import { type Level, localIso, Logger, newRunId } from "./log.ts";
 import { executeRun, type RunResult } from "./run.ts";
 import { installSignalHandlers, onCleanup, runCleanups } from "./cleanup.ts";
 import { applyRetention, planRetention } from "./retention/apply.ts";
+import { acquireLock } from "./lock.ts";
 import { withTransport } from "./transports/registry.ts";
 import { join } from "node:path";
 import { hostname } from "node:os";
@@ -202,7 +203,7 @@ export async function main(argv: string[], deps: CliDeps = {}): Promise<number> 
       case "verify":
         return await cmdVerify(cfg, clock, env, log, p, out);
       case "restore":
-        return await cmdRestore(cfg, env, log, p, out);
+        return await cmdRestore(cfg, clock, env, log, p, out);
     }
     return EXIT.USAGE;
   } catch (e) {
@@ -219,27 +220,43 @@ export async function main(argv: string[], deps: CliDeps = {}): Promise<number> 
   }
 }
 
-async function cmdRun(cfg: Config, clock: Clock, env: Env, log: Logger, p: Parsed): Promise<number> {
-  // An interruption aborts the run; the run then records it (history, ping, mail) like any failure.
+async function cmdRun(cfg: Config, clock: Clock, env: Env, log: Logger, _p: Parsed): Promise<number> {
+  // Every run writes exactly one history line, whatever happens after the steps: before the best-effort reporting
+  // when interrupted, after it otherwise (so that the mail's outcome is in it), and from the signal handler when a
+  // signal arrives while the report hangs.
+  const run: { result?: RunResult } = {}; // set when the steps are over
+  let recorded = false;
+  const record = () => {
+    if (recorded || !run.result) return;
+    recorded = true;
+    const herr = appendHistory(historyPath(cfg), run.result);
+    if (herr) log.warn("history", herr);
+  };
   const abort = new AbortController();
   installSignalHandlers((sig) => {
+    const result = run.result;
+    if (result) {
+      // The steps are over (the archive is stored or the failure known): record now, then stop at once.
+      log.error("run", `interrupted by ${sig} while reporting: the run's outcome is recorded; the report may not have gone out`);
+      result.mail ??= { sent: false, message: `interrupted by ${sig} before the report went out` };
+      result.exitCode = EXIT.INTERRUPTED;
+      record();
+      runCleanups();
+      Deno.exit(EXIT.INTERRUPTED);
+    }
     log.error("run", `interrupted by ${sig}: stopping, removing temp files and the lock; nothing more will be archived`);
     abort.abort(sig);
   });
+  const unrecord = onCleanup(record); // also on the grace-period exit
   await ping(cfg, log, "/start", log.runId);
-  const result = await executeRun({ config: cfg, clock, env, log, options: { force: p.force }, abort: abort.signal });
-  // Interrupted: the grace period is short, so the history line goes first (without the mail's outcome).
-  const interrupted = result.error?.code === "interrupted";
-  const record = () => {
-    const herr = appendHistory(historyPath(cfg), result);
-    if (herr) log.warn("history", herr);
-  };
-  if (interrupted) record();
-  await ping(cfg, log, result.status === "failed" ? "/fail" : "", log.runId, `${result.status.toUpperCase()}: ${summary(result)}\n`);
-  writeTextfile(cfg, log, result);
-  await report(cfg, result, log);
-  if (!interrupted) record();
-  return result.exitCode;
+  const r = run.result = await executeRun({ config: cfg, clock, env, log, abort: abort.signal });
+  if (r.error?.code === "interrupted") record();
+  await ping(cfg, log, r.status === "failed" ? "/fail" : "", log.runId, `${r.status.toUpperCase()}: ${summary(r)}\n`);
+  writeTextfile(cfg, log, r);
+  await report(cfg, r, log);
+  record();
+  unrecord();
+  return r.exitCode;
 }
 
 /** Mail the report when the config asks for it; a failure is logged and recorded, never fatal. */
@@ -280,12 +297,12 @@ async function cmdVerify(cfg: Config, clock: Clock, env: Env, log: Logger, p: Pa
   return n.code;
 }
 
-async function cmdRestore(cfg: Config, env: Env, log: Logger, p: Parsed, out: (s: string) => void): Promise<number> {
+async function cmdRestore(cfg: Config, clock: Clock, env: Env, log: Logger, p: Parsed, out: (s: string) => void): Promise<number> {
   try {
     const path = await withTransport(
       cfg.destination,
       { log, env, step: "restore" },
-      (t) => restore(t, cfg, log, p.target ?? "latest", p.to ?? Deno.cwd(), p.force),
+      (t) => restore(t, cfg, log, p.target ?? "latest", p.to ?? Deno.cwd(), p.force, clock.now()),
     );
     out(path);
     return EXIT.OK;
@@ -346,42 +363,58 @@ function cmdHistory(cfg: Config, p: Parsed, out: (s: string) => void): number {
 }
 
 async function cmdList(cfg: Config, clock: Clock, env: Env, log: Logger, p: Parsed, out: (s: string) => void): Promise<number> {
-  const now = localParts(clock.now(), cfg.archive.timezone);
-  const plan = await withTransport(cfg.destination, { log, env, step: "list" }, (t) => planRetention(t, cfg, now, new Set()));
+  const plan = await withTransport(cfg.destination, { log, env, step: "list" }, (t) => planRetention(t, cfg, clock.now(), new Set(), log));
+  const pad = (n: number) => String(n).padStart(2, "0");
   const rows = plan.decisions.map((d) => ({
     name: d.archive.name,
-    date: `${d.archive.year}-${String(d.archive.month).padStart(2, "0")}-${String(d.archive.day).padStart(2, "0")}`,
-    size: plan.entries.get(d.archive.name)?.size ?? 0,
+    date: `${d.archive.year}-${pad(d.archive.month)}-${pad(d.archive.day)}`,
+    dated: d.archive.dated,
+    storedAt: d.archive.entry?.storedAt,
+    size: d.archive.size,
+    catalogued: d.archive.catalogued,
+    complete: d.archive.complete,
+    problem: d.archive.problem,
+    clock: d.archive.clock,
+    lastCheck: d.archive.entry?.lastCheck ? { at: d.archive.entry.lastCheck.at, ok: d.archive.entry.lastCheck.ok } : undefined,
     keep: d.keep,
     reasons: d.reasons,
     expiresOn: d.expiresOn,
     sidecar: plan.entries.has(`${d.archive.name}.sha256`),
   }));
+  const missing = plan.missing.map((e) => ({ name: e.name, storedAt: e.storedAt, size: e.size }));
   if (p.json) {
-    out(JSON.stringify(rows, null, 2));
+    out(JSON.stringify([...rows, ...missing.map((m) => ({ ...m, missing: true }))], null, 2));
     return EXIT.OK;
   }
   if (!rows.length) out("no archives on the destination");
+  else out("newest (stored last) first:");
   for (const r of rows) {
     const why = r.keep
       ? `kept by ${r.reasons.filter((x) => x !== "max_age").join(", ") || "max_age"}${
         r.expiresOn && r.reasons.length === 1 && r.reasons[0] === "max_age" ? `; expires on ${r.expiresOn}` : ""
       }`
       : `to delete: ${r.reasons.join(", ")}`;
-    out(`${r.name.padEnd(28)} ${r.date}  ${formatSize(r.size).padStart(10)}  ${r.sidecar ? "" : "(no .sha256) "}${why}`);
+    const flags = [r.problem ? `INCOMPLETE: ${r.problem}` : "", r.dated !== "stored" && r.catalogued ? `dated by ${r.dated}` : ""].filter(
+      Boolean,
+    );
+    out(`${r.name.padEnd(28)} ${r.date}  ${formatSize(r.size).padStart(10)}  ${flags.length ? `(${flags.join("; ")}) ` : ""}${why}`);
   }
+  for (const m of missing) out(`${m.name.padEnd(28)} MISSING: stored ${m.storedAt}, no longer on the destination`);
+  if (plan.doubt) out(`clock in doubt: ${plan.doubt.message}; retention deletes nothing until it is resolved`);
   return EXIT.OK;
 }
 
 async function cmdPrune(cfg: Config, clock: Clock, env: Env, log: Logger, p: Parsed): Promise<number> {
-  const now = localParts(clock.now(), cfg.archive.timezone);
   try {
+    // A prune changes the destination: one at a time, never beside a run.
+    const lock = acquireLock(cfg.state_dir, cfg.name, clock.now(), log);
+    onCleanup(() => lock.release());
     const r = await withTransport(
       cfg.destination,
       { log, env, step: "prune" },
-      (t) => applyRetention(t, cfg, now, new Set(), log, { dryRun: p.dryRun, force: p.force, step: "prune" }),
+      (t) => applyRetention(t, cfg, clock.now(), new Set(), log, { dryRun: p.dryRun, force: p.force, step: "prune" }),
     );
-    if (p.dryRun) log.info("prune", `dry run: ${r.decisions.filter((d) => !d.keep).length} archive(s) would be deleted, nothing deleted`);
+    if (p.dryRun) log.info("prune", `dry run: ${r.doomed.length} archive(s) would be deleted, nothing deleted`);
     return r.failed.length ? EXIT.WARNING : EXIT.OK;
   } catch (e) {
     const err = asArchivistError("retention", e);

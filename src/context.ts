@@ -11,9 +11,7 @@ import type { Logger } from "./log.ts";
 import type { Transport } from "./transports/transport.ts";
 
 export interface RunOptions {
-  /** `prune --force`: ignore retention.max_delete once. */
-  force?: boolean;
-  /** `prune --dry-run`: decide, delete nothing. */
+  /** Reserved for `run --dry-run` (issue 10); a run never overrides retention.max_delete or the clock check. */
   dryRun?: boolean;
 }
 
@@ -51,6 +49,7 @@ export interface RunData {
   sidecarPath?: string; // pack
   stored?: boolean; // store
   storedLocation?: string; // store
+  clockDoubt?: string; // store: why the clock is in doubt (the archive is flagged in the catalogue)
   deleted?: string[]; // retention
   deleteFailed?: { name: string; error: string }[]; // retention
 }

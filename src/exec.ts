@@ -51,7 +51,7 @@ export async function exec(cmd: string, args: string[], opts: ExecOptions = {}, 
     try {
       child.kill("SIGTERM");
     } catch { /* already gone */ }
-  });
+  }, { pid: child.pid, what: cmd });
   let timedOut = false;
   const timer = opts.timeoutMs
     ? setTimeout(() => {

@@ -1,20 +1,30 @@
 /**
- * One run at a time per job: a lock file in state_dir holding the pid, the process start time and the start date.
- * A lock whose process is gone (or whose pid now belongs to another process, told apart by its start time)
- * is stale: it is taken over and the takeover is logged.
+ * One run at a time per job: an exclusive kernel lock (flock) on `<state_dir>/<job>.lock`, held for the life of the
+ * process. The kernel releases it when the process dies, however it dies, so there is no stale lock to take over
+ * and no race between two runs started together: exactly one gets it.
+ *
+ * The file is never deleted (unlinking a locked file lets a third run lock a new file of the same name). While held
+ * it holds a record: pid, start time, and the children and private directories of the run. A run that finds a record
+ * left there knows its predecessor died without cleaning up (SIGKILL, power loss): it ends the children still alive
+ * (an `ssh -M` master would otherwise live on for as long as the server allows) and removes the directories.
  */
 import { join } from "node:path";
 import { hostname } from "node:os";
-import { ArchivistError, errMsg } from "./errors.ts";
+import { ArchivistError, errMsg, EXIT } from "./errors.ts";
+import { type ChildInfo, observeResources, resources } from "./cleanup.ts";
+import { sweepDeadTempDirs } from "./fsutil.ts";
+import type { Logger } from "./log.ts";
 
-interface LockInfo {
+interface LockRecord {
   pid: number;
   procStart: string;
   since: string;
   host: string;
+  children: (ChildInfo & { start?: string })[];
+  dirs: string[];
 }
 
-/** Field 22 of /proc/PID/stat: the process start time in clock ticks since boot ("" when unknown). */
+/** Field 22 of /proc/PID/stat: the process start time in clock ticks since boot (undefined: no such process). */
 export function processStart(pid: number): string | undefined {
   try {
     const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
@@ -26,7 +36,7 @@ export function processStart(pid: number): string | undefined {
 
 export interface Lock {
   path: string;
-  /** Set when a stale lock was taken over. */
+  /** Set when a predecessor died holding it: what was cleaned up after it. */
   tookOver?: string;
   release(): void;
 }
@@ -35,84 +45,143 @@ export function lockPath(stateDir: string, job: string): string {
   return join(stateDir, `${job}.lock`);
 }
 
-/** Take the job's lock or throw "already running (pid N, since T)". */
-export function acquireLock(stateDir: string, job: string, now: Date): Lock {
+function stateDirError(what: string, e: unknown, stateDir: string): ArchivistError {
+  const full = /no space|ENOSPC|os error 28|quota/i.test(errMsg(e));
+  return new ArchivistError(
+    "lock",
+    `${what}: ${full ? `state_dir ${stateDir} is full` : errMsg(e)}`,
+    full
+      ? `free space in ${stateDir} (it holds the lock, state, catalogue and history)`
+      : `check the owner and mode of state_dir ${stateDir}`,
+    { code: "state_dir", exitCode: EXIT.STATE },
+  );
+}
+
+function readAll(f: Deno.FsFile): string {
+  f.seekSync(0, Deno.SeekMode.Start);
+  let text = "";
+  const td = new TextDecoder();
+  const buf = new Uint8Array(65536);
+  for (;;) {
+    const n = f.readSync(buf);
+    if (n === null || n === 0) break;
+    text += td.decode(buf.subarray(0, n), { stream: true });
+  }
+  return text + td.decode();
+}
+
+/** End what a dead predecessor left running and remove its directories; returns a one-line account. */
+function cleanUpAfter(prev: LockRecord, log?: Logger): string {
+  const done: string[] = [];
+  for (const c of prev.children ?? []) {
+    const start = processStart(c.pid);
+    if (start === undefined || (c.start && start !== c.start)) continue; // gone, or the pid was reused
+    try {
+      Deno.kill(c.pid, "SIGTERM");
+      done.push(`ended its ${c.what} (pid ${c.pid})`);
+    } catch (e) {
+      log?.warn("lock", `could not end pid ${c.pid} (${c.what}) left by pid ${prev.pid}: ${errMsg(e)}`);
+    }
+  }
+  for (const d of prev.dirs ?? []) {
+    // Only our own private directories, whatever a damaged record says.
+    if (!/\/(archivist|arch-ssh)-\d+-[^/]+$/.test(d)) continue;
+    try {
+      Deno.removeSync(d, { recursive: true });
+      done.push(`removed ${d}`);
+    } catch { /* gone */ }
+  }
+  return `the previous run (pid ${prev.pid}, since ${prev.since}) died without releasing the lock${
+    done.length ? `: ${done.join(", ")}` : ""
+  }`;
+}
+
+/** Take the job's lock or throw "already running (pid N, since T)" (exit 11); a state_dir problem is exit 32. */
+export function acquireLock(stateDir: string, job: string, now: Date, log?: Logger): Lock {
   const path = lockPath(stateDir, job);
   try {
     Deno.mkdirSync(stateDir, { recursive: true, mode: 0o750 });
   } catch (e) {
-    throw new ArchivistError(
-      "lock",
-      `cannot create state_dir ${stateDir}: ${errMsg(e)}`,
-      "create it or fix its owner (it must be writable by the run user)",
-      { code: "state_dir" },
-    );
+    throw stateDirError(`cannot create state_dir ${stateDir}`, e, stateDir);
   }
-  const me: LockInfo = { pid: Deno.pid, procStart: processStart(Deno.pid) ?? "", since: now.toISOString(), host: hostname() };
+  let f: Deno.FsFile;
+  try {
+    f = Deno.openSync(path, { read: true, write: true, create: true, mode: 0o640 });
+  } catch (e) {
+    throw stateDirError(`cannot open the lock file ${path}`, e, stateDir);
+  }
+  let got = false;
+  try {
+    got = f.tryLockSync(true);
+  } catch (e) {
+    f.close();
+    throw stateDirError(`cannot lock ${path}`, e, stateDir);
+  }
+  if (!got) {
+    let other: LockRecord | undefined;
+    try {
+      other = JSON.parse(readAll(f));
+    } catch { /* being written */ }
+    f.close();
+    const who = other
+      ? `pid ${other.pid}${other.host !== hostname() ? ` on ${other.host}` : ""}, since ${other.since}`
+      : "another archivist";
+    throw new ArchivistError("lock", `already running (${who})`, "wait for it to finish; `archivist history` shows when runs end", {
+      code: "running",
+    });
+  }
+
   let tookOver: string | undefined;
-  for (let attempt = 0; attempt < 3; attempt++) {
-    try {
-      const f = Deno.openSync(path, { write: true, createNew: true, mode: 0o640 });
+  try {
+    const prevText = readAll(f).trim();
+    if (prevText) {
       try {
-        f.writeSync(new TextEncoder().encode(JSON.stringify(me) + "\n"));
-      } finally {
-        f.close();
-      }
-      return {
-        path,
-        tookOver,
-        release() {
-          try {
-            const cur = JSON.parse(Deno.readTextFileSync(path)) as LockInfo;
-            if (cur.pid === me.pid && cur.procStart === me.procStart) Deno.removeSync(path);
-          } catch { /* gone already */ }
-        },
-      };
-    } catch (e) {
-      if (!(e instanceof Deno.errors.AlreadyExists)) {
-        throw new ArchivistError("lock", `cannot create lock file ${path}: ${errMsg(e)}`, "check the owner and mode of state_dir", {
-          code: "lock_file",
-        });
+        tookOver = cleanUpAfter(JSON.parse(prevText), log);
+      } catch {
+        tookOver = `the lock file ${path} held an unreadable record (a run died while writing it)`;
       }
     }
-    let other: LockInfo | undefined;
-    try {
-      other = JSON.parse(Deno.readTextFileSync(path));
-    } catch {
-      // Being written right now by another starting run, or garbage: give it a moment, then treat as stale.
-      if (attempt === 0) {
-        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 200); // sleep 200 ms
-        continue;
-      }
-    }
-    const otherStart = other ? processStart(other.pid) : undefined; // undefined: no such process here
-    const alive = other && other.host === me.host && otherStart !== undefined && otherStart === other.procStart;
-    if (alive && other) {
-      throw new ArchivistError(
-        "lock",
-        `already running (pid ${other.pid}, since ${other.since})`,
-        `wait for it to finish; if pid ${other.pid} is not archivist, remove ${path}`,
-        {
-          code: "running",
-        },
-      );
-    }
-    if (other && other.host !== me.host && otherStart !== undefined) {
-      throw new ArchivistError(
-        "lock",
-        `locked by host ${other.host} (pid ${other.pid}, since ${other.since})`,
-        `state_dir is shared; if no run is active there, remove ${path}`,
-        { code: "running" },
-      );
-    }
-    tookOver = other
-      ? `stale lock of pid ${other.pid} (since ${other.since}) taken over: that run died without cleaning up`
-      : `unreadable lock file ${path} taken over`;
-    // Move the stale lock aside (rename is atomic: only one taker wins), then retry the exclusive create.
-    try {
-      Deno.renameSync(path, `${path}.stale-${Deno.pid}`);
-      Deno.removeSync(`${path}.stale-${Deno.pid}`);
-    } catch { /* someone else took it over first */ }
+  } catch { /* unreadable: we hold the lock all the same */ }
+  const swept = sweepDeadTempDirs();
+  if (swept.length) {
+    const s = `removed ${swept.length} private dir(s) of archivist processes that were killed (${swept.join(", ")})`;
+    tookOver = tookOver ? `${tookOver}; ${s}` : s;
   }
-  throw new ArchivistError("lock", `cannot take the lock ${path}: another run keeps taking it`, "", { code: "running" });
+
+  const me = { pid: Deno.pid, procStart: processStart(Deno.pid) ?? "", since: now.toISOString(), host: hostname() };
+  const write = () => {
+    const r = resources();
+    const rec: LockRecord = { ...me, children: r.children.map((c) => ({ ...c, start: processStart(c.pid) })), dirs: r.dirs };
+    const bytes = new TextEncoder().encode(JSON.stringify(rec) + "\n");
+    f.truncateSync(0);
+    f.seekSync(0, Deno.SeekMode.Start);
+    let w = 0;
+    while (w < bytes.length) w += f.writeSync(bytes.subarray(w));
+  };
+  try {
+    write();
+  } catch (e) {
+    try {
+      f.truncateSync(0);
+    } catch { /* full */ }
+    f.close();
+    throw stateDirError(`cannot write the lock file ${path}`, e, stateDir);
+  }
+  observeResources(write);
+  let released = false;
+  return {
+    path,
+    tookOver,
+    release() {
+      if (released) return;
+      released = true;
+      observeResources(undefined);
+      try {
+        f.truncateSync(0); // an empty lock file: the run ended cleanly
+      } catch { /* best effort */ }
+      try {
+        f.close(); // closing releases the kernel lock
+      } catch { /* closed */ }
+    },
+  };
 }

@@ -10,8 +10,9 @@ import fs from "node:fs";
 import { ArchivistError, asArchivistError, errMsg } from "./errors.ts";
 import type { Config } from "./config/load.ts";
 import { formatSize } from "./config/units.ts";
-import { parseName, sidecarName } from "./naming.ts";
-import { newestFirst } from "./retention/policy.ts";
+import { sidecarName } from "./naming.ts";
+import { readCatalogue } from "./catalogue.ts";
+import { buildInventory } from "./retention/inventory.ts";
 import type { Transport } from "./transports/transport.ts";
 import type { Logger } from "./log.ts";
 
@@ -19,16 +20,38 @@ function fail(message: string, hint = "", code = "restore"): never {
   throw new ArchivistError("restore", message, hint, { code });
 }
 
-/** Pick the archive: an exact name, or the newest one for "latest". */
-export async function pickArchive(t: Transport, cfg: Config, wanted: string): Promise<string> {
-  const names = (await t.list()).map((e) => e.name);
+/**
+ * Pick the archive: an exact name, or for "latest" the complete archive stored last (the catalogue's order, not the
+ * date in the name: a clock that was wrong once cannot make an old archive "latest").
+ */
+export async function pickArchive(t: Transport, cfg: Config, wanted: string, now: Date): Promise<string> {
+  const list = await t.list();
   if (wanted !== "latest") {
-    if (!names.includes(wanted)) fail(`no archive ${wanted} on ${t.location}`, "see `archivist list` for the archives there", "missing");
+    if (!list.some((e) => e.name === wanted)) {
+      fail(`no archive ${wanted} on ${t.location}`, "see `archivist list` for the archives there", "missing");
+    }
     return wanted;
   }
-  const parsed = names.map((n) => parseName(cfg.archive.name, n, cfg.name)).filter((p) => p !== undefined).sort(newestFirst);
-  if (!parsed.length) fail(`no archive matching ${cfg.archive.name} on ${t.location}`, "", "missing");
-  return parsed[0].name;
+  const inv = buildInventory(
+    list,
+    readCatalogue(cfg.state_dir, cfg.name),
+    t.location,
+    cfg.archive.name,
+    cfg.name,
+    now,
+    cfg.archive.timezone,
+  );
+  const best = inv.archives.find((a) => a.complete);
+  if (!best) {
+    fail(
+      inv.archives.length
+        ? `no complete archive on ${t.location} (${inv.archives.length} without a sidecar or with a wrong size)`
+        : `no archive matching ${cfg.archive.name} on ${t.location}`,
+      "see `archivist list`",
+      "missing",
+    );
+  }
+  return best.name;
 }
 
 async function sha256File(path: string): Promise<string> {
@@ -134,8 +157,16 @@ export async function extractTgz(tgz: string, dir: string, overwrite: boolean): 
 }
 
 /** The whole restore. Returns the dump's path. */
-export async function restore(t: Transport, cfg: Config, log: Logger, wanted: string, toDir: string, overwrite: boolean): Promise<string> {
-  const name = await pickArchive(t, cfg, wanted);
+export async function restore(
+  t: Transport,
+  cfg: Config,
+  log: Logger,
+  wanted: string,
+  toDir: string,
+  overwrite: boolean,
+  now: Date,
+): Promise<string> {
+  const name = await pickArchive(t, cfg, wanted, now);
   try {
     Deno.mkdirSync(toDir, { recursive: true, mode: 0o700 });
   } catch (e) {

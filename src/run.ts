@@ -67,11 +67,15 @@ export interface RunDeps {
 }
 
 /** The error of a run stopped by a signal, in the step it was in. */
-function interruptedError(step: StepName, signal: AbortSignal): ArchivistError {
+function interruptedError(step: StepName, signal: AbortSignal, data: RunData): ArchivistError {
   return new ArchivistError(
     step,
-    `interrupted by ${String(signal.reason ?? "a signal")} during ${step}`,
-    "the run was stopped (shutdown, Ctrl-C or kill); nothing was recorded as archived, and the next run starts afresh",
+    `interrupted by ${String(signal.reason ?? "a signal")} during ${step}${
+      data.stored ? ` after ${data.archiveName} was stored on ${data.storedLocation} and recorded` : ""
+    }`,
+    data.stored
+      ? "the archive is safe; retention was not applied this night and runs again next time"
+      : "the run was stopped (shutdown, Ctrl-C or kill); nothing was stored, and the next run starts afresh",
     {
       code: "interrupted",
       exitCode: EXIT.INTERRUPTED,
@@ -121,7 +125,7 @@ export async function executeRun(deps: RunDeps): Promise<RunResult> {
   // lock
   const lt = performance.now();
   try {
-    const lock = acquireLock(config.state_dir, config.name, startedAt);
+    const lock = acquireLock(config.state_dir, config.name, startedAt, log);
     releaseLock = onCleanup(() => lock.release());
     if (lock.tookOver) log.warn("lock", lock.tookOver);
     record("lock", "ok", lock.tookOver ?? `lock ${lock.path} taken`, performance.now() - lt);
@@ -138,7 +142,13 @@ export async function executeRun(deps: RunDeps): Promise<RunResult> {
       workDir = Deno.makeTempDirSync({ dir: config.work_dir, prefix: `${config.name}-run-` });
       Deno.chmodSync(workDir, 0o700);
       const dir = workDir;
-      removeWork = onCleanup(() => Deno.removeSync(dir, { recursive: true }));
+      removeWork = onCleanup(() => {
+        try {
+          Deno.removeSync(dir, { recursive: true });
+        } catch (e) {
+          if (!(e instanceof Deno.errors.NotFound)) log.warn("run", `could not remove ${dir}: ${e}`);
+        }
+      });
     } catch (e) {
       error = asArchivistError("fetch", e, `work_dir ${config.work_dir} must be a writable directory with room for the dump`);
       error = new ArchivistError("fetch", `cannot use work_dir ${config.work_dir}: ${error.message}`, error.hint, { code: "work_dir" });
@@ -176,8 +186,10 @@ export async function executeRun(deps: RunDeps): Promise<RunResult> {
 
   for (const step of deps.steps ?? NIGHTLY_STEPS) {
     if (steps.some((s) => s.step === step.name)) continue; // already recorded (work_dir failure)
-    if (!error && !stopStatus && ctx.signal.aborted) {
-      error = interruptedError(step.name, ctx.signal);
+    // Once the archive is stored, the state is still recorded (a quick local write): the record must match it.
+    const mustRun = step.name === "state" && data.stored && !error;
+    if (!error && !stopStatus && ctx.signal.aborted && !mustRun) {
+      error = interruptedError(step.name, ctx.signal, data);
       record(step.name, "failed", error.message, 0);
       continue;
     }
@@ -197,7 +209,7 @@ export async function executeRun(deps: RunDeps): Promise<RunResult> {
       if (out.stop) stopStatus = out.status;
     } catch (e) {
       // A step that fails because the run was interrupted reports the interruption, not the broken pipe.
-      error = ctx.signal.aborted ? interruptedError(step.name, ctx.signal) : asArchivistError(step.name, e);
+      error = ctx.signal.aborted && !mustRun ? interruptedError(step.name, ctx.signal, data) : asArchivistError(step.name, e);
       record(step.name, "failed", error.message, performance.now() - st);
     }
   }
@@ -245,7 +257,10 @@ export async function executeRun(deps: RunDeps): Promise<RunResult> {
     } (exit ${exitCode})`;
   log.log(error ? "error" : status === "warning" ? "warn" : "info", "run", summary);
 
-  removeWork?.();
-  releaseLock?.();
+  try {
+    removeWork?.();
+  } finally {
+    releaseLock?.();
+  }
   return result;
 }

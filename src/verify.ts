@@ -17,6 +17,7 @@ import type { Logger } from "./log.ts";
 import { verifyMail } from "./mail.ts";
 import { authHeaders, describeNetworkError, makeClient } from "./steps/fetch.ts";
 import { withTransport } from "./transports/registry.ts";
+import { uploadAtomic } from "./transports/transport.ts";
 import { findEntry, readDirectoryFrom, ZipError, type ZipSource } from "./zip/reader.ts";
 
 export type CheckStatus = "ok" | "warn" | "crit";
@@ -231,7 +232,7 @@ async function checkDestination(d: VerifyDeps): Promise<Check[]> {
     return await withTransport(d.config.destination, { log: d.log, env: d.env, step: "verify" }, async (t, priv) => {
       const local = join(priv, "probe");
       Deno.writeTextFileSync(local, `archivist verify probe ${new Date().toISOString()}\n`);
-      await t.upload(local, probe);
+      await uploadAtomic(t, local, probe);
       await t.remove(probe);
       const left = (await t.list()).some((e) => e.name === probe);
       if (left) return [warn("destination", `${t.location}: the probe file ${probe} could not be removed`, "check delete permissions")];

@@ -6,6 +6,9 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { localParts, pad } from "../src/clock.ts";
 import { formatName, type ParsedName, parseName } from "../src/naming.ts";
+import { type ArchiveInfo, buildInventory, runDateOf } from "../src/retention/inventory.ts";
+import { foldCatalogue, type StoredRecord } from "../src/catalogue.ts";
+import { clockDoubt } from "../src/retention/clockcheck.ts";
 import { decide, isoWeek, type Policy } from "../src/retention/policy.ts";
 import { runCli } from "./helpers/cli.ts";
 import { stringify } from "yaml";
@@ -15,13 +18,15 @@ const PAT = "{YYYY}{MM}{DD}.tgz";
 const DAY = 86_400_000;
 const base: Policy = { min_keep: 3, keep_daily: 0, keep_weekly: 0, keep_monthly: 0, keep_yearly: 0 };
 
-function archive(y: number, m: number, d: number, seq = 1): ParsedName {
-  return parseName(PAT, formatName(PAT, { year: y, month: m, day: d, hour: 0, minute: 0, second: 0 }, "j", seq), "j")!;
+/** A complete catalogued archive stored on its date (order follows the date, as with a right clock). */
+function archive(y: number, m: number, d: number, seq = 1): ArchiveInfo {
+  const p = parseName(PAT, formatName(PAT, { year: y, month: m, day: d, hour: 0, minute: 0, second: 0 }, "j", seq), "j")!;
+  return { ...p, order: p.stamp / 1000 + p.seq, catalogued: true, complete: true, size: 1, dated: "stored" };
 }
 
 /** A random set of distinct dated archives within `spanDays` before `now`. */
-function randomSet(rnd: () => number, now: Date, n: number, spanDays: number): ParsedName[] {
-  const names = new Map<string, ParsedName>();
+function randomSet(rnd: () => number, now: Date, n: number, spanDays: number): ArchiveInfo[] {
+  const names = new Map<string, ArchiveInfo>();
   for (let i = 0; i < n; i++) {
     const d = new Date(now.getTime() - Math.floor(rnd() * spanDays) * DAY);
     const a = archive(d.getUTCFullYear(), d.getUTCMonth() + 1, d.getUTCDate(), rnd() < 0.1 ? 2 : 1);
@@ -127,11 +132,22 @@ Deno.test("DST and year boundaries: a day is a calendar day, ISO weeks straddle 
 
 // ---- end to end on a real directory ----
 
-async function pruneSandbox(files: string[]) {
+/**
+ * A destination as an earlier version (without a catalogue) left it: the archives, and the state file naming the
+ * last one, which lets the first command adopt them into the catalogue.
+ */
+async function pruneSandbox(files: string[], last?: { name: string; storedAt: string }) {
   const root = await Deno.makeTempDir({ prefix: "archivist-prune-" });
   const dest = join(root, "dest");
   await Deno.mkdir(dest);
   for (const f of files) await Deno.writeTextFile(join(dest, f), `content of ${f}\n`);
+  if (last) {
+    await Deno.mkdir(join(root, "state"));
+    await Deno.writeTextFile(
+      join(root, "state", "j.state.json"),
+      JSON.stringify({ sha256: "a".repeat(64), archive: last.name, size: 1, location: dest, storedAt: last.storedAt, runId: "old" }),
+    );
+  }
   const cfg = join(root, "archive.yaml");
   const write = async (retention: Record<string, unknown>) => {
     await Deno.writeTextFile(
@@ -162,14 +178,19 @@ Deno.test("prune on a real directory deletes only old archives and their sidecar
   const now = "2026-11-22T03:00:00Z";
   const archives = [0, 1, 2, 10, 29, 30, 31, 45, 60, 90].map((n) => `${daysBefore(now, n)}.tgz`);
   const foreign = ["notes.txt", "20261122.tgz.bak", "2026-11-01.tgz", "other-20200101.tgz", ".20261122.tgz.part", "20200101.tgz.sha256"];
-  const sb = await pruneSandbox([...archives, ...archives.map((a) => `${a}.sha256`), ...foreign]);
+  const sb = await pruneSandbox([...archives, ...archives.map((a) => `${a}.sha256`), ...foreign], {
+    name: archives[0],
+    storedAt: "2026-11-22T02:31:00Z",
+  });
   await sb.write({ max_age: "30d", min_keep: 3 });
   const env = { ARCHIVIST_NOW: now };
 
   const dry = await runCli(["prune", "--dry-run", "-c", sb.cfg], { env });
   assert.equal(dry.code, 0, dry.stderr);
   assert.match(dry.stderr, /keeping 6, would delete 4 /);
-  assert.match(dry.stderr, new RegExp(`would delete ${daysBefore(now, 31)}\\.tgz: older than max_age`));
+  assert.match(dry.stderr, /adopted 10 archive\(s\)/, "the upgrade adopts what the state file vouches for");
+  assert.match(dry.stderr, new RegExp(`delete ${daysBefore(now, 31)}\\.tgz \\S+: older than max_age`));
+  assert.match(dry.stderr, new RegExp(`keep   ${daysBefore(now, 10)}\\.tgz \\S+: max_age`), "the dry run prints the whole plan");
   assert.equal(sb.ls().length, archives.length * 2 + foreign.length, "dry run deletes nothing");
 
   const list = await runCli(["list", "-c", sb.cfg], { env });
@@ -198,7 +219,7 @@ Deno.test("prune on a real directory deletes only old archives and their sidecar
 Deno.test("max_delete: a run that would delete too many deletes none and fails; prune --force overrides", async () => {
   const now = "2026-11-22T03:00:00Z";
   const archives = Array.from({ length: 15 }, (_, i) => `${daysBefore(now, 100 + i)}.tgz`);
-  const sb = await pruneSandbox([`${daysBefore(now, 0)}.tgz`, ...archives]);
+  const sb = await pruneSandbox([`${daysBefore(now, 0)}.tgz`, ...archives], { name: `${daysBefore(now, 0)}.tgz`, storedAt: now });
   await sb.write({ max_age: "30d", min_keep: 1, max_delete: 10 });
   const env = { ARCHIVIST_NOW: now };
   const r = await runCli(["prune", "-c", sb.cfg], { env });
@@ -218,7 +239,7 @@ Deno.test("a failed deletion is a warning naming the file; the other deletions g
     dirLike = `${daysBefore(now, 60)}.tgz`,
     stuck = `${daysBefore(now, 70)}.tgz`,
     old = `${daysBefore(now, 80)}.tgz`;
-  const sb = await pruneSandbox([keep, stuck, old]);
+  const sb = await pruneSandbox([keep, stuck, old], { name: keep, storedAt: now });
   await Deno.mkdir(join(sb.dest, dirLike)); // a directory with an archive's name is not an archive
   await sb.write({ max_age: "30d", min_keep: 1 });
   // Make `stuck` undeletable: as root, the immutable attribute; otherwise a read-only directory blocks every
@@ -243,4 +264,85 @@ Deno.test("a failed deletion is a warning naming the file; the other deletions g
     for (const [cmd, ...args] of undo) new Deno.Command(cmd, { args }).outputSync();
     await Deno.remove(sb.root, { recursive: true });
   }
+});
+
+// ---- pattern edits and clock jumps, through the catalogue ----
+
+Deno.test("property: pattern edits and clock jumps never select an archive younger than max_age by the date it was really stored", () => {
+  const patterns = ["{YYYY}{MM}{DD}.tgz", "{YYYY}{DD}{MM}.tgz", "db-{DD}{MM}{YYYY}.tgz", "{YYYY}-{MM}-{DD}.tar.gz"];
+  const rnd = seeded(42);
+  let doubted = 0, deleted = 0;
+  for (let sim = 0; sim < 60; sim++) {
+    const maxAgeDays = 3 + Math.floor(rnd() * 20);
+    const policy: Policy = { ...base, min_keep: 1 + Math.floor(rnd() * 3), max_age: maxAgeDays * DAY };
+    let text = "";
+    const present = new Map<string, number>(); // name → real storage time
+    let pattern = patterns[0];
+    const start = Date.UTC(2026, 0, 1, 2, 30);
+    for (let night = 0; night < 80; night++) {
+      const real = start + night * DAY;
+      // A clock a year off (either way) on some nights; the first nights are right (a reference must exist).
+      const r = rnd();
+      const jump = night < 3 ? 0 : r < 0.07 ? 365 * DAY : r < 0.14 ? -365 * DAY : 0;
+      const clock = new Date(real + jump);
+      if (rnd() < 0.1) pattern = patterns[Math.floor(rnd() * patterns.length)];
+      const doubt = clockDoubt(clock, foldCatalogue("c", text), undefined, policy.max_age);
+      let seq = 1, name = formatName(pattern, localParts(clock, "UTC"), "j");
+      while (present.has(name)) name = formatName(pattern, localParts(clock, "UTC"), "j", ++seq);
+      present.set(name, real);
+      const rec: StoredRecord = {
+        op: "stored",
+        name,
+        location: "L",
+        pattern,
+        runDate: runDateOf(clock, "UTC"),
+        storedAt: clock.toISOString(),
+        size: 1,
+        sha256: "s",
+        dumpName: "d",
+        dumpSize: 1,
+        dumpSha256: "d",
+        runId: String(night),
+        ...(doubt ? { clock: doubt.flag } : {}),
+      };
+      text += JSON.stringify(rec) + "\n";
+      const cat = foldCatalogue("c", text);
+      const listing = [...present.keys()].flatMap((n) => [{ name: n, size: 1 }, { name: `${n}.sha256`, size: 1 }]);
+      const inv = buildInventory(listing, cat, "L", pattern, "j", clock, "UTC");
+      const ds = decide(inv.archives, policy, localParts(clock, "UTC"), new Set([name]));
+      // The min_keep archives stored last are always kept.
+      const lastStored = [...present.keys()].slice(-policy.min_keep);
+      for (const n of lastStored) assert.ok(ds.find((d) => d.archive.name === n)!.keep, `${n} is among the last stored`);
+      if (clockDoubt(clock, cat, undefined, policy.max_age)) {
+        doubted++;
+        continue; // retention deletes nothing (planRetention refuses): nothing to check
+      }
+      for (const d of ds.filter((d) => !d.keep)) {
+        const ageDays = Math.floor(real / DAY) - Math.floor(present.get(d.archive.name)! / DAY);
+        assert.ok(ageDays > maxAgeDays, `night ${night}: ${d.archive.name} selected at a real age of ${ageDays}d (max_age ${maxAgeDays}d)`);
+        present.delete(d.archive.name);
+        text += JSON.stringify({ op: "deleted", name: d.archive.name, location: "L", at: clock.toISOString(), reason: "" }) + "\n";
+        deleted++;
+      }
+    }
+  }
+  assert.ok(doubted > 20 && deleted > 500, `the simulation exercised both paths (${doubted} doubted nights, ${deleted} deletions)`);
+});
+
+Deno.test("the clock check: behind the last trusted archive, or further ahead than max_age, is in doubt", () => {
+  const rec = (storedAt: string, clock?: "ahead" | "behind") =>
+    JSON.stringify({ op: "stored", name: "x", location: "L", pattern: PAT, runDate: storedAt.slice(0, 16), storedAt, size: 1, clock }) +
+    "\n";
+  const cat = foldCatalogue("c", rec("2026-11-20T02:30:00Z") + rec("2027-11-21T02:30:00Z", "ahead"));
+  assert.equal(cat.lastTrusted?.storedAt, "2026-11-20T02:30:00Z", "a flagged archive is never the reference");
+  assert.equal(clockDoubt(new Date("2026-11-21T02:30:00Z"), cat, undefined, 30 * DAY), undefined);
+  assert.equal(clockDoubt(new Date("2026-11-20T02:25:00Z"), cat, undefined, 30 * DAY), undefined, "10 minutes of slack");
+  assert.equal(clockDoubt(new Date("2026-11-19T02:30:00Z"), cat, undefined, 30 * DAY)?.flag, "behind");
+  assert.equal(clockDoubt(new Date("2026-12-21T02:30:00Z"), cat, undefined, 30 * DAY), undefined, "31 days: within max_age + 1 day");
+  assert.equal(clockDoubt(new Date("2026-12-22T03:30:00Z"), cat, undefined, 30 * DAY)?.flag, "ahead");
+  const trusted = foldCatalogue(
+    "c",
+    rec("2026-11-20T02:30:00Z") + rec("2027-11-21T02:30:00Z", "ahead") + JSON.stringify({ op: "trust", at: "x", reason: "" }),
+  );
+  assert.equal(trusted.lastTrusted?.storedAt, "2027-11-21T02:30:00Z", "prune --force trusts what was flagged");
 });

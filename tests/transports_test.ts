@@ -17,6 +17,7 @@ import { TEST_USER } from "./servers/common.ts";
 import { runCli, spawnCli } from "./helpers/cli.ts";
 import { EXIT } from "../src/errors.ts";
 import { parseMlsd } from "../src/transports/ftps.ts";
+import { uploadAtomic } from "../src/transports/transport.ts";
 
 const top = await Deno.makeTempDir({ prefix: "archivist-tr-" });
 await Deno.chmod(top, 0o755); // the FTP/SMB test user must traverse it
@@ -54,8 +55,9 @@ async function fullRun(
     const root = await Deno.makeTempDir({ prefix: "archivist-full-" });
     try {
       await Deno.mkdir(serverDir, { recursive: true });
-      // Old archives, a foreign file, and an upload cut mid-way by an earlier run.
-      for (const f of ["20260101.tgz", "20260101.tgz.sha256", "20261001.tgz", "keep-me.txt", ".20261121.tgz.part"]) {
+      // A look-alike archive put there by hand (not in the catalogue: never deleted), a foreign file, and an upload
+      // cut mid-way by an earlier run.
+      for (const f of ["20260101.tgz", "20260101.tgz.sha256", "keep-me.txt", ".20261121.tgz.part"]) {
         await Deno.writeTextFile(join(serverDir, f), "old\n");
       }
       await own?.(serverDir);
@@ -81,6 +83,11 @@ async function fullRun(
         }),
       );
       await Deno.chmod(cfg, 0o600);
+      // A real run 31 days earlier: its archive is in the catalogue and older than max_age on the night below.
+      const early = await runCli(["run", "-c", cfg], { env: { ARCHIVIST_NOW: "2026-10-22T02:30:00Z" } });
+      assert.equal(early.code, 0, early.stderr);
+      await Deno.writeTextFile(join(serverDir, ".20261121.tgz.part"), "old\n"); // (that run removed the first one)
+      await own?.(serverDir);
       const child = spawnCli(["run", "-c", cfg], { ARCHIVIST_NOW: "2026-11-22T02:30:00Z" });
       // Scan every process's command line while the run goes on.
       let sawTool = 0;
@@ -110,12 +117,13 @@ async function fullRun(
       const files = [...Deno.readDirSync(serverDir)].map((e) => e.name).sort();
       assert.deepEqual(
         files,
-        ["20261122.tgz", "20261122.tgz.sha256", "keep-me.txt"],
-        "old archives deleted with their sidecar, the cut upload removed, foreign file kept",
+        ["20260101.tgz", "20260101.tgz.sha256", "20261122.tgz", "20261122.tgz.sha256", "keep-me.txt"],
+        "the expired archive deleted with its sidecar, the cut upload removed, the look-alike and the foreign file kept",
       );
       assert.match(await sh("sha256sum", ["-c", "20261122.tgz.sha256"], { cwd: serverDir }), /OK/);
       const log = await Deno.readTextFile(join(root, "archivist.log"));
-      assert.match(log, /deleted 20261001\.tgz: older than max_age/);
+      assert.match(log, /deleted 20261022\.tgz: older than max_age/);
+      assert.match(log, /1 archive\(s\) on the destination are not in the catalogue: listed, never deleted/);
       assert.match(log, /removed \.20261121\.tgz\.part \(4 B\), left by an interrupted upload/);
       if (destination.verify === "checksum") assert.match(log, /stored 20261122\.tgz \(.*, sha256 verified by reading it back\)/);
       else assert.match(log, /stored 20261122\.tgz \(.*, size verified\)/);
@@ -338,7 +346,7 @@ Deno.test("smb against Samba smbd", async (t) => {
       const tr = makeTransport(base({ path: "readonly" }), priv);
       await tr.open();
       await Deno.writeTextFile(join(top, "small"), "x");
-      await expectCode(tr.upload(join(top, "small"), "20261122.tgz"), "permission", /upload of 20261122\.tgz: access denied on/);
+      await expectCode(uploadAtomic(tr, join(top, "small"), "20261122.tgz"), "permission", /upload of 20261122\.tgz: access denied on/);
       await tr.close();
     });
     await t.step("missing share is named", async () => {

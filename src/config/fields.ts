@@ -141,15 +141,31 @@ export function oneOf<const V extends string>(...values: V[]): Field<V> {
   });
 }
 
-/** A duration such as `30s`, `5m`, `12h`, `30d`, `1h30m`, in milliseconds. */
-export function duration(): Field<number> {
-  return new Field<number>("duration", (raw, path) => {
+/** The longest timer a JavaScript runtime can wait (2^31-1 ms, about 24.8 days): beyond it a timer fires at once. */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/**
+ * A duration such as `30s`, `5m`, `12h`, `30d`, `1h30m`, in milliseconds. `timer()` bounds it for use as a
+ * timeout or delay (below 24 days): a longer timer would overflow and fire at once.
+ */
+export function duration(): Field<number> & { timer(): Field<number> } {
+  const parse = (raw: unknown, path: string) => {
     const ms = typeof raw === "string" ? parseDuration(raw) : undefined;
     if (ms === undefined) {
       throw new FieldError(path, `expected a duration like 30s, 5m, 12h, 30d, got ${typeName(raw)}`);
     }
     return ms;
-  });
+  };
+  const f = new Field<number>("duration", parse) as Field<number> & { timer(): Field<number> };
+  f.timer = () =>
+    new Field<number>("duration up to 24d", (raw, path) => {
+      const ms = parse(raw, path);
+      if (ms < 1 || ms >= 24 * 86_400_000) {
+        throw new FieldError(path, `${raw} is out of range for a timeout: give between 1ms and 23d (timers overflow past 24.8 days)`);
+      }
+      return ms;
+    });
+  return f;
 }
 
 /** A size such as `500MB`, `20GiB`, or a plain number of bytes. */

@@ -64,11 +64,11 @@ export const sourceSchema = obj({
     "/etc/archivist/ca.pem",
   ),
   auth: authSchema.optional().doc("Authentication: `type: basic` (username + password) or `type: header` (name + value)."),
-  connect_timeout: duration().default(30_000).doc("Time allowed to connect and receive the response headers.", "30s"),
-  timeout: duration().default(2 * 3_600_000).doc("Time allowed for the whole download.", "2h"),
-  idle_timeout: duration().default(120_000).doc("The download fails when no byte arrives for this long.", "2m"),
+  connect_timeout: duration().timer().default(30_000).doc("Time allowed to connect and receive the response headers.", "30s"),
+  timeout: duration().timer().default(2 * 3_600_000).doc("Time allowed for the whole download.", "2h"),
+  idle_timeout: duration().timer().default(120_000).doc("The download fails when no byte arrives for this long.", "2m"),
   retries: int(0, 20).default(3).doc("Further attempts after a network error or an HTTP 5xx (never after a 4xx).", 3),
-  retry_delay: duration().default(30_000).doc("Wait before the first retry; doubled for each next one.", "30s"),
+  retry_delay: duration().timer().default(30_000).doc("Wait before the first retry; doubled for each next one.", "30s"),
   max_size: size().default(50 * 1024 ** 3).doc("Largest zip accepted; a bigger download is aborted.", "50GiB"),
 });
 
@@ -173,7 +173,7 @@ export const mailSchema = obj({
   ),
   username: nonEmpty().optional().doc("SMTP user (AUTH).", "archivist"),
   ...secretFields("password", "SMTP password"),
-  timeout: duration().default(30_000).doc("Connect and command timeout for SMTP or sendmail.", "30s"),
+  timeout: duration().timer().default(30_000).doc("Connect and command timeout for SMTP or sendmail.", "30s"),
 }).refine((m) => {
   if (!m.enabled) return undefined;
   if (!m.to.length) return ["to", "is required when mail is enabled: at least one recipient"];
@@ -205,7 +205,7 @@ export const monitorSchema = obj({
     "Heartbeat URL (healthchecks.io style): GET URL/start at start, POST URL on success, POST URL/fail on failure, with the summary as body and ?rid=<run id>. A ping failure is logged, never fatal.",
     "https://hc-ping.com/your-uuid",
   ),
-  ping_timeout: duration().default(10_000).doc("Timeout of each ping.", "10s"),
+  ping_timeout: duration().timer().default(10_000).doc("Timeout of each ping.", "10s"),
   prometheus_textfile: absPath().optional().doc(
     "node_exporter textfile collector file, written atomically after each run (last run, last success, duration, archive size, status).",
     "/var/lib/prometheus/node-exporter/archivist.prom",

@@ -1,88 +1,143 @@
 /**
- * Retention executor: list the destination through the Transport, let the pure policy decide, delete.
- * The same code serves `run`, `prune` and `list` on every destination type.
+ * Retention executor: list the destination through the Transport, build the inventory with the catalogue, let
+ * the pure policy decide, check the clock and max_delete, delete. `run`, `prune`, `prune --dry-run` and `list`
+ * all go through {@link planRetention}, so the plan a dry run prints is the plan a real prune executes.
  */
 import { ArchivistError, asArchivistError } from "../errors.ts";
 import { formatDuration } from "../config/units.ts";
-import { type LocalParts } from "../clock.ts";
-import { parseName, sidecarName } from "../naming.ts";
+import { localParts } from "../clock.ts";
+import { appendCatalogue, type Catalogue, readCatalogue } from "../catalogue.ts";
+import { sidecarName } from "../naming.ts";
+import { readState } from "../state.ts";
 import type { Config } from "../config/load.ts";
 import type { Logger } from "../log.ts";
 import type { RemoteEntry, Transport } from "../transports/transport.ts";
 import { decide, type Decision, policyActive } from "./policy.ts";
+import { buildInventory, type Inventory } from "./inventory.ts";
+import { type ClockDoubt, clockDoubt } from "./clockcheck.ts";
+import { adoptLegacy } from "./adopt.ts";
 
-export interface RetentionPlan {
+export interface RetentionPlan extends Inventory {
   decisions: Decision[];
-  entries: Map<string, RemoteEntry>;
-  /** Sidecars whose archive is gone. */
-  orphanSidecars: string[];
+  doomed: Decision[];
+  /** The clock disagrees with the history: nothing may be deleted without --force. */
+  doubt?: ClockDoubt;
+  /** Why a real prune would delete nothing (clock doubt, max_delete), or undefined. */
+  refusal?: ArchivistError;
+  catalogue: Catalogue;
 }
 
 export interface RetentionResult extends RetentionPlan {
   deleted: string[];
   failed: { name: string; error: string }[];
+  /** Set when retention deleted nothing on purpose (clock in doubt during a run). */
+  skipped?: string;
 }
 
 /** List the destination and decide, deleting nothing. */
-export async function planRetention(t: Transport, cfg: Config, now: LocalParts, protect: ReadonlySet<string>): Promise<RetentionPlan> {
+export async function planRetention(
+  t: Transport,
+  cfg: Config,
+  now: Date,
+  protect: ReadonlySet<string>,
+  log?: Logger,
+): Promise<RetentionPlan> {
   let list: RemoteEntry[];
   try {
     list = await t.list();
   } catch (e) {
     throw asArchivistError("retention", e, "retention could not list the destination; nothing was deleted");
   }
-  const entries = new Map(list.filter((e) => !e.isDir).map((e) => [e.name, e]));
-  const archives = [...entries.keys()].map((n) => parseName(cfg.archive.name, n, cfg.name)).filter((p) => p !== undefined);
-  const orphanSidecars = [...entries.keys()].filter((n) =>
-    n.endsWith(".sha256") && parseName(cfg.archive.name, n.slice(0, -7), cfg.name) && !entries.has(n.slice(0, -7))
-  );
-  return { decisions: decide(archives, cfg.retention, now, protect), entries, orphanSidecars };
+  if (log) adoptLegacy(cfg, t.location, list, log, "retention");
+  const cat = readCatalogue(cfg.state_dir, cfg.name);
+  const inv = buildInventory(list, cat, t.location, cfg.archive.name, cfg.name, now, cfg.archive.timezone);
+  const decisions = decide(inv.archives, cfg.retention, localParts(now, cfg.archive.timezone), protect);
+  const doomed = policyActive(cfg.retention) ? decisions.filter((d) => !d.keep) : [];
+  const doubt = clockDoubt(now, cat, readState(cfg.state_dir, cfg.name), cfg.retention.max_age);
+  let refusal: ArchivistError | undefined;
+  if (doomed.length && doubt) {
+    refusal = new ArchivistError(
+      "retention",
+      `clock in doubt, deleted none of ${doomed.length} archive(s): ${doubt.message}`,
+      "check the system clock (timedatectl, NTP); if it is right (a long outage), review with `archivist prune --dry-run` and accept it with `archivist prune --force`",
+      { code: "clock" },
+    );
+  } else if (doomed.length > cfg.retention.max_delete) {
+    refusal = new ArchivistError(
+      "retention",
+      `${doomed.length} archives would be deleted, more than retention.max_delete (${cfg.retention.max_delete}): deleted none`,
+      "if that is right (e.g. retention was shortened), review with `archivist prune --dry-run`, then run `archivist prune --force`; if not, check retention, archive.timezone and the system clock",
+      { code: "max_delete" },
+    );
+  }
+  return { ...inv, decisions, doomed, doubt, refusal, catalogue: cat };
+}
+
+/** One line per archive for the log and `prune --dry-run`. */
+export function describeDecision(d: Decision): string {
+  const a = d.archive;
+  const date = `${a.year}-${String(a.month).padStart(2, "0")}-${String(a.day).padStart(2, "0")}`;
+  const how = a.dated === "stored" ? "" : ` (dated by ${a.dated})`;
+  const state = a.problem ? ` [incomplete: ${a.problem}]` : "";
+  return `${d.keep ? "keep  " : "delete"} ${a.name} ${date}${how}${state}: ${d.reasons.join(", ")}`;
 }
 
 /**
- * Apply retention. Refuses to delete anything when more than retention.max_delete archives would go (unless
- * `force`), so that a changed name pattern or a wrong clock cannot wipe a destination.
+ * Apply retention. Deletes nothing when the clock is in doubt (a run ends with a warning, prune fails) or when more
+ * than retention.max_delete archives would go (both fail), unless `force`: a changed setting or a wrong clock cannot
+ * wipe a destination. Every deletion is recorded in the catalogue.
  */
 export async function applyRetention(
   t: Transport,
   cfg: Config,
-  now: LocalParts,
+  now: Date,
   protect: ReadonlySet<string>,
   log: Logger,
-  opts: { dryRun?: boolean; force?: boolean; step?: string } = {},
+  opts: { dryRun?: boolean; force?: boolean; step?: string; inRun?: boolean } = {},
 ): Promise<RetentionResult> {
   const step = opts.step ?? "retention";
-  const plan = await planRetention(t, cfg, now, protect);
-  const doomed = plan.decisions.filter((d) => !d.keep);
-  const kept = plan.decisions.length - doomed.length;
+  const plan = await planRetention(t, cfg, now, protect, log);
   const res: RetentionResult = { ...plan, deleted: [], failed: [] };
+  const uncatalogued = plan.archives.filter((a) => !a.catalogued).length;
+  if (uncatalogued) {
+    log.info(
+      step,
+      `${uncatalogued} archive(s) on the destination are not in the catalogue: listed, never deleted (see \`archivist list\`)`,
+    );
+  }
   if (!policyActive(cfg.retention)) {
     log.info(step, `no retention rule set (retention.max_age or keep_*): keeping all ${plan.decisions.length} archives`);
     return res;
   }
-  if (doomed.length > cfg.retention.max_delete && !opts.force) {
-    throw new ArchivistError(
-      "retention",
-      `${doomed.length} archives would be deleted, more than retention.max_delete (${cfg.retention.max_delete}): deleted none (${
-        doomed.slice(0, 5).map((d) => d.archive.name).join(", ")
-      }${doomed.length > 5 ? ", …" : ""})`,
-      "if that is right (e.g. retention was shortened), run `archivist prune --dry-run` to review, then `archivist prune --force`; if not, check archive.name, archive.timezone and the system clock",
-      { code: "max_delete" },
-    );
-  }
+  const kept = plan.decisions.length - plan.doomed.length;
   const age = cfg.retention.max_age !== undefined ? `max_age ${formatDuration(cfg.retention.max_age)}` : "no max_age";
   log.info(
     step,
     `${plan.decisions.length} archives on the destination: keeping ${kept}, ${
       opts.dryRun ? "would delete" : "deleting"
-    } ${doomed.length} (${age}, min_keep ${cfg.retention.min_keep})`,
+    } ${plan.doomed.length} (${age}, min_keep ${cfg.retention.min_keep})`,
   );
-  for (const d of doomed) {
-    const name = d.archive.name;
-    if (opts.dryRun) {
-      log.info(step, `would delete ${name}: ${d.reasons.join(", ")}`);
-      continue;
+  if (opts.dryRun) {
+    // The whole plan, always: the case max_delete refuses is the one a user most needs to review.
+    for (const d of plan.decisions) log.info(step, describeDecision(d));
+    for (const side of plan.orphanSidecars) log.info(step, `delete ${side}: its archive is gone`);
+    if (plan.refusal) log.warn(step, `a real prune would delete nothing: ${plan.refusal.message} (hint: ${plan.refusal.hint})`);
+    return res;
+  }
+  if (plan.refusal && !opts.force) {
+    if (plan.refusal.code === "clock" && opts.inRun) {
+      res.skipped = plan.refusal.message;
+      log.warn(step, `${plan.refusal.message} (hint: ${plan.refusal.hint})`);
+      return res;
     }
+    throw plan.refusal;
+  }
+  if (plan.doubt && opts.force) {
+    appendCatalogue(cfg.state_dir, cfg.name, { op: "trust", at: now.toISOString(), reason: `prune --force: ${plan.doubt.message}` });
+    log.warn(step, `--force: the clock is accepted as right (${plan.doubt.message})`);
+  }
+  for (const d of plan.doomed) {
+    const name = d.archive.name;
     try {
       await t.remove(name);
       res.deleted.push(name);
@@ -92,6 +147,17 @@ export async function applyRetention(
       res.failed.push({ name, error: msg });
       log.warn(step, `could not delete ${name}: ${msg}`);
       continue;
+    }
+    try {
+      appendCatalogue(cfg.state_dir, cfg.name, {
+        op: "deleted",
+        name,
+        location: t.location,
+        at: now.toISOString(),
+        reason: d.reasons.join(", "),
+      });
+    } catch (e) {
+      log.warn(step, asArchivistError("state", e).message);
     }
     const side = sidecarName(name);
     if (plan.entries.has(side)) {
@@ -105,10 +171,6 @@ export async function applyRetention(
     }
   }
   for (const side of plan.orphanSidecars) {
-    if (opts.dryRun) {
-      log.info(step, `would delete ${side}: its archive is gone`);
-      continue;
-    }
     try {
       await t.remove(side);
       log.info(step, `deleted ${side}: its archive is gone`);

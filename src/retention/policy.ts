@@ -2,18 +2,22 @@
  * Retention as a pure function: given the archive names found on a destination, the policy and "now", decide
  * which to keep and why. No I/O here, so every rule is tested with an injected clock (tests/retention_test.ts).
  *
- * Rules, in the order they protect an archive:
- *  - names that do not parse with archive.name are not archives: never selected (they are not even passed in);
+ * The archives come from the inventory (inventory.ts): dated by the run that stored them, ordered by "stored
+ * last". Rules, in the order they protect an archive:
+ *  - foreign files are not archives: never selected (they are not even passed in);
+ *  - an archive not in the catalogue is never deleted ("not in the catalogue");
  *  - the archive stored by this run is kept ("just stored");
- *  - the `min_keep` newest archives are kept, whatever their age;
- *  - GFS (`keep_daily`/`weekly`/`monthly`/`yearly`, restic's semantics): the newest archive of each of the last N
- *    periods that have an archive is kept;
+ *  - the `min_keep` archives stored last *that are complete* (sidecar there, size as recorded) are kept, whatever
+ *    their age; an incomplete archive never takes a min_keep place;
+ *  - GFS (`keep_daily`/`weekly`/`monthly`/`yearly`, restic's semantics): the complete archive stored last in each
+ *    of the last N periods that have one is kept;
  *  - `max_age`: archives whose date is within max_age of today are kept.
  * An archive is deleted only when no rule keeps it, and only when at least one rule is configured (max_age or a
- * keep_* rule): an empty policy keeps everything. Age always comes from the date in the name.
+ * keep_* rule): an empty policy keeps everything.
  */
 import { dayNumber, fromDayNumber, type LocalParts, pad } from "../clock.ts";
 import type { ParsedName } from "../naming.ts";
+import type { ArchiveInfo } from "./inventory.ts";
 
 export interface Policy {
   max_age?: number;
@@ -25,7 +29,7 @@ export interface Policy {
 }
 
 export interface Decision {
-  archive: ParsedName;
+  archive: ArchiveInfo;
   keep: boolean;
   /** Why it is kept ("min_keep", "keep_daily", "max_age", "just stored"), or why it goes ("older than 30d"). */
   reasons: string[];
@@ -43,16 +47,16 @@ export function isoWeek(p: { year: number; month: number; day: number }): string
   return `${thursday.year}-W${pad(week)}`;
 }
 
-const PERIODS: Array<[keyof Policy, (a: ParsedName) => string]> = [
+const PERIODS: Array<[keyof Policy, (a: ArchiveInfo) => string]> = [
   ["keep_daily", (a) => `${a.year}-${pad(a.month)}-${pad(a.day)}`],
   ["keep_weekly", (a) => isoWeek(a)],
   ["keep_monthly", (a) => `${a.year}-${pad(a.month)}`],
   ["keep_yearly", (a) => `${a.year}`],
 ];
 
-/** Newest first: by date/time in the name, then by the same-day counter. */
-export function newestFirst(a: ParsedName, b: ParsedName): number {
-  return b.stamp - a.stamp || b.seq - a.seq || (a.name < b.name ? 1 : -1);
+/** Newest first: stored last first (catalogue order), whatever the dates say. */
+export function newestFirst(a: ArchiveInfo, b: ArchiveInfo): number {
+  return b.order - a.order || (a.name < b.name ? 1 : -1);
 }
 
 /** True when the policy can delete anything at all. */
@@ -64,18 +68,21 @@ export function policyActive(p: Policy): boolean {
  * Decide for each archive. `now` is the local time in archive.timezone; `protect` holds names never to delete.
  * @example decide(parsed, { max_age: 30 * 86400000, min_keep: 3, keep_daily: 0, ... }, localParts(now, tz), new Set([justStored]))
  */
-export function decide(archives: ParsedName[], p: Policy, now: LocalParts, protect: ReadonlySet<string> = new Set()): Decision[] {
+export function decide(archives: ArchiveInfo[], p: Policy, now: LocalParts, protect: ReadonlySet<string> = new Set()): Decision[] {
   const sorted = [...archives].sort(newestFirst);
   const reasons = new Map<string, string[]>(sorted.map((a) => [a.name, []]));
   const add = (a: ParsedName, r: string) => reasons.get(a.name)!.push(r);
+  // Only complete archives of the catalogue count as the ones kept "for sure".
+  const countable = sorted.filter((a) => a.catalogued && a.complete);
 
+  for (const a of sorted) if (!a.catalogued) add(a, "not in the catalogue (never deleted)");
   for (const a of sorted) if (protect.has(a.name)) add(a, "just stored");
-  sorted.slice(0, p.min_keep).forEach((a) => add(a, "min_keep"));
+  countable.slice(0, p.min_keep).forEach((a) => add(a, "min_keep"));
   for (const [rule, key] of PERIODS) {
     const n = p[rule] as number;
     if (!n) continue;
     const seen = new Set<string>();
-    for (const a of sorted) {
+    for (const a of countable) {
       const k = key(a);
       if (seen.has(k)) continue;
       if (seen.size >= n) break;

@@ -8,9 +8,10 @@ export const retentionStep: Step = {
     if (!data.stored) return { status: "skipped", message: "nothing stored: retention not applied" };
     const t = await ctx.destination("retention");
     const protect = new Set([data.archiveName!]);
-    const r = await applyRetention(t, ctx.config, ctx.runDate, protect, ctx.log, { force: ctx.options.force });
+    const r = await applyRetention(t, ctx.config, ctx.startedAt, protect, ctx.log, { inRun: true });
     data.deleted = r.deleted;
     data.deleteFailed = r.failed;
+    if (r.skipped) return { status: "warning", message: `deleted nothing: ${r.skipped}` };
     const kept = r.decisions.length - r.deleted.length - r.failed.filter((f) => !f.name.endsWith(".sha256")).length;
     if (r.failed.length) {
       return {

@@ -1,18 +1,31 @@
 /**
- * store: put the archive and its sidecar on the destination through the Transport (temp name, rename, size check).
+ * store: put the archive and its sidecar on the destination through the Transport, and record it in the catalogue.
  *
- * Before uploading it removes upload temp files left by an interrupted run (they are never taken for archives).
- * An archive of the same name already there is never overwritten: identical content (same sha256 sidecar) means
- * it is already stored; different content gets the next free `-N` name (`20261122-2.tgz`).
+ * Order (each a command of its own, issued by this process, so nothing can complete after archivist died):
+ *  1. remove upload temp files left by an interrupted run (`.NAME.part` of our names only);
+ *  2. put the archive and the sidecar under their temporary names, check both sizes in a listing;
+ *  3. with `verify: checksum`, read the temporary archive back and compare its sha256 (a damaged copy is never
+ *     visible under a final name);
+ *  4. rename the sidecar, then the archive, into place: an archive is never visible without its sidecar;
+ *  5. check the final sizes, append the archive to the catalogue.
+ *
+ * An archive of the same name already there is never overwritten. When it is this very archive (same size, and the
+ * same sha256 by its sidecar, the catalogue or reading it back) the run only finishes what is missing (its sidecar,
+ * its catalogue record); otherwise this one gets the next free `-N` name (`20261122-2.tgz`).
  */
 import { join } from "node:path";
 import { createHash } from "node:crypto";
 import { ArchivistError, asArchivistError } from "../errors.ts";
 import { formatSize } from "../config/units.ts";
-import { formatName, isTempName, parseName, sidecarName } from "../naming.ts";
+import { formatName, isTempName, sidecarName, tempName } from "../naming.ts";
+import { appendCatalogue, type Catalogue, entriesAt, readCatalogue } from "../catalogue.ts";
+import { readState } from "../state.ts";
+import { parseAny, runDateOf } from "../retention/inventory.ts";
+import { clockDoubt } from "../retention/clockcheck.ts";
+import { adoptLegacy } from "../retention/adopt.ts";
 import { sidecarText } from "./pack.ts";
 import type { RunContext, RunData, Step, StepOutcome } from "../context.ts";
-import type { RemoteEntry, Transport } from "../transports/transport.ts";
+import { checkSize, type RemoteEntry, type Transport } from "../transports/transport.ts";
 
 /** The sha256 recorded in the remote sidecar of `name`, or undefined. */
 async function remoteSha(t: Transport, name: string, workDir: string): Promise<string | undefined> {
@@ -27,34 +40,26 @@ async function remoteSha(t: Transport, name: string, workDir: string): Promise<s
   }
 }
 
-/** Download `name` back and compare its sha256 (destination.verify: checksum). */
-async function verifyChecksum(t: Transport, name: string, want: string, workDir: string): Promise<void> {
+/** Download `name` and return its sha256. */
+async function readBackSha(t: Transport, name: string, workDir: string): Promise<string> {
   const local = join(workDir, "readback.tgz");
   try {
     await t.download(name, local);
     const f = await Deno.open(local);
     const h = createHash("sha256");
     for await (const chunk of f.readable) h.update(chunk);
-    const got = h.digest("hex");
-    if (got !== want) {
-      throw new ArchivistError(
-        "store",
-        `read-back of ${name} from ${t.location} has sha256 ${got}, expected ${want}: the stored copy is damaged`,
-        "check the destination's storage; the state was not advanced",
-        { code: "checksum_mismatch" },
-      );
-    }
+    return h.digest("hex");
   } finally {
     await Deno.remove(local).catch(() => {});
   }
 }
 
-/** Remove upload leftovers of our own archives (".NAME.part" where NAME is an archive or its sidecar). */
-async function cleanTemps(ctx: RunContext, t: Transport, entries: RemoteEntry[]): Promise<void> {
+/** Remove upload leftovers of our own archives (".NAME.part" where NAME is an archive or its sidecar of ours). */
+async function cleanTemps(ctx: RunContext, t: Transport, entries: RemoteEntry[], patterns: Set<string>): Promise<void> {
   for (const e of entries) {
     if (!isTempName(e.name)) continue;
     const inner = e.name.slice(1, -".part".length).replace(/\.sha256$/, "");
-    if (!parseName(ctx.config.archive.name, inner, ctx.config.name)) continue;
+    if (!parseAny(patterns, inner, ctx.config.name)) continue;
     try {
       await t.remove(e.name);
       ctx.log.warn("store", `removed ${e.name} (${formatSize(e.size)}), left by an interrupted upload`);
@@ -64,59 +69,158 @@ async function cleanTemps(ctx: RunContext, t: Transport, entries: RemoteEntry[])
   }
 }
 
+type Existing = { kind: "same"; sidecar: boolean; how: string } | { kind: "other"; why: string };
+
+/** Is the archive already at `name` this very archive? */
+async function compareExisting(
+  ctx: RunContext,
+  t: Transport,
+  data: RunData,
+  name: string,
+  entries: Map<string, RemoteEntry>,
+  cat: Catalogue,
+): Promise<Existing> {
+  const there = entries.get(name)!;
+  const hasSide = entries.has(sidecarName(name));
+  if (there.size !== data.archiveSize) {
+    const damaged = hasSide && (await remoteSha(t, name, ctx.workDir)) === data.archiveSha256;
+    return {
+      kind: "other",
+      why: damaged
+        ? `its sidecar names this archive's sha256 but it has ${there.size} bytes, not ${data.archiveSize}: that copy is damaged`
+        : `different content (${there.size} bytes)`,
+    };
+  }
+  const checksum = (ctx.config.destination as { verify?: string }).verify === "checksum";
+  const recorded = entriesAt(cat, t.location).find((e) => e.name === name);
+  const side = hasSide ? await remoteSha(t, name, ctx.workDir) : undefined;
+  const claimed = side === data.archiveSha256 || recorded?.sha256 === data.archiveSha256;
+  if (claimed && !checksum) {
+    return {
+      kind: "same",
+      sidecar: hasSide,
+      how: side === data.archiveSha256 ? "same size and sidecar sha256" : "same size, sha256 in the catalogue",
+    };
+  }
+  if (hasSide && side !== undefined && side !== data.archiveSha256) {
+    return { kind: "other", why: "different content (its sidecar has another sha256)" };
+  }
+  // No sidecar to trust (or verify: checksum): read it back.
+  const got = await readBackSha(t, name, ctx.workDir);
+  if (got === data.archiveSha256) return { kind: "same", sidecar: hasSide, how: "same sha256, read back" };
+  return { kind: "other", why: `different content (sha256 ${got.slice(0, 16)}… read back)` };
+}
+
 export const storeStep: Step = {
   name: "store",
   async run(ctx: RunContext, data: RunData): Promise<StepOutcome> {
     const t = await ctx.destination("store");
+    const cfg = ctx.config;
     try {
-      const entries = await t.list();
-      await cleanTemps(ctx, t, entries);
-      const names = new Set(entries.map((e) => e.name));
+      let list = await t.list();
+      adoptLegacy(cfg, t.location, list, ctx.log, "store");
+      const cat = readCatalogue(cfg.state_dir, cfg.name);
+      const patterns = new Set([cfg.archive.name, ...cat.patterns]);
+      // The clock is judged before this archive joins the history (it must not vouch for itself).
+      const doubt = clockDoubt(ctx.startedAt, cat, readState(cfg.state_dir, cfg.name), cfg.retention.max_age);
+      if (doubt) {
+        data.clockDoubt = doubt.message;
+        ctx.log.warn("store", `clock in doubt: ${doubt.message}; this archive is flagged, retention will delete nothing`);
+      }
+      await cleanTemps(ctx, t, list, patterns);
+      const entries = new Map(list.map((e) => [e.name, e]));
+      const record = (name: string) =>
+        appendCatalogue(cfg.state_dir, cfg.name, {
+          op: "stored",
+          name,
+          location: t.location,
+          pattern: cfg.archive.name,
+          runDate: runDateOf(ctx.startedAt, cfg.archive.timezone),
+          storedAt: ctx.clock.now().toISOString(),
+          size: data.archiveSize!,
+          sha256: data.archiveSha256!,
+          dumpName: data.dumpName!,
+          dumpSize: data.dumpSize!,
+          dumpSha256: data.dumpSha256!,
+          runId: ctx.runId,
+          origin: "run",
+          ...(doubt ? { clock: doubt.flag } : {}),
+        });
+
       let name = data.archiveName!;
-      for (let seq = 2; names.has(name); seq++) {
-        const sha = await remoteSha(t, name, ctx.workDir);
-        if (sha === data.archiveSha256) {
+      for (let seq = 2; entries.has(name); seq++) {
+        const ex = await compareExisting(ctx, t, data, name, entries, cat);
+        if (ex.kind === "same") {
+          const done: string[] = [];
+          if (!ex.sidecar) {
+            await Deno.writeTextFile(data.sidecarPath!, sidecarText(data.archiveSha256!, name));
+            const tmp = tempName(sidecarName(name));
+            await t.put(data.sidecarPath!, tmp);
+            checkSize(await t.list(), tmp, (await Deno.stat(data.sidecarPath!)).size, t.location);
+            await t.rename(tmp, sidecarName(name));
+            done.push(`uploaded its missing ${sidecarName(name)}`);
+          }
+          if (!entriesAt(readCatalogue(cfg.state_dir, cfg.name), t.location).some((e) => e.name === name)) {
+            record(name);
+            done.push("recorded it in the catalogue");
+          }
           data.archiveName = name;
           data.stored = true;
           data.storedLocation = t.location;
-          return { status: "ok", message: `${name} is already on ${t.location} with the same sha256: nothing to upload` };
+          return {
+            status: "ok",
+            message: `${name} is already on ${t.location} (${ex.how})${done.length ? `: ${done.join(", ")}` : ": nothing to upload"}`,
+          };
         }
-        const next = formatName(ctx.config.archive.name, ctx.runDate, ctx.config.name, seq);
-        ctx.log.warn("store", `${name} already exists on ${t.location} with different content: keeping it, storing this one as ${next}`);
+        const next = formatName(cfg.archive.name, ctx.runDate, cfg.name, seq);
+        ctx.log.warn("store", `${name} already exists on ${t.location} with ${ex.why}: keeping it, storing this one as ${next}`);
         name = next;
       }
-      if (name !== data.archiveName) {
-        data.archiveName = name;
-        await Deno.writeTextFile(data.sidecarPath!, sidecarText(data.archiveSha256!, name));
+      if (name !== data.archiveName) data.archiveName = name;
+      await Deno.writeTextFile(data.sidecarPath!, sidecarText(data.archiveSha256!, name));
+      const side = sidecarName(name);
+      if (entries.has(side)) {
+        // A sidecar of ours without its archive (a run died between the two renames): it goes before ours comes.
+        await t.remove(side);
+        ctx.log.warn("store", `removed ${side}, a sidecar without its archive left by an interrupted run`);
       }
+      const tmpA = tempName(name), tmpS = tempName(side);
+      const sideSize = (await Deno.stat(data.sidecarPath!)).size;
       ctx.log.info("store", `uploading ${name} (${formatSize(data.archiveSize!)}) to ${t.location}`);
-      const size = await t.upload(data.archivePath!, name);
-      if (size !== data.archiveSize) {
-        throw new ArchivistError(
-          "store",
-          `size after upload differs for ${name}: ${size} on ${t.location}, ${data.archiveSize} expected`,
-          "check the destination",
-          { code: "size_mismatch" },
-        );
-      }
       let verified = "size verified";
-      if ((ctx.config.destination as { verify?: string }).verify === "checksum") {
-        try {
-          await verifyChecksum(t, name, data.archiveSha256!, ctx.workDir);
-        } catch (e) {
-          // This run created `name` a moment ago (it did not exist): a damaged copy must not pass for an archive.
-          await t.remove(name).then(
-            () => ctx.log.warn("store", `removed the damaged copy of ${name} from ${t.location}`),
-            (re) => ctx.log.warn("store", `could not remove the damaged copy of ${name}: ${asArchivistError("store", re).message}`),
-          );
-          throw e;
+      let sideInPlace = false;
+      try {
+        await t.put(data.archivePath!, tmpA);
+        await t.put(data.sidecarPath!, tmpS);
+        list = await t.list();
+        checkSize(list, tmpA, data.archiveSize!, t.location);
+        checkSize(list, tmpS, sideSize, t.location);
+        if ((cfg.destination as { verify?: string }).verify === "checksum") {
+          const got = await readBackSha(t, tmpA, ctx.workDir);
+          if (got !== data.archiveSha256) {
+            throw new ArchivistError(
+              "store",
+              `read-back of ${name} from ${t.location} has sha256 ${got}, expected ${data.archiveSha256}: the stored copy is damaged (removed)`,
+              "check the destination's storage; the state was not advanced",
+              { code: "checksum_mismatch" },
+            );
+          }
+          verified = "sha256 verified by reading it back";
         }
-        verified = "sha256 verified by reading it back";
+        await t.rename(tmpS, side);
+        sideInPlace = true;
+        await t.rename(tmpA, name);
+      } catch (e) {
+        for (const n of [tmpA, tmpS, ...(sideInPlace ? [side] : [])]) await t.remove(n).catch(() => {});
+        throw e;
       }
-      await t.upload(data.sidecarPath!, sidecarName(name));
+      list = await t.list();
+      const size = checkSize(list, name, data.archiveSize!, t.location);
+      checkSize(list, side, sideSize, t.location);
       data.stored = true;
       data.storedLocation = t.location;
-      return { status: "ok", message: `stored ${name} (${formatSize(size)}, ${verified}) and ${sidecarName(name)} on ${t.location}` };
+      record(name);
+      return { status: "ok", message: `stored ${name} (${formatSize(size)}, ${verified}) and ${side} on ${t.location}` };
     } catch (e) {
       throw asArchivistError("store", e);
     }

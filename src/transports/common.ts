@@ -9,7 +9,7 @@ export function networkFields(defaultPort: number) {
     host: nonEmpty("host name").doc("Server host name or IP address.", "backup.example.org"),
     port: int(1, 65535).default(defaultPort).doc(`TCP port (default ${defaultPort}).`, defaultPort),
     create_dirs: bool().default(false).doc("Create the remote directory when it is missing. Off: a missing directory is an error."),
-    timeout: duration().default(30_000).doc("Connect timeout; transfers fail when stalled this long.", "30s"),
+    timeout: duration().timer().default(30_000).doc("Connect timeout; transfers fail when stalled this long.", "30s"),
   };
 }
 
@@ -52,8 +52,10 @@ export function rjoin(dir: string, name: string): string {
 
 /** Parse an `ls -l` style line (sftp, FTP LIST): permissions, size, name. */
 export function parseLsLine(line: string): { name: string; size: number; isDir: boolean; mtime?: Date } | undefined {
-  const m = /^([\-dlbcps][rwxsStT\-]{9}[+@.]?)\s+(?:\d+|\?)\s+\S+\s+\S+\s+(\d+)\s+(\w{3}\s+\d{1,2}\s+(?:\d{1,2}:\d{2}|\d{4}))\s+(.+)$/.exec(
-    line.trimEnd(),
+  // Exactly one space separates the date from the name: leading and trailing spaces belong to the name
+  // (" 20261122.tgz" is a foreign file, not our archive).
+  const m = /^([\-dlbcps][rwxsStT\-]{9}[+@.]?)\s+(?:\d+|\?)\s+\S+\s+\S+\s+(\d+)\s+(\w{3}\s+\d{1,2}\s+(?:\d{1,2}:\d{2}|\d{4})) (.+)$/.exec(
+    line.replace(/\r$/, ""),
   );
   if (!m) return undefined;
   let name = m[4];
@@ -67,21 +69,6 @@ export function parseLsLine(line: string): { name: string; size: number; isDir: 
 export function netrcLine(host: string, user: string, password: string): string {
   const tok = (s: string) => (/[\s"\\]/.test(s) ? `"${s.replace(/\\/g, "\\\\").replace(/"/g, '\\"')}"` : s);
   return `machine ${tok(host)} login ${tok(user)} password ${tok(password)}\n`;
-}
-
-/** The size of `name` as the destination reports it after an upload, compared with the local file. */
-export async function checkUploadedSize(
-  remoteSize: number | undefined,
-  name: string,
-  localPath: string,
-  location: string,
-): Promise<number> {
-  if (remoteSize === undefined) throw storeErr("size_mismatch", `${name} is not listed on ${location} after upload`);
-  const want = (await Deno.stat(localPath)).size;
-  if (remoteSize !== want) {
-    throw storeErr("size_mismatch", `size after upload differs for ${name}: ${remoteSize} bytes on ${location}, ${want} expected`);
-  }
-  return remoteSize;
 }
 
 /** Parse an `ls -l` listing (sftp `ls -lan`, FTP `LIST -a`) without the . and .. entries. */

@@ -7,10 +7,8 @@
 import { join } from "node:path";
 import { absPath, bool, nonEmpty, obj, oneOf, secretFields } from "../config/fields.ts";
 import { type ExecResult, writePrivateFile } from "../exec.ts";
-import { tempName } from "../naming.ts";
 import {
   checkName,
-  checkUploadedSize,
   curl,
   dirLevels,
   missingDir,
@@ -153,21 +151,20 @@ export class FtpsTransport implements Transport {
     this.ctx.log.info(this.ctx.step ?? "store", `created remote directory ${this.cfg.path}`);
   }
 
-  async upload(localPath: string, name: string): Promise<number> {
-    const tmp = tempName(checkName(name));
-    const r = await this.curl(["-T", localPath, this.url(tmp), "-Q", `-RNFR ${tmp}`, "-Q", `-RNTO ${name}`], `upload of ${name}`, true);
+  async put(localPath: string, name: string): Promise<void> {
+    checkName(name);
+    const r = await this.curl(["-T", localPath, this.url(name)], `upload of ${name}`, true);
     if (r.code !== 0) {
-      await this.curl(["--list-only", this.url(), "-Q", `-DELE ${tmp}`], "cleanup", true).catch(() => {});
+      await this.curl(["--list-only", this.url(), "-Q", `-DELE ${name}`], "cleanup", true).catch(() => {});
       throw classify(r, this.cfg, `upload of ${name}`);
     }
-    return checkUploadedSize(await this.size(name), name, localPath, this.location);
   }
 
-  private async size(name: string): Promise<number> {
-    const r = await this.curl(["-I", this.url(name)], `size of ${name}`);
-    const m = /Content-Length:\s*(\d+)/i.exec(r.stdout);
-    if (!m) throw storeErr("size_mismatch", `the server did not report the size of ${name}`);
-    return Number(m[1]);
+  async rename(from: string, to: string): Promise<void> {
+    checkName(from);
+    checkName(to);
+    // Its own session, issued by a living archivist: no curl is ever left behind to finish a rename.
+    await this.curl(["--list-only", "-Q", `RNFR ${from}`, "-Q", `RNTO ${to}`, this.url()], `rename of ${from} to ${to}`);
   }
 
   async list(): Promise<RemoteEntry[]> {

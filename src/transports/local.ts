@@ -6,7 +6,6 @@
 import { join } from "node:path";
 import { ArchivistError, errMsg } from "../errors.ts";
 import { absPath, bool, obj, oneOf } from "../config/fields.ts";
-import { tempName } from "../naming.ts";
 import { nearestExisting } from "../fsutil.ts";
 import type { RemoteEntry, Transport, TransportContext, TransportKind } from "./transport.ts";
 
@@ -33,10 +32,21 @@ export function mountPointOf(path: string, mountinfo: string): string {
   return best;
 }
 
-function fsError(e: unknown, what: string, path: string): ArchivistError {
+/** Classify a filesystem error; `dirOp`: a NotFound means the directory is gone (else the named file is). */
+function fsError(e: unknown, what: string, path: string, dirOp = false): ArchivistError {
   if (e instanceof ArchivistError) return e;
   const msg = errMsg(e);
   if (e instanceof Deno.errors.NotFound) {
+    let dirThere = false;
+    try {
+      dirThere = Deno.statSync(path).isDirectory;
+    } catch { /* gone */ }
+    if (dirThere && !dirOp) {
+      return new ArchivistError("store", `${what}: no such file in ${path}`, "see `archivist list` for what is there", {
+        code: "missing_file",
+        cause: e,
+      });
+    }
     return new ArchivistError("store", `${what}: ${path} does not exist`, "", { code: "missing_dir", cause: e });
   }
   if (e instanceof Deno.errors.PermissionDenied) {
@@ -130,19 +140,25 @@ export class LocalTransport implements Transport {
     }
   }
 
-  async upload(localPath: string, name: string): Promise<number> {
-    const final = this.p(name);
-    const tmp = this.p(tempName(name));
-    const want = (await Deno.stat(localPath)).size;
+  async put(localPath: string, name: string): Promise<void> {
+    const dest = this.p(name);
     try {
-      await Deno.copyFile(localPath, tmp);
-      const f = await Deno.open(tmp, { read: true, write: true });
+      await Deno.copyFile(localPath, dest);
+      const f = await Deno.open(dest, { read: true, write: true });
       try {
         await f.sync();
       } finally {
         f.close();
       }
-      await Deno.rename(tmp, final);
+    } catch (e) {
+      await Deno.remove(dest).catch(() => {});
+      throw fsError(e, `cannot write ${name}`, this.cfg.path, true);
+    }
+  }
+
+  async rename(from: string, to: string): Promise<void> {
+    try {
+      await Deno.rename(this.p(from), this.p(to));
       // Make the rename itself durable.
       const d = await Deno.open(this.cfg.path, { read: true });
       try {
@@ -153,21 +169,8 @@ export class LocalTransport implements Transport {
         d.close();
       }
     } catch (e) {
-      await Deno.remove(tmp).catch(() => {});
-      throw fsError(e, `cannot write ${name}`, this.cfg.path);
+      throw fsError(e, `cannot rename ${from} to ${to}`, this.cfg.path);
     }
-    const got = (await Deno.stat(final)).size;
-    if (got !== want) {
-      throw new ArchivistError(
-        "store",
-        `size after upload differs for ${final}: ${got} bytes on the destination, ${want} expected`,
-        "check the destination filesystem",
-        {
-          code: "size_mismatch",
-        },
-      );
-    }
-    return got;
   }
 
   async list(): Promise<RemoteEntry[]> {
@@ -180,7 +183,7 @@ export class LocalTransport implements Transport {
         } catch { /* vanished while listing */ }
       }
     } catch (e) {
-      throw fsError(e, "cannot list destination", this.cfg.path);
+      throw fsError(e, "cannot list destination", this.cfg.path, true);
     }
     return out;
   }

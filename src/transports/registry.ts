@@ -3,7 +3,8 @@
  * the config schema, validation, docs and every command pick it up from this table.
  */
 import type { Transport, TransportContext, TransportKind } from "./transport.ts";
-import { onCleanup } from "../cleanup.ts";
+import { onCleanup, trackDir } from "../cleanup.ts";
+import { privateTempDir } from "../fsutil.ts";
 import { local } from "./local.ts";
 import { sftp } from "./sftp.ts";
 import { ftps } from "./ftps.ts";
@@ -38,8 +39,12 @@ export async function withTransport<T>(
   ctx: Omit<TransportContext, "privateDir">,
   fn: (t: Transport, privateDir: string) => Promise<T>,
 ): Promise<T> {
-  const privateDir = Deno.makeTempDirSync({ prefix: "archivist-" });
-  const rm = onCleanup(() => Deno.removeSync(privateDir, { recursive: true }));
+  const privateDir = privateTempDir("archivist");
+  const untrack = trackDir(privateDir);
+  const rm = onCleanup(() => {
+    Deno.removeSync(privateDir, { recursive: true });
+    untrack();
+  });
   const t = createTransport(cfg, { ...ctx, privateDir });
   try {
     await t.open();

@@ -7,20 +7,9 @@
 import { join } from "node:path";
 import { absPath, nonEmpty, obj, oneOf } from "../config/fields.ts";
 import { exec, type ExecResult, MissingToolError } from "../exec.ts";
-import { whileRunning } from "../cleanup.ts";
-import { tempName } from "../naming.ts";
-import {
-  checkUploadedSize,
-  dirLevels,
-  missingDir,
-  networkFields,
-  parseLsListing,
-  remoteDir,
-  rjoin,
-  storeErr,
-  toolMissing,
-  verifyField,
-} from "./common.ts";
+import { trackDir, whileRunning } from "../cleanup.ts";
+import { privateTempDir } from "../fsutil.ts";
+import { dirLevels, missingDir, networkFields, parseLsListing, remoteDir, rjoin, storeErr, toolMissing, verifyField } from "./common.ts";
 import type { RemoteEntry, Transport, TransportContext, TransportKind } from "./transport.ts";
 
 export const sftpSchema = obj({
@@ -47,12 +36,14 @@ export class SftpTransport implements Transport {
   private readonly controlDir: string;
   private master: Deno.ChildProcess | undefined;
   private unregisterMaster: (() => void) | undefined;
+  private readonly untrackDir: () => void;
 
   constructor(private readonly cfg: SftpConfig, private readonly ctx: TransportContext) {
     this.location = `sftp://${cfg.user}@${cfg.host}:${cfg.port}${cfg.path.startsWith("/") ? "" : "/~/"}${cfg.path}`;
     // A Unix socket path must stay under ~100 bytes (ssh adds a random suffix while creating it): use a short
     // private directory of our own rather than the run's work dir.
-    this.controlDir = Deno.makeTempDirSync({ prefix: "arch-ssh-" });
+    this.controlDir = privateTempDir("arch-ssh");
+    this.untrackDir = trackDir(this.controlDir);
     this.control = join(this.controlDir, "cm");
   }
 
@@ -179,7 +170,7 @@ export class SftpTransport implements Transport {
       try {
         Deno.removeSync(dir, { recursive: true });
       } catch { /* gone */ }
-    });
+    }, { pid: child.pid, what: "ssh -M (connection master)" });
     let stderr = "";
     const td = new TextDecoder();
     const drained = (async () => {
@@ -247,15 +238,17 @@ export class SftpTransport implements Transport {
     }
   }
 
-  async upload(localPath: string, name: string): Promise<number> {
-    const tmp = rjoin(this.cfg.path, tempName(name));
-    const final = rjoin(this.cfg.path, name);
-    const r = await this.batch([`put ${q(localPath)} ${q(tmp)}`, `rename ${q(tmp)} ${q(final)}`], `upload of ${name}`, true);
+  async put(localPath: string, name: string): Promise<void> {
+    const dest = rjoin(this.cfg.path, name);
+    const r = await this.batch([`put ${q(localPath)} ${q(dest)}`], `upload of ${name}`, true);
     if (r.code !== 0) {
-      await this.batch([`-rm ${q(tmp)}`], "cleanup", true).catch(() => {});
+      await this.batch([`-rm ${q(dest)}`], "cleanup", true).catch(() => {});
       throw this.classify(r, `upload of ${name}`);
     }
-    return checkUploadedSize((await this.list()).find((e) => e.name === name)?.size, name, localPath, this.location);
+  }
+
+  async rename(from: string, to: string): Promise<void> {
+    await this.batch([`rename ${q(rjoin(this.cfg.path, from))} ${q(rjoin(this.cfg.path, to))}`], `rename of ${from} to ${to}`);
   }
 
   async list(): Promise<RemoteEntry[]> {
@@ -274,6 +267,7 @@ export class SftpTransport implements Transport {
   async close(): Promise<void> {
     const m = this.master;
     await Deno.remove(this.controlDir, { recursive: true }).catch(() => {});
+    this.untrackDir();
     if (!m) return;
     this.master = undefined;
     try {

@@ -7,18 +7,7 @@
 import { join } from "node:path";
 import { nonEmpty, obj, oneOf, secretFields } from "../config/fields.ts";
 import { exec, type ExecResult, writePrivateFile } from "../exec.ts";
-import { tempName } from "../naming.ts";
-import {
-  checkName,
-  checkUploadedSize,
-  dirLevels,
-  missingDir,
-  networkFields,
-  remoteDir,
-  storeErr,
-  toolMissing,
-  verifyField,
-} from "./common.ts";
+import { checkName, dirLevels, missingDir, networkFields, remoteDir, storeErr, toolMissing, verifyField } from "./common.ts";
 import type { RemoteEntry, Transport, TransportContext, TransportKind } from "./transport.ts";
 
 export const smbSchema = obj({
@@ -138,16 +127,18 @@ export class SmbTransport implements Transport {
     this.ctx.log.info(this.ctx.step ?? "store", `created remote directory ${this.dir} in //${this.cfg.host}/${this.cfg.share}`);
   }
 
-  async upload(localPath: string, name: string): Promise<number> {
-    const tmp = tempName(checkName(name));
+  async put(localPath: string, name: string): Promise<void> {
+    checkName(name);
     try {
-      await this.smb(`put ${q(localPath)} ${q(tmp)}`, `upload of ${name}`);
-      await this.smb(`rename ${q(tmp)} ${q(name)}`, `rename of ${tmp} to ${name}`);
+      await this.smb(`put ${q(localPath)} ${q(name)}`, `upload of ${name}`);
     } catch (e) {
-      await this.smb(`del ${q(tmp)}`, "cleanup", { allowFail: true }).catch(() => {});
+      await this.smb(`del ${q(name)}`, "cleanup", { allowFail: true }).catch(() => {});
       throw e;
     }
-    return checkUploadedSize((await this.list()).find((e) => e.name === name)?.size, name, localPath, this.location);
+  }
+
+  async rename(from: string, to: string): Promise<void> {
+    await this.smb(`rename ${q(checkName(from))} ${q(checkName(to))}`, `rename of ${from} to ${to}`);
   }
 
   async list(): Promise<RemoteEntry[]> {

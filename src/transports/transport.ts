@@ -6,6 +6,8 @@
 import type { Field } from "../config/fields.ts";
 import type { Logger } from "../log.ts";
 import type { Env } from "../env.ts";
+import { tempName } from "../naming.ts";
+import { ArchivistError } from "../errors.ts";
 
 /** One file in the destination directory. */
 export interface RemoteEntry {
@@ -31,8 +33,13 @@ export interface Transport {
   readonly location: string;
   /** Connect and authenticate; make sure the directory exists (creating it when `create_dirs` is on). */
   open(): Promise<void>;
-  /** Upload `localPath` as `name`: to a temporary name, then rename, then check the size. Returns the remote size. */
-  upload(localPath: string, name: string): Promise<number>;
+  /**
+   * Write `localPath` to the destination as `name` (the caller passes a temporary name: {@link uploadAtomic} and
+   * the store step do). The client tool ends when this returns: no tool is ever left to rename on its own.
+   */
+  put(localPath: string, name: string): Promise<void>;
+  /** Rename `from` to `to` in the destination directory, as a command of its own (`to` must not exist). */
+  rename(from: string, to: string): Promise<void>;
   /** The files of the destination directory (not recursive; directories flagged). */
   list(): Promise<RemoteEntry[]>;
   /** Delete one file. */
@@ -50,4 +57,45 @@ export interface TransportKind<C> {
   /** Debian packages holding the client tools it shells out to (for error hints and test setup). */
   packages: string[];
   create(config: C, ctx: TransportContext): Transport;
+}
+
+/**
+ * Upload one file atomically: put it under its temporary name, check its size in a listing, rename it into place,
+ * check again. Returns the size on the destination. The store step does the same for an archive and its sidecar
+ * together; verify's probe and the conformance suite use this.
+ * @example await uploadAtomic(t, "/tmp/x.tgz", "20261122.tgz")
+ */
+export async function uploadAtomic(t: Transport, localPath: string, name: string): Promise<number> {
+  const tmp = tempName(name);
+  const want = (await Deno.stat(localPath)).size;
+  try {
+    await t.put(localPath, tmp);
+    checkSize(await t.list(), tmp, want, t.location);
+    await t.rename(tmp, name);
+  } catch (e) {
+    await t.remove(tmp).catch(() => {});
+    throw e;
+  }
+  return checkSize(await t.list(), name, want, t.location);
+}
+
+/** The size of `name` in a listing, which must be `want`. */
+export function checkSize(list: RemoteEntry[], name: string, want: number, location: string): number {
+  const got = list.find((e) => e.name === name)?.size;
+  if (got === undefined) {
+    throw new ArchivistError("store", `${name} is not listed on ${location} after upload`, "the server may hide or refuse that name", {
+      code: "size_mismatch",
+    });
+  }
+  if (got !== want) {
+    throw new ArchivistError(
+      "store",
+      `size after upload differs for ${name}: ${got} bytes on ${location}, ${want} expected`,
+      "check the destination's free space and storage",
+      {
+        code: "size_mismatch",
+      },
+    );
+  }
+  return got;
 }

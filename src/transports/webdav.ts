@@ -6,9 +6,8 @@
 import { join } from "node:path";
 import { absPath, bool, nonEmpty, obj, oneOf, secretFields, str } from "../config/fields.ts";
 import { type ExecResult, writePrivateFile } from "../exec.ts";
-import { tempName } from "../naming.ts";
 import { duration } from "../config/fields.ts";
-import { checkName, checkUploadedSize, curl, dirLevels, missingDir, netrcLine, storeErr, verifyField } from "./common.ts";
+import { checkName, curl, dirLevels, missingDir, netrcLine, storeErr, verifyField } from "./common.ts";
 import type { RemoteEntry, Transport, TransportContext, TransportKind } from "./transport.ts";
 
 const davUrl = str((s) => {
@@ -33,7 +32,7 @@ export const webdavSchema = obj({
   ),
   allow_http: bool().default(false).doc("Accept an http:// URL (archives and password then travel in clear). Off: only https."),
   create_dirs: bool().default(false).doc("Create the remote directory (MKCOL) when it is missing."),
-  timeout: duration().default(30_000).doc("Connect timeout; transfers fail when stalled this long.", "30s"),
+  timeout: duration().timer().default(30_000).doc("Connect timeout; transfers fail when stalled this long.", "30s"),
   verify: verifyField,
 });
 export type WebdavConfig = ReturnType<typeof webdavSchema.parse>;
@@ -145,22 +144,21 @@ export class WebdavTransport implements Transport {
     this.ctx.log.info(this.ctx.step ?? "store", `created remote directory ${this.base.pathname}`);
   }
 
-  async upload(localPath: string, name: string): Promise<number> {
-    const tmp = this.fileUrl(tempName(name));
-    const put = await this.curl(["-T", localPath, "-o", "/dev/null", tmp], `upload of ${name}`).catch(async (e) => {
-      await this.curl(["-X", "DELETE", "-o", "/dev/null", tmp], "cleanup").catch(() => {});
+  async put(localPath: string, name: string): Promise<void> {
+    const url = this.fileUrl(name);
+    const put = await this.curl(["-T", localPath, "-o", "/dev/null", url], `upload of ${name}`).catch(async (e) => {
+      await this.curl(["-X", "DELETE", "-o", "/dev/null", url], "cleanup").catch(() => {});
       throw e;
     });
     if (![200, 201, 204].includes(put.status)) throw this.statusError(put.status, `upload of ${name}`);
+  }
+
+  async rename(from: string, to: string): Promise<void> {
     const mv = await this.curl(
-      ["-X", "MOVE", "-H", `Destination: ${this.fileUrl(name)}`, "-H", "Overwrite: F", "-o", "/dev/null", tmp],
-      `rename of ${name}`,
+      ["-X", "MOVE", "-H", `Destination: ${this.fileUrl(to)}`, "-H", "Overwrite: F", "-o", "/dev/null", this.fileUrl(from)],
+      `rename of ${from} to ${to}`,
     );
-    if (![201, 204].includes(mv.status)) {
-      await this.curl(["-X", "DELETE", "-o", "/dev/null", tmp], "cleanup").catch(() => {});
-      throw this.statusError(mv.status, `rename of ${tempName(name)} to ${name}`);
-    }
-    return checkUploadedSize((await this.list()).find((e) => e.name === name)?.size, name, localPath, this.location);
+    if (![201, 204].includes(mv.status)) throw this.statusError(mv.status, `rename of ${from} to ${to}`);
   }
 
   async list(): Promise<RemoteEntry[]> {

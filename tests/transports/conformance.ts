@@ -8,7 +8,7 @@ import { ArchivistError } from "../../src/errors.ts";
 import { Logger } from "../../src/log.ts";
 import { mapEnv } from "../../src/env.ts";
 import { TRANSPORTS } from "../../src/transports/registry.ts";
-import type { Transport } from "../../src/transports/transport.ts";
+import { type Transport, uploadAtomic } from "../../src/transports/transport.ts";
 
 export interface Target {
   /** Raw destination config (as in YAML) for a remote directory `sub` that does not exist yet. */
@@ -68,7 +68,7 @@ export async function conformance(t: Deno.TestContext, target: Target): Promise<
   });
 
   await t.step("upload goes through a temp name, leaves only the final name, and returns the size", async () => {
-    const size = await tr.upload(join(work, "a.tgz"), "20261122.tgz");
+    const size = await uploadAtomic(tr, join(work, "a.tgz"), "20261122.tgz");
     assert.equal(size, payload.length);
     assert.deepEqual(names(await tr.list()), ["20261122.tgz"]);
     assert.deepEqual(await Deno.readFile(join(target.serverPath(sub), "20261122.tgz")), payload);
@@ -97,7 +97,7 @@ export async function conformance(t: Deno.TestContext, target: Target): Promise<
   });
 
   await t.step("remove deletes one file; removing a missing file is an error", async () => {
-    await tr.upload(join(work, "a.tgz"), "20261123.tgz");
+    await uploadAtomic(tr, join(work, "a.tgz"), "20261123.tgz");
     await tr.remove("20261122.tgz");
     assert.deepEqual(names(await tr.list()), ["20261123.tgz"]);
     await assert.rejects(tr.remove("20990101.tgz"), ArchivistError);

@@ -1,0 +1,201 @@
+/**
+ * The catalogue: what archivist itself stored, one JSON object per line in `<state_dir>/<job>.catalogue.jsonl`,
+ * appended with one O_APPEND write per record and never rewritten (a crash can at worst leave a torn last line,
+ * which is skipped and counted).
+ *
+ * It is the authority for retention, `list`, `restore latest` and `check`:
+ *  - an archive is dated by the run that stored it (`runDate`), not by re-parsing its name with today's pattern,
+ *    so an edit of `archive.name` never makes a young archive look old;
+ *  - "newest" means "stored last" (the record's position in the file), whatever the clock said;
+ *  - retention deletes only archives recorded here: a file that merely looks like one of ours is never deleted.
+ *
+ * Records: `stored` (an archive and its sidecar are on the destination), `deleted` (retention removed it),
+ * `checked` (`archivist check` read it back), `trust` (the operator accepted the clock with `prune --force`).
+ */
+import { join } from "node:path";
+import { ArchivistError, errMsg } from "./errors.ts";
+
+/** How the clock looked when an archive was stored: trusted unless the clock check found it behind or ahead. */
+export type ClockFlag = "behind" | "ahead";
+
+export interface StoredRecord {
+  op: "stored";
+  name: string;
+  /** The destination's location string (several destinations over time keep apart). */
+  location: string;
+  /** archive.name when it was stored: names written under an earlier pattern stay recognisable. */
+  pattern: string;
+  /** Local date and time of the run (archive.timezone) that made the name: "2026-11-22T02:30". */
+  runDate: string;
+  /** When the archive was in place (the clock's word, ISO). */
+  storedAt: string;
+  size: number;
+  sha256: string;
+  dumpName: string;
+  dumpSize: number;
+  dumpSha256: string;
+  runId: string;
+  /** Set when the clock check doubted the clock at store time. */
+  clock?: ClockFlag;
+  /** "adopted" for archives taken over from a version without a catalogue. */
+  origin?: "run" | "adopted";
+}
+
+export interface DeletedRecord {
+  op: "deleted";
+  name: string;
+  location: string;
+  at: string;
+  reason: string;
+}
+
+export interface CheckedRecord {
+  op: "checked";
+  name: string;
+  location: string;
+  at: string;
+  ok: boolean;
+  /** "size" (presence and size only) or "content" (downloaded, sha256 and dump verified). */
+  depth: "size" | "content";
+  message: string;
+}
+
+export interface TrustRecord {
+  op: "trust";
+  at: string;
+  reason: string;
+}
+
+export type CatalogueRecord = StoredRecord | DeletedRecord | CheckedRecord | TrustRecord;
+
+/** A live archive of the catalogue: its stored record, its position, and its last checks. */
+export interface CatalogueEntry extends StoredRecord {
+  /** Position in the catalogue: larger = stored later. */
+  seq: number;
+  /** The clock flag after `trust` records (a trusted flag is cleared). */
+  effectiveClock?: ClockFlag;
+  lastCheck?: CheckedRecord;
+  lastContentCheck?: CheckedRecord;
+}
+
+export interface Catalogue {
+  path: string;
+  /** True when the file exists (even empty). */
+  exists: boolean;
+  /** Live archives (stored and not deleted since), oldest stored first. */
+  entries: CatalogueEntry[];
+  /** Every archive.name pattern archivist ever stored under. */
+  patterns: Set<string>;
+  /** Unreadable lines skipped. */
+  bad: number;
+  /** The last archive stored with a trusted clock (any destination, even if deleted since): the clock check's reference. */
+  lastTrusted?: StoredRecord;
+}
+
+export function cataloguePath(stateDir: string, job: string): string {
+  return join(stateDir, `${job}.catalogue.jsonl`);
+}
+
+/** Parse the catalogue text into live entries. */
+export function foldCatalogue(path: string, text: string | undefined): Catalogue {
+  const live = new Map<string, CatalogueEntry>();
+  const patterns = new Set<string>();
+  let bad = 0;
+  let seq = 0;
+  const history: { r: StoredRecord; clock?: ClockFlag }[] = [];
+  const key = (location: string, name: string) => `${location}\u0000${name}`;
+  for (const line of (text ?? "").split("\n")) {
+    if (!line.trim()) continue;
+    let r: CatalogueRecord;
+    try {
+      r = JSON.parse(line);
+    } catch {
+      bad++;
+      continue;
+    }
+    seq++;
+    switch (r?.op) {
+      case "stored":
+        if (typeof r.name !== "string" || typeof r.location !== "string" || typeof r.runDate !== "string") {
+          bad++;
+          break;
+        }
+        patterns.add(r.pattern);
+        history.push({ r, clock: r.clock });
+        live.delete(key(r.location, r.name));
+        live.set(key(r.location, r.name), { ...r, seq, effectiveClock: r.clock });
+        break;
+      case "deleted":
+        live.delete(key(r.location, r.name));
+        break;
+      case "checked": {
+        const e = live.get(key(r.location, r.name));
+        if (e) {
+          e.lastCheck = r;
+          if (r.depth === "content") e.lastContentCheck = r;
+        }
+        break;
+      }
+      case "trust":
+        for (const e of live.values()) e.effectiveClock = undefined;
+        for (const h of history) h.clock = undefined;
+        break;
+      default:
+        bad++;
+    }
+  }
+  return {
+    path,
+    exists: text !== undefined,
+    entries: [...live.values()].sort((a, b) => a.seq - b.seq),
+    patterns,
+    bad,
+    lastTrusted: history.findLast((h) => !h.clock)?.r,
+  };
+}
+
+/** Read the job's catalogue (an absent file is an empty catalogue). */
+export function readCatalogue(stateDir: string, job: string): Catalogue {
+  const path = cataloguePath(stateDir, job);
+  let text: string | undefined;
+  try {
+    text = Deno.readTextFileSync(path);
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) {
+      throw new ArchivistError("state", `cannot read the catalogue ${path}: ${errMsg(e)}`, "check the owner and mode of state_dir", {
+        code: "catalogue",
+      });
+    }
+  }
+  return foldCatalogue(path, text);
+}
+
+/** The live entries for one destination, oldest stored first. */
+export function entriesAt(cat: Catalogue, location: string): CatalogueEntry[] {
+  return cat.entries.filter((e) => e.location === location);
+}
+
+/**
+ * Append records with a single write (and fsync): they are what retention trusts, so they must be durable
+ * before the run goes on. Throws a state error: the caller decides whether that fails the run.
+ */
+export function appendCatalogue(stateDir: string, job: string, ...records: CatalogueRecord[]): void {
+  const path = cataloguePath(stateDir, job);
+  try {
+    Deno.mkdirSync(stateDir, { recursive: true, mode: 0o750 });
+    const f = Deno.openSync(path, { append: true, create: true, mode: 0o640 });
+    try {
+      f.writeSync(new TextEncoder().encode(records.map((r) => JSON.stringify(r)).join("\n") + "\n"));
+      f.syncSync();
+    } finally {
+      f.close();
+    }
+  } catch (e) {
+    throw new ArchivistError(
+      "state",
+      `cannot append to the catalogue ${path}: ${errMsg(e)}`,
+      "free space in state_dir and check its owner; until it is recorded, retention will never delete that archive",
+      { code: "catalogue" },
+    );
+  }
+}
