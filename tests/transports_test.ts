@@ -75,7 +75,7 @@ async function fullRun(
           state_dir: join(root, "state"),
           work_dir: join(root, "work"),
           source: { url: src.url("/dump.zip"), entry: "dump.sql", ca_file: cert.caFile },
-          check: { expect_trailer: "-- Dump completed" },
+          check: { expect_trailer: "-- Dump completed", on_unchanged: "archive" },
           archive: { timezone: "UTC", compression_level: 1 },
           destination: dest,
           retention: { max_age: "30d", min_keep: 1 },
@@ -346,7 +346,11 @@ Deno.test("smb against Samba smbd", async (t) => {
       const tr = makeTransport(base({ path: "readonly" }), priv);
       await tr.open();
       await Deno.writeTextFile(join(top, "small"), "x");
-      await expectCode(uploadAtomic(tr, join(top, "small"), "20261122.tgz"), "permission", /upload of 20261122\.tgz: access denied on/);
+      await expectCode(
+        uploadAtomic(tr, join(top, "small"), "20261122.tgz"),
+        "permission",
+        /upload of \.20261122\.tgz\.part: access denied on/,
+      );
       await tr.close();
     });
     await t.step("missing share is named", async () => {

@@ -124,14 +124,16 @@ export async function applyRetention(
     if (plan.refusal) log.warn(step, `a real prune would delete nothing: ${plan.refusal.message} (hint: ${plan.refusal.hint})`);
     return res;
   }
-  if (plan.refusal && !opts.force) {
-    if (plan.refusal.code === "clock" && opts.inRun) {
-      res.skipped = plan.refusal.message;
-      log.warn(step, `${plan.refusal.message} (hint: ${plan.refusal.hint})`);
-      return res;
-    }
-    throw plan.refusal;
+  if (plan.doubt && opts.inRun) {
+    // Whether or not anything was due: a clock in doubt is never silent, and deletes nothing.
+    res.skipped = plan.refusal?.code === "clock" ? plan.refusal.message : `clock in doubt: ${plan.doubt.message}`;
+    log.warn(
+      step,
+      `${res.skipped} (hint: check the system clock; if it is right, accept it with \`archivist prune --force\` after \`prune --dry-run\`)`,
+    );
+    return res;
   }
+  if (plan.refusal && !opts.force) throw plan.refusal;
   if (plan.doubt && opts.force) {
     appendCatalogue(cfg.state_dir, cfg.name, { op: "trust", at: now.toISOString(), reason: `prune --force: ${plan.doubt.message}` });
     log.warn(step, `--force: the clock is accepted as right (${plan.doubt.message})`);

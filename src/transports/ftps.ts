@@ -164,7 +164,8 @@ export class FtpsTransport implements Transport {
     checkName(from);
     checkName(to);
     // Its own session, issued by a living archivist: no curl is ever left behind to finish a rename.
-    await this.curl(["--list-only", "-Q", `RNFR ${from}`, "-Q", `RNTO ${to}`, this.url()], `rename of ${from} to ${to}`);
+    // Post-transfer quotes ("-" prefix) run after curl has changed into the directory (pre-transfer ones run before).
+    await this.curl(["--list-only", this.url(), "-Q", `-RNFR ${from}`, "-Q", `-RNTO ${to}`], `rename of ${from} to ${to}`);
   }
 
   async list(): Promise<RemoteEntry[]> {

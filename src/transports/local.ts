@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { ArchivistError, errMsg } from "../errors.ts";
 import { absPath, bool, obj, oneOf } from "../config/fields.ts";
 import { nearestExisting } from "../fsutil.ts";
+import { verifyField } from "./common.ts";
 import type { RemoteEntry, Transport, TransportContext, TransportKind } from "./transport.ts";
 
 export const localSchema = obj({
@@ -16,6 +17,7 @@ export const localSchema = obj({
   require_mount: bool().default(false).doc(
     "Refuse to write unless the directory is on a mounted filesystem other than /. Recommended for NFS/CIFS mounts.",
   ),
+  verify: verifyField,
 });
 export type LocalConfig = typeof localSchema extends { parse(r: unknown, p: string): infer T } ? T : never;
 

@@ -1,0 +1,455 @@
+/**
+ * Never lose or misreport an archive (issue 9): each bad night provoked for real, through the CLI, against real
+ * directories, a real sshd, a hanging SMTP listener, real signals and concurrent processes. Each case asserts the
+ * exit code, the cause line, the history, the state and the destination's exact contents afterwards.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { Buffer } from "node:buffer";
+import { makeCert, makeZip, sh, sqlDump, type TestCert } from "../tools/fixtures.ts";
+import { type HttpsSource, type Route, serveBytes, startHttpsSource } from "../tools/https_source.ts";
+import { runCli, type Sandbox, sandbox, spawnCli } from "./helpers/cli.ts";
+import { startSshd } from "./servers/sshd.ts";
+import { EXIT } from "../src/errors.ts";
+import { parseLsLine } from "../src/transports/common.ts";
+
+const certDir = await Deno.makeTempDir({ prefix: "archivist-cert-" });
+const cert: TestCert = await makeCert(certDir);
+const ZIP = makeZip([{ name: "dump.sql", data: sqlDump(60_000) }]);
+const TRAILER = "-- Dump completed";
+
+async function withSource(
+  extra: Record<string, unknown>,
+  fn: (sb: Sandbox, src: HttpsSource) => Promise<void>,
+  route: Route = serveBytes(ZIP),
+) {
+  const src = startHttpsSource(cert, { "/dump.zip": route });
+  const sb = await sandbox({ url: src.url("/dump.zip"), caFile: cert.caFile }, extra);
+  try {
+    await fn(sb, src);
+  } finally {
+    await src.close();
+    await sb.cleanup();
+  }
+}
+
+const at = (day: string) => ({ ARCHIVIST_NOW: `${day}T02:30:00Z` });
+const compact = (day: string) => day.replaceAll("-", "");
+/** `n` consecutive days from `first` ("2026-11-07"). */
+function days(first: string, n: number): string[] {
+  const t = Date.parse(`${first}T00:00:00Z`);
+  return Array.from({ length: n }, (_, i) => new Date(t + i * 86_400_000).toISOString().slice(0, 10));
+}
+function ls(dir: string): string[] {
+  try {
+    return [...Deno.readDirSync(dir)].map((e) => e.name).sort();
+  } catch {
+    return [];
+  }
+}
+/** Archive names with their sidecars, sorted like ls. */
+function withSidecars(names: string[]): string[] {
+  return names.flatMap((n) => [n, `${n}.sha256`]).sort();
+}
+function history(sb: Sandbox): any[] {
+  try {
+    return Deno.readTextFileSync(sb.historyFile).trim().split("\n").filter(Boolean).map((l) => JSON.parse(l));
+  } catch {
+    return [];
+  }
+}
+async function nights(sb: Sandbox, list: string[]) {
+  for (const d of list) {
+    const r = await runCli(["run", "-c", sb.configPath], { env: at(d) });
+    assert.equal(r.code, 0, `night ${d}: ${r.stderr}`);
+  }
+}
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+const NIGHTLY = { check: { on_unchanged: "archive", expect_trailer: TRAILER } };
+
+Deno.test("editing archive.name never makes a young archive look expired; the dry run prints the plan the run executes", async () => {
+  await withSource({ ...NIGHTLY, retention: { max_age: "10d", min_keep: 2, max_delete: 50 } }, async (sb) => {
+    await nights(sb, days("2026-11-07", 14));
+    // max_age 10d on 2026-11-20 leaves 11-10 … 11-20.
+    assert.deepEqual(ls(sb.dest), withSidecars(days("2026-11-10", 11).map((d) => `${compact(d)}.tgz`)));
+    // The user switches to the day-before-month form: 20261111 … 20261120 now read as impossible or far-off dates.
+    await sb.writeConfig({
+      ...NIGHTLY,
+      retention: { max_age: "10d", min_keep: 2, max_delete: 50 },
+      archive: { timezone: "UTC", name: "{YYYY}{DD}{MM}.tgz" },
+    });
+    const dry = await runCli(["prune", "--dry-run", "-c", sb.configPath], { env: at("2026-11-21") });
+    assert.equal(dry.code, 0, dry.stderr);
+    const planned = [...dry.stderr.matchAll(/prune: delete (\S+)/g)].map((m) => m[1]);
+    assert.deepEqual(planned, ["20261110.tgz"], "only the archive stored 11 days ago is due");
+    assert.equal([...dry.stderr.matchAll(/prune: keep /g)].length, 10, "the dry run prints every archive");
+    const r = await runCli(["run", "-c", sb.configPath], { env: at("2026-11-21") });
+    assert.equal(r.code, 0, r.stderr);
+    const h = history(sb).at(-1);
+    assert.deepEqual(h.retention.deleted, planned, "the run executes the plan the dry run printed");
+    assert.equal(h.archive.name, "20262111.tgz");
+    assert.deepEqual(ls(sb.dest), withSidecars([...days("2026-11-11", 10).map((d) => `${compact(d)}.tgz`), "20262111.tgz"]));
+    const list = await runCli(["list", "-c", sb.configPath], { env: at("2026-11-21") });
+    assert.match(list.stdout, /newest \(stored last\) first:\n20262111\.tgz .*\n20261120\.tgz /, "list orders by what was stored last");
+  });
+});
+
+Deno.test("an upgrade that also changes archive.name adopts nothing and deletes nothing: the old archives stay, with a warning", async () => {
+  await withSource(
+    { ...NIGHTLY, retention: { max_age: "30d", min_keep: 3 }, archive: { timezone: "UTC", name: "{YYYY}{DD}{MM}.tgz" } },
+    async (sb) => {
+      // What a version without a catalogue left: 30 archives and the state file naming the last one.
+      const old = days("2026-10-22", 30).map((d) => `${compact(d)}.tgz`);
+      await Deno.mkdir(sb.dest, { recursive: true });
+      for (const n of old) {
+        await Deno.writeTextFile(join(sb.dest, n), "old archive\n");
+        await Deno.writeTextFile(join(sb.dest, `${n}.sha256`), `${"0".repeat(64)}  ${n}\n`);
+      }
+      await Deno.mkdir(sb.stateDir, { recursive: true });
+      await Deno.writeTextFile(
+        join(sb.stateDir, "testjob.state.json"),
+        JSON.stringify({
+          sha256: "b".repeat(64),
+          archive: "20261120.tgz",
+          size: 12,
+          location: sb.dest,
+          storedAt: "2026-11-20T02:31:00Z",
+          runId: "x",
+        }),
+      );
+      const r = await runCli(["run", "-c", sb.configPath], { env: at("2026-11-21") });
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stderr, /does not explain the last archive 20261120\.tgz .*the pattern changed/);
+      assert.match(r.stderr, /not in the catalogue: listed, never deleted/);
+      assert.deepEqual(ls(sb.dest), withSidecars([...old, "20262111.tgz"]), "all 30 old archives are still there");
+      assert.deepEqual(history(sb).at(-1).retention.deleted, []);
+    },
+  );
+});
+
+Deno.test("a clock one year ahead deletes nothing and warns; the archive it stored is dated by the next right night", async () => {
+  await withSource({ ...NIGHTLY, retention: { max_age: "5d", min_keep: 2 } }, async (sb) => {
+    await nights(sb, days("2026-11-13", 8));
+    const before = ls(sb.dest);
+    const ahead = await runCli(["run", "-c", sb.configPath], { env: at("2027-11-21") });
+    assert.equal(ahead.code, EXIT.WARNING, ahead.stderr);
+    assert.match(ahead.stderr, /retention: deleted nothing: clock in doubt, deleted none of \d+ archive\(s\): the clock .* jumped ahead/);
+    assert.deepEqual(ls(sb.dest), [...before, ...withSidecars(["20271121.tgz"])].sort(), "nothing deleted");
+    const h = history(sb).at(-1);
+    assert.equal(h.status, "warning");
+    assert.equal(h.archive.name, "20271121.tgz", "the archive itself is stored");
+    // The next night with a right clock: normal retention, and the 2027 archive is not taken for the newest.
+    const right = await runCli(["run", "-c", sb.configPath], { env: at("2026-11-21") });
+    assert.equal(right.code, 0, right.stderr);
+    assert.ok(ls(sb.dest).includes("20271121.tgz"), "the archive stored under the wrong clock is kept");
+    assert.deepEqual(history(sb).at(-1).retention.deleted, ["20261115.tgz"], "only what is really older than 5 days");
+    const to = await Deno.makeTempDir();
+    const rest = await runCli(["restore", "latest", "--to", to, "-c", sb.configPath], { env: at("2026-11-21") });
+    assert.equal(rest.code, 0, rest.stderr);
+    assert.match(rest.stderr, /downloading 20261121\.tgz/, "restore latest takes what was stored last, not the highest date");
+    const list = await runCli(["list", "-c", sb.configPath], { env: at("2026-11-21") });
+    assert.match(list.stdout, /first:\n20261121\.tgz .*\n20271121\.tgz .*dated by next trusted archive/);
+    await Deno.remove(to, { recursive: true });
+  });
+});
+
+Deno.test("a clock one year behind stores a 2025 archive with a warning; the next right night does not delete it as expired", async () => {
+  await withSource({ ...NIGHTLY, retention: { max_age: "5d", min_keep: 1 } }, async (sb) => {
+    await nights(sb, days("2026-11-13", 8));
+    const behind = await runCli(["run", "-c", sb.configPath], { env: at("2025-11-21") });
+    assert.equal(behind.code, EXIT.WARNING, behind.stderr);
+    assert.match(behind.stderr, /the clock .* is earlier than the storage of the last archive 20261120\.tgz .*the clock went back/);
+    assert.ok(ls(sb.dest).includes("20251121.tgz"));
+    const right = await runCli(["run", "-c", sb.configPath], { env: at("2026-11-22") });
+    assert.equal(right.code, 0, right.stderr);
+    assert.ok(ls(sb.dest).includes("20251121.tgz"), "a young archive with an old name is not expired");
+    assert.ok(!history(sb).at(-1).retention.deleted.includes("20251121.tgz"));
+    // Its real age counts: five days later it is due like any other.
+    await nights(sb, ["2026-11-28"]);
+    assert.ok(!ls(sb.dest).includes("20251121.tgz"), "deleted once really older than max_age");
+  });
+});
+
+Deno.test("same name already there: a truncated copy with an intact sidecar is not 'already stored'; a corrupt one is caught by verify: checksum", async () => {
+  await withSource(NIGHTLY, async (sb) => {
+    await nights(sb, ["2026-11-22"]);
+    const a = join(sb.dest, "20261122.tgz");
+    const size = Deno.statSync(a).size;
+    await Deno.truncate(a, Math.floor(size / 2));
+    const r = await runCli(["run", "-c", sb.configPath], { env: at("2026-11-22") });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(
+      r.stderr,
+      /20261122\.tgz already exists .*its sidecar names this archive's sha256 but it has \d+ bytes.*damaged: keeping it, storing this one as 20261122-2\.tgz/,
+    );
+    assert.deepEqual(ls(sb.dest), withSidecars(["20261122.tgz", "20261122-2.tgz"]));
+    assert.match(await sh("sha256sum", ["-c", "20261122-2.tgz.sha256"], { cwd: sb.dest }), /20261122-2\.tgz: OK/);
+    assert.equal(history(sb).at(-1).archive.name, "20261122-2.tgz");
+    // Same size, one byte flipped, sidecar intact: only reading it back can tell.
+    await sb.writeConfig({ ...NIGHTLY, destination: { type: "local", path: sb.dest, verify: "checksum" } });
+    const b = join(sb.dest, "20261122-2.tgz");
+    const bytes = Deno.readFileSync(b);
+    bytes[Math.floor(bytes.length / 2)] ^= 0xff;
+    Deno.writeFileSync(b, bytes);
+    const c = await runCli(["run", "-c", sb.configPath], { env: at("2026-11-22") });
+    assert.equal(c.code, 0, c.stderr);
+    assert.match(c.stderr, /20261122\.tgz already exists .*damaged/);
+    assert.match(c.stderr, /20261122-2\.tgz already exists .*different content \(sha256 [0-9a-f]+… read back\)/);
+    assert.match(c.stderr, /stored 20261122-3\.tgz \(.*sha256 verified by reading it back\)/);
+  });
+});
+
+Deno.test("an archive left without its sidecar is finished by the next run, not duplicated; restore and min_keep skip incomplete ones", async () => {
+  await withSource({ ...NIGHTLY, retention: { max_age: "30d", min_keep: 1 } }, async (sb) => {
+    await nights(sb, ["2026-11-22"]);
+    await Deno.remove(join(sb.dest, "20261122.tgz.sha256"));
+    const r = await runCli(["run", "-c", sb.configPath], { env: at("2026-11-22") });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /20261122\.tgz is already on .*: uploaded its missing 20261122\.tgz\.sha256/);
+    assert.deepEqual(ls(sb.dest), withSidecars(["20261122.tgz"]), "no -2 copy");
+    assert.match(await sh("sha256sum", ["-c", "20261122.tgz.sha256"], { cwd: sb.dest }), /OK/);
+
+    // A run that died between the renames (sidecar in place, archive still under its temp name): both leftovers go,
+    // the archive is stored whole.
+    await Deno.writeTextFile(join(sb.dest, "20261123.tgz.sha256"), `${"1".repeat(64)}  20261123.tgz\n`);
+    await Deno.writeTextFile(join(sb.dest, ".20261123.tgz.part"), "half");
+    const d = await runCli(["run", "-c", sb.configPath], { env: at("2026-11-23") });
+    assert.equal(d.code, 0, d.stderr);
+    assert.match(d.stderr, /removed 20261123\.tgz\.sha256, a sidecar without its archive/);
+    assert.deepEqual(ls(sb.dest), withSidecars(["20261122.tgz", "20261123.tgz"]));
+    assert.match(await sh("sha256sum", ["-c", "20261123.tgz.sha256"], { cwd: sb.dest }), /OK/);
+
+    // Sidecar lost again on the newest: list says so, restore latest takes the newest complete one.
+    await Deno.remove(join(sb.dest, "20261123.tgz.sha256"));
+    const list = await runCli(["list", "-c", sb.configPath], { env: at("2026-11-23") });
+    assert.match(list.stdout, /20261123\.tgz .*INCOMPLETE: no \.sha256 sidecar/);
+    assert.match(list.stdout, /20261122\.tgz .*kept by min_keep/, "min_keep goes to the newest complete archive");
+    const to = await Deno.makeTempDir();
+    const rest = await runCli(["restore", "latest", "--to", to, "-c", sb.configPath], { env: at("2026-11-23") });
+    assert.equal(rest.code, 0, rest.stderr);
+    assert.match(rest.stderr, /downloading 20261122\.tgz/);
+    // Asked by name, the sidecar-less archive is refused with the file named, not "directory does not exist".
+    const named = await runCli(["restore", "20261123.tgz", "--to", to, "-c", sb.configPath], { env: at("2026-11-23") });
+    assert.equal(named.code, EXIT.RESTORE);
+    assert.match(named.stderr, /cannot read 20261123\.tgz\.sha256 .*no such file in/);
+    assert.doesNotMatch(named.stderr, /does not exist/);
+    await Deno.remove(to, { recursive: true });
+  });
+});
+
+Deno.test("many runs started together after a crash: exactly one takes the lock, none dies with exit 70, every run has one history line", async () => {
+  let release!: () => void;
+  const gate = new Promise<void>((r) => (release = r));
+  await withSource(NIGHTLY, async (sb) => {
+    await Deno.mkdir(sb.stateDir, { recursive: true });
+    await Deno.writeTextFile(
+      join(sb.stateDir, "testjob.lock"),
+      JSON.stringify({ pid: 999999, procStart: "1", since: "2026-11-21T02:30:00Z", host: Deno.hostname(), children: [], dirs: [] }),
+    );
+    const N = 6;
+    const kids = Array.from({ length: N }, () => spawnCli(["run", "-c", sb.configPath], at("2026-11-22")));
+    const outs: { code: number; stderr: string }[] = [];
+    const done = kids.map(async (k) => {
+      const o = await k.output();
+      outs.push({ code: o.code, stderr: new TextDecoder().decode(o.stderr) });
+      if (outs.length === N - 1) release(); // the winner waits in fetch until every other run has ended
+    });
+    const timer = setTimeout(release, 60_000);
+    await Promise.all(done);
+    clearTimeout(timer);
+    const codes = outs.map((o) => o.code).sort((a, b) => a - b);
+    assert.deepEqual(codes, [0, ...Array(N - 1).fill(EXIT.LOCK)], outs.map((o) => o.stderr).join("\n---\n"));
+    for (const o of outs.filter((o) => o.code === EXIT.LOCK)) {
+      assert.match(o.stderr, /lock: FAILED: already running \((pid \d+, since |another archivist)/);
+    }
+    assert.match(
+      outs.find((o) => o.code === 0)!.stderr,
+      /the previous run \(pid 999999, since 2026-11-21T02:30:00Z\) died without releasing the lock/,
+    );
+    const h = history(sb);
+    assert.equal(h.length, N, "one history line per run");
+    assert.equal(h.filter((x) => x.archive).length, 1);
+    assert.equal(h.filter((x) => x.error?.code === "running").length, N - 1);
+    assert.deepEqual(ls(sb.dest), withSidecars(["20261122.tgz"]));
+  }, async () => (await gate, new Response(ZIP.slice())));
+});
+
+Deno.test("the work dir removed under a run: a clear failure with its history line, not exit 70", async () => {
+  let release!: () => void;
+  const gate = new Promise<void>((r) => (release = r));
+  await withSource(NIGHTLY, async (sb, src) => {
+    const child = spawnCli(["run", "-c", sb.configPath], at("2026-11-22"));
+    for (let i = 0; i < 400 && !src.hits.get("/dump.zip"); i++) await sleep(25);
+    await Deno.remove(join(sb.root, "work"), { recursive: true });
+    release();
+    const o = await child.output();
+    const stderr = new TextDecoder().decode(o.stderr);
+    assert.notEqual(o.code, EXIT.INTERNAL, stderr);
+    assert.notEqual(o.code, 0, stderr);
+    assert.doesNotMatch(stderr, /internal|    at /, "no stack trace");
+    const h = history(sb);
+    assert.equal(h.length, 1);
+    assert.equal(h[0].status, "failed");
+    assert.equal(h[0].exitCode, o.code);
+    assert.equal(ls(sb.dest).length, 0);
+  }, async () => (await gate, new Response(ZIP.slice())));
+});
+
+Deno.test("SIGTERM while the report mail hangs after a stored archive: exit 130 at once, one history line with the archive, state advanced", async () => {
+  // An SMTP server that accepts the connection and never says a word.
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  const conns: Deno.Conn[] = [];
+  const accepting = (async () => {
+    for await (const c of listener) conns.push(c);
+  })().catch(() => {});
+  try {
+    await withSource({
+      ...NIGHTLY,
+      mail: {
+        enabled: true,
+        when: "always",
+        to: ["ops@example.org"],
+        transport: "smtp",
+        host: "127.0.0.1",
+        port,
+        security: "none",
+        timeout: "120s",
+      },
+    }, async (sb) => {
+      const child = spawnCli(["run", "-c", sb.configPath], at("2026-11-22"));
+      for (let i = 0; i < 600 && !conns.length; i++) await sleep(25);
+      assert.ok(conns.length, "the run reached the mail step");
+      await sleep(200);
+      const t0 = performance.now();
+      child.kill("SIGTERM");
+      const o = await child.output();
+      const stderr = new TextDecoder().decode(o.stderr);
+      assert.equal(o.code, EXIT.INTERRUPTED, stderr);
+      assert.ok(performance.now() - t0 < 10_000, "no 20 s grace wait: the steps were over");
+      const h = history(sb);
+      assert.equal(h.length, 1, "exactly one history line");
+      assert.equal(h[0].archive.name, "20261122.tgz");
+      assert.equal(h[0].exitCode, EXIT.INTERRUPTED);
+      assert.match(h[0].mail.message, /interrupted by SIGTERM before the report went out/);
+      const state = JSON.parse(Deno.readTextFileSync(join(sb.stateDir, "testjob.state.json")));
+      assert.equal(state.archive, "20261122.tgz");
+      assert.deepEqual(ls(sb.dest), withSidecars(["20261122.tgz"]));
+    });
+  } finally {
+    listener.close();
+    for (const c of conns) c.close();
+    await accepting;
+  }
+});
+
+Deno.test("SIGKILL during an sftp store: the next run ends the orphaned ssh master and removes the run's temp dirs", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "archivist-kill-" });
+  const s = await startSshd(join(dir, "sshd"));
+  // A dump that compresses poorly, so that the upload takes long enough to be caught.
+  const rnd = new Uint8Array(6 * 1024 * 1024);
+  for (let i = 0; i < rnd.length; i += 65536) crypto.getRandomValues(rnd.subarray(i, i + 65536));
+  const big = new TextEncoder().encode(`-- dump\n${Buffer.from(rnd).toString("base64")}\n${TRAILER} on x\n`);
+  const zip = makeZip([{ name: "dump.sql", data: big }]);
+  try {
+    await withSource({
+      ...NIGHTLY,
+      archive: { timezone: "UTC", compression_level: 1 },
+      destination: {
+        type: "sftp",
+        host: "127.0.0.1",
+        port: s.port,
+        user: s.user,
+        key_file: s.keyFile,
+        known_hosts_file: s.knownHosts,
+        path: join(s.root, "db"),
+        create_dirs: true,
+      },
+    }, async (sb) => {
+      const child = spawnCli(["run", "-c", sb.configPath], at("2026-11-22"));
+      const tmp = Deno.env.get("TMPDIR") || "/tmp";
+      let master: number | undefined;
+      for (let i = 0; i < 3000 && master === undefined; i++) {
+        for (const e of Deno.readDirSync("/proc")) {
+          if (!/^\d+$/.test(e.name)) continue;
+          try {
+            const cmd = Deno.readTextFileSync(`/proc/${e.name}/cmdline`);
+            if (cmd.includes(`ControlPath=${tmp}/arch-ssh-${child.pid}-`) && cmd.includes("-M")) master = Number(e.name);
+          } catch { /* gone */ }
+        }
+        if (master === undefined) await sleep(5);
+      }
+      assert.ok(master, "saw the run's ssh master");
+      child.kill("SIGKILL");
+      await child.output();
+      await sleep(300);
+      assert.ok(Deno.statSync(`/proc/${master}`), "the master outlives a SIGKILLed archivist");
+      const dirsLeft = () => ls(tmp).filter((n) => n.startsWith(`arch-ssh-${child.pid}-`) || n.startsWith(`archivist-${child.pid}-`));
+      assert.ok(dirsLeft().length, "its private dir is left behind");
+
+      const next = await runCli(["run", "-c", sb.configPath], { env: at("2026-11-22") });
+      assert.equal(next.code, 0, next.stderr);
+      assert.match(
+        next.stderr,
+        /died without releasing the lock: ended its ssh -M \(connection master\) \(pid \d+\)|removed \d+ private dir/,
+      );
+      let gone = false;
+      for (let i = 0; i < 100 && !gone; i++) {
+        try {
+          Deno.statSync(`/proc/${master}`);
+          await sleep(50);
+        } catch {
+          gone = true;
+        }
+      }
+      assert.ok(gone, "the orphaned ssh master was ended");
+      assert.deepEqual(dirsLeft(), [], "its temp dirs are removed");
+      assert.deepEqual(ls(join(s.root, "db")), withSidecars(["20261122.tgz"]), "the interrupted upload left nothing; the archive is whole");
+    }, serveBytes(zip));
+  } finally {
+    await s.stop();
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+});
+
+Deno.test("a full state_dir is a state problem (exit 32) naming state_dir, not 'already running'", async () => {
+  await withSource(NIGHTLY, async (sb) => {
+    await Deno.mkdir(sb.stateDir, { recursive: true });
+    await sh("mount", ["-t", "tmpfs", "-o", "size=64k", "tmpfs", sb.stateDir]);
+    try {
+      // Fill it to the last byte.
+      const f = await Deno.open(join(sb.stateDir, "filler"), { write: true, create: true });
+      try {
+        const block = new Uint8Array(4096);
+        for (;;) await f.write(block);
+      } catch {
+        /* ENOSPC */
+      } finally {
+        f.close();
+      }
+      const r = await runCli(["run", "-c", sb.configPath], { env: at("2026-11-22") });
+      assert.equal(r.code, EXIT.STATE, r.stderr);
+      assert.match(r.stderr, /lock: FAILED: cannot write the lock file .*: state_dir .* is full \(hint: free space in /);
+      assert.doesNotMatch(r.stderr, /already running/);
+      assert.deepEqual(ls(sb.dest), [], "nothing stored without a lock");
+    } finally {
+      await sh("umount", [sb.stateDir]);
+    }
+  });
+});
+
+Deno.test("timeouts of 24 days or more are refused at load time (a timer would overflow and fire at once)", async () => {
+  await withSource(NIGHTLY, async (sb) => {
+    await sb.writeConfig({ ...NIGHTLY, source: { timeout: "25d" } });
+    const r = await runCli(["run", "-c", sb.configPath], { env: at("2026-11-22") });
+    assert.equal(r.code, EXIT.CONFIG, r.stderr);
+    assert.match(r.stderr, /source\.timeout.*25d is out of range for a timeout/);
+  });
+});
+
+Deno.test("ls listings keep leading and trailing spaces in names, so ' 20261122.tgz' is never taken for an archive", () => {
+  assert.equal(parseLsLine("-rw-r--r--    1 0        0             12 Nov 20 12:00  20261122.tgz")?.name, " 20261122.tgz");
+  assert.equal(parseLsLine("-rw-r--r--    1 0        0             12 Nov 20  2025 20261122.tgz ")?.name, "20261122.tgz ");
+  assert.equal(parseLsLine("-rw-r--r--    1 0        0             12 Nov 20 12:00 20261122.tgz")?.name, "20261122.tgz");
+});
