@@ -21,6 +21,7 @@ import { composeReport, sendMail, shouldSend, summary } from "./mail.ts";
 import { ping, writeTextfile } from "./monitor.ts";
 import { restore } from "./restore.ts";
 import { type Check, formatChecks, NAGIOS, nagios, runVerify } from "./verify.ts";
+import { type CheckReport, runCheck } from "./check.ts";
 
 export const VERSION: string = denoJson.version;
 
@@ -39,6 +40,10 @@ Usage:
   archivist restore  [-c FILE] [NAME|latest] [--to DIR] [--force]
                                         download an archive, check its sha256, extract the dump
                                         into DIR (default: the current directory), print its path
+  archivist check    [-c FILE] [--sample N | --all] [--json]
+                                        prove the destination holds what the catalogue says: every
+                                        archive present with its size; N (default 1) read back whole,
+                                        checksums and dump verified; exit 0 OK, 1 WARNING, 2 CRITICAL
   archivist mail-test [-c FILE]          send a test message with the mail settings
   archivist --help | --version
 
@@ -73,6 +78,8 @@ interface Parsed {
   dryRun: boolean;
   force: boolean;
   last?: number;
+  sample: number;
+  all: boolean;
   target?: string;
   to?: string;
 }
@@ -90,6 +97,8 @@ function parse(argv: string[]): Parsed {
       "dry-run": { type: "boolean" },
       force: { type: "boolean" },
       last: { type: "string" },
+      sample: { type: "string" },
+      all: { type: "boolean" },
       to: { type: "string" },
       help: { type: "boolean", short: "h" },
       verify: { type: "boolean" },
@@ -102,6 +111,11 @@ function parse(argv: string[]): Parsed {
   else if (values.version) command = "version";
   const maxArgs = command === "restore" ? 2 : 1;
   if (positionals.length > maxArgs) throw new UsageError(`unexpected argument ${JSON.stringify(positionals[maxArgs])}`);
+  let sample = 1;
+  if (values.sample !== undefined) {
+    if (!/^\d+$/.test(values.sample) || Number(values.sample) < 1) throw new UsageError("--sample takes a number of archives (1 or more)");
+    sample = Number(values.sample);
+  }
   let last: number | undefined;
   if (values.last !== undefined) {
     if (!/^\d+$/.test(values.last)) throw new UsageError("--last takes a number");
@@ -116,6 +130,8 @@ function parse(argv: string[]): Parsed {
     dryRun: !!values["dry-run"],
     force: !!values.force,
     last,
+    sample,
+    all: !!values.all,
     target: positionals[1],
     to: values.to,
   };
@@ -129,7 +145,7 @@ function configOrFail(p: Parsed, env: Env, log: Logger): Config {
   const cfg = loadConfig(found.path, env);
   for (const s of cfg.secretValues) log.addSecret(s);
   const level: Level = p.verbose ? "debug" : cfg.log.level;
-  const readOnly = p.command === "history" || p.command === "list" || p.command === "verify";
+  const readOnly = p.command === "history" || p.command === "list" || p.command === "verify" || p.command === "check";
   log.setLevels(level, p.quiet ? "error" : p.verbose ? "debug" : readOnly ? "warn" : "info");
   if (p.command === "history") return cfg;
   const warn = log.openFile(cfg.log.file, [
@@ -159,7 +175,7 @@ export async function main(argv: string[], deps: CliDeps = {}): Promise<number> 
   }
   if (p.command === "help") return (out(HELP), EXIT.OK);
   if (p.command === "version") return (out(`archivist ${VERSION}`), EXIT.OK);
-  if (!["run", "history", "list", "prune", "mail-test", "verify", "restore"].includes(p.command)) {
+  if (!["run", "history", "list", "prune", "mail-test", "verify", "restore", "check"].includes(p.command)) {
     console.error(p.command ? `archivist: unknown command ${JSON.stringify(p.command)}\nTry 'archivist --help'.` : HELP);
     return EXIT.USAGE;
   }
@@ -204,6 +220,8 @@ export async function main(argv: string[], deps: CliDeps = {}): Promise<number> 
         return await cmdVerify(cfg, clock, env, log, p, out);
       case "restore":
         return await cmdRestore(cfg, clock, env, log, p, out);
+      case "check":
+        return await cmdCheck(cfg, clock, env, log, p, out);
     }
     return EXIT.USAGE;
   } catch (e) {
@@ -349,6 +367,8 @@ function cmdHistory(cfg: Config, p: Parsed, out: (s: string) => void): number {
   for (const r of shown) {
     const what = r.error
       ? `${r.error.step}: ${r.error.message}`
+      : r.check
+      ? `check: ${r.check.summary}`
       : r.archive
       ? `${r.archive.name} ${formatSize(r.archive.size)} → ${r.archive.location}`
       : r.warnings[0] ?? "";
@@ -421,4 +441,49 @@ async function cmdPrune(cfg: Config, clock: Clock, env: Env, log: Logger, p: Par
     log.failure("prune", err);
     return err instanceof ArchivistError ? err.exitCode : EXIT.RETENTION;
   }
+}
+
+async function cmdCheck(cfg: Config, clock: Clock, env: Env, log: Logger, p: Parsed, out: (s: string) => void): Promise<number> {
+  const started = clock.now();
+  const t0 = performance.now();
+  let report: CheckReport;
+  try {
+    report = await runCheck(cfg, clock, env, log, { sample: p.sample, all: p.all });
+  } catch (e) {
+    const err = asArchivistError("store", e);
+    report = { location: "", status: "crit", code: NAGIOS.UNKNOWN, summary: `cannot check the destination: ${err.message}`, archives: [] };
+  }
+  const label = ["OK", "WARNING", "CRITICAL", "UNKNOWN"][report.code];
+  if (p.json) out(JSON.stringify({ ...report, status: label }, null, 2));
+  else {
+    out(`ARCHIVIST CHECK ${label} - ${report.summary}`);
+    for (const a of report.archives) {
+      out(
+        `${a.status === "ok" ? "✓" : a.status === "warn" ? "!" : "✗"} ${a.name.padEnd(28)} ${
+          a.depth === "content" ? "read back" : "listed   "
+        }  ${a.message}`,
+      );
+    }
+  }
+  const bad = report.archives.filter((a) => a.status !== "ok").map((a) => `${a.name}: ${a.message}`);
+  const result: RunResult = {
+    runId: log.runId,
+    job: cfg.name,
+    host: hostname(),
+    command: "check",
+    configFile: cfg.file,
+    startedAt: started.toISOString(),
+    endedAt: clock.now().toISOString(),
+    durationMs: Math.round(performance.now() - t0),
+    runDate: started.toISOString().slice(0, 10),
+    status: report.code === 0 ? "ok" : report.code === 1 ? "warning" : "failed",
+    exitCode: report.code,
+    steps: [],
+    warnings: report.code === 0 ? [] : bad.length ? bad : [report.summary],
+    check: { status: label, summary: report.summary, read: report.archives.filter((a) => a.depth === "content").map((a) => a.name) },
+    logFile: log.filePath,
+  };
+  const herr = appendHistory(historyPath(cfg), result);
+  if (herr) log.warn("history", herr);
+  return report.code;
 }

@@ -54,20 +54,34 @@ export async function pickArchive(t: Transport, cfg: Config, wanted: string, now
   return best.name;
 }
 
-async function sha256File(path: string): Promise<string> {
+export async function sha256File(path: string): Promise<string> {
   const h = createHash("sha256");
   const f = await Deno.open(path);
   for await (const c of f.readable) h.update(c);
   return h.digest("hex");
 }
 
-/** Extract the first regular file of a .tgz to `dir`; returns its final path. */
-export async function extractTgz(tgz: string, dir: string, overwrite: boolean): Promise<{ path: string; size: number }> {
+/** Where the first regular file of a .tgz goes while it is read. */
+export interface TgzSink {
+  /** The entry starts: its name in the tar and its size. */
+  open(name: string, size: number): Promise<void>;
+  write(chunk: Uint8Array): Promise<void>;
+  /** The entry was read whole. */
+  done(): Promise<void>;
+  /** Reading failed: undo what `open` began. */
+  abort(): Promise<void>;
+}
+
+/**
+ * Read a .tgz to its end and hand its first regular file to `sink` (ustar and pax headers, as pack writes them).
+ * Fails when the archive is damaged, holds no file, or ends inside the file.
+ */
+export async function readTgz(tgz: string, sink: TgzSink): Promise<{ name: string; size: number }> {
   const gunzip = fs.createReadStream(tgz).pipe(zlib.createGunzip());
   let buf = new Uint8Array(0);
   let pax: Record<string, string> = {};
-  let out: Deno.FsFile | undefined;
-  let tmp = "", final = "", remaining = 0, pad = 0, size = 0, state: "header" | "data" | "skip" | "pax" = "header";
+  let opened = false, entry = "";
+  let remaining = 0, pad = 0, size = 0, state: "header" | "data" | "skip" | "pax" = "header";
   let paxBuf: number[] = [];
   const td = new TextDecoder();
   const str = (b: Uint8Array) => td.decode(b.subarray(0, b.indexOf(0) < 0 ? b.length : b.indexOf(0)));
@@ -92,19 +106,10 @@ export async function extractTgz(tgz: string, dir: string, overwrite: boolean): 
           if (type === "x") {
             state = "pax";
             paxBuf = [];
-          } else if ((type === "0" || type === "\0") && !out) {
-            const base = name.split("/").pop()!.replace(/^\.+/, "") || "dump.sql";
-            final = join(dir, base);
-            tmp = join(dir, `.${base}.part`);
-            if (!overwrite) {
-              try {
-                Deno.statSync(final);
-                fail(`${final} already exists`, "remove it, or pass --force to overwrite", "exists");
-              } catch (e) {
-                if (e instanceof ArchivistError) throw e;
-              }
-            }
-            out = await Deno.open(tmp, { write: true, create: true, truncate: true, mode: 0o600 });
+          } else if ((type === "0" || type === "\0") && !opened) {
+            await sink.open(name, len);
+            opened = true;
+            entry = name;
             size = len;
             state = "data";
           } else state = "skip";
@@ -114,10 +119,8 @@ export async function extractTgz(tgz: string, dir: string, overwrite: boolean): 
           if (!buf.length) break;
           const n = Math.min(remaining, buf.length);
           const part = buf.subarray(0, n);
-          if (state === "data") {
-            let w = 0;
-            while (w < part.length) w += await out!.write(part.subarray(w));
-          } else if (state === "pax") paxBuf.push(...part);
+          if (state === "data") await sink.write(part);
+          else if (state === "pax") paxBuf.push(...part);
           remaining -= n;
           buf = buf.subarray(n);
           if (remaining > 0) break;
@@ -138,22 +141,65 @@ export async function extractTgz(tgz: string, dir: string, overwrite: boolean): 
       }
     }
   } catch (e) {
-    out?.close();
-    out = undefined;
-    if (tmp) await Deno.remove(tmp).catch(() => {});
+    if (opened) await sink.abort();
     if (e instanceof ArchivistError) throw e;
-    fail(`cannot extract ${tgz}: ${errMsg(e)}`, "the archive is damaged");
+    fail(`cannot read ${tgz}: ${errMsg(e)}`, "the archive is damaged");
   }
-  if (!out) fail(`${tgz} holds no file`, "the archive is damaged or not one of ours");
-  if (remaining > 0) {
-    out.close();
-    await Deno.remove(tmp).catch(() => {});
+  if (!opened) fail(`${tgz} holds no file`, "the archive is damaged or not one of ours");
+  if ((state as string) === "data" && remaining > 0) {
+    await sink.abort();
     fail(`${tgz} ends in the middle of the dump (${remaining} bytes missing)`, "the archive is truncated");
   }
-  await out.sync();
-  out.close();
-  await Deno.rename(tmp, final);
-  return { path: final, size };
+  await sink.done();
+  return { name: entry, size };
+}
+
+/** Extract the first regular file of a .tgz to `dir` (hidden temp name, renamed when whole); returns its final path. */
+export async function extractTgz(tgz: string, dir: string, overwrite: boolean): Promise<{ path: string; size: number }> {
+  let out: Deno.FsFile | undefined;
+  let tmp = "", final = "";
+  const r = await readTgz(tgz, {
+    async open(name) {
+      const base = name.split("/").pop()!.replace(/^\.+/, "") || "dump.sql";
+      final = join(dir, base);
+      tmp = join(dir, `.${base}.part`);
+      if (!overwrite) {
+        try {
+          Deno.statSync(final);
+          fail(`${final} already exists`, "remove it, or pass --force to overwrite", "exists");
+        } catch (e) {
+          if (e instanceof ArchivistError) throw e;
+        }
+      }
+      out = await Deno.open(tmp, { write: true, create: true, truncate: true, mode: 0o600 });
+    },
+    async write(chunk) {
+      let w = 0;
+      while (w < chunk.length) w += await out!.write(chunk.subarray(w));
+    },
+    async done() {
+      await out!.sync();
+      out!.close();
+      await Deno.rename(tmp, final);
+    },
+    async abort() {
+      out?.close();
+      if (tmp) await Deno.remove(tmp).catch(() => {});
+    },
+  });
+  return { path: final, size: r.size };
+}
+
+/** Read a .tgz through and return the sha256 and size of the file it holds (nothing written). */
+export async function hashTgz(tgz: string): Promise<{ name: string; size: number; sha256: string }> {
+  const h = createHash("sha256");
+  const r = await readTgz(tgz, {
+    open: () => Promise.resolve(),
+    write: (c) => Promise.resolve(void h.update(c)),
+    done: () => Promise.resolve(),
+    abort: () => Promise.resolve(),
+  });
+  return { ...r, sha256: h.digest("hex") };
 }
 
 /** The whole restore. Returns the dump's path. */

@@ -49,6 +49,8 @@ export interface RunResult {
   dump?: { name: string; size: number; sha256: string };
   archive?: { name: string; size: number; sha256: string; location: string };
   retention?: { deleted: string[]; failed: { name: string; error: string }[] };
+  /** `archivist check` lines only: the outcome and the archives read back. */
+  check?: { status: string; summary: string; read: string[] };
   /** The report mail: whether it went out, and where or why not. Never affects the exit code. */
   mail?: { sent: boolean; message: string };
   logFile: string;

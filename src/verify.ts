@@ -76,6 +76,7 @@ export async function runVerify(d: VerifyDeps): Promise<Check[]> {
   }
   checks.push(checkSchedule(c, d.programHint));
   checks.push(checkLastRun(c, runs, d.historyFile, d.clock));
+  checks.push(checkLastCheck(runs, d.clock));
   return checks;
 }
 
@@ -294,4 +295,24 @@ function checkLastRun(c: Config, runs: RunResult[], historyFile: string, clock: 
   }
   if (last.status === "warning") return warn("last run", `WARNING ${when}: ${last.warnings[0] ?? ""}`);
   return ok("last run", `OK ${when}${last.archive ? `: ${last.archive.name} (${formatSize(last.archive.size)})` : ""}`);
+}
+
+/** How long ago `archivist check` last passed (the restore drill); a failed last check is CRITICAL. */
+function checkLastCheck(runs: RunResult[], clock: Clock): Check {
+  const checks = runs.filter((r) => r.command === "check");
+  const last = checks.at(-1);
+  const ago = (r: RunResult) => `${formatDuration(Math.max(0, clock.now().getTime() - new Date(r.startedAt).getTime()))} ago`;
+  if (!last) return ok("last check", "`archivist check` has not run yet (schedule it weekly: it reads an archive back whole)");
+  if (last.status === "failed") {
+    return crit(
+      "last check",
+      `FAILED ${ago(last)}: ${last.check?.summary ?? last.warnings[0] ?? ""}`,
+      "run `archivist check --all` and see `archivist list`",
+    );
+  }
+  const passed = checks.filter((r) => r.status === "ok").at(-1);
+  if (last.status === "warning") {
+    return warn("last check", `WARNING ${ago(last)}: ${last.check?.summary ?? ""}${passed ? `; last passed ${ago(passed)}` : ""}`);
+  }
+  return ok("last check", `passed ${ago(last)}${last.check?.read.length ? ` (read back ${last.check.read.join(", ")})` : ""}`);
 }

@@ -58,7 +58,7 @@ export async function planRetention(
   if (doomed.length && doubt) {
     refusal = new ArchivistError(
       "retention",
-      `clock in doubt, deleted none of ${doomed.length} archive(s): ${doubt.message}`,
+      `clock in doubt, deleted none of the ${doomed.length} archive(s) due: ${doubt.message}`,
       "check the system clock (timedatectl, NTP); if it is right (a long outage), review with `archivist prune --dry-run` and accept it with `archivist prune --force`",
       { code: "clock" },
     );
@@ -125,12 +125,9 @@ export async function applyRetention(
     return res;
   }
   if (plan.doubt && opts.inRun) {
-    // Whether or not anything was due: a clock in doubt is never silent, and deletes nothing.
-    res.skipped = plan.refusal?.code === "clock" ? plan.refusal.message : `clock in doubt: ${plan.doubt.message}`;
-    log.warn(
-      step,
-      `${res.skipped} (hint: check the system clock; if it is right, accept it with \`archivist prune --force\` after \`prune --dry-run\`)`,
-    );
+    // Whether or not anything was due: a clock in doubt is never silent, and deletes nothing. The step logs it.
+    res.skipped =
+      `clock in doubt, deleted none of the ${plan.doomed.length} archive(s) due: ${plan.doubt.message} (hint: check the system clock; if it is right, review with \`archivist prune --dry-run\` and accept it with \`archivist prune --force\`)`;
     return res;
   }
   if (plan.refusal && !opts.force) throw plan.refusal;

@@ -11,7 +11,7 @@ export const retentionStep: Step = {
     const r = await applyRetention(t, ctx.config, ctx.startedAt, protect, ctx.log, { inRun: true });
     data.deleted = r.deleted;
     data.deleteFailed = r.failed;
-    if (r.skipped) return { status: "warning", message: `deleted nothing: ${r.skipped}` };
+    if (r.skipped) return { status: "warning", message: r.skipped };
     const kept = r.decisions.length - r.deleted.length - r.failed.filter((f) => !f.name.endsWith(".sha256")).length;
     if (r.failed.length) {
       return {
