@@ -500,3 +500,28 @@ Deno.test("archivist check: every archive present with its size, a sample read b
     assert.match(v.stdout, /last check.*FAILED .*20261121\.tgz: sha256/);
   });
 });
+
+Deno.test("a real outage longer than max_age: the run warns and deletes nothing, prune refuses (exit 31), prune --force accepts the clock", async () => {
+  await withSource({ ...NIGHTLY, retention: { max_age: "5d", min_keep: 2 } }, async (sb) => {
+    await nights(sb, ["2026-11-01", "2026-11-02", "2026-11-03"]);
+    const back = await runCli(["run", "-c", sb.configPath], { env: at("2026-11-20") });
+    assert.equal(back.code, EXIT.WARNING, back.stderr);
+    assert.match(back.stderr, /17d after the storage of the last archive 20261103\.tgz .*or no archive was stored for that long/);
+    assert.equal(ls(sb.dest).length, 8, "nothing deleted");
+    const prune = await runCli(["prune", "-c", sb.configPath], { env: at("2026-11-20") });
+    assert.equal(prune.code, EXIT.RETENTION, prune.stderr);
+    assert.match(
+      prune.stderr,
+      /prune: FAILED: clock in doubt, deleted none of the 2 archive\(s\) due: .*accept it with `archivist prune --force`/,
+    );
+    const forced = await runCli(["prune", "--force", "-c", sb.configPath], { env: at("2026-11-20") });
+    assert.equal(forced.code, 0, forced.stderr);
+    assert.match(forced.stderr, /--force: the clock is accepted as right/);
+    assert.deepEqual(ls(sb.dest), withSidecars(["20261103.tgz", "20261120.tgz"]), "min_keep 2: the two stored last");
+    const cat = Deno.readTextFileSync(join(sb.stateDir, "testjob.catalogue.jsonl"));
+    assert.match(cat, /"op":"trust"/);
+    const next = await runCli(["run", "-c", sb.configPath], { env: at("2026-11-21") });
+    assert.equal(next.code, 0, next.stderr);
+    assert.doesNotMatch(next.stderr, /clock in doubt/);
+  });
+});

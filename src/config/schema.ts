@@ -113,10 +113,10 @@ const destinationVariants = Object.fromEntries(Object.entries(TRANSPORTS).map(([
 
 export const retentionSchema = obj({
   max_age: duration().optional().doc(
-    "Archives whose date (from the name) is older than this are deleted. Absent: keep forever (GFS rules still apply).",
+    "Archives stored longer ago than this (the date of the run that stored them, from the catalogue) are deleted. Absent: keep forever (GFS rules still apply). It also bounds the clock check: a clock further ahead than this of the last archive stored deletes nothing.",
     "30d",
   ),
-  min_keep: int(1).default(3).doc("The N newest archives are never deleted, whatever their age.", 3),
+  min_keep: int(1).default(3).doc("The N complete archives stored last are never deleted, whatever their age.", 3),
   keep_daily: int(0).default(0).doc("Keep the newest archive of each of the last N days (0: rule off).", 7),
   keep_weekly: int(0).default(0).doc("Keep the newest archive of each of the last N ISO weeks.", 4),
   keep_monthly: int(0).default(0).doc("Keep the newest archive of each of the last N months.", 12),
