@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { hostname } from "node:os";
 import { ArchivistError, errMsg, EXIT } from "./errors.ts";
 import { type ChildInfo, observeResources, resources } from "./cleanup.ts";
-import { sweepDeadTempDirs } from "./fsutil.ts";
+import { processesMentioning, sweepDeadTempDirs } from "./fsutil.ts";
 import type { Logger } from "./log.ts";
 
 interface LockRecord {
@@ -86,6 +86,15 @@ function cleanUpAfter(prev: LockRecord, log?: Logger): string {
   for (const d of prev.dirs ?? []) {
     // Only our own private directories, whatever a damaged record says.
     if (!/\/(archivist|arch-ssh)-\d+-[^/]+$/.test(d)) continue;
+    // A child started a moment before the kill may not be in the record yet: whatever still uses the dir (an
+    // ssh master's ControlPath is in it) is ended too.
+    for (const pid of processesMentioning(d)) {
+      if (prev.children?.some((c) => c.pid === pid)) continue;
+      try {
+        Deno.kill(pid, "SIGTERM");
+        done.push(`ended pid ${pid} (still using ${d})`);
+      } catch { /* gone */ }
+    }
     try {
       Deno.removeSync(d, { recursive: true });
       done.push(`removed ${d}`);

@@ -12,6 +12,7 @@ import { runCli, type Sandbox, sandbox, spawnCli } from "./helpers/cli.ts";
 import { startSshd } from "./servers/sshd.ts";
 import { EXIT } from "../src/errors.ts";
 import { parseLsLine } from "../src/transports/common.ts";
+import { acquireLock } from "../src/lock.ts";
 
 const certDir = await Deno.makeTempDir({ prefix: "archivist-cert-" });
 const cert: TestCert = await makeCert(certDir);
@@ -395,7 +396,7 @@ Deno.test("SIGKILL during an sftp store: the next run ends the orphaned ssh mast
       assert.equal(next.code, 0, next.stderr);
       assert.match(
         next.stderr,
-        /died without releasing the lock: ended its ssh -M \(connection master\) \(pid \d+\)|removed \d+ private dir/,
+        /died without releasing the lock: ended (its ssh -M \(connection master\) \(pid \d+\)|pid \d+ \(still using \/\S*arch-ssh-)/,
       );
       let gone = false;
       for (let i = 0; i < 100 && !gone; i++) {
@@ -524,4 +525,86 @@ Deno.test("a real outage longer than max_age: the run warns and deletes nothing,
     assert.equal(next.code, 0, next.stderr);
     assert.doesNotMatch(next.stderr, /clock in doubt/);
   });
+});
+
+Deno.test("SIGTERM after the archive is stored (sftp, during retention): exit 130 says the archive is stored and recorded; foreign names with spaces are never touched", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "archivist-term-" });
+  const s = await startSshd(join(dir, "sshd"));
+  const remote = join(s.root, "db");
+  try {
+    await withSource({
+      ...NIGHTLY,
+      retention: { max_age: "20d", min_keep: 1, max_delete: 20 },
+      destination: {
+        type: "sftp",
+        host: "127.0.0.1",
+        port: s.port,
+        user: s.user,
+        key_file: s.keyFile,
+        known_hosts_file: s.knownHosts,
+        path: remote,
+        create_dirs: true,
+      },
+    }, async (sb) => {
+      await nights(sb, days("2026-10-23", 8)); // 10-23 … 10-30: all due on 11-20 (gap 21 days: a trusted clock)
+      // Foreign files whose names are ours but for a space: an ls-based listing must not trim them.
+      for (const f of [" 20261101.tgz", "20261101.tgz "]) await Deno.writeTextFile(join(remote, f), "not ours\n");
+      const child = spawnCli(["run", "-c", sb.configPath], at("2026-11-20"));
+      const statePath = join(sb.stateDir, "testjob.state.json");
+      for (let i = 0; i < 4000; i++) {
+        try {
+          if (Deno.readTextFileSync(statePath).includes("20261120.tgz")) break;
+        } catch { /* not yet */ }
+        await sleep(2);
+      }
+      child.kill("SIGTERM");
+      const o = await child.output();
+      const stderr = new TextDecoder().decode(o.stderr);
+      assert.equal(o.code, EXIT.INTERRUPTED, stderr);
+      assert.match(
+        stderr,
+        /FAILED: interrupted by SIGTERM during (state|retention) after 20261120\.tgz was stored on sftp:\/\/.* and recorded \(hint: the archive is safe/,
+      );
+      assert.doesNotMatch(stderr, /nothing was (stored|recorded)/);
+      const h = history(sb).at(-1);
+      assert.equal(h.archive.name, "20261120.tgz", "the history line names the stored archive");
+      assert.equal(h.exitCode, EXIT.INTERRUPTED);
+      assert.ok(ls(remote).includes("20261120.tgz") && ls(remote).includes("20261120.tgz.sha256"));
+      // The next night finishes retention; the space-named files stay and cause no warning.
+      const next = await runCli(["run", "-c", sb.configPath], { env: at("2026-11-21") });
+      assert.equal(next.code, 0, next.stderr);
+      assert.doesNotMatch(next.stderr, /could not delete/);
+      assert.deepEqual(ls(remote), [" 20261101.tgz", "20261101.tgz ", ...withSidecars(["20261120.tgz", "20261121.tgz"])].sort());
+    });
+  } finally {
+    await s.stop();
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+});
+
+Deno.test("a child started just before the kill (not yet in the lock record) is still ended: anything using the dead run's dir goes", async () => {
+  const state = await Deno.makeTempDir({ prefix: "archivist-lockrec-" });
+  const tmp = Deno.env.get("TMPDIR") || "/tmp";
+  const dir = await Deno.makeTempDir({ dir: tmp, prefix: "arch-ssh-999999-" });
+  // A stand-in for an ssh master whose command line names the dir (as ControlPath=DIR/cm does).
+  const orphan = new Deno.Command("sh", { args: ["-c", "sleep 60", `${dir}/cm`], stdin: "null", stdout: "null", stderr: "null" }).spawn();
+  try {
+    await Deno.writeTextFile(
+      join(state, "j.lock"),
+      JSON.stringify({ pid: 999999, procStart: "1", since: "2026-11-21T02:30:00Z", host: Deno.hostname(), children: [], dirs: [dir] }),
+    );
+    const lock = acquireLock(state, "j", new Date());
+    assert.match(lock.tookOver ?? "", new RegExp(`ended pid ${orphan.pid} \\(still using ${dir}\\)`));
+    const st = await orphan.status;
+    assert.equal(st.signal, "SIGTERM", "the orphan was ended");
+    assert.throws(() => Deno.statSync(dir), Deno.errors.NotFound);
+    lock.release();
+    assert.equal(Deno.readTextFileSync(join(state, "j.lock")), "", "released: the record is emptied, the file stays");
+  } finally {
+    try {
+      orphan.kill("SIGKILL");
+    } catch { /* gone */ }
+    await Deno.remove(state, { recursive: true });
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
 });
