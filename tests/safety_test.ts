@@ -10,6 +10,7 @@ import { makeCert, makeZip, sh, sqlDump, type TestCert } from "../tools/fixtures
 import { type HttpsSource, type Route, serveBytes, startHttpsSource } from "../tools/https_source.ts";
 import { runCli, type Sandbox, sandbox, spawnCli } from "./helpers/cli.ts";
 import { startSshd } from "./servers/sshd.ts";
+import { startVsftpd } from "./servers/vsftpd.ts";
 import { EXIT } from "../src/errors.ts";
 import { parseLsLine } from "../src/transports/common.ts";
 import { acquireLock } from "../src/lock.ts";
@@ -605,6 +606,76 @@ Deno.test("a child started just before the kill (not yet in the lock record) is 
       orphan.kill("SIGKILL");
     } catch { /* gone */ }
     await Deno.remove(state, { recursive: true });
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+});
+
+Deno.test("SIGKILL during an FTPS upload: no archive ever appears under its final name without its sidecar; the next run stores it whole", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "archivist-ftpkill-" });
+  await Deno.chmod(dir, 0o755);
+  const s = await startVsftpd(join(dir, "ftp"), cert);
+  const rnd = new Uint8Array(6 * 1024 * 1024);
+  for (let i = 0; i < rnd.length; i += 65536) crypto.getRandomValues(rnd.subarray(i, i + 65536));
+  const zip = makeZip([{
+    name: "dump.sql",
+    data: new TextEncoder().encode(`-- dump\n${Buffer.from(rnd).toString("base64")}\n${TRAILER} on x\n`),
+  }]);
+  const pw = join(dir, "ftp.pw");
+  await Deno.writeTextFile(pw, s.password + "\n");
+  await Deno.chmod(pw, 0o600);
+  const sub = `kill-${crypto.randomUUID().slice(0, 8)}`;
+  const remote = join(s.home, sub);
+  try {
+    await withSource({
+      ...NIGHTLY,
+      archive: { timezone: "UTC", compression_level: 1 },
+      destination: {
+        type: "ftps",
+        host: "127.0.0.1",
+        port: s.port,
+        user: s.user,
+        password_file: pw,
+        ca_file: cert.caFile,
+        path: sub,
+        create_dirs: true,
+      },
+    }, async (sb) => {
+      const child = spawnCli(["run", "-c", sb.configPath], at("2026-11-22"));
+      let curlPid: number | undefined;
+      for (let i = 0; i < 6000 && curlPid === undefined; i++) {
+        for (const e of Deno.readDirSync("/proc")) {
+          if (!/^\d+$/.test(e.name)) continue;
+          try {
+            const cmd = Deno.readTextFileSync(`/proc/${e.name}/cmdline`);
+            const argv = cmd.split("\0");
+            if (/(^|\/)curl$/.test(argv[0]) && argv.includes("-T") && cmd.includes(".20261122.tgz.part")) curlPid = Number(e.name);
+          } catch { /* gone */ }
+        }
+        if (curlPid === undefined) await sleep(2);
+      }
+      if (!curlPid) {
+        const o = await child.output();
+        assert.fail(`did not catch the upload's curl; the run: ${new TextDecoder().decode(o.stderr)}`);
+      }
+      child.kill("SIGKILL");
+      await child.output();
+      // Let the orphaned curl do whatever it would do on its own.
+      for (let i = 0; i < 100; i++) {
+        try {
+          Deno.statSync(`/proc/${curlPid}`);
+          await sleep(50);
+        } catch {
+          break;
+        }
+      }
+      assert.ok(!ls(remote).includes("20261122.tgz"), `no final name without a living archivist: ${ls(remote).join(", ")}`);
+      const next = await runCli(["run", "-c", sb.configPath], { env: at("2026-11-22") });
+      assert.equal(next.code, 0, next.stderr);
+      assert.deepEqual(ls(remote), withSidecars(["20261122.tgz"]), "leftovers removed, the archive whole");
+      assert.match(await sh("sha256sum", ["-c", "20261122.tgz.sha256"], { cwd: remote }), /OK/);
+    }, serveBytes(zip));
+  } finally {
+    await s.stop();
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   }
 });
