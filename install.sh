@@ -139,12 +139,16 @@ else
     fi
     (cd "$SRC" && deno bundle --quiet --platform deno -o "$BUILD/archivist.js" main.ts) || fail "deno bundle failed"
     put "$BUILD/archivist.js" "$LIBDIR/archivist.js" 0644
+    # The permissions are declared once, in src/permissions.ts.
+    PERMS=$(cd "$SRC" && deno run --quiet --no-lock --allow-read tools/permissions.ts) || fail "cannot read src/permissions.ts"
     write "$BIN" 0755 <<EOF
 #!/bin/sh
-# archivist launcher, written by install.sh (deno compile was not available): runs the bundle with Deno.
+# archivist launcher, written by install.sh (deno compile was not available): runs the bundle with Deno, with
+# the permissions declared in src/permissions.ts. The bundle is found beside the launcher (../lib/archivist).
+here=\$(dirname "\$(readlink -f "\$0")")
 ARCHIVIST_PROGRAM=$BIN
 export ARCHIVIST_PROGRAM
-exec $DENO run --allow-read --allow-write --allow-net --allow-env --allow-run --allow-sys --quiet --no-config --no-lock $LIBDIR/archivist.js "\$@"
+exec $DENO run $PERMS --quiet --no-config --no-lock "\$here/../lib/archivist/archivist.js" "\$@"
 EOF
     MODE=bundle
   fi
@@ -234,7 +238,7 @@ if [ "$VERIFY" = 1 ]; then
     [ "$RUN_USER" != "$(id -un)" ] && command -v runuser >/dev/null 2>&1 && runas=(runuser -u "$RUN_USER" --)
     "${runas[@]}" "$BIN" verify -c "$CONF" || echo "(verify reports problems above: fix the config, then run: archivist verify)"
   elif [ "$MODE" = bundle ]; then
-    ARCHIVIST_PROGRAM=$BIN deno run --allow-all --quiet --no-config --no-lock "$(R "$LIBDIR/archivist.js")" verify -c "$(R "$CONF")" || echo "(verify reports problems above: fix the config, then run: archivist verify)"
+    ARCHIVIST_PROGRAM=$BIN deno run $PERMS --quiet --no-config --no-lock "$(R "$LIBDIR/archivist.js")" verify -c "$(R "$CONF")" || echo "(verify reports problems above: fix the config, then run: archivist verify)"
   else
     "$(R "$BIN")" verify -c "$(R "$CONF")" || echo "(verify reports problems above: fix the config, then run: archivist verify)"
   fi

@@ -11,6 +11,8 @@ let next = 1;
 export interface ChildInfo {
   pid: number;
   what: string;
+  /** Its exact command line (src/procs.ts commandLine): with the pid, its identity for the next run. */
+  args: string;
 }
 
 const dirs = new Set<string>();

@@ -4,6 +4,7 @@
  * Children are killed when archivist is interrupted.
  */
 import { whileRunning } from "./cleanup.ts";
+import { commandLine } from "./procs.ts";
 
 export interface ExecResult {
   code: number;
@@ -51,7 +52,7 @@ export async function exec(cmd: string, args: string[], opts: ExecOptions = {}, 
     try {
       child.kill("SIGTERM");
     } catch { /* already gone */ }
-  }, { pid: child.pid, what: cmd });
+  }, { pid: child.pid, what: cmd, args: commandLine(cmd, args) });
   let timedOut = false;
   const timer = opts.timeoutMs
     ? setTimeout(() => {

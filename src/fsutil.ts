@@ -1,4 +1,5 @@
-/** Small file-system helpers shared by the destination and the health check. */
+/** Small file-system helpers shared by the destination, the health check and the lock. */
+import { processes } from "./procs.ts";
 
 /**
  * The nearest existing ancestor of `path` (itself when it exists): where a directory that is yet to be created
@@ -29,36 +30,20 @@ export function privateTempDir(kind: "archivist" | "arch-ssh"): string {
   return dir;
 }
 
-/** True when a process with this pid exists on this machine. */
-export function pidAlive(pid: number): boolean {
-  try {
-    Deno.statSync(`/proc/${pid}`);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /** Processes whose command line mentions `needle` (e.g. an ssh master's ControlPath inside a dead run's dir). */
-export function processesMentioning(needle: string): number[] {
-  const out: number[] = [];
-  try {
-    for (const e of Deno.readDirSync("/proc")) {
-      if (!/^\d+$/.test(e.name) || Number(e.name) === Deno.pid) continue;
-      try {
-        if (Deno.readTextFileSync(`/proc/${e.name}/cmdline`).includes(needle)) out.push(Number(e.name));
-      } catch { /* gone, or not ours to read */ }
-    }
-  } catch { /* no /proc */ }
-  return out;
+export function processesMentioning(needle: string, procs = processes()): number[] {
+  return [...(procs?.values() ?? [])].filter((p) => p.pid !== Deno.pid && p.args.includes(needle)).map((p) => p.pid);
 }
 
 /**
  * Remove the private temp dirs of archivist processes that died without cleaning up (SIGKILL, power loss), and end
- * the tools still using them (an `ssh -M` master lives on otherwise). Returns what was removed.
+ * the tools still using them (an `ssh -M` master lives on otherwise). Returns what was removed. Without `ps`
+ * nothing is removed: a live process's dir must never go.
  */
 export function sweepDeadTempDirs(tmp = Deno.env.get("TMPDIR") || "/tmp"): string[] {
   const removed: string[] = [];
+  const procs = processes();
+  if (!procs) return removed;
   let list: Deno.DirEntry[] = [];
   try {
     list = [...Deno.readDirSync(tmp)];
@@ -67,9 +52,9 @@ export function sweepDeadTempDirs(tmp = Deno.env.get("TMPDIR") || "/tmp"): strin
   }
   for (const e of list) {
     const m = /^(?:archivist|arch-ssh)-(\d+)-/.exec(e.name);
-    if (!m || !e.isDirectory || pidAlive(Number(m[1]))) continue;
+    if (!m || !e.isDirectory || procs.has(Number(m[1]))) continue;
     const dir = `${tmp.replace(/\/+$/, "")}/${e.name}`;
-    for (const pid of processesMentioning(dir)) {
+    for (const pid of processesMentioning(dir, procs)) {
       try {
         Deno.kill(pid, "SIGTERM");
       } catch { /* gone */ }

@@ -13,25 +13,15 @@ import { hostname } from "node:os";
 import { ArchivistError, errMsg, EXIT } from "./errors.ts";
 import { type ChildInfo, observeResources, resources } from "./cleanup.ts";
 import { processesMentioning, sweepDeadTempDirs } from "./fsutil.ts";
+import { processes, sameCommand } from "./procs.ts";
 import type { Logger } from "./log.ts";
 
 interface LockRecord {
   pid: number;
-  procStart: string;
   since: string;
   host: string;
-  children: (ChildInfo & { start?: string })[];
+  children: ChildInfo[];
   dirs: string[];
-}
-
-/** Field 22 of /proc/PID/stat: the process start time in clock ticks since boot (undefined: no such process). */
-export function processStart(pid: number): string | undefined {
-  try {
-    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
-    return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19] ?? "";
-  } catch {
-    return undefined;
-  }
 }
 
 export interface Lock {
@@ -73,9 +63,14 @@ function readAll(f: Deno.FsFile): string {
 /** End what a dead predecessor left running and remove its directories; returns a one-line account. */
 function cleanUpAfter(prev: LockRecord, log?: Logger): string {
   const done: string[] = [];
+  const procs = processes();
+  if (!procs && (prev.children?.length || prev.dirs?.length)) {
+    log?.warn("lock", "cannot list processes (is procps installed?): the children of the dead run are not ended");
+  }
   for (const c of prev.children ?? []) {
-    const start = processStart(c.pid);
-    if (start === undefined || (c.start && start !== c.start)) continue; // gone, or the pid was reused
+    // Same pid and the same command line: the very child (its command line holds a private path of that run).
+    const now = procs?.get(c.pid);
+    if (!now || !sameCommand(now.args, c.args)) continue;
     try {
       Deno.kill(c.pid, "SIGTERM");
       done.push(`ended its ${c.what} (pid ${c.pid})`);
@@ -88,7 +83,7 @@ function cleanUpAfter(prev: LockRecord, log?: Logger): string {
     if (!/\/(archivist|arch-ssh)-\d+-[^/]+$/.test(d)) continue;
     // A child started a moment before the kill may not be in the record yet: whatever still uses the dir (an
     // ssh master's ControlPath is in it) is ended too.
-    for (const pid of processesMentioning(d)) {
+    for (const pid of processesMentioning(d, procs)) {
       if (prev.children?.some((c) => c.pid === pid)) continue;
       try {
         Deno.kill(pid, "SIGTERM");
@@ -128,9 +123,14 @@ export function acquireLock(stateDir: string, job: string, now: Date, log?: Logg
   }
   if (!got) {
     let other: LockRecord | undefined;
-    try {
-      other = JSON.parse(readAll(f));
-    } catch { /* being written */ }
+    for (let attempt = 0; attempt < 2 && !other; attempt++) {
+      try {
+        other = JSON.parse(readAll(f));
+      } catch {
+        // The holder has the lock but has not written its record yet: give it a moment.
+        if (attempt === 0) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 100);
+      }
+    }
     f.close();
     const who = other
       ? `pid ${other.pid}${other.host !== hostname() ? ` on ${other.host}` : ""}, since ${other.since}`
@@ -140,27 +140,16 @@ export function acquireLock(stateDir: string, job: string, now: Date, log?: Logg
     });
   }
 
-  let tookOver: string | undefined;
+  let prevText = "";
   try {
-    const prevText = readAll(f).trim();
-    if (prevText) {
-      try {
-        tookOver = cleanUpAfter(JSON.parse(prevText), log);
-      } catch {
-        tookOver = `the lock file ${path} held an unreadable record (a run died while writing it)`;
-      }
-    }
+    prevText = readAll(f).trim();
   } catch { /* unreadable: we hold the lock all the same */ }
-  const swept = sweepDeadTempDirs();
-  if (swept.length) {
-    const s = `removed ${swept.length} private dir(s) of archivist processes that were killed (${swept.join(", ")})`;
-    tookOver = tookOver ? `${tookOver}; ${s}` : s;
-  }
 
-  const me = { pid: Deno.pid, procStart: processStart(Deno.pid) ?? "", since: now.toISOString(), host: hostname() };
+  // Our record first (a run refused meanwhile names us), then the clean-up after a dead predecessor.
+  const me = { pid: Deno.pid, since: now.toISOString(), host: hostname() };
   const write = () => {
     const r = resources();
-    const rec: LockRecord = { ...me, children: r.children.map((c) => ({ ...c, start: processStart(c.pid) })), dirs: r.dirs };
+    const rec: LockRecord = { ...me, children: r.children, dirs: r.dirs };
     const bytes = new TextEncoder().encode(JSON.stringify(rec) + "\n");
     f.truncateSync(0);
     f.seekSync(0, Deno.SeekMode.Start);
@@ -175,6 +164,20 @@ export function acquireLock(stateDir: string, job: string, now: Date, log?: Logg
     } catch { /* full */ }
     f.close();
     throw stateDirError(`cannot write the lock file ${path}`, e, stateDir);
+  }
+
+  let tookOver: string | undefined;
+  if (prevText) {
+    try {
+      tookOver = cleanUpAfter(JSON.parse(prevText), log);
+    } catch {
+      tookOver = `the lock file ${path} held an unreadable record (a run died while writing it)`;
+    }
+  }
+  const swept = sweepDeadTempDirs();
+  if (swept.length) {
+    const s = `removed ${swept.length} private dir(s) of archivist processes that were killed (${swept.join(", ")})`;
+    tookOver = tookOver ? `${tookOver}; ${s}` : s;
   }
   observeResources(write);
   let released = false;

@@ -9,6 +9,7 @@ import { makeCert, makeZip, sqlDump, type TestCert } from "../tools/fixtures.ts"
 import { type Route, startHttpsSource } from "../tools/https_source.ts";
 import { ROOT, runCli, type Sandbox, sandbox } from "./helpers/cli.ts";
 import { EXIT } from "../src/errors.ts";
+import { DENO_PERMISSIONS } from "../src/permissions.ts";
 import { freePort } from "./servers/common.ts";
 
 const cert: TestCert = await makeCert(await Deno.makeTempDir({ prefix: "archivist-opscert-" }));
@@ -64,7 +65,10 @@ Deno.test("install.sh into a --destdir: files, modes, cron line, launcher, idemp
       assert.match(cron, /^PATH=\/usr\/local\/bin:/m);
       const launcher = await Deno.readTextFile(join(dd, "usr/local/bin/archivist"));
       assert.match(launcher, /^#!\/bin\/sh\n/);
-      assert.match(launcher, /exec \/\S+deno run --allow-read .* \/usr\/local\/lib\/archivist\/archivist\.js "\$@"/);
+      assert.match(
+        launcher,
+        new RegExp(`exec /\\S+deno run ${DENO_PERMISSIONS.join(" ")} .* "\\$here/\\.\\./lib/archivist/archivist\\.js" "\\$@"`),
+      );
       assert.match(
         await Deno.readTextFile(join(dd, "etc/logrotate.d/archivist")),
         /\/var\/log\/archivist\/\*\.log \{[\s\S]*rotate 12[\s\S]*\}/,

@@ -314,18 +314,29 @@ Deno.test("a failed store leaves the state file unchanged, so the next night arc
   });
 });
 
-Deno.test("require_mount refuses a directory on the root filesystem", async () => {
+Deno.test("require_mount refuses a directory on the root filesystem and accepts a real mount (stat only, no /proc)", async () => {
   await withSource({ "/dump.zip": serveBytes(ZIP) }, async (_src, sb) => {
-    const mountinfo = join(sb.root, "mountinfo");
-    await Deno.writeTextFile(mountinfo, "22 1 8:1 / / rw,relatime - ext4 /dev/sda1 rw\n");
-    await sb.writeConfig({ destination: { require_mount: true } });
-    const r = await runCli(["run", "-c", sb.configPath], { env: { ARCHIVIST_MOUNTINFO: mountinfo } });
-    assert.equal(r.code, EXIT.STORE);
-    assert.match(r.stderr, /is not on a mounted filesystem \(it is on the root filesystem\); refusing to write[\s\S]*mount the share/);
-    // The same directory declared as a mount point is accepted.
-    await Deno.writeTextFile(mountinfo, `22 1 8:1 / / rw - ext4 /dev/sda1 rw\n40 22 0:50 / ${sb.root} rw - nfs srv:/backup rw\n`);
-    const ok = await runCli(["run", "-c", sb.configPath], { env: { ARCHIVIST_MOUNTINFO: mountinfo } });
-    assert.equal(ok.code, 0, ok.stderr);
+    // A directory right under / is on the root filesystem whatever the machine mounts on /tmp.
+    const onRoot = `/archivist-test-${crypto.randomUUID().slice(0, 8)}`;
+    try {
+      await sb.writeConfig({ destination: { path: join(onRoot, "dest"), require_mount: true } });
+      const r = await runCli(["run", "-c", sb.configPath]);
+      assert.equal(r.code, EXIT.STORE);
+      assert.match(r.stderr, /is not on a mounted filesystem \(it is on the root filesystem\); refusing to write[\s\S]*mount the share/);
+      assert.throws(() => Deno.statSync(onRoot), Deno.errors.NotFound, "nothing written to the root filesystem");
+      // A real filesystem mounted there is accepted.
+      await Deno.mkdir(join(onRoot, "dest"), { recursive: true });
+      await sh("mount", ["-t", "tmpfs", "-o", "size=16m", "tmpfs", join(onRoot, "dest")]);
+      try {
+        const ok = await runCli(["run", "-c", sb.configPath]);
+        assert.equal(ok.code, 0, ok.stderr);
+        assert.equal(ls(join(onRoot, "dest")).filter((n) => n.endsWith(".tgz")).length, 1);
+      } finally {
+        await sh("umount", [join(onRoot, "dest")]);
+      }
+    } finally {
+      await Deno.remove(onRoot, { recursive: true }).catch(() => {});
+    }
   });
 });
 

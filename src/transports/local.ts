@@ -21,17 +21,21 @@ export const localSchema = obj({
 });
 export type LocalConfig = typeof localSchema extends { parse(r: unknown, p: string): infer T } ? T : never;
 
-/** The mount point holding `path` according to a mountinfo text (the longest mount point that is a prefix). */
-export function mountPointOf(path: string, mountinfo: string): string {
-  let best = "/";
-  for (const line of mountinfo.split("\n")) {
-    const f = line.split(" ");
-    if (f.length < 5) continue;
-    const mp = f[4].replace(/\\([0-7]{3})/g, (_, o) => String.fromCharCode(parseInt(o, 8)));
-    const inside = mp === "/" || path === mp || path.startsWith(mp.endsWith("/") ? mp : mp + "/");
-    if (inside && mp.length > best.length) best = mp;
+/**
+ * The mount point holding `path` (an existing, real path), or "/" when it is on the root filesystem: the nearest
+ * ancestor whose device differs from its parent's, as mountpoint(1) decides. Only stat() is needed: no /proc
+ * (which Deno 2 grants only with --allow-all), so the installed launcher's permissions suffice.
+ * @example mountPointOf("/mnt/backup/db") // "/mnt/backup" when an NFS share is mounted there
+ */
+export function mountPointOf(path: string): string {
+  const dev = (p: string) => Deno.statSync(p).dev;
+  let p = path;
+  while (p !== "/") {
+    const up = p.replace(/\/[^/]+\/?$/, "") || "/";
+    if (dev(up) !== dev(p)) return p;
+    p = up;
   }
-  return best;
+  return "/";
 }
 
 /** Classify a filesystem error; `dirOp`: a NotFound means the directory is gone (else the named file is). */
@@ -77,7 +81,6 @@ export class LocalTransport implements Transport {
   constructor(
     private readonly cfg: LocalConfig,
     private readonly ctx: TransportContext,
-    private readonly mountinfoPath = "/proc/self/mountinfo",
   ) {
     this.location = cfg.path;
   }
@@ -93,15 +96,14 @@ export class LocalTransport implements Transport {
   async open(): Promise<void> {
     const dir = this.cfg.path;
     if (this.cfg.require_mount) {
-      let info = "";
+      let mp: string;
       try {
-        info = Deno.readTextFileSync(this.mountinfoPath);
+        mp = mountPointOf(Deno.realPathSync(nearestExisting(dir)));
       } catch (e) {
-        throw new ArchivistError("store", `cannot read ${this.mountinfoPath} to check that ${dir} is mounted: ${errMsg(e)}`, "", {
+        throw new ArchivistError("store", `cannot check that ${dir} is mounted: ${errMsg(e)}`, "check the path and its permissions", {
           code: "not_mounted",
         });
       }
-      const mp = mountPointOf(Deno.realPathSync(nearestExisting(dir)), info);
       if (mp === "/") {
         throw new ArchivistError(
           "store",
@@ -214,5 +216,5 @@ export class LocalTransport implements Transport {
 export const local: TransportKind<LocalConfig> = {
   schema: localSchema,
   packages: [],
-  create: (cfg, ctx) => new LocalTransport(cfg, ctx, ctx.env.get("ARCHIVIST_MOUNTINFO") ?? "/proc/self/mountinfo"),
+  create: (cfg, ctx) => new LocalTransport(cfg, ctx),
 };

@@ -9,6 +9,7 @@ import { absPath, nonEmpty, obj, oneOf } from "../config/fields.ts";
 import { exec, type ExecResult, MissingToolError } from "../exec.ts";
 import { trackDir, whileRunning } from "../cleanup.ts";
 import { privateTempDir } from "../fsutil.ts";
+import { commandLine } from "../procs.ts";
 import { dirLevels, missingDir, networkFields, parseLsListing, remoteDir, rjoin, storeErr, toolMissing, verifyField } from "./common.ts";
 import type { RemoteEntry, Transport, TransportContext, TransportKind } from "./transport.ts";
 
@@ -149,9 +150,10 @@ export class SftpTransport implements Transport {
   /** Start the connection master; throw the classified error when it cannot connect. */
   private async startMaster(): Promise<void> {
     let child: Deno.ChildProcess;
+    const masterArgs = [...this.sshOptions(true), "-M", "-N", "-p", String(this.cfg.port), `${this.cfg.user}@${this.cfg.host}`];
     try {
       child = new Deno.Command("ssh", {
-        args: [...this.sshOptions(true), "-M", "-N", "-p", String(this.cfg.port), `${this.cfg.user}@${this.cfg.host}`],
+        args: masterArgs,
         env: { LC_ALL: "C" },
         stdin: "null",
         stdout: "null",
@@ -170,7 +172,7 @@ export class SftpTransport implements Transport {
       try {
         Deno.removeSync(dir, { recursive: true });
       } catch { /* gone */ }
-    }, { pid: child.pid, what: "ssh -M (connection master)" });
+    }, { pid: child.pid, what: "ssh -M (connection master)", args: commandLine("ssh", masterArgs) });
     let stderr = "";
     const td = new TextDecoder();
     const drained = (async () => {

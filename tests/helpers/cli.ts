@@ -1,7 +1,8 @@
-/** Run the CLI (main.ts through `deno run`, as users run the bundle) and write test configs. */
+/** Run the CLI (main.ts through `deno run`, with the launcher's permissions) and write test configs. */
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { stringify } from "yaml";
+import { DENO_PERMISSIONS } from "../../src/permissions.ts";
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 export const MAIN = join(ROOT, "main.ts");
@@ -22,7 +23,8 @@ export async function runCli(args: string[], opts: { env?: Record<string, string
 /** Start `archivist ARGS` and return the child (for concurrency and signal tests). */
 export function spawnCli(args: string[], env: Record<string, string> = {}): Deno.ChildProcess {
   return new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-all", "--quiet", MAIN, ...args],
+    // The permissions users run with (src/permissions.ts), not --allow-all: a feature that needs more fails here.
+    args: ["run", ...DENO_PERMISSIONS, "--quiet", MAIN, ...args],
     env: { NO_COLOR: "1", ...env },
     cwd: ROOT,
     stdin: "null",

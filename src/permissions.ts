@@ -1,0 +1,16 @@
+/**
+ * The one declaration of the Deno permissions archivist runs with. `deno task compile` (tools/compile.ts), the
+ * launcher that install.sh writes (it asks tools/permissions.ts) and the test suite's CLI runner
+ * (tests/helpers/cli.ts) all read this list, so that a feature needing more than it grants fails a test.
+ *
+ * Not --allow-all. Deno 2 grants /proc only with --allow-all; archivist does not read /proc: mount checks use
+ * stat() (src/transports/local.ts) and process checks use `ps` (src/procs.ts).
+ */
+export const DENO_PERMISSIONS: readonly string[] = [
+  "--allow-read", // config, secrets files, work_dir, state_dir, a local destination, CA files
+  "--allow-write", // work_dir, state_dir, the log, a local destination, restore targets
+  "--allow-net", // the HTTPS source, SMTP, the monitoring ping
+  "--allow-env", // ARCHIVIST_* variables, secrets from the environment (`*_env` keys), TMPDIR
+  "--allow-run", // sftp/ssh, curl, smbclient, sendmail, ps: the transfers and mail go through these tools
+  "--allow-sys", // the host name (logs, history, lock record) and os facts used by node modules
+];
