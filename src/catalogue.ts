@@ -154,8 +154,11 @@ export function foldCatalogue(path: string, text: string | undefined): Catalogue
   };
 }
 
-/** Read the job's catalogue (an absent file is an empty catalogue). */
-export function readCatalogue(stateDir: string, job: string): Catalogue {
+/**
+ * Read the job's catalogue (an absent file is an empty catalogue). `extra` records are folded in after the file's,
+ * without being written (a dry run sees what an upgrade would adopt).
+ */
+export function readCatalogue(stateDir: string, job: string, extra: CatalogueRecord[] = []): Catalogue {
   const path = cataloguePath(stateDir, job);
   let text: string | undefined;
   try {
@@ -166,6 +169,9 @@ export function readCatalogue(stateDir: string, job: string): Catalogue {
         code: "catalogue",
       });
     }
+  }
+  if (extra.length) {
+    return { ...foldCatalogue(path, (text ?? "") + extra.map((r) => JSON.stringify(r) + "\n").join("")), exists: text !== undefined };
   }
   return foldCatalogue(path, text);
 }

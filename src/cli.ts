@@ -1,13 +1,13 @@
 /**
  * Commands and help text. main.ts calls {@link main} with argv and exits with what it returns.
  */
-import { parseArgs } from "node:util";
 import denoJson from "../deno.json" with { type: "json" };
 import { type Clock, fixedClock, systemClock } from "./clock.ts";
 import { type Config, findConfigPath, loadConfig } from "./config/load.ts";
 import { formatDuration, formatSize } from "./config/units.ts";
 import { type Env, processEnv } from "./env.ts";
-import { ArchivistError, asArchivistError, EXIT, EXIT_DESCRIPTIONS } from "./errors.ts";
+import { ArchivistError, asArchivistError, EXIT } from "./errors.ts";
+import { commandHelp, generalHelp, parseCommandLine, UsageError } from "./commands.ts";
 import { appendHistory, readHistory } from "./history.ts";
 import { type Level, localIso, Logger, newRunId } from "./log.ts";
 import { executeRun, type RunResult } from "./run.ts";
@@ -25,38 +25,7 @@ import { type CheckReport, runCheck } from "./check.ts";
 
 export const VERSION: string = denoJson.version;
 
-export const HELP = `archivist ${VERSION}: nightly download, check, archive and rotation of a database dump
-
-Usage:
-  archivist run      [-c FILE]          the nightly cycle: fetch, unzip, check, compare, pack, store, retention
-  archivist history  [-c FILE] [--last N] [--json]
-                                        the run history, newest last
-  archivist list     [-c FILE] [--json] archives on the destination, with what keeps each or when it expires
-  archivist prune    [-c FILE] [--dry-run] [--force]
-                                        apply retention alone (--dry-run: show, delete nothing;
-                                        --force: ignore retention.max_delete once)
-  archivist verify   [-c FILE] [--json] health check of everything a night needs, archiving nothing
-                                        (also --verify); exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN
-  archivist restore  [-c FILE] [NAME|latest] [--to DIR] [--force]
-                                        download an archive, check its sha256, extract the dump
-                                        into DIR (default: the current directory), print its path
-  archivist check    [-c FILE] [--sample N | --all] [--json]
-                                        prove the destination holds what the catalogue says: every
-                                        archive present with its size; N (default 1) read back whole,
-                                        checksums and dump verified; exit 0 OK, 1 WARNING, 2 CRITICAL
-  archivist mail-test [-c FILE]          send a test message with the mail settings
-  archivist --help | --version
-
-Options:
-  -c, --config FILE   config file; otherwise $ARCHIVIST_CONFIG, /etc/archivist/archive.yaml, ./archive.yaml
-  -q, --quiet         only errors on stderr (the log file is unchanged)
-  -v, --verbose       debug lines on stderr and in the log file
-
-Exit codes (run, prune):
-${EXIT_DESCRIPTIONS.map(([c, d]) => `  ${String(c).padStart(3)}  ${d}`).join("\n")}
-
-Docs: README.md, docs/USER_GUIDE.md (operating, troubleshooting by exit code), docs/TECHNICAL.md (every key).
-`;
+export const HELP: string = generalHelp(VERSION);
 
 export interface CliDeps {
   env?: Env;
@@ -71,6 +40,8 @@ function clockFrom(env: Env): Clock {
 
 interface Parsed {
   command: string;
+  /** For `help`: the command whose help was asked. */
+  helpOf?: string;
   config?: string;
   quiet: boolean;
   verbose: boolean;
@@ -85,59 +56,31 @@ interface Parsed {
 }
 
 function parse(argv: string[]): Parsed {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    strict: true,
-    options: {
-      config: { type: "string", short: "c" },
-      quiet: { type: "boolean", short: "q" },
-      verbose: { type: "boolean", short: "v" },
-      json: { type: "boolean" },
-      "dry-run": { type: "boolean" },
-      force: { type: "boolean" },
-      last: { type: "string" },
-      sample: { type: "string" },
-      all: { type: "boolean" },
-      to: { type: "string" },
-      help: { type: "boolean", short: "h" },
-      verify: { type: "boolean" },
-      version: { type: "boolean", short: "V" },
-    },
-  });
-  let command = positionals[0] ?? "";
-  if (values.help) command = "help";
-  else if (values.verify) command = "verify";
-  else if (values.version) command = "version";
-  const maxArgs = command === "restore" ? 2 : 1;
-  if (positionals.length > maxArgs) throw new UsageError(`unexpected argument ${JSON.stringify(positionals[maxArgs])}`);
-  let sample = 1;
-  if (values.sample !== undefined) {
-    if (!/^\d+$/.test(values.sample) || Number(values.sample) < 1) throw new UsageError("--sample takes a number of archives (1 or more)");
-    sample = Number(values.sample);
-  }
-  let last: number | undefined;
-  if (values.last !== undefined) {
-    if (!/^\d+$/.test(values.last)) throw new UsageError("--last takes a number");
-    last = Number(values.last);
-  }
+  const { command, values, args } = parseCommandLine(argv);
+  const num = (name: string, min: number): number | undefined => {
+    const v = values[name];
+    if (v === undefined) return undefined;
+    if (typeof v !== "string" || !/^\d+$/.test(v) || Number(v) < min) {
+      throw new UsageError(`--${name} takes a number (${min} or more)`, command);
+    }
+    return Number(v);
+  };
   return {
     command,
-    config: values.config,
+    helpOf: typeof values.of === "string" ? values.of : undefined,
+    config: values.config as string | undefined,
     quiet: !!values.quiet,
     verbose: !!values.verbose,
     json: !!values.json,
     dryRun: !!values["dry-run"],
     force: !!values.force,
-    last,
-    sample,
+    last: num("last", 0),
+    sample: num("sample", 1) ?? 1,
     all: !!values.all,
-    target: positionals[1],
-    to: values.to,
+    target: args[0],
+    to: values.to as string | undefined,
   };
 }
-
-class UsageError extends Error {}
 
 /** Load the config or report why not (stderr and, best effort, the default log file). */
 function configOrFail(p: Parsed, env: Env, log: Logger): Config {
@@ -170,13 +113,17 @@ export async function main(argv: string[], deps: CliDeps = {}): Promise<number> 
   try {
     p = parse(argv);
   } catch (e) {
-    console.error(`archivist: ${e instanceof Error ? e.message : e}\nTry 'archivist --help'.`);
+    const cmd = e instanceof UsageError ? e.command : undefined;
+    console.error(`archivist: ${e instanceof Error ? e.message : e}`);
+    console.error(
+      cmd ? `Usage: ${commandHelp(cmd).split("\n")[2].replace(/^Usage: /, "")}\nTry 'archivist ${cmd} --help'.` : "Try 'archivist --help'.",
+    );
     return EXIT.USAGE;
   }
-  if (p.command === "help") return (out(HELP), EXIT.OK);
+  if (p.command === "help") return (out(p.helpOf ? commandHelp(p.helpOf) : HELP), EXIT.OK);
   if (p.command === "version") return (out(`archivist ${VERSION}`), EXIT.OK);
-  if (!["run", "history", "list", "prune", "mail-test", "verify", "restore", "check"].includes(p.command)) {
-    console.error(p.command ? `archivist: unknown command ${JSON.stringify(p.command)}\nTry 'archivist --help'.` : HELP);
+  if (!p.command) {
+    console.error(HELP);
     return EXIT.USAGE;
   }
 
@@ -238,7 +185,22 @@ export async function main(argv: string[], deps: CliDeps = {}): Promise<number> 
   }
 }
 
-async function cmdRun(cfg: Config, clock: Clock, env: Env, log: Logger, _p: Parsed): Promise<number> {
+async function cmdRun(cfg: Config, clock: Clock, env: Env, log: Logger, p: Parsed): Promise<number> {
+  if (p.dryRun) {
+    // Nothing recorded, pinged or mailed: a dry run is not a night.
+    const abortDry = new AbortController();
+    installSignalHandlers((sig) => abortDry.abort(sig));
+    const r = await executeRun({
+      config: cfg,
+      clock,
+      env,
+      log,
+      abort: abortDry.signal,
+      options: { dryRun: true },
+      command: "run --dry-run",
+    });
+    return r.exitCode;
+  }
   // Every run writes exactly one history line, whatever happens after the steps: before the best-effort reporting
   // when interrupted, after it otherwise (so that the mail's outcome is in it), and from the signal handler when a
   // signal arrives while the report hangs.
@@ -383,7 +345,11 @@ function cmdHistory(cfg: Config, p: Parsed, out: (s: string) => void): number {
 }
 
 async function cmdList(cfg: Config, clock: Clock, env: Env, log: Logger, p: Parsed, out: (s: string) => void): Promise<number> {
-  const plan = await withTransport(cfg.destination, { log, env, step: "list" }, (t) => planRetention(t, cfg, clock.now(), new Set(), log));
+  const plan = await withTransport(
+    cfg.destination,
+    { log, env, step: "list" },
+    (t) => planRetention(t, cfg, clock.now(), new Set(), log, { dryRun: true }),
+  );
   const pad = (n: number) => String(n).padStart(2, "0");
   const rows = plan.decisions.map((d) => ({
     name: d.archive.name,

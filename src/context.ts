@@ -11,7 +11,11 @@ import type { Logger } from "./log.ts";
 import type { Transport } from "./transports/transport.ts";
 
 export interface RunOptions {
-  /** Reserved for `run --dry-run` (issue 10); a run never overrides retention.max_delete or the clock check. */
+  /**
+   * `run --dry-run`: fetch, unzip, check, compare and pack for real; store and retention only say what they would
+   * do. No lock is taken (nothing is changed that a lock protects), nothing is written to the destination or
+   * state_dir. A run never overrides retention.max_delete or the clock check.
+   */
   dryRun?: boolean;
 }
 

@@ -126,21 +126,25 @@ export async function executeRun(deps: RunDeps): Promise<RunResult> {
 
   // lock
   const lt = performance.now();
-  try {
-    const lock = acquireLock(config.state_dir, config.name, startedAt, log);
-    releaseLock = onCleanup(() => lock.release());
-    if (lock.tookOver) log.warn("lock", lock.tookOver);
-    record("lock", "ok", lock.tookOver ?? `lock ${lock.path} taken`, performance.now() - lt);
-  } catch (e) {
-    error = asArchivistError("lock", e);
-    record("lock", "failed", error.message, performance.now() - lt);
-  }
+  const dry = !!deps.options?.dryRun;
+  if (dry) {
+    record("lock", "skipped", "dry run: no lock taken, nothing in state_dir or on the destination is changed", 0);
+    log.info("run", "dry run: store and retention will only say what they would do");
+  } else {try {
+      const lock = acquireLock(config.state_dir, config.name, startedAt, log);
+      releaseLock = onCleanup(() => lock.release());
+      if (lock.tookOver) log.warn("lock", lock.tookOver);
+      record("lock", "ok", lock.tookOver ?? `lock ${lock.path} taken`, performance.now() - lt);
+    } catch (e) {
+      error = asArchivistError("lock", e);
+      record("lock", "failed", error.message, performance.now() - lt);
+    }}
 
   let workDir = "";
   if (!error) {
     try {
       Deno.mkdirSync(config.work_dir, { recursive: true, mode: 0o750 });
-      removeStaleWorkDirs(config.work_dir, config.name, log);
+      if (!dry) removeStaleWorkDirs(config.work_dir, config.name, log); // a dry run holds no lock: not its business
       workDir = Deno.makeTempDirSync({ dir: config.work_dir, prefix: `${config.name}-run-` });
       Deno.chmodSync(workDir, 0o700);
       const dir = workDir;
@@ -252,7 +256,11 @@ export async function executeRun(deps: RunDeps): Promise<RunResult> {
     retention: data.deleted ? { deleted: data.deleted, failed: data.deleteFailed ?? [] } : undefined,
     logFile: log.filePath,
   };
-  const summary = error
+  const summary = dry && !error
+    ? `DRY RUN ${status.toUpperCase()}${data.archiveName ? `: would store ${data.archiveName}` : ""} in ${
+      formatDuration(result.durationMs)
+    } (exit ${exitCode}); nothing was written`
+    : error
     ? `FAILED at ${error.step} (exit ${exitCode}) in ${formatDuration(result.durationMs)}`
     : `${status.toUpperCase()}${result.archive ? `: ${result.archive.name} on ${result.archive.location}` : ""} in ${
       formatDuration(result.durationMs)

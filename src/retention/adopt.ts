@@ -14,17 +14,27 @@ import type { RemoteEntry } from "../transports/transport.ts";
 
 const DAY = 86_400_000;
 
-/** Adopt the archives of `listing` when there is no catalogue yet and the state file vouches for the pattern. */
-export function adoptLegacy(cfg: Config, location: string, listing: RemoteEntry[], log: Logger, step: string): number {
+/**
+ * Adopt the archives of `listing` when there is no catalogue yet and the state file vouches for the pattern.
+ * Returns the records; with `write: false` (dry runs) they are only returned, for the caller to fold in memory.
+ */
+export function adoptLegacy(
+  cfg: Config,
+  location: string,
+  listing: RemoteEntry[],
+  log: Logger,
+  step: string,
+  write = true,
+): StoredRecord[] {
   try {
     Deno.statSync(cataloguePath(cfg.state_dir, cfg.name));
-    return 0; // a catalogue exists: nothing to adopt, ever again
+    return []; // a catalogue exists: nothing to adopt, ever again
   } catch { /* none yet */ }
   const state = readState(cfg.state_dir, cfg.name);
-  if (!state || state.location !== location) return 0;
+  if (!state || state.location !== location) return [];
   const parsed = listing.filter((e) => !e.isDir).map((e) => ({ e, p: parseName(cfg.archive.name, e.name, cfg.name) }))
     .filter((x) => x.p !== undefined).sort((a, b) => a.p!.stamp - b.p!.stamp || a.p!.seq - b.p!.seq);
-  if (!parsed.length) return 0;
+  if (!parsed.length) return [];
   const last = parseName(cfg.archive.name, state.archive, cfg.name);
   const storedDay = Date.parse(localDate(new Date(state.storedAt), cfg.archive.timezone));
   if (!last || Math.abs(Date.UTC(last.year, last.month - 1, last.day) - storedDay) > DAY) {
@@ -32,7 +42,7 @@ export function adoptLegacy(cfg: Config, location: string, listing: RemoteEntry[
       step,
       `archive.name ${cfg.archive.name} does not explain the last archive ${state.archive} (stored ${state.storedAt}): the pattern changed, so the ${parsed.length} archive(s) already there are not adopted into the catalogue and will never be deleted by retention`,
     );
-    return 0;
+    return [];
   }
   const pad = (n: number) => String(n).padStart(2, "0");
   const records: StoredRecord[] = parsed.map(({ e, p }) => {
@@ -56,7 +66,11 @@ export function adoptLegacy(cfg: Config, location: string, listing: RemoteEntry[
   });
   // The state's archive goes last: it is the reference of the clock check.
   records.sort((a, b) => (a.name === state.archive ? 1 : 0) - (b.name === state.archive ? 1 : 0));
+  if (!write) {
+    log.info(step, `would adopt ${records.length} archive(s) already on ${location} into a new catalogue (dry run: not written)`);
+    return records;
+  }
   appendCatalogue(cfg.state_dir, cfg.name, ...records);
   log.info(step, `adopted ${records.length} archive(s) already on ${location} into the new catalogue (written before it existed)`);
-  return records.length;
+  return records;
 }

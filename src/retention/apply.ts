@@ -41,6 +41,7 @@ export async function planRetention(
   now: Date,
   protect: ReadonlySet<string>,
   log?: Logger,
+  opts: { dryRun?: boolean } = {},
 ): Promise<RetentionPlan> {
   let list: RemoteEntry[];
   try {
@@ -48,8 +49,8 @@ export async function planRetention(
   } catch (e) {
     throw asArchivistError("retention", e, "retention could not list the destination; nothing was deleted");
   }
-  if (log) adoptLegacy(cfg, t.location, list, log, "retention");
-  const cat = readCatalogue(cfg.state_dir, cfg.name);
+  const adopted = log ? adoptLegacy(cfg, t.location, list, log, "retention", !opts.dryRun) : [];
+  const cat = readCatalogue(cfg.state_dir, cfg.name, opts.dryRun ? adopted : []);
   const inv = buildInventory(list, cat, t.location, cfg.archive.name, cfg.name, now, cfg.archive.timezone);
   const decisions = decide(inv.archives, cfg.retention, localParts(now, cfg.archive.timezone), protect);
   const doomed = policyActive(cfg.retention) ? decisions.filter((d) => !d.keep) : [];
@@ -96,7 +97,7 @@ export async function applyRetention(
   opts: { dryRun?: boolean; force?: boolean; step?: string; inRun?: boolean } = {},
 ): Promise<RetentionResult> {
   const step = opts.step ?? "retention";
-  const plan = await planRetention(t, cfg, now, protect, log);
+  const plan = await planRetention(t, cfg, now, protect, log, { dryRun: opts.dryRun });
   const res: RetentionResult = { ...plan, deleted: [], failed: [] };
   const uncatalogued = plan.archives.filter((a) => !a.catalogued).length;
   if (uncatalogued) {

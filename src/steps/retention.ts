@@ -5,6 +5,16 @@ import type { RunContext, RunData, Step, StepOutcome } from "../context.ts";
 export const retentionStep: Step = {
   name: "retention",
   async run(ctx: RunContext, data: RunData): Promise<StepOutcome> {
+    if (ctx.options.dryRun) {
+      const t = await ctx.destination("retention");
+      const r = await applyRetention(t, ctx.config, ctx.startedAt, new Set(), ctx.log, { dryRun: true });
+      const refuse = r.doubt
+        ? ` (a real run would delete nothing: clock in doubt)`
+        : r.refusal
+        ? ` (a real run would refuse: ${r.refusal.message})`
+        : "";
+      return { status: "ok", message: `dry run: would delete ${r.doomed.length} of ${r.decisions.length} archive(s)${refuse}` };
+    }
     if (!data.stored) return { status: "skipped", message: "nothing stored: retention not applied" };
     const t = await ctx.destination("retention");
     const protect = new Set([data.archiveName!]);

@@ -5,6 +5,7 @@ import type { RunContext, RunData, Step, StepOutcome } from "../context.ts";
 export const stateStep: Step = {
   name: "state",
   run(ctx: RunContext, data: RunData): Promise<StepOutcome> {
+    if (ctx.options.dryRun) return Promise.resolve({ status: "skipped", message: "dry run: the state is not written" });
     writeState(ctx.config.state_dir, ctx.config.name, {
       sha256: data.dumpSha256!,
       archive: data.archiveName!,

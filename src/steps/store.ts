@@ -116,10 +116,11 @@ export const storeStep: Step = {
   async run(ctx: RunContext, data: RunData): Promise<StepOutcome> {
     const t = await ctx.destination("store");
     const cfg = ctx.config;
+    const dry = !!ctx.options.dryRun;
     try {
       let list = await t.list();
-      adoptLegacy(cfg, t.location, list, ctx.log, "store");
-      const cat = readCatalogue(cfg.state_dir, cfg.name);
+      const adopted = adoptLegacy(cfg, t.location, list, ctx.log, "store", !dry);
+      const cat = readCatalogue(cfg.state_dir, cfg.name, dry ? adopted : []);
       const patterns = new Set([cfg.archive.name, ...cat.patterns]);
       // The clock is judged before this archive joins the history (it must not vouch for itself).
       const doubt = clockDoubt(ctx.startedAt, cat, readState(cfg.state_dir, cfg.name), cfg.retention.max_age);
@@ -127,7 +128,12 @@ export const storeStep: Step = {
         data.clockDoubt = doubt.message;
         ctx.log.warn("store", `clock in doubt: ${doubt.message}; this archive is flagged, retention will delete nothing`);
       }
-      await cleanTemps(ctx, t, list, patterns);
+      if (dry) {
+        const temps = list.filter((e) =>
+          isTempName(e.name) && parseAny(patterns, e.name.slice(1, -".part".length).replace(/\.sha256$/, ""), cfg.name)
+        );
+        for (const e of temps) ctx.log.info("store", `dry run: would remove ${e.name}, left by an interrupted upload`);
+      } else await cleanTemps(ctx, t, list, patterns);
       const entries = new Map(list.map((e) => [e.name, e]));
       const record = (name: string) =>
         appendCatalogue(cfg.state_dir, cfg.name, {
@@ -150,6 +156,14 @@ export const storeStep: Step = {
       let name = data.archiveName!;
       for (let seq = 2; entries.has(name); seq++) {
         const ex = await compareExisting(ctx, t, data, name, entries, cat);
+        if (ex.kind === "same" && dry) {
+          return {
+            status: "ok",
+            message: `dry run: ${name} is already on ${t.location} (${ex.how})${
+              ex.sidecar ? "" : `; would upload its missing ${sidecarName(name)}`
+            }`,
+          };
+        }
         if (ex.kind === "same") {
           const done: string[] = [];
           if (!ex.sidecar) {
@@ -179,6 +193,14 @@ export const storeStep: Step = {
       if (name !== data.archiveName) data.archiveName = name;
       await Deno.writeTextFile(data.sidecarPath!, sidecarText(data.archiveSha256!, name));
       const side = sidecarName(name);
+      if (dry) {
+        return {
+          status: "ok",
+          message: `dry run: would upload ${name} (${formatSize(data.archiveSize!)}) and ${side} to ${t.location}${
+            entries.has(side) ? `, after removing the orphan ${side}` : ""
+          }${doubt ? "; the clock is in doubt: it would be flagged" : ""}`,
+        };
+      }
       if (entries.has(side)) {
         // A sidecar of ours without its archive (a run died between the two renames): it goes before ours comes.
         await t.remove(side);
