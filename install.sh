@@ -1,54 +1,151 @@
 #!/usr/bin/env bash
 # install.sh: install archivist on this machine (or into --destdir): the program, a mode-600 config,
-# its log and state directories, a cron entry (or a systemd timer) and a logrotate snippet.
-# Idempotent: running it again changes nothing; an existing config is never overwritten.
+# its log, state and work directories, a cron entry (or a systemd timer) and a logrotate snippet.
+# Idempotent: running it again changes nothing; an existing config is never overwritten. The options of the last
+# install are remembered in /etc/archivist/install.conf, so that a plain ./install.sh upgrade keeps them.
 set -euo pipefail
 
 usage() {
-  cat <<'EOF'
+  cat <<'USAGE'
 Usage: install.sh [options]
   --prefix DIR        install under DIR (default /usr/local): DIR/bin/archivist
-  --destdir DIR       stage everything under DIR (packaging, tests); nothing outside DIR is touched
-  --schedule "M H * * *"   cron schedule (default "30 2 * * *": 02:30 every night)
-  --user USER         run as USER (default root); config, logs and state are owned by it
+  --destdir DIR       stage everything under DIR (packaging, tests): nothing outside DIR is touched or read
+                      (no systemctl, no final verify)
+  --schedule "M H DOM MON DOW"   cron schedule (default "30 2 * * *": 02:30 every night); with --systemd it is
+                      translated to OnCalendar= when that can be done exactly, and refused otherwise
+  --user USER         run as USER (default root); config, logs, state and work files belong to it; re-running
+                      with another --user moves every file of the previous user to the new one
   --binary FILE       install this prebuilt binary (from `deno task compile`) instead of building
   --no-compile        do not try `deno compile`; install the bundle and a launcher
-  --systemd           install a systemd service + timer instead of the cron entry
+  --systemd           a systemd service + timer instead of the cron entry (needs systemd running)
+  --cron              back from --systemd to the cron entry
   --no-verify         do not run `archivist verify` at the end
   --uninstall         remove the program, cron entry, timer and logrotate snippet (keeps config, logs, state)
-  --purge             with --uninstall: also remove /etc/archivist, /var/log/archivist, /var/lib/archivist
+  --purge             with --uninstall: also remove /etc/archivist, /var/log/archivist, /var/lib/archivist and
+                      /var/tmp/archivist
+  --print-calendar "M H DOM MON DOW"   print the systemd OnCalendar= of a cron schedule, and exit
   -h, --help
-EOF
+
+A plain re-run keeps the options of the last install (/etc/archivist/install.conf); options given now win.
+Exit status: 0 installed (and verify not CRITICAL); 1 a problem, said above; 2 bad options.
+USAGE
 }
 
 PREFIX=/usr/local
+PREFIX_SET=0
 DESTDIR=""
-SCHEDULE="30 2 * * *"
-RUN_USER=root
+SCHEDULE=""
+RUN_USER=""
 BINARY=""
 NO_COMPILE=${ARCHIVIST_NO_COMPILE:-0}
-SYSTEMD=0
+SYSTEMD=""
 VERIFY=1
 UNINSTALL=0
 PURGE=0
+PRINT_CAL=""
 while [ $# -gt 0 ]; do
   case "$1" in
-    --prefix) PREFIX=$2; shift 2 ;;
+    --prefix) PREFIX=$2; PREFIX_SET=1; shift 2 ;;
     --destdir) DESTDIR=$2; shift 2 ;;
     --schedule) SCHEDULE=$2; shift 2 ;;
     --user) RUN_USER=$2; shift 2 ;;
     --binary) BINARY=$2; shift 2 ;;
     --no-compile) NO_COMPILE=1; shift ;;
     --systemd) SYSTEMD=1; shift ;;
+    --cron) SYSTEMD=0; shift ;;
     --no-verify) VERIFY=0; shift ;;
     --uninstall) UNINSTALL=1; shift ;;
     --purge) PURGE=1; shift ;;
+    --print-calendar) PRINT_CAL=$2; shift 2 ;;
     -h|--help) usage; exit 0 ;;
     *) echo "install.sh: unknown option $1" >&2; usage >&2; exit 2 ;;
   esac
 done
 
+# ---- cron schedule → systemd OnCalendar=, exactly or not at all ----
+
+# cron_field FIELD WIDTH FIRST: a minute, hour, day-of-month or month field as a systemd calendar component.
+# Numbers, lists, ranges, */N and A/N translate exactly; anything else (a range with a step) is refused.
+cron_field() {
+  local f=$1 w=$2 first=$3 out="" part p
+  if [ "$f" = "*" ]; then echo "*"; return 0; fi
+  IFS=, read -ra parts <<<"$f"
+  for part in "${parts[@]}"; do
+    if [[ $part =~ ^\*/([0-9]+)$ ]]; then p="$(printf "%0${w}d" "$first")/$((10#${BASH_REMATCH[1]}))"
+    elif [[ $part =~ ^([0-9]+)/([0-9]+)$ ]]; then p="$(printf "%0${w}d" $((10#${BASH_REMATCH[1]})))/$((10#${BASH_REMATCH[2]}))"
+    elif [[ $part =~ ^([0-9]+)-([0-9]+)$ ]]; then
+      p="$(printf "%0${w}d" $((10#${BASH_REMATCH[1]})))..$(printf "%0${w}d" $((10#${BASH_REMATCH[2]})))"
+    elif [[ $part =~ ^[0-9]+$ ]]; then p=$(printf "%0${w}d" $((10#$part)))
+    else return 1; fi
+    out="${out:+$out,}$p"
+  done
+  echo "$out"
+}
+# cron_dow FIELD: the day-of-week field as systemd weekday names (ranges expanded: cron's 0-2 is Sun,Mon,Tue).
+cron_dow() {
+  local f=${1,,} out="" part a b i
+  local names=(Sun Mon Tue Wed Thu Fri Sat Sun)
+  if [ "$f" = "*" ]; then echo ""; return 0; fi
+  f=$(sed -e 's/sun/0/g; s/mon/1/g; s/tue/2/g; s/wed/3/g; s/thu/4/g; s/fri/5/g; s/sat/6/g' <<<"$f")
+  IFS=, read -ra parts <<<"$f"
+  for part in "${parts[@]}"; do
+    if [[ $part =~ ^([0-7])-([0-7])$ ]]; then a=${BASH_REMATCH[1]}; b=${BASH_REMATCH[2]}
+    elif [[ $part =~ ^[0-7]$ ]]; then a=$part; b=$part
+    else return 1; fi
+    [ "$a" -le "$b" ] || return 1
+    for ((i = a; i <= b; i++)); do out="${out:+$out,}${names[$i]}"; done
+  done
+  echo "$out"
+}
+# oncalendar "M H DOM MON DOW": the exact OnCalendar= of a cron schedule, or the reason on stderr and status 1.
+oncalendar() {
+  local m h dom mon dow extra cm ch cdom cmon cw cal
+  read -r m h dom mon dow extra <<<"$1"
+  if [ -z "${dow:-}" ] || [ -n "${extra:-}" ]; then echo "\"$1\" is not five cron fields" >&2; return 1; fi
+  if [ "$dom" != "*" ] && [ "$dow" != "*" ]; then
+    echo "\"$1\": cron runs when the day of month OR the weekday matches, systemd only when both do: no exact OnCalendar=" >&2
+    return 1
+  fi
+  if ! { cm=$(cron_field "$m" 2 0) && ch=$(cron_field "$h" 2 0) && cdom=$(cron_field "$dom" 2 1) \
+    && cmon=$(cron_field "$mon" 2 1) && cw=$(cron_dow "$dow"); }; then
+    echo "\"$1\": a field has a form OnCalendar= cannot express exactly (a range with a step, a weekday step)" >&2
+    return 1
+  fi
+  cal="${cw:+$cw }*-${cmon}-${cdom} ${ch}:${cm}:00"
+  if command -v systemd-analyze >/dev/null 2>&1 && ! systemd-analyze calendar "$cal" >/dev/null 2>&1; then
+    echo "\"$1\": systemd-analyze does not accept \"$cal\"" >&2
+    return 1
+  fi
+  echo "$cal"
+}
+if [ -n "$PRINT_CAL" ]; then oncalendar "$PRINT_CAL" || exit 1; exit 0; fi
+
 fail() { echo "install.sh: $*" >&2; exit 1; }
+R() { printf '%s%s' "$DESTDIR" "$1"; }
+
+# ---- the options of the last install; what is given now wins ----
+CONF_DIR=/etc/archivist
+INSTALL_CONF=$CONF_DIR/install.conf
+PREV_USER=""
+if [ -f "$(R "$INSTALL_CONF")" ]; then
+  LAST_PREFIX="" LAST_SCHEDULE="" LAST_RUN_USER="" LAST_SYSTEMD=""
+  while IFS='=' read -r k v; do
+    v=${v#\"}; v=${v%\"}
+    case "$k" in
+      PREFIX) LAST_PREFIX=$v ;; SCHEDULE) LAST_SCHEDULE=$v ;; RUN_USER) LAST_RUN_USER=$v ;; SYSTEMD) LAST_SYSTEMD=$v ;;
+    esac
+  done <"$(R "$INSTALL_CONF")"
+  PREV_USER=$LAST_RUN_USER
+  [ "$PREFIX_SET" = 1 ] || PREFIX=${LAST_PREFIX:-$PREFIX}
+  SCHEDULE=${SCHEDULE:-$LAST_SCHEDULE}
+  RUN_USER=${RUN_USER:-$LAST_RUN_USER}
+  SYSTEMD=${SYSTEMD:-$LAST_SYSTEMD}
+elif [ -d "$(R /var/lib/archivist)" ]; then
+  PREV_USER=$(stat -c %U "$(R /var/lib/archivist)") # installed before install.conf existed
+fi
+SCHEDULE=${SCHEDULE:-"30 2 * * *"}
+RUN_USER=${RUN_USER:-root}
+SYSTEMD=${SYSTEMD:-0}
 
 # The schedule must be five cron fields.
 if ! printf '%s\n' "$SCHEDULE" | grep -Eq '^[0-9*/,-]+( +[0-9A-Za-z*/,-]+){4}$'; then
@@ -60,25 +157,38 @@ if [ -z "$DESTDIR" ] && [ "$(id -u)" -ne 0 ]; then fail "run as root (or use --d
 SRC=$(cd "$(dirname "$0")" && pwd)
 BIN=$PREFIX/bin/archivist
 LIBDIR=$PREFIX/lib/archivist
-CONF_DIR=/etc/archivist
 CONF=$CONF_DIR/archive.yaml
 LOG_DIR=/var/log/archivist
 STATE_DIR=/var/lib/archivist
+WORK_DIR=/var/tmp/archivist
 CRON=/etc/cron.d/archivist
 LOGROTATE=/etc/logrotate.d/archivist
 UNIT_DIR=/etc/systemd/system
-R() { printf '%s%s' "$DESTDIR" "$1"; }
+WANTS=$UNIT_DIR/timers.target.wants/archivist.timer
+# Does systemd run as the init system (the test sd_booted() uses)? Not asked under --destdir (the target machine
+# is unknown), unless ARCHIVIST_INSTALL_PROBE_INIT=1 (tests: this machine's answer, still without systemctl).
+PROBE=0
+SYSTEMD_UP=0
+if [ -z "$DESTDIR" ] || [ "${ARCHIVIST_INSTALL_PROBE_INIT:-0}" = 1 ]; then
+  PROBE=1
+  if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then SYSTEMD_UP=1; fi
+fi
+# systemctl itself only for a real install.
+SYSTEMCTL=0
+if [ -z "$DESTDIR" ] && [ "$SYSTEMD_UP" = 1 ]; then SYSTEMCTL=1; fi
+STATUS=0
 
 changed=0
 note() { echo "  $*"; changed=1; }
 
-# put SRC DEST MODE [OWNER]: install a file only when its content or mode differs.
+# put SRC DEST MODE [OWNER]: install a file only when its content, mode or owner differs.
 put() {
   local src=$1 dest; dest=$(R "$2")
   mkdir -p "$(dirname "$dest")"
-  if [ -f "$dest" ] && cmp -s "$src" "$dest" && [ "$(stat -c %a "$dest")" = "${3#0}" ]; then return 0; fi
+  if [ -f "$dest" ] && cmp -s "$src" "$dest" && [ "$(stat -c %a "$dest")" = "${3#0}" ] \
+    && { [ -z "${4:-}" ] || [ "$(stat -c %U "$dest")" = "${4%:}" ]; }; then return 0; fi
   install -m "$3" "$src" "$dest"
-  [ -n "${4:-}" ] && chown "$4" "$dest"
+  if [ -n "${4:-}" ]; then chown "$4" "$dest"; fi
   note "installed $2"
 }
 # write DEST MODE [OWNER] < content
@@ -90,7 +200,7 @@ write() {
 }
 remove() {
   local p; p=$(R "$1")
-  if [ -e "$p" ]; then rm -rf "$p"; note "removed $1"; fi
+  if [ -e "$p" ] || [ -L "$p" ]; then rm -rf "$p"; note "removed $1"; fi
 }
 dir() { # dir PATH MODE OWNER
   local p; p=$(R "$1")
@@ -98,21 +208,33 @@ dir() { # dir PATH MODE OWNER
   if [ "$(stat -c %a "$p")" != "${2#0}" ]; then chmod "$2" "$p"; note "mode $2 on $1"; fi
   if [ "$(stat -c %U "$p")" != "$3" ]; then chown "$3:" "$p"; note "owner $3 on $1"; fi
 }
+# Stop and disable the timer (when systemd runs), and remove its enablement link whatever happens.
+disable_timer() {
+  if [ "$SYSTEMCTL" = 1 ] && [ -e "$UNIT_DIR/archivist.timer" ]; then
+    systemctl disable --now archivist.timer >/dev/null 2>&1 && note "disabled archivist.timer"
+  fi
+  remove "$WANTS"
+}
 
 if [ "$UNINSTALL" = 1 ]; then
   echo "Uninstalling archivist${DESTDIR:+ from $DESTDIR}:"
-  if [ -z "$DESTDIR" ] && command -v systemctl >/dev/null 2>&1 && [ -e "$UNIT_DIR/archivist.timer" ]; then
-    systemctl disable --now archivist.timer >/dev/null 2>&1 || true
-  fi
+  disable_timer
   remove "$BIN"; remove "$LIBDIR"; remove "$CRON"; remove "$LOGROTATE"
   remove "$UNIT_DIR/archivist.service"; remove "$UNIT_DIR/archivist.timer"
+  if [ "$SYSTEMCTL" = 1 ]; then systemctl daemon-reload >/dev/null 2>&1 || true; fi
   if [ "$PURGE" = 1 ]; then
-    remove "$CONF_DIR"; remove "$LOG_DIR"; remove "$STATE_DIR"
+    remove "$CONF_DIR"; remove "$LOG_DIR"; remove "$STATE_DIR"; remove "$WORK_DIR"
   else
-    echo "  kept $CONF_DIR, $LOG_DIR and $STATE_DIR (use --purge to remove them)"
+    remove "$INSTALL_CONF"
+    echo "  kept $CONF_DIR, $LOG_DIR, $STATE_DIR and $WORK_DIR (use --purge to remove them)"
   fi
-  [ "$changed" = 0 ] && echo "  nothing to remove"
+  if [ "$changed" = 0 ]; then echo "  nothing to remove"; fi
   exit 0
+fi
+
+# With --systemd, the schedule must translate exactly (checked before anything is changed).
+if [ "$SYSTEMD" = 1 ]; then
+  CAL=$(oncalendar "$SCHEDULE") || fail "--systemd: cannot use --schedule \"$SCHEDULE\" (see above); pick a schedule systemd can express, or use cron"
 fi
 
 echo "Installing archivist${DESTDIR:+ into $DESTDIR}:"
@@ -121,6 +243,7 @@ trap 'rm -rf "$BUILD"' EXIT
 
 # 1. The program: a given binary, a compiled one, or the bundle + a launcher.
 MODE=""
+PERMS=""
 if [ -n "$BINARY" ]; then
   [ -x "$BINARY" ] || fail "--binary $BINARY is not an executable file"
   put "$BINARY" "$BIN" 0755
@@ -159,7 +282,9 @@ dir "$CONF_DIR" 0750 "$RUN_USER"
 put "$SRC/archive.yaml.example" "$CONF_DIR/archive.yaml.example" 0644
 if [ -e "$(R "$CONF")" ]; then
   perm=$(stat -c %a "$(R "$CONF")")
-  [ "$perm" != 600 ] && [ "$perm" != 400 ] && echo "  warning: $CONF is mode $perm; archivist refuses inline secrets unless it is 600 (chmod 600 $CONF)"
+  if [ "$perm" != 600 ] && [ "$perm" != 400 ]; then
+    echo "  warning: $CONF is mode $perm; archivist refuses inline secrets unless it is 600 (chmod 600 $CONF)"
+  fi
 else
   put "$SRC/archive.yaml.example" "$CONF" 0600 "$RUN_USER:"
   echo "  edit $CONF (source.url, source.entry, destination), then run: archivist verify"
@@ -168,12 +293,29 @@ fi
 # 3. Directories.
 dir "$LOG_DIR" 0750 "$RUN_USER"
 dir "$STATE_DIR" 0750 "$RUN_USER"
+dir "$WORK_DIR" 0750 "$RUN_USER"
 
-# 4. Schedule: cron entry, or systemd service + timer.
+# 3b. Another run user than last time: every file of the previous one in archivist's directories moves to the new
+# one (config, key and password files, state, catalogue, history, lock, logs, work files), or cron would fail
+# before archivist even starts.
+if [ -n "$PREV_USER" ] && [ "$PREV_USER" != "$RUN_USER" ]; then
+  for d in "$CONF_DIR" "$STATE_DIR" "$LOG_DIR" "$WORK_DIR"; do
+    n=$(find "$(R "$d")" -user "$PREV_USER" 2>/dev/null | wc -l)
+    if [ "$n" -gt 0 ]; then
+      find "$(R "$d")" -user "$PREV_USER" -exec chown -h "$RUN_USER:$(id -gn "$RUN_USER")" {} +
+      note "owner $RUN_USER on $n file(s) in $d (were $PREV_USER's)"
+    fi
+  done
+fi
+
+# 4. Schedule: cron entry, or systemd service + timer. Without a running systemd, cron stays.
+if [ "$SYSTEMD" = 1 ] && [ "$PROBE" = 1 ] && [ "$SYSTEMD_UP" = 0 ]; then
+  echo "  systemd is not running on this machine (PID 1 is $(ps -p 1 -o comm= 2>/dev/null || echo unknown)): keeping the cron entry instead of a timer" >&2
+  SYSTEMD=0
+  STATUS=1
+fi
 if [ "$SYSTEMD" = 1 ]; then
   remove "$CRON"
-  read -r MIN HOUR _ <<<"$SCHEDULE"
-  if [[ "$MIN" =~ ^[0-9]+$ && "$HOUR" =~ ^[0-9]+$ ]]; then CAL=$(printf '*-*-* %02d:%02d:00' "$HOUR" "$MIN"); else CAL="*-*-* 02:30:00"; fi
   write "$UNIT_DIR/archivist.service" 0644 <<EOF
 [Unit]
 Description=archivist: nightly database dump archive
@@ -186,10 +328,33 @@ User=$RUN_USER
 ExecStart=$BIN run --quiet -c $CONF
 Nice=10
 IOSchedulingClass=idle
+# Hardening: archivist writes only its state, work and log directories (and a local destination: add it with
+# systemctl edit archivist.service -> [Service] ReadWritePaths=/mnt/backup).
+ProtectSystem=strict
+ReadWritePaths=$STATE_DIR $WORK_DIR $LOG_DIR
+ProtectHome=read-only
+PrivateTmp=yes
+PrivateDevices=yes
+# Not NoNewPrivileges=yes: Postfix's and Exim's sendmail need their setgid/setuid helper, and mail.transport:
+# sendmail is the default. With mail.transport: smtp (or no mail), add NoNewPrivileges=yes with systemctl edit.
+ProtectKernelTunables=yes
+ProtectKernelModules=yes
+ProtectKernelLogs=yes
+ProtectControlGroups=yes
+ProtectClock=yes
+ProtectHostname=yes
+RestrictNamespaces=yes
+RestrictRealtime=yes
+RestrictSUIDSGID=yes
+LockPersonality=yes
+RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX
+SystemCallArchitectures=native
+CapabilityBoundingSet=
+UMask=0027
 EOF
   write "$UNIT_DIR/archivist.timer" 0644 <<EOF
 [Unit]
-Description=Run archivist every night
+Description=Run archivist ($SCHEDULE in cron terms)
 
 [Timer]
 OnCalendar=$CAL
@@ -200,10 +365,18 @@ RandomizedDelaySec=15m
 [Install]
 WantedBy=timers.target
 EOF
-  if [ -z "$DESTDIR" ] && command -v systemctl >/dev/null 2>&1; then
-    systemctl daemon-reload && systemctl enable --now archivist.timer >/dev/null 2>&1 || echo "  warning: could not enable archivist.timer (systemctl enable --now archivist.timer)"
+  if [ "$SYSTEMCTL" = 1 ]; then
+    if systemctl daemon-reload && systemctl enable --now archivist.timer >/dev/null 2>&1; then
+      note "enabled archivist.timer"
+    else
+      echo "  could not enable archivist.timer: restoring the cron entry (systemctl status archivist.timer)" >&2
+      SYSTEMD=0
+      STATUS=1
+    fi
   fi
-else
+fi
+if [ "$SYSTEMD" = 0 ]; then
+  disable_timer
   remove "$UNIT_DIR/archivist.service"; remove "$UNIT_DIR/archivist.timer"
   write "$CRON" 0644 <<EOF
 # archivist: nightly database dump archive. Written by install.sh; run it again to change the schedule.
@@ -226,20 +399,35 @@ $LOG_DIR/*.log {
 }
 EOF
 
-if [ "$changed" = 0 ]; then echo "  nothing changed (already installed)"; fi
-echo "archivist installed as $BIN ($MODE), config $CONF, schedule: $([ "$SYSTEMD" = 1 ] && echo "systemd timer" || echo "$SCHEDULE in $CRON")"
+# 6. Remember these options for the next plain ./install.sh.
+write "$INSTALL_CONF" 0644 <<EOF
+# The options of the last install.sh run (kept by a plain re-run; options given on the command line win).
+PREFIX="$PREFIX"
+SCHEDULE="$SCHEDULE"
+RUN_USER="$RUN_USER"
+SYSTEMD="$SYSTEMD"
+EOF
 
-# 6. Check it.
-if [ "$VERIFY" = 1 ]; then
+if [ "$changed" = 0 ]; then echo "  nothing changed (already installed)"; fi
+echo "archivist installed as $BIN ($MODE), config $CONF, run as $RUN_USER, schedule: $([ "$SYSTEMD" = 1 ] && echo "systemd timer (OnCalendar=$CAL)" || echo "$SCHEDULE in $CRON")"
+
+# 7. Check it, as the run user. Not under --destdir: the config's paths point outside DIR.
+if [ "$VERIFY" = 1 ] && [ -n "$DESTDIR" ]; then
+  echo "(archivist verify not run: with --destdir the config's paths point outside $DESTDIR)"
+elif [ "$VERIFY" = 1 ]; then
   echo
   echo "archivist verify:"
-  if [ -z "$DESTDIR" ]; then
-    runas=()
-    [ "$RUN_USER" != "$(id -un)" ] && command -v runuser >/dev/null 2>&1 && runas=(runuser -u "$RUN_USER" --)
-    "${runas[@]}" "$BIN" verify -c "$CONF" || echo "(verify reports problems above: fix the config, then run: archivist verify)"
-  elif [ "$MODE" = bundle ]; then
-    ARCHIVIST_PROGRAM=$BIN deno run $PERMS --quiet --no-config --no-lock "$(R "$LIBDIR/archivist.js")" verify -c "$(R "$CONF")" || echo "(verify reports problems above: fix the config, then run: archivist verify)"
-  else
-    "$(R "$BIN")" verify -c "$(R "$CONF")" || echo "(verify reports problems above: fix the config, then run: archivist verify)"
+  runas=()
+  if [ "$RUN_USER" != "$(id -un)" ] && command -v runuser >/dev/null 2>&1; then runas=(runuser -u "$RUN_USER" --); fi
+  vcode=0
+  "${runas[@]}" "$BIN" verify -c "$CONF" || vcode=$?
+  if [ "$vcode" -ge 2 ]; then
+    if cmp -s "$CONF" "$SRC/archive.yaml.example"; then
+      echo "(the config is still the example: edit $CONF, then run: archivist verify)"
+    else
+      echo "install.sh: archivist is installed, but verify is CRITICAL (above): fix that before the first night" >&2
+      STATUS=1
+    fi
   fi
 fi
+exit "$STATUS"

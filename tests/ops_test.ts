@@ -10,7 +10,7 @@ import { type Route, startHttpsSource } from "../tools/https_source.ts";
 import { ROOT, runCli, type Sandbox, sandbox } from "./helpers/cli.ts";
 import { EXIT } from "../src/errors.ts";
 import { DENO_PERMISSIONS } from "../src/permissions.ts";
-import { freePort } from "./servers/common.ts";
+import { ensureUser, freePort, TEST_USER } from "./servers/common.ts";
 
 const cert: TestCert = await makeCert(await Deno.makeTempDir({ prefix: "archivist-opscert-" }));
 const DUMP = sqlDump(120_000);
@@ -34,35 +34,50 @@ function rangeRoute(body: Uint8Array): Route {
 }
 
 async function bash(args: string[], env: Record<string, string> = {}) {
-  const r = await new Deno.Command("bash", { args, env, stdout: "piped", stderr: "piped" }).output();
+  const r = await new Deno.Command("bash", { args, env: { ARCHIVIST_INSTALL_PROBE_INIT: "0", ...env }, stdout: "piped", stderr: "piped" })
+    .output();
   const td = new TextDecoder();
   return { code: r.code, out: td.decode(r.stdout) + td.decode(r.stderr) };
 }
 
-Deno.test("install.sh into a --destdir: files, modes, cron line, launcher, idempotence, upgrade, uninstall", async (t) => {
+/** Existence and mtime of a path outside every --destdir: a staged install must not touch it. */
+function stamp(p: string): string {
+  try {
+    return String(Deno.statSync(p).mtime?.getTime());
+  } catch {
+    return "absent";
+  }
+}
+
+Deno.test("install.sh into a --destdir: files, modes, cron line, launcher, idempotence, remembered options, --user, systemd, uninstall", async (t) => {
   const dd = await Deno.makeTempDir({ prefix: "archivist-install-" });
   const install = join(ROOT, "install.sh");
   const mode = (p: string) => (Deno.statSync(join(dd, p)).mode! & 0o777).toString(8);
+  const owner = (p: string) => Deno.statSync(join(dd, p)).uid;
+  const cronLine = async () =>
+    (await Deno.readTextFile(join(dd, "etc/cron.d/archivist"))).split("\n").filter((l) => l && !l.startsWith("#") && !/^[A-Z]+=/.test(l));
+  const outside = ["/var/log/archivist/archivist.log", "/etc/cron.d/archivist", "/etc/archivist/install.conf", "/usr/local/bin/archivist"];
+  const before = outside.map(stamp);
   try {
     await t.step("first install (bundle + launcher, since compile is off)", async () => {
       const r = await bash([install, "--destdir", dd, "--no-compile", "--schedule", "15 3 * * *"]);
       assert.equal(r.code, 0, r.out);
-      assert.match(r.out, /installed as \/usr\/local\/bin\/archivist \(bundle\)/);
-      assert.match(r.out, /archivist verify:\nARCHIVIST (CRITICAL|WARNING) - /, "the last step runs verify and shows it");
+      assert.match(r.out, /installed as \/usr\/local\/bin\/archivist \(bundle\), config \/etc\/archivist\/archive\.yaml, run as root/);
+      assert.match(r.out, /archivist verify not run: with --destdir the config's paths point outside/);
       assert.equal(mode("etc/archivist/archive.yaml"), "600");
       assert.equal(mode("etc/archivist"), "750");
       assert.equal(mode("var/log/archivist"), "750");
       assert.equal(mode("var/lib/archivist"), "750");
+      assert.equal(mode("var/tmp/archivist"), "750");
       assert.equal(mode("usr/local/bin/archivist"), "755");
       assert.equal(mode("etc/cron.d/archivist"), "644");
-      const cron = await Deno.readTextFile(join(dd, "etc/cron.d/archivist"));
-      const lines = cron.split("\n").filter((l) => l && !l.startsWith("#") && !/^[A-Z]+=/.test(l));
+      const lines = await cronLine();
       assert.equal(lines.length, 1);
       assert.match(
         lines[0],
         /^15 3 \* \* \* root \/usr\/local\/bin\/archivist run --quiet -c \/etc\/archivist\/archive\.yaml >>\/var\/log\/archivist\/cron\.log 2>&1$/,
       );
-      assert.match(cron, /^PATH=\/usr\/local\/bin:/m);
+      assert.match(await Deno.readTextFile(join(dd, "etc/cron.d/archivist")), /^PATH=\/usr\/local\/bin:/m);
       const launcher = await Deno.readTextFile(join(dd, "usr/local/bin/archivist"));
       assert.match(launcher, /^#!\/bin\/sh\n/);
       assert.match(
@@ -73,19 +88,20 @@ Deno.test("install.sh into a --destdir: files, modes, cron line, launcher, idemp
         await Deno.readTextFile(join(dd, "etc/logrotate.d/archivist")),
         /\/var\/log\/archivist\/\*\.log \{[\s\S]*rotate 12[\s\S]*\}/,
       );
-      // The installed bundle runs on its own, from any directory.
-      const v = await new Deno.Command(Deno.execPath(), {
-        args: ["run", "--allow-all", "--quiet", "--no-config", join(dd, "usr/local/lib/archivist/archivist.js"), "--version"],
-        cwd: "/",
-      }).output();
+      assert.match(
+        await Deno.readTextFile(join(dd, "etc/archivist/install.conf")),
+        /SCHEDULE="15 3 \* \* \*"\nRUN_USER="root"\nSYSTEMD="0"/,
+      );
+      // The installed launcher runs from any directory.
+      const v = await new Deno.Command(join(dd, "usr/local/bin/archivist"), { args: ["--version"], cwd: "/" }).output();
       assert.match(new TextDecoder().decode(v.stdout), /^archivist \d+\.\d+\.\d+/);
     });
     await t.step("second run changes nothing", async () => {
-      const r = await bash([install, "--destdir", dd, "--no-compile", "--schedule", "15 3 * * *", "--no-verify"]);
+      const r = await bash([install, "--destdir", dd, "--no-compile", "--no-verify"]);
       assert.equal(r.code, 0, r.out);
       assert.match(r.out, /nothing changed \(already installed\)/);
     });
-    await t.step("upgrade keeps an edited config; the new example goes beside it", async () => {
+    await t.step("a plain upgrade keeps an edited config and the remembered schedule; the new example goes beside it", async () => {
       await Deno.writeTextFile(join(dd, "etc/archivist/archive.yaml"), "name: mine\n");
       await Deno.writeTextFile(join(dd, "etc/archivist/archive.yaml.example"), "old example\n");
       const r = await bash([install, "--destdir", dd, "--no-compile", "--no-verify"]);
@@ -95,20 +111,111 @@ Deno.test("install.sh into a --destdir: files, modes, cron line, launcher, idemp
         await Deno.readTextFile(join(dd, "etc/archivist/archive.yaml.example")),
         await Deno.readTextFile(join(ROOT, "archive.yaml.example")),
       );
-      assert.match(r.out, /installed \/etc\/cron\.d\/archivist/, "the schedule went back to the default");
+      assert.match((await cronLine())[0], /^15 3 \* \* \* root /, "the schedule of the last install is kept");
     });
-    await t.step("--systemd writes a service and a Persistent timer instead of the cron entry", async () => {
-      const r = await bash([install, "--destdir", dd, "--no-compile", "--no-verify", "--systemd", "--schedule", "5 1 * * *"]);
+    await t.step("--user over a root install moves every root file of archivist's directories to the new user", async () => {
+      await ensureUser(crypto.randomUUID());
+      const uid = Number(new TextDecoder().decode((await new Deno.Command("id", { args: ["-u", TEST_USER] }).output()).stdout).trim());
+      // What nights run as root left behind.
+      for (
+        const f of [
+          "var/lib/archivist/history.jsonl",
+          "var/lib/archivist/shop.state.json",
+          "var/lib/archivist/shop.catalogue.jsonl",
+          "var/log/archivist/archivist.log",
+          "var/log/archivist/cron.log",
+          "etc/archivist/id_ed25519",
+          "var/tmp/archivist/shop-run-x/dump.sql",
+        ]
+      ) {
+        await Deno.mkdir(join(dd, f, ".."), { recursive: true });
+        await Deno.writeTextFile(join(dd, f), "x\n");
+      }
+      const r = await bash([install, "--destdir", dd, "--no-compile", "--no-verify", "--user", TEST_USER]);
       assert.equal(r.code, 0, r.out);
-      assert.throws(() => Deno.statSync(join(dd, "etc/cron.d/archivist")));
-      const timer = await Deno.readTextFile(join(dd, "etc/systemd/system/archivist.timer"));
-      assert.match(timer, /OnCalendar=\*-\*-\* 01:05:00/);
-      assert.match(timer, /Persistent=true/);
-      assert.match(timer, /RandomizedDelaySec=/);
-      assert.match(
-        await Deno.readTextFile(join(dd, "etc/systemd/system/archivist.service")),
-        /ExecStart=\/usr\/local\/bin\/archivist run --quiet -c \/etc\/archivist\/archive\.yaml/,
-      );
+      assert.match(r.out, new RegExp(`owner ${TEST_USER} on \\d+ file\\(s\\) in /var/lib/archivist \\(were root's\\)`));
+      for (
+        const f of [
+          "var/lib/archivist/history.jsonl",
+          "var/lib/archivist/shop.state.json",
+          "var/log/archivist/cron.log",
+          "etc/archivist/archive.yaml",
+          "etc/archivist/id_ed25519",
+          "var/tmp/archivist/shop-run-x/dump.sql",
+          "var/lib/archivist",
+        ]
+      ) {
+        assert.equal(owner(f), uid, `${f} belongs to ${TEST_USER}`);
+      }
+      assert.match((await cronLine())[0], new RegExp(`^15 3 \\* \\* \\* ${TEST_USER} /usr/local/bin/archivist run`));
+      const again = await bash([install, "--destdir", dd, "--no-compile", "--no-verify"]);
+      assert.match(again.out, /nothing changed/, "a plain re-run keeps the user");
+      const back = await bash([install, "--destdir", dd, "--no-compile", "--no-verify", "--user", "root"]);
+      assert.equal(back.code, 0, back.out);
+      assert.equal(owner("var/lib/archivist/history.jsonl"), 0);
+    });
+    await t.step("--systemd where systemd is not running: the cron entry stays, it says so, exit 1", async () => {
+      const r = await bash([install, "--destdir", dd, "--no-compile", "--no-verify", "--systemd"], {
+        ARCHIVIST_INSTALL_PROBE_INIT: "1",
+        PATH: Deno.env.get("PATH")!,
+      });
+      assert.equal(r.code, 1, r.out);
+      assert.match(r.out, /systemd is not running on this machine \(PID 1 is .*\): keeping the cron entry instead of a timer/);
+      assert.equal((await cronLine()).length, 1);
+      assert.throws(() => Deno.statSync(join(dd, "etc/systemd/system/archivist.timer")));
+      assert.match(await Deno.readTextFile(join(dd, "etc/archivist/install.conf")), /SYSTEMD="0"/);
+    });
+    await t.step(
+      "--systemd (staged) translates the schedule exactly, hardens the service, and refuses what it cannot translate",
+      async () => {
+        let r = await bash([install, "--destdir", dd, "--no-compile", "--no-verify", "--systemd", "--schedule", "0 */6 * * *"]);
+        assert.equal(r.code, 0, r.out);
+        assert.throws(() => Deno.statSync(join(dd, "etc/cron.d/archivist")));
+        let timer = await Deno.readTextFile(join(dd, "etc/systemd/system/archivist.timer"));
+        assert.match(timer, /OnCalendar=\*-\*-\* 00\/6:00:00/);
+        assert.match(timer, /Persistent=true/);
+        const service = await Deno.readTextFile(join(dd, "etc/systemd/system/archivist.service"));
+        assert.match(service, /ExecStart=\/usr\/local\/bin\/archivist run --quiet -c \/etc\/archivist\/archive\.yaml/);
+        for (
+          const k of [
+            "ProtectSystem=strict",
+            "ReadWritePaths=/var/lib/archivist /var/tmp/archivist /var/log/archivist",
+            "PrivateTmp=yes",
+            "ProtectHome=read-only",
+          ]
+        ) {
+          assert.ok(service.includes(k), k);
+        }
+        const sa = await new Deno.Command("sh", {
+          args: ["-c", `command -v systemd-analyze && systemd-analyze security --offline=yes --root=${dd} archivist.service`],
+          stdout: "piped",
+          stderr: "piped",
+        }).output();
+        const exposure = /Overall exposure level for archivist\.service: ([\d.]+)/.exec(new TextDecoder().decode(sa.stdout));
+        if (exposure) assert.ok(Number(exposure[1]) < 5, `systemd-analyze security: ${exposure[1]}`);
+        r = await bash([install, "--destdir", dd, "--no-compile", "--no-verify", "--systemd", "--schedule", "30 2 * * 1"]);
+        timer = await Deno.readTextFile(join(dd, "etc/systemd/system/archivist.timer"));
+        assert.match(timer, /OnCalendar=Mon \*-\*-\* 02:30:00/);
+        r = await bash([install, "--destdir", dd, "--no-compile", "--no-verify", "--systemd", "--schedule", "0 4 1 * 1"]);
+        assert.equal(r.code, 1);
+        assert.match(r.out, /day of month OR the weekday .*no exact OnCalendar=/);
+        assert.match(
+          await Deno.readTextFile(join(dd, "etc/systemd/system/archivist.timer")),
+          /OnCalendar=Mon \*-\*-\* 02:30:00/,
+          "nothing changed",
+        );
+      },
+    );
+    await t.step("back to cron: the units and the timer's enablement link go", async () => {
+      await Deno.mkdir(join(dd, "etc/systemd/system/timers.target.wants"), { recursive: true });
+      await Deno.symlink("/etc/systemd/system/archivist.timer", join(dd, "etc/systemd/system/timers.target.wants/archivist.timer"));
+      const r = await bash([install, "--destdir", dd, "--no-compile", "--no-verify", "--cron"]);
+      assert.equal(r.code, 0, r.out);
+      for (const p of ["etc/systemd/system/archivist.timer", "etc/systemd/system/archivist.service"]) {
+        assert.throws(() => Deno.statSync(join(dd, p)), p);
+      }
+      assert.throws(() => Deno.lstatSync(join(dd, "etc/systemd/system/timers.target.wants/archivist.timer")), "dangling link removed");
+      assert.match((await cronLine())[0], /^30 2 \* \* 1 root /, "the cron entry with the remembered schedule");
     });
     await t.step("bad input: a wrong schedule or an unknown user stops with a message", async () => {
       let r = await bash([install, "--destdir", dd, "--schedule", "every night"]);
@@ -118,20 +225,58 @@ Deno.test("install.sh into a --destdir: files, modes, cron line, launcher, idemp
       assert.equal(r.code, 1);
       assert.match(r.out, /user no-such-user-xyz does not exist/);
     });
-    await t.step("--uninstall keeps config, logs and state; --purge removes them", async () => {
+    await t.step("--uninstall keeps config, logs and state; --purge removes them and the work dir", async () => {
       let r = await bash([install, "--destdir", dd, "--uninstall"]);
       assert.equal(r.code, 0, r.out);
       for (
-        const p of ["usr/local/bin/archivist", "usr/local/lib/archivist", "etc/systemd/system/archivist.timer", "etc/logrotate.d/archivist"]
-      ) assert.throws(() => Deno.statSync(join(dd, p)), p);
+        const p of [
+          "usr/local/bin/archivist",
+          "usr/local/lib/archivist",
+          "etc/cron.d/archivist",
+          "etc/logrotate.d/archivist",
+          "etc/archivist/install.conf",
+        ]
+      ) {
+        assert.throws(() => Deno.statSync(join(dd, p)), p);
+      }
       assert.ok(Deno.statSync(join(dd, "etc/archivist/archive.yaml")).isFile);
       assert.ok(Deno.statSync(join(dd, "var/lib/archivist")).isDirectory);
       r = await bash([install, "--destdir", dd, "--uninstall", "--purge"]);
       assert.equal(r.code, 0, r.out);
-      for (const p of ["etc/archivist", "var/lib/archivist", "var/log/archivist"]) assert.throws(() => Deno.statSync(join(dd, p)), p);
+      for (const p of ["etc/archivist", "var/lib/archivist", "var/log/archivist", "var/tmp/archivist"]) {
+        assert.throws(() => Deno.statSync(join(dd, p)), p);
+      }
+    });
+    await t.step("nothing outside the --destdir was touched", () => {
+      assert.deepEqual(outside.map(stamp), before);
     });
   } finally {
     await Deno.remove(dd, { recursive: true });
+  }
+});
+
+Deno.test("install.sh --print-calendar: cron schedules translated to OnCalendar= exactly, or refused", async () => {
+  const table: Array<[string, string | RegExp]> = [
+    ["30 2 * * *", "*-*-* 02:30:00"],
+    ["30 2 * * 1", "Mon *-*-* 02:30:00"],
+    ["0 */6 * * *", "*-*-* 00/6:00:00"],
+    ["15 3 1,15 * *", "*-*-01,15 03:15:00"],
+    ["0 4 * * 1-5", "Mon,Tue,Wed,Thu,Fri *-*-* 04:00:00"],
+    ["0 4 * * 0-2", "Sun,Mon,Tue *-*-* 04:00:00"],
+    ["45 23 * 12 sun", "Sun *-12-* 23:45:00"],
+    ["0 4 1 * 1", /OR the weekday/],
+    ["0 1-5/2 * * *", /cannot express exactly/],
+    ["0 4 * * */2", /cannot express exactly/],
+  ];
+  for (const [cron, want] of table) {
+    const r = await bash([join(ROOT, "install.sh"), "--print-calendar", cron]);
+    if (typeof want === "string") {
+      assert.equal(r.code, 0, r.out);
+      assert.equal(r.out.trim(), want, cron);
+    } else {
+      assert.equal(r.code, 1, cron);
+      assert.match(r.out, want);
+    }
   }
 });
 
