@@ -22,6 +22,7 @@ import { ping, writeTextfile } from "./monitor.ts";
 import { restore } from "./restore.ts";
 import { type Check, formatChecks, NAGIOS, nagios, runVerify } from "./verify.ts";
 import { type CheckReport, runCheck } from "./check.ts";
+import { runUserProblem } from "./runuser.ts";
 
 export const VERSION: string = denoJson.version;
 
@@ -149,6 +150,15 @@ export async function main(argv: string[], deps: CliDeps = {}): Promise<number> 
     log.failure("config", err);
     runCleanups();
     return err.exitCode;
+  }
+
+  // Commands that write state_dir run as its owner (read-only ones and dry runs may run as anyone).
+  const writes = (p.command === "run" || p.command === "prune") && !p.dryRun || p.command === "check";
+  const wrongUser = writes ? runUserProblem(cfg.state_dir, p.command, cfg.file) : undefined;
+  if (wrongUser) {
+    log.failure("lock", wrongUser);
+    runCleanups();
+    return wrongUser.exitCode;
   }
 
   try {

@@ -10,6 +10,7 @@ import { formatDuration, formatSize } from "./config/units.ts";
 import type { Env } from "./env.ts";
 import { asArchivistError, errMsg } from "./errors.ts";
 import { exec } from "./exec.ts";
+import { processes } from "./procs.ts";
 import { readHistory } from "./history.ts";
 import type { RunResult } from "./run.ts";
 import { nearestExisting } from "./fsutil.ts";
@@ -74,7 +75,7 @@ export async function runVerify(d: VerifyDeps): Promise<Check[]> {
   if (c.mail.enabled) {
     checks.push(...await guard("mail", async () => [ok("mail", await verifyMail(c.mail))]));
   }
-  checks.push(checkSchedule(c, d.programHint));
+  checks.push(await checkSchedule(c, d.programHint));
   checks.push(checkLastRun(c, runs, d.historyFile, d.clock));
   checks.push(checkLastCheck(runs, d.clock));
   return checks;
@@ -245,37 +246,87 @@ async function checkDestination(d: VerifyDeps): Promise<Check[]> {
   }
 }
 
-function checkSchedule(c: Config, program?: string): Check {
-  let text = "";
+const TIMER_UNITS = ["/etc/systemd/system/archivist.timer", "/lib/systemd/system/archivist.timer"];
+const DEFAULT_CONFIG = "/etc/archivist/archive.yaml";
+
+function exists(p: string): boolean {
+  try {
+    Deno.statSync(p);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Does something run this config at night? A cron line for *this* config (several configs may share the file) and a
+ * running cron daemon; or a systemd timer that is enabled and active, with systemd running.
+ */
+async function checkSchedule(c: Config, program?: string): Promise<Check> {
+  let text: string | undefined;
   try {
     text = Deno.readTextFileSync(c.verify.schedule_file);
-  } catch {
-    for (const unit of ["/etc/systemd/system/archivist.timer", "/lib/systemd/system/archivist.timer"]) {
-      try {
-        Deno.statSync(unit);
-        return ok("schedule", `systemd timer ${unit} is installed`);
-      } catch { /* not there */ }
+  } catch { /* no cron file */ }
+  const timer = TIMER_UNITS.find(exists);
+  const lines = (text ?? "").split("\n").filter((l) =>
+    l.trim() && !l.trim().startsWith("#") && /\barchivist\b/.test(l) && /\brun\b/.test(l)
+  );
+  if (lines.length) {
+    const configOf = (l: string) => /(?:-c|--config)[ =](\S+)/.exec(l)?.[1];
+    const line = lines.find((l) => configOf(l) === c.file) ?? (c.file === DEFAULT_CONFIG ? lines.find((l) => !configOf(l)) : undefined);
+    if (!line) {
+      return warn(
+        "schedule",
+        `${c.verify.schedule_file} has ${lines.length} archivist line(s), none for ${c.file} (${
+          lines.map(configOf).filter(Boolean).join(", ")
+        })`,
+        "add a line with -c for this config (install.sh writes one), or point verify.schedule_file at the right file",
+      );
     }
-    return warn(
-      "schedule",
-      `no cron entry ${c.verify.schedule_file} and no systemd timer archivist.timer: nothing runs archivist at night`,
-      "run install.sh, or add a cron entry (see the user guide)",
-    );
+    if (program && !line.includes(program)) {
+      return warn("schedule", `${c.verify.schedule_file} does not call ${program}`, "point the cron line at this binary");
+    }
+    const fields = line.trim().split(/\s+/);
+    const where = `${c.verify.schedule_file}: ${fields.slice(0, 5).join(" ")} as ${fields[5]}`;
+    const procs = processes();
+    const daemon = procs && [...procs.values()].some((p) => /^(\S*\/)?(cron|crond|anacron|busybox crond)( |$)/.test(p.args));
+    if (procs && !daemon) {
+      return warn(
+        "schedule",
+        `${where}, but no cron daemon is running: nothing will run that line`,
+        "apt-get install cron and start it (systemctl enable --now cron); with systemd you can use install.sh --systemd instead",
+      );
+    }
+    return ok("schedule", procs ? `${where}; cron is running` : where);
   }
-  const lines = text.split("\n").filter((l) => l.trim() && !l.trim().startsWith("#") && /\barchivist\b/.test(l) && /\brun\b/.test(l));
-  if (!lines.length) {
-    return warn("schedule", `${c.verify.schedule_file} has no line running 'archivist run'`, "see the user guide for the cron line");
+  if (timer) {
+    if (!exists("/run/systemd/system")) {
+      return crit(
+        "schedule",
+        `${timer} is installed but systemd is not running on this machine: the timer never fires`,
+        "use cron: install.sh --cron",
+      );
+    }
+    const state = async (what: string) =>
+      (await exec("systemctl", [what, "archivist.timer"], { timeoutMs: 10_000 }, "systemd").catch(() => undefined))?.stdout.trim() ??
+        "unknown";
+    const enabled = await state("is-enabled"), active = await state("is-active");
+    if (enabled !== "enabled" || active !== "active") {
+      return crit(
+        "schedule",
+        `archivist.timer is ${enabled} and ${active}: nothing runs archivist at night`,
+        "systemctl enable --now archivist.timer",
+      );
+    }
+    return ok("schedule", "archivist.timer is enabled and active");
   }
-  const line = lines[0];
-  const m = /(?:-c|--config)[ =](\S+)/.exec(line);
-  if (m && m[1] !== c.file) {
-    return warn("schedule", `${c.verify.schedule_file} runs archivist with ${m[1]}, not ${c.file}`, "point the cron line at this config");
-  }
-  if (program && !line.includes(program)) {
-    return warn("schedule", `${c.verify.schedule_file} does not call ${program}`, "point the cron line at this binary");
-  }
-  const fields = line.trim().split(/\s+/);
-  return ok("schedule", `${c.verify.schedule_file}: ${fields.slice(0, 5).join(" ")} as ${fields[5]}`);
+  return warn(
+    "schedule",
+    text === undefined
+      ? `no cron entry ${c.verify.schedule_file} and no systemd timer archivist.timer: nothing runs archivist at night`
+      : `${c.verify.schedule_file} has no line running 'archivist run'`,
+    "run install.sh, or add a cron entry (see the user guide)",
+  );
 }
 
 function checkLastRun(c: Config, runs: RunResult[], historyFile: string, clock: Clock): Check {

@@ -10,6 +10,7 @@ import { startHttpsSource } from "../tools/https_source.ts";
 import { runCli, sandbox } from "./helpers/cli.ts";
 import { COMMANDS } from "../src/commands.ts";
 import { EXIT } from "../src/errors.ts";
+import { ensureUser, TEST_USER } from "./servers/common.ts";
 
 const cert: TestCert = await makeCert(await Deno.makeTempDir({ prefix: "archivist-clicert-" }));
 
@@ -104,6 +105,33 @@ Deno.test("run --dry-run fetches, checks and packs, says what store and retentio
     const real = await runCli(["run", "-c", sb.configPath], { env: { ARCHIVIST_NOW: "2026-11-23T02:30:00Z" } });
     assert.equal(real.code, 0, real.stderr);
     assert.match(real.stderr, /deleted 20261120\.tgz/);
+  } finally {
+    await src.close();
+    await sb.cleanup();
+  }
+});
+
+Deno.test("run, prune and check by hand as root on a state_dir of another user: refused with the command to use, nothing written", async () => {
+  const src = startHttpsSource(cert, { "/dump.zip": () => new Response(makeZip([{ name: "dump.sql", data: sqlDump(50_000) }]).slice()) });
+  const sb = await sandbox({ url: src.url("/dump.zip"), caFile: cert.caFile });
+  try {
+    const first = await runCli(["run", "-c", sb.configPath], { env: { ARCHIVIST_NOW: "2026-11-22T02:30:00Z" } });
+    assert.equal(first.code, 0, first.stderr);
+    await ensureUser(crypto.randomUUID());
+    await new Deno.Command("chown", { args: ["-R", `${TEST_USER}:`, sb.stateDir] }).output();
+    const before = snapshot(sb.stateDir);
+    for (const cmd of [["run"], ["prune"], ["check"]]) {
+      const r = await runCli([...cmd, "-c", sb.configPath], { env: { ARCHIVIST_NOW: "2026-11-23T02:30:00Z" } });
+      assert.equal(r.code, EXIT.STATE, `${cmd}: ${r.stderr}`);
+      assert.match(r.stderr, new RegExp(`state_dir .* belongs to ${TEST_USER}, but this is root: .*nothing was done`));
+      assert.match(r.stderr, new RegExp(`hint: run it as ${TEST_USER}: sudo -u ${TEST_USER} archivist ${cmd[0]} -c `));
+    }
+    assert.deepEqual(snapshot(sb.stateDir), before, "state_dir untouched");
+    for (const f of Object.keys(before)) assert.equal(Deno.statSync(f).uid !== 0 || f === sb.stateDir, true, `${f} still ${TEST_USER}'s`);
+    // Reading and dry runs are fine as anyone.
+    assert.equal((await runCli(["list", "-c", sb.configPath])).code, 0);
+    const dry = await runCli(["run", "--dry-run", "-c", sb.configPath], { env: { ARCHIVIST_NOW: "2026-11-23T02:30:00Z" } });
+    assert.ok(dry.code === 0 || dry.code === EXIT.WARNING, dry.stderr);
   } finally {
     await src.close();
     await sb.cleanup();

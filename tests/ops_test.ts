@@ -301,34 +301,50 @@ async function withSandbox(
   }
 }
 
-Deno.test("verify: every check passes after a good run (exit 0), and --json is machine-readable", async () => {
-  await withSandbox(rangeRoute(ZIP), async (sb) => {
-    assert.equal((await runCli(["run", "-c", sb.configPath], { env: { ARCHIVIST_NOW: NOW } })).code, 0);
-    const r = await runCli(["--verify", "-c", sb.configPath], { env: { ARCHIVIST_NOW: "2026-11-22T09:00:00Z" } });
-    assert.equal(r.code, 0, r.stdout + r.stderr);
-    const lines = r.stdout.trim().split("\n");
-    assert.match(lines[0], /^ARCHIVIST OK - \d+ checks passed$/);
-    for (
-      const re of [
-        /✓ config +.* is valid/,
-        /✓ source +https:\/\/127\.0\.0\.1:\d+\/dump\.zip reachable \(HTTP 200, TLS verified/,
-        /✓ source +entry dump\.sql present/,
-        /✓ work_dir +.* free/,
-        /✓ destination +.*write \+ rename \+ delete of a probe file work/,
-        /✓ schedule +.*30 2 \* \* \* as root/,
-        /✓ last run +OK 6h 30m ago: 20261122\.tgz/,
-      ]
-    ) {
-      assert.match(r.stdout, re);
+/** Run `fn` with a real cron daemon running (started for it when none runs). */
+async function withCron(fn: () => Promise<void>) {
+  const running = new TextDecoder().decode((await new Deno.Command("ps", { args: ["-eo", "args="] }).output()).stdout)
+    .split("\n").some((l) => /^(\S*\/)?cron( |$)/.test(l));
+  const cron = running ? undefined : new Deno.Command("cron", { args: ["-f"], stdout: "null", stderr: "null" }).spawn();
+  try {
+    await fn();
+  } finally {
+    if (cron) {
+      cron.kill("SIGTERM");
+      await cron.status;
     }
-    assert.deepEqual([...Deno.readDirSync(sb.dest)].map((e) => e.name).filter((n) => n.includes("probe")), [], "the probe file is gone");
-    const j = JSON.parse(
-      (await runCli(["verify", "--json", "-c", sb.configPath], { env: { ARCHIVIST_NOW: "2026-11-22T09:00:00Z" } })).stdout,
-    );
-    assert.equal(j.status, "OK");
-    assert.equal(j.code, 0);
-    assert.ok(j.checks.every((c: { status: string }) => c.status === "ok"));
-  });
+  }
+}
+
+Deno.test("verify: every check passes after a good run (exit 0), and --json is machine-readable", async () => {
+  await withSandbox(rangeRoute(ZIP), (sb) =>
+    withCron(async () => {
+      assert.equal((await runCli(["run", "-c", sb.configPath], { env: { ARCHIVIST_NOW: NOW } })).code, 0);
+      const r = await runCli(["--verify", "-c", sb.configPath], { env: { ARCHIVIST_NOW: "2026-11-22T09:00:00Z" } });
+      assert.equal(r.code, 0, r.stdout + r.stderr);
+      const lines = r.stdout.trim().split("\n");
+      assert.match(lines[0], /^ARCHIVIST OK - \d+ checks passed$/);
+      for (
+        const re of [
+          /✓ config +.* is valid/,
+          /✓ source +https:\/\/127\.0\.0\.1:\d+\/dump\.zip reachable \(HTTP 200, TLS verified/,
+          /✓ source +entry dump\.sql present/,
+          /✓ work_dir +.* free/,
+          /✓ destination +.*write \+ rename \+ delete of a probe file work/,
+          /✓ schedule +.*30 2 \* \* \* as root; cron is running/,
+          /✓ last run +OK 6h 30m ago: 20261122\.tgz/,
+        ]
+      ) {
+        assert.match(r.stdout, re);
+      }
+      assert.deepEqual([...Deno.readDirSync(sb.dest)].map((e) => e.name).filter((n) => n.includes("probe")), [], "the probe file is gone");
+      const j = JSON.parse(
+        (await runCli(["verify", "--json", "-c", sb.configPath], { env: { ARCHIVIST_NOW: "2026-11-22T09:00:00Z" } })).stdout,
+      );
+      assert.equal(j.status, "OK");
+      assert.equal(j.code, 0);
+      assert.ok(j.checks.every((c: { status: string }) => c.status === "ok"));
+    }));
 });
 
 Deno.test("verify: each check fails on purpose with its line, hint and Nagios code", async (t) => {
@@ -372,6 +388,63 @@ Deno.test("verify: each check fails on purpose with its line, hint and Nagios co
       assert.match(r.stdout, /^ARCHIVIST WARNING - /);
       assert.match(r.stdout, /! config +.* is readable by group or others \(mode 0644\)\n +hint: chmod 600/);
       assert.match(r.stdout, /! schedule +no cron entry .* and no systemd timer/);
+    });
+  });
+  await t.step("a cron file whose lines are for other configs, or no cron daemon: WARNING naming it", async () => {
+    await withSandbox(rangeRoute(ZIP), async (sb, cron) => {
+      await runCli(["run", "-c", sb.configPath], { env: { ARCHIVIST_NOW: NOW } });
+      const mine = await Deno.readTextFile(cron);
+      await Deno.writeTextFile(cron, "0 1 * * * root /usr/local/bin/archivist run -c /etc/archivist/other.yaml\n");
+      let r = await runCli(["verify", "-c", sb.configPath], { env: later });
+      assert.match(
+        r.stdout,
+        new RegExp(
+          `! schedule +.* has 1 archivist line\\(s\\), none for ${sb.configPath.replaceAll(".", "\\.")} \\(/etc/archivist/other\\.yaml\\)`,
+        ),
+      );
+      // Several configs share the file: the line for this one is found, wherever it is.
+      await Deno.writeTextFile(cron, "0 1 * * * root /usr/local/bin/archivist run -c /etc/archivist/other.yaml\n" + mine);
+      const procs = new TextDecoder().decode((await new Deno.Command("ps", { args: ["-eo", "args="] }).output()).stdout);
+      if (!procs.split("\n").some((l) => /^(\S*\/)?cron( |$)/.test(l))) {
+        r = await runCli(["verify", "-c", sb.configPath], { env: later });
+        assert.equal(r.code, 1, r.stdout);
+        assert.match(
+          r.stdout,
+          /! schedule +.*30 2 \* \* \* as root, but no cron daemon is running: nothing will run that line\n +hint: apt-get install cron/,
+        );
+      }
+      await withCron(async () => {
+        r = await runCli(["verify", "-c", sb.configPath], { env: later });
+        assert.match(r.stdout, /✓ schedule +.*30 2 \* \* \* as root; cron is running/);
+      });
+    });
+  });
+  await t.step("a systemd timer installed where systemd does not run: CRITICAL (it never fires)", async () => {
+    const unit = "/etc/systemd/system/archivist.timer";
+    let ours = false;
+    try {
+      Deno.statSync("/run/systemd/system");
+      return; // systemd runs here: this case cannot be provoked
+    } catch { /* as on this machine */ }
+    await withSandbox(rangeRoute(ZIP), async (sb, cron) => {
+      await runCli(["run", "-c", sb.configPath], { env: { ARCHIVIST_NOW: NOW } });
+      await Deno.remove(cron);
+      try {
+        Deno.statSync(unit);
+      } catch {
+        await Deno.writeTextFile(unit, "[Timer]\nOnCalendar=*-*-* 02:30:00\n");
+        ours = true;
+      }
+      try {
+        const r = await runCli(["verify", "-c", sb.configPath], { env: later });
+        assert.equal(r.code, 2, r.stdout);
+        assert.match(
+          r.stdout,
+          /✗ schedule +\/etc\/systemd\/system\/archivist\.timer is installed but systemd is not running on this machine: the timer never fires/,
+        );
+      } finally {
+        if (ours) await Deno.remove(unit);
+      }
     });
   });
   await t.step("the last run is older than verify.max_age: CRITICAL (the night the job never ran)", async () => {

@@ -27,6 +27,8 @@ export const REQUIRED: Record<string, string> = {
   smbpasswd: "samba-common-bin",
   smbclient: "smbclient",
   rclone: "rclone",
+  ps: "procps",
+  cron: "cron",
 };
 
 function has(cmd: string): boolean {
