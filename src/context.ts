@@ -45,6 +45,10 @@ export interface RunData {
   dumpPath?: string; // unzip
   dumpSize?: number; // unzip
   dumpSha256?: string; // unzip
+  dumpFingerprint?: string; // unzip: sha256 of the lines without the volatile ones
+  dumpFlavour?: string; // unzip: mysqldump, pg_dump or plain
+  dumpMtime?: number; // unzip: the entry's modification time in the zip (Unix seconds): the tar member's mtime
+  dumpIgnored?: Record<string, number>; // unzip: volatile lines left out, by pattern
   dumpTail?: Uint8Array; // unzip
   archiveName?: string; // pack (store may add a -N counter)
   archivePath?: string; // pack

@@ -46,7 +46,7 @@ export interface RunResult {
   steps: StepRecord[];
   error?: { step: StepName; code: string; message: string; hint: string };
   warnings: string[];
-  dump?: { name: string; size: number; sha256: string };
+  dump?: { name: string; size: number; sha256: string; fingerprint?: string; flavour?: string; ignored?: Record<string, number> };
   archive?: { name: string; size: number; sha256: string; location: string };
   retention?: { deleted: string[]; failed: { name: string; error: string }[] };
   /** `archivist check` lines only: the outcome and the archives read back. */
@@ -249,7 +249,16 @@ export async function executeRun(deps: RunDeps): Promise<RunResult> {
     steps,
     error: error ? { step: error.step, code: error.code, message: log.redact(error.message), hint: error.hint } : undefined,
     warnings: warnings.map((w) => log.redact(w)),
-    dump: data.dumpSha256 ? { name: data.dumpName!, size: data.dumpSize!, sha256: data.dumpSha256 } : undefined,
+    dump: data.dumpSha256
+      ? {
+        name: data.dumpName!,
+        size: data.dumpSize!,
+        sha256: data.dumpSha256,
+        fingerprint: data.dumpFingerprint,
+        flavour: data.dumpFlavour,
+        ignored: data.dumpIgnored,
+      }
+      : undefined,
     archive: data.stored
       ? { name: data.archiveName!, size: data.archiveSize!, sha256: data.archiveSha256!, location: data.storedLocation! }
       : undefined,

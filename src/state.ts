@@ -7,6 +7,8 @@ import { ArchivistError, errMsg } from "./errors.ts";
 
 export interface JobState {
   sha256: string;
+  /** The dump's content fingerprint (absent in states written before it existed). */
+  fingerprint?: string;
   archive: string;
   size: number;
   location: string;

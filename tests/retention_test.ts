@@ -188,7 +188,12 @@ Deno.test("prune on a real directory deletes only old archives and their sidecar
   const dry = await runCli(["prune", "--dry-run", "-c", sb.cfg], { env });
   assert.equal(dry.code, 0, dry.stderr);
   assert.match(dry.stderr, /keeping 6, would delete 4 /);
-  assert.match(dry.stderr, /adopted 10 archive\(s\)/, "the upgrade adopts what the state file vouches for");
+  assert.match(
+    dry.stderr,
+    /would adopt 10 archive\(s\) .*\(dry run: not written\)/,
+    "the upgrade would adopt what the state file vouches for",
+  );
+  assert.throws(() => Deno.statSync(join(sb.root, "state", "j.catalogue.jsonl")), Deno.errors.NotFound, "a dry run writes no catalogue");
   assert.match(dry.stderr, new RegExp(`delete ${daysBefore(now, 31)}\\.tgz \\S+: older than max_age`));
   assert.match(dry.stderr, new RegExp(`keep   ${daysBefore(now, 10)}\\.tgz \\S+: max_age`), "the dry run prints the whole plan");
   assert.equal(sb.ls().length, archives.length * 2 + foreign.length, "dry run deletes nothing");
@@ -201,6 +206,7 @@ Deno.test("prune on a real directory deletes only old archives and their sidecar
 
   const r = await runCli(["prune", "-c", sb.cfg], { env });
   assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, /adopted 10 archive\(s\) already on .* into the new catalogue/);
   const left = sb.ls();
   for (const n of [31, 45, 60, 90]) {
     assert.ok(

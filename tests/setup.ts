@@ -29,9 +29,25 @@ export const REQUIRED: Record<string, string> = {
   rclone: "rclone",
   ps: "procps",
   cron: "cron",
+  // Real dump tools (tests/dumps_test.ts starts its own servers in temp dirs; no system service is used).
+  "mariadb-install-db": "mariadb-server",
+  mariadbd: "mariadb-server",
+  "mariadb-dump": "mariadb-client",
+  "mariadb-admin": "mariadb-client",
+  pg_dump: "postgresql-client",
+  psql: "postgresql-client",
+  "/usr/lib/postgresql/15/bin/initdb": "postgresql",
+  "/usr/lib/postgresql/15/bin/postgres": "postgresql",
 };
 
 function has(cmd: string): boolean {
+  if (cmd.startsWith("/")) {
+    try {
+      return Deno.statSync(cmd).isFile;
+    } catch {
+      return false;
+    }
+  }
   for (const dir of (Deno.env.get("PATH") ?? "/usr/bin:/bin").split(":").concat(["/usr/sbin", "/sbin"])) {
     try {
       if (Deno.statSync(`${dir}/${cmd}`).isFile) return true;
@@ -64,7 +80,25 @@ if (import.meta.main) {
   if (missing.length) {
     const pkgs = [...new Set(missing.map(([, p]) => p))].sort();
     console.error(`tests/setup: installing ${pkgs.join(" ")} (missing: ${missing.map(([c]) => c).join(", ")})`);
-    if (!run("apt-get", ["update", "-q"]) || !run("apt-get", ["install", "-y", "-q", "--no-install-recommends", ...pkgs])) {
+    // Packages like mariadb-server and postgresql start their system service on install: the tests start their own
+    // instances, so forbid service starts during the install (the standard policy-rc.d 101), then lift it.
+    const policy = "/usr/sbin/policy-rc.d";
+    let ours = false;
+    try {
+      Deno.statSync(policy);
+    } catch {
+      Deno.writeTextFileSync(policy, "#!/bin/sh\n# written by archivist's tests/setup.ts during apt-get install\nexit 101\n", {
+        mode: 0o755,
+      });
+      ours = true;
+    }
+    let ok = false;
+    try {
+      ok = run("apt-get", ["update", "-q"]) && run("apt-get", ["install", "-y", "-q", "--no-install-recommends", ...pkgs]);
+    } finally {
+      if (ours) Deno.removeSync(policy);
+    }
+    if (!ok) {
       console.error(`tests/setup: apt-get failed; install by hand: apt-get install ${pkgs.join(" ")}`);
       Deno.exit(1);
     }

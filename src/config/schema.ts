@@ -79,7 +79,14 @@ export const checkSchema = obj({
     "-- Dump completed",
   ),
   on_unchanged: oneOf("skip", "archive", "fail").default("skip").doc(
-    "When the dump is identical to the last archived one: skip (exit 1, warning), archive anyway, or fail (exit 23).",
+    "When the dump is the same as the last archived one (see compare): skip (exit 1, warning), archive anyway, or fail (exit 23).",
+  ),
+  compare: oneOf("content", "bytes").default("content").doc(
+    "How 'the same dump' is decided. content: the same lines, ignoring those the dump tool changes on every run (mysqldump's '-- Dump completed on' date, pg_dump's \\restrict keys, version and host comments) and check.ignore_lines. bytes: byte for byte.",
+  ),
+  ignore_lines: list(regex).default([]).doc(
+    "More lines to leave out of the content comparison: regular expressions tested against each line (without its newline).",
+    ["^-- Generated at "],
   ),
   max_unpacked_size: size().default(200 * 1024 ** 3).doc("Largest dump accepted after decompression (zip bomb guard).", "200GiB"),
   max_ratio: int(1).default(1000).doc(

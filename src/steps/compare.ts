@@ -1,6 +1,11 @@
 /**
- * compare: the dump's sha256 against the last archived one (the state file). Unchanged → check.on_unchanged:
+ * compare: is tonight's dump the same as the last archived one (the state file)? Unchanged → check.on_unchanged:
  * skip (warning, exit 1), archive anyway, or fail (exit 23).
+ *
+ * With `check.compare: content` (the default) "the same" means the same content fingerprint (src/fingerprint.ts):
+ * the lines without those the dump tool changes on every run, so two mysqldump or pg_dump runs over unchanged data
+ * are unchanged. With `bytes`, or when the last state has no fingerprint (written by an earlier version), the byte
+ * sha256 decides.
  */
 import { ArchivistError } from "../errors.ts";
 import { readState } from "../state.ts";
@@ -11,21 +16,33 @@ export const compareStep: Step = {
   run(ctx: RunContext, data: RunData): Promise<StepOutcome> {
     const last = readState(ctx.config.state_dir, ctx.config.name);
     if (!last) return Promise.resolve({ status: "ok", message: "no previous archive recorded: first run" });
-    if (last.sha256 !== data.dumpSha256) {
-      return Promise.resolve({ status: "ok", message: `dump changed since ${last.archive} (${last.storedAt})` });
+    const byContent = ctx.config.check.compare === "content" && !!last.fingerprint && !!data.dumpFingerprint;
+    const sameBytes = last.sha256 === data.dumpSha256;
+    const same = byContent ? last.fingerprint === data.dumpFingerprint : sameBytes;
+    if (!same) {
+      return Promise.resolve({
+        status: "ok",
+        message: `dump changed since ${last.archive} (${last.storedAt})${byContent ? "" : " (compared byte for byte)"}`,
+      });
     }
-    const same = `the dump is identical to the one archived as ${last.archive} on ${last.storedAt} (sha256 ${last.sha256.slice(0, 16)}…)`;
+    const ignored = Object.entries(data.dumpIgnored ?? {}).map(([re, n]) => `${n} × /${re}/`).join(", ");
+    const how = sameBytes
+      ? `identical to the one archived as ${last.archive} on ${last.storedAt} (sha256 ${last.sha256.slice(0, 16)}…)`
+      : `the same data as the one archived as ${last.archive} on ${last.storedAt}: only volatile lines differ (${
+        ignored || "none left out"
+      }; content fingerprint ${data.dumpFingerprint!.slice(0, 16)}…)`;
+    const same_ = `the dump is ${how}`;
     switch (ctx.config.check.on_unchanged) {
       case "skip":
         return Promise.resolve({
           status: "warning",
-          message: `${same}: not archived again (check.on_unchanged: skip)`,
+          message: `${same_}: not archived again (check.on_unchanged: skip)`,
           stop: true,
         });
       case "archive":
-        return Promise.resolve({ status: "ok", message: `${same}: archiving anyway (check.on_unchanged: archive)` });
+        return Promise.resolve({ status: "ok", message: `${same_}: archiving anyway (check.on_unchanged: archive)` });
       case "fail":
-        throw new ArchivistError("compare", same, "the export on the server did not run or did not change; check.on_unchanged is 'fail'", {
+        throw new ArchivistError("compare", same_, "the export on the server did not run or did not change; check.on_unchanged is 'fail'", {
           code: "unchanged",
         });
     }

@@ -90,7 +90,8 @@ export const packStep: Step = {
         data.dumpName!,
         out,
         ctx.config.archive.compression_level,
-        ctx.startedAt.getTime() / 1000,
+        // The entry's own time, not the run's: the same dump gives a byte-identical archive.
+        data.dumpMtime ?? 0,
         ctx.signal,
       );
       await Deno.remove(data.dumpPath!).catch(() => {});

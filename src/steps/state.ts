@@ -8,6 +8,7 @@ export const stateStep: Step = {
     if (ctx.options.dryRun) return Promise.resolve({ status: "skipped", message: "dry run: the state is not written" });
     writeState(ctx.config.state_dir, ctx.config.name, {
       sha256: data.dumpSha256!,
+      fingerprint: data.dumpFingerprint,
       archive: data.archiveName!,
       size: data.archiveSize!,
       location: data.storedLocation!,

@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { ArchivistError } from "../errors.ts";
 import { formatSize } from "../config/units.ts";
 import { extractEntry, findEntry, readDirectory, ZipError } from "../zip/reader.ts";
+import { Fingerprinter } from "../fingerprint.ts";
 import type { RunContext, RunData, Step, StepOutcome } from "../context.ts";
 
 export const unzipStep: Step = {
@@ -23,13 +24,22 @@ export const unzipStep: Step = {
         }${entry.zip64 || dir.zip64 ? ", zip64" : ""})`,
       );
       const out = join(ctx.workDir, "dump");
+      const fp = new Fingerprinter(ctx.config.check.ignore_lines.map((s) => new RegExp(s)));
       const ex = await extractEntry(zipPath, entry, out, {
         maxSize: ctx.config.check.max_unpacked_size,
         maxRatio: ctx.config.check.max_ratio,
         signal: ctx.signal,
+        onChunk: (c) => fp.update(c),
       });
+      const f = fp.digest();
+      data.dumpFingerprint = f.sha256;
+      data.dumpFlavour = f.flavour;
+      data.dumpIgnored = f.ignored;
+      const ignored = Object.entries(f.ignored).map(([re, n]) => `${n} × /${re}/`).join(", ");
+      ctx.log.info("unzip", `content fingerprint ${f.sha256.slice(0, 16)}… (${f.flavour} dump${ignored ? `; left out: ${ignored}` : ""})`);
       data.dumpName = entry.name.split("/").pop()!.replace(/^\.+/, "") || "dump.sql";
       data.dumpPath = out;
+      data.dumpMtime = entry.mtime;
       data.dumpSize = ex.size;
       data.dumpSha256 = ex.sha256;
       data.dumpTail = ex.tail;

@@ -30,6 +30,15 @@ export interface ZipEntry {
   localHeaderOffset: number;
   isDirectory: boolean;
   zip64: boolean;
+  /** Modification time (Unix seconds): the extended-timestamp field when present, else the DOS date and time. */
+  mtime: number;
+}
+
+/** DOS date/time (local time of the zipping machine, taken as UTC: only a stable value is needed) → Unix seconds. */
+export function dosTime(date: number, time: number): number {
+  const y = 1980 + (date >> 9), mo = (date >> 5) & 15, d = date & 31;
+  const h = time >> 11, mi = (time >> 5) & 63, s = (time & 31) * 2;
+  return mo >= 1 && mo <= 12 && d >= 1 ? Math.floor(Date.UTC(y, mo - 1, d, h, mi, s) / 1000) : 0;
 }
 
 export interface ZipDirectory {
@@ -164,6 +173,7 @@ function parseCentralDirectory(cd: Uint8Array, count: number): ZipEntry[] {
     const flags = cv.getUint16(p + 8, true);
     const method = cv.getUint16(p + 10, true);
     const crc = cv.getUint32(p + 16, true);
+    let mtime = dosTime(cv.getUint16(p + 14, true), cv.getUint16(p + 12, true));
     let csize = cv.getUint32(p + 20, true);
     let usize = cv.getUint32(p + 24, true);
     const nlen = cv.getUint16(p + 28, true);
@@ -186,6 +196,7 @@ function parseCentralDirectory(cd: Uint8Array, count: number): ZipEntry[] {
         if (offset === 0xffffffff) (offset = u64(cv, q), q += 8);
         entryZip64 = true;
       }
+      if (id === 0x5455 && len >= 5 && (cv.getUint8(x + 4) & 1)) mtime = cv.getUint32(x + 5, true); // "UT": Unix mtime
       x += 4 + len;
     }
     entries.push({
@@ -198,6 +209,7 @@ function parseCentralDirectory(cd: Uint8Array, count: number): ZipEntry[] {
       localHeaderOffset: offset,
       isDirectory: name.endsWith("/"),
       zip64: entryZip64,
+      mtime,
     });
     p += 46 + nlen + xlen + clen;
   }
@@ -247,6 +259,8 @@ export interface ExtractLimits {
   maxRatio: number;
   /** Stop at the next chunk when aborted. */
   signal?: AbortSignal;
+  /** Sees every inflated chunk, in order (the content fingerprint is computed in the same pass). */
+  onChunk?: (chunk: Uint8Array) => void;
 }
 
 /** What extraction measured: the dump's size, sha256, and its last KiB (for the trailer check). */
@@ -346,6 +360,7 @@ export async function extractEntry(zipPath: string, entry: ZipEntry, outPath: st
         }
         crc = zlib.crc32(chunk, crc);
         hash.update(chunk);
+        limits.onChunk?.(chunk);
         if (chunk.length >= 1024) tail = chunk.slice(chunk.length - 1024);
         else {
           const t = new Uint8Array(Math.min(1024, tail.length + chunk.length));

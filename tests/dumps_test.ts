@@ -1,0 +1,130 @@
+/**
+ * The specification's "not the same as yesterday's" with REAL dump tools: MariaDB's mariadb-dump and PostgreSQL's
+ * pg_dump, from servers the test starts in temp dirs. Two dumps of unchanged data taken a second apart are never
+ * byte-identical (mysqldump's "-- Dump completed on" date, pg_dump's random \restrict key); archivist must call them
+ * unchanged, and call a changed row changed.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { makeCert, makeZip, type TestCert } from "../tools/fixtures.ts";
+import { startHttpsSource } from "../tools/https_source.ts";
+import { runCli, sandbox } from "./helpers/cli.ts";
+import { type DbServer, startMariadb, startPostgres } from "./servers/dbs.ts";
+import { EXIT } from "../src/errors.ts";
+
+const cert: TestCert = await makeCert(await Deno.makeTempDir({ prefix: "archivist-dumpcert-" }));
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+interface Case {
+  name: string;
+  start: (dir: string) => Promise<DbServer>;
+  db: string;
+  setup: string;
+  change: string;
+  trailer: string;
+  volatile: RegExp;
+}
+
+const CASES: Case[] = [
+  {
+    name: "mariadb-dump",
+    start: startMariadb,
+    db: "shop",
+    setup: "CREATE DATABASE shop; USE shop; CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(20)); " +
+      "INSERT INTO t VALUES (1,'apple'),(2,'pear'),(3,'plum');",
+    change: "USE shop; UPDATE t SET v='quince' WHERE id=2;",
+    trailer: "-- Dump completed",
+    volatile: /1 × \/\^-- Dump completed on \//,
+  },
+  {
+    name: "pg_dump",
+    start: startPostgres,
+    db: "postgres",
+    setup: "CREATE TABLE t (id INT PRIMARY KEY, v TEXT); INSERT INTO t VALUES (1,'apple'),(2,'pear'),(3,'plum');",
+    change: "UPDATE t SET v='quince' WHERE id=2;",
+    trailer: "-- PostgreSQL database dump complete",
+    volatile: /\/\^\\\\restrict \//,
+  },
+];
+
+for (const c of CASES) {
+  Deno.test(`${c.name}: two dumps of unchanged data a second apart are unchanged; a changed row is archived; bytes mode sees every dump as new`, async () => {
+    const dir = await Deno.makeTempDir({ prefix: `archivist-${c.name}-` });
+    await Deno.chmod(dir, 0o755);
+    const server = await c.start(dir);
+    let body: Uint8Array = new Uint8Array();
+    const src = startHttpsSource(cert, { "/dump.zip": () => new Response(body.slice()) });
+    const sb = await sandbox({ url: src.url("/dump.zip"), caFile: cert.caFile }, { check: { expect_trailer: c.trailer } });
+    try {
+      await server.sql(c.setup);
+      const d1 = await server.dump(c.db);
+      await sleep(1100);
+      const d2 = await server.dump(c.db);
+      assert.notDeepEqual(d1, d2, "the premise: two dumps of the same data are not byte-identical");
+      await server.sql(c.change);
+      const d3 = await server.dump(c.db);
+      const night = async (dump: Uint8Array, day: string) => {
+        body = makeZip([{ name: "dump.sql", data: dump }]);
+        return await runCli(["run", "-c", sb.configPath], { env: { ARCHIVIST_NOW: `2026-11-${day}T02:30:00Z` } });
+      };
+      const n1 = await night(d1, "21");
+      assert.equal(n1.code, 0, n1.stderr);
+      assert.match(
+        n1.stderr,
+        new RegExp(`content fingerprint [0-9a-f]+… \\(${c.name === "pg_dump" ? "pg_dump" : "mysqldump"} dump; left out: `),
+      );
+      const n2 = await night(d2, "22");
+      assert.equal(n2.code, EXIT.WARNING, n2.stderr);
+      assert.match(
+        n2.stderr,
+        /compare: the dump is the same data as the one archived as 20261121\.tgz on .*: only volatile lines differ \(/,
+      );
+      assert.match(n2.stderr, c.volatile);
+      assert.match(n2.stderr, /not archived again \(check\.on_unchanged: skip\)/);
+      const n3 = await night(d3, "23");
+      assert.equal(n3.code, 0, n3.stderr);
+      assert.match(n3.stderr, /compare: dump changed since 20261121\.tgz/);
+      const hist = Deno.readTextFileSync(sb.historyFile).trim().split("\n").map((l) => JSON.parse(l));
+      assert.equal(hist[0].dump.fingerprint, hist[1].dump.fingerprint);
+      assert.notEqual(hist[0].dump.sha256, hist[1].dump.sha256, "the history shows both: same fingerprint, different bytes");
+      assert.notEqual(hist[2].dump.fingerprint, hist[0].dump.fingerprint);
+      assert.deepEqual([...Deno.readDirSync(sb.dest)].map((e) => e.name).filter((n) => n.endsWith(".tgz")).sort(), [
+        "20261121.tgz",
+        "20261123.tgz",
+      ]);
+      // compare: bytes is the old behaviour: the volatile dump is "changed".
+      await sb.writeConfig({ check: { expect_trailer: c.trailer, compare: "bytes" } });
+      const n4 = await night(await server.dump(c.db), "24");
+      assert.equal(n4.code, 0, n4.stderr);
+      assert.match(n4.stderr, /dump changed since 20261123\.tgz .*\(compared byte for byte\)/);
+    } finally {
+      await src.close();
+      await sb.cleanup();
+      await server.stop();
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+    }
+  });
+}
+
+Deno.test("the same dump twice gives a byte-identical archive: a second run the same day finds it already stored", async () => {
+  const zip = makeZip([{ name: "dump.sql", data: new TextEncoder().encode("-- MySQL dump 10.13\nINSERT 1;\n-- Dump completed on x\n") }]);
+  const src = startHttpsSource(cert, { "/dump.zip": () => new Response(zip.slice()) });
+  const sb = await sandbox({ url: src.url("/dump.zip"), caFile: cert.caFile }, {
+    check: { on_unchanged: "archive", expect_trailer: "-- Dump completed" },
+  });
+  try {
+    const a = await runCli(["run", "-c", sb.configPath], { env: { ARCHIVIST_NOW: "2026-11-22T02:30:00Z" } });
+    assert.equal(a.code, 0, a.stderr);
+    const b = await runCli(["run", "-c", sb.configPath], { env: { ARCHIVIST_NOW: "2026-11-22T09:45:00Z" } });
+    assert.equal(b.code, 0, b.stderr);
+    assert.match(b.stderr, /20261122\.tgz is already on .* \(same size and sidecar sha256\): nothing to upload/);
+    assert.deepEqual([...Deno.readDirSync(sb.dest)].map((e) => e.name).sort(), ["20261122.tgz", "20261122.tgz.sha256"], "no -2 copy");
+    const members = new TextDecoder().decode(
+      (await new Deno.Command("tar", { args: ["tvzf", join(sb.dest, "20261122.tgz")] }).output()).stdout,
+    );
+    assert.match(members, /dump\.sql/);
+  } finally {
+    await src.close();
+    await sb.cleanup();
+  }
+});

@@ -1,0 +1,72 @@
+/** The content fingerprint: which lines are left out, and that chunking never changes the result. */
+import assert from "node:assert/strict";
+import { Fingerprinter } from "../src/fingerprint.ts";
+
+const enc = new TextEncoder();
+
+function fp(text: string | Uint8Array, chunk = 1 << 20, extra: RegExp[] = []) {
+  const bytes = typeof text === "string" ? enc.encode(text) : text;
+  const f = new Fingerprinter(extra);
+  for (let i = 0; i < bytes.length; i += chunk) f.update(bytes.subarray(i, i + chunk));
+  return f.digest();
+}
+
+const MYSQL = (when: string, data = "(1,'a'),(2,'b')") =>
+  `-- MariaDB dump 10.19  Distrib 10.11.6-MariaDB, for debian-linux-gnu (x86_64)\n--\n-- Host: localhost    Database: shop\n` +
+  `-- ------------------------------------------------------\n-- Server version\t10.11.6-MariaDB-0+deb12u1\n\n` +
+  `INSERT INTO \`t\` VALUES ${data};\n-- not volatile: a comment\n\n-- Dump completed on ${when}\n`;
+
+const PG = (key: string, data = "1\ta\n2\tb\n") =>
+  `--\n-- PostgreSQL database dump\n--\n\n\\restrict ${key}\n\n-- Dumped from database version 15.14\n` +
+  `-- Dumped by pg_dump version 15.14\n\nCOPY public.t (id, v) FROM stdin;\n${data}\\.\n\n\\unrestrict ${key}\n`;
+
+Deno.test("mysqldump: two dumps of the same data differ only in the volatile lines; a changed row changes the fingerprint", () => {
+  const a = fp(MYSQL("2026-11-23  3:12:45")), b = fp(MYSQL("2026-11-24  3:12:47"));
+  assert.equal(a.flavour, "mysqldump");
+  assert.equal(a.sha256, b.sha256);
+  assert.deepEqual(a.ignored, { "^-- Dump completed on ": 1, "^-- Server version\\t": 1, "^-- Host: ": 1 });
+  assert.notEqual(fp(MYSQL("2026-11-24  3:12:47", "(1,'a'),(2,'c')")).sha256, a.sha256);
+});
+
+Deno.test("pg_dump: the random \\restrict keys and version lines are left out", () => {
+  const a = fp(PG("AbC123")), b = fp(PG("zzZ999"));
+  assert.equal(a.flavour, "pg_dump");
+  assert.equal(a.sha256, b.sha256);
+  assert.equal(a.ignored["^\\\\restrict "], 1);
+  assert.equal(a.ignored["^\\\\unrestrict "], 1);
+  assert.notEqual(fp(PG("zzZ999", "1\ta\n2\tX\n")).sha256, a.sha256);
+});
+
+Deno.test("property: any chunking gives the same fingerprint (lines split across chunks, CRLF, a last line without newline)", () => {
+  const texts = [
+    MYSQL("2026-11-23  3:12:45"),
+    PG("k1"),
+    MYSQL("x").replaceAll("\n", "\r\n"),
+    PG("k2").slice(0, -1),
+    "plain\nfile\n-- Dump completed on x",
+  ];
+  for (const t of texts) {
+    const whole = fp(t).sha256;
+    for (const size of [1, 2, 3, 7, 16, 61, 257]) assert.equal(fp(t, size).sha256, whole, `chunk ${size}`);
+  }
+  // Only a mysqldump is a mysqldump: in a plain file that line is data.
+  assert.deepEqual(fp("plain\n-- Dump completed on x\n").ignored, {});
+});
+
+Deno.test("long lines stream through (no buffering), a long dash line is data, and check.ignore_lines applies to every line", () => {
+  const long = "-" + "x".repeat(200_000) + "\n";
+  const a = fp(MYSQL("d1") + long, 4096), b = fp(MYSQL("d2") + long, 100_000);
+  assert.equal(a.sha256, b.sha256);
+  assert.notEqual(fp(MYSQL("d1") + long).sha256, fp(MYSQL("d1") + long.replace("xx", "xy")).sha256);
+  const gen = (t: string) => `-- MySQL dump 10.13\nSET @x=1;\n/* generated ${t} */\nINSERT 1;\n`;
+  assert.notEqual(fp(gen("a")).sha256, fp(gen("b")).sha256);
+  const extra = [/^\/\* generated /];
+  assert.equal(fp(gen("a"), 5, extra).sha256, fp(gen("b"), 3, extra).sha256);
+  assert.deepEqual(fp(gen("a"), 5, extra).ignored, { "^\\/\\* generated ": 1 });
+});
+
+Deno.test("MariaDB 10.11.8+ dumps start with a sandbox-mode line before the header: still a mysqldump", () => {
+  const t = "/*M!999999\\- enable the sandbox mode */ \n" + MYSQL("2026-11-23  3:12:45");
+  assert.equal(fp(t).flavour, "mysqldump");
+  assert.equal(fp(t).sha256, fp("/*M!999999\\- enable the sandbox mode */ \n" + MYSQL("2026-11-24  4:00:00")).sha256);
+});
