@@ -112,6 +112,14 @@ export const archiveSchema = obj({
       "Europe/Paris",
     ),
   compression_level: int(1, 9).default(6).doc("gzip level: 1 fastest, 9 smallest.", 6),
+  member_name: str(
+    (s) => (/[/\\]/.test(s) || s === "." || s === ".." || s.startsWith(".") ? "must be a plain file name (no '/', not hidden)" : undefined),
+    "file name",
+  )
+    .optional().doc(
+      "Name of the dump inside the .tgz (and of the restored file). Default: the entry's name in the zip; for a zip written from a pipe (entry '-' or empty), source.entry when it is a plain name, else dump.sql.",
+      "shop.sql",
+    ),
 });
 
 const destinationVariants = Object.fromEntries(Object.entries(TRANSPORTS).map(([k, v]) => [k, v.schema])) as {

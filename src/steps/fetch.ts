@@ -27,7 +27,8 @@ type Kind =
   | "too_large"
   | "insecure_redirect"
   | "interrupted"
-  | "local";
+  | "local"
+  | "encoding";
 
 class AttemptError extends Error {
   constructor(readonly kind: Kind, message: string, readonly retryable: boolean, readonly hint = "") {
@@ -141,7 +142,8 @@ async function attempt(ctx: RunContext, client: Deno.HttpClient | undefined, des
       try {
         const sameHost = target.host === url.host;
         res = await fetch(target, {
-          headers: { "User-Agent": "archivist", ...(sameHost ? authHeaders(cfg) : {}) },
+          // identity: the zip as it is on disk, so that its length can be checked against Content-Length.
+          headers: { "User-Agent": "archivist", "Accept-Encoding": "identity", ...(sameHost ? authHeaders(cfg) : {}) },
           signal: ac.signal,
           client,
           redirect: "manual",
@@ -173,32 +175,65 @@ async function attempt(ctx: RunContext, client: Deno.HttpClient | undefined, des
     if (!res.ok) {
       await res.body?.cancel();
       const retry = res.status >= 500;
+      const hasAuth = Object.keys(authHeaders(cfg)).length > 0;
       const hint = res.status === 404
         ? "check source.url; is the export published under that name?"
         : res.status === 401 || res.status === 403
-        ? "check source.auth (user, password or token)"
+        ? (hasAuth
+          ? "check source.auth (user, password or token): the server refused them"
+          : "the server wants credentials and source.auth is not set: add it (basic user/password or a bearer token)")
         : retry
-        ? "the server failed; it will be retried next night if retries run out"
+        ? `the server had an error; archivist retries it (source.retries: ${cfg.retries}) and the next night tries again`
         : "check source.url and source.auth";
       throw new AttemptError("http_status", `HTTP ${res.status} ${res.statusText} from ${url.host} for ${url.pathname}`, retry, hint);
     }
     const lenHeader = res.headers.get("content-length");
-    const expected = lenHeader !== null && /^\d+$/.test(lenHeader) ? Number(lenHeader) : undefined;
-    if (expected !== undefined && expected > cfg.max_size) {
+    // A server that encodes anyway (gzip_static, a compressing proxy): archivist decodes the body itself and checks
+    // Content-Length against the bytes on the wire (Deno's fetch does not decode once identity was asked for).
+    const encoding = (res.headers.get("content-encoding") ?? "identity").toLowerCase().trim();
+    const FORMATS: Record<string, CompressionFormat> = { gzip: "gzip", "x-gzip": "gzip", deflate: "deflate" };
+    const encoded = encoding !== "identity";
+    if (encoded && !FORMATS[encoding]) {
+      await res.body?.cancel();
+      throw new AttemptError(
+        "encoding",
+        `the server sent the zip with Content-Encoding: ${encoding}, which archivist cannot decode (it asked for identity)`,
+        false,
+        "configure the server or proxy not to compress the zip (it is compressed already), or to use gzip",
+      );
+    }
+    if (encoded) {
+      ctx.log.info("fetch", `the server sent the zip with Content-Encoding: ${encoding} despite Accept-Encoding: identity: decoding it`);
+    }
+    const wire = lenHeader !== null && /^\d+$/.test(lenHeader) ? Number(lenHeader) : undefined;
+    const expected = wire;
+    if (wire !== undefined && wire > cfg.max_size) {
       await res.body?.cancel();
       throw new AttemptError(
         "too_large",
-        `the server announces ${formatSize(expected)}, above source.max_size (${formatSize(cfg.max_size)})`,
+        `the server announces ${formatSize(wire)}, above source.max_size (${formatSize(cfg.max_size)})`,
         false,
         "raise source.max_size if the dump really grew",
       );
     }
+    let wireBytes = 0;
+    const counted = (res.body ?? new ReadableStream<Uint8Array>()).pipeThrough(
+      new TransformStream<Uint8Array, Uint8Array>({
+        transform(c, ctl) {
+          wireBytes += c.length;
+          ctl.enqueue(c);
+        },
+      }),
+    );
+    const body: ReadableStream<Uint8Array> = encoded
+      ? counted.pipeThrough(new DecompressionStream(FORMATS[encoding]) as unknown as TransformStream<Uint8Array, Uint8Array>)
+      : counted;
     out = await Deno.open(dest, { write: true, create: true, truncate: true, mode: 0o600 });
     let bytes = 0;
     let head = new Uint8Array(0);
     touch();
     try {
-      for await (const chunk of res.body ?? new ReadableStream<Uint8Array>()) {
+      for await (const chunk of body) {
         touch();
         if (head.length < 4) {
           const h = new Uint8Array(head.length + chunk.length);
@@ -243,6 +278,7 @@ async function attempt(ctx: RunContext, client: Deno.HttpClient | undefined, des
         "truncated",
         `connection lost after ${formatSize(bytes)}${expected !== undefined ? ` of ${formatSize(expected)}` : ""}: ${errMsg(e)}`,
         true,
+        `the download was cut; archivist retries it (source.retries: ${cfg.retries}); if it keeps happening, check the network, a proxy, or the server's timeouts`,
       );
     }
     if (bytes === 0 || head.length < 4) {
@@ -253,10 +289,12 @@ async function attempt(ctx: RunContext, client: Deno.HttpClient | undefined, des
         "check source.url; is the export job on the server running?",
       );
     }
-    if (expected !== undefined && bytes !== expected) {
+    if (expected !== undefined && wireBytes !== expected) {
       throw new AttemptError(
         "truncated",
-        `truncated download: received ${bytes} bytes of the ${expected} announced by Content-Length`,
+        `truncated download: received ${wireBytes} bytes of the ${expected} announced by Content-Length${
+          encoded ? ` (${encoding}-encoded)` : ""
+        }`,
         true,
         "the connection was cut; check the network and the server",
       );

@@ -10,6 +10,18 @@ import { extractEntry, findEntry, readDirectory, ZipError } from "../zip/reader.
 import { Fingerprinter } from "../fingerprint.ts";
 import type { RunContext, RunData, Step, StepOutcome } from "../context.ts";
 
+/**
+ * The dump's name inside the .tgz: archive.member_name; else the entry's base name, unless it is "-" or empty (a zip
+ * written from a pipe: `mysqldump | zip - -`), then source.entry when it is a plain name, else "dump.sql".
+ */
+export function memberName(entryName: string, configured: string, override?: string): string {
+  if (override) return override;
+  const base = entryName.split("/").pop()!.replace(/^\.+/, "");
+  if (base && base !== "-") return base;
+  const plain = configured.split("/").pop()!;
+  return plain && plain !== "-" && !/[*?[\]]/.test(plain) && !plain.startsWith(".") ? plain : "dump.sql";
+}
+
 export const unzipStep: Step = {
   name: "unzip",
   async run(ctx: RunContext, data: RunData): Promise<StepOutcome> {
@@ -37,7 +49,19 @@ export const unzipStep: Step = {
       data.dumpIgnored = f.ignored;
       const ignored = Object.entries(f.ignored).map(([re, n]) => `${n} × /${re}/`).join(", ");
       ctx.log.info("unzip", `content fingerprint ${f.sha256.slice(0, 16)}… (${f.flavour} dump${ignored ? `; left out: ${ignored}` : ""})`);
-      data.dumpName = entry.name.split("/").pop()!.replace(/^\.+/, "") || "dump.sql";
+      data.dumpName = memberName(entry.name, ctx.config.source.entry, ctx.config.archive.member_name);
+      if (data.dumpName !== entry.name.split("/").pop()) {
+        ctx.log.info(
+          "unzip",
+          `the entry ${JSON.stringify(entry.name)} is stored in the archive as ${data.dumpName}${
+            ctx.config.archive.member_name
+              ? " (archive.member_name)"
+              : entry.name === "-" || entry.name === ""
+              ? " (a zip written from a pipe names its entry '-')"
+              : ""
+          }`,
+        );
+      }
       data.dumpPath = out;
       data.dumpMtime = entry.mtime;
       data.dumpSize = ex.size;

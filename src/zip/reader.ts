@@ -232,8 +232,18 @@ function globToRegex(glob: string): RegExp {
  */
 export function findEntry(dir: ZipDirectory, wanted: string): ZipEntry {
   const files = dir.entries.filter((e) => !e.isDirectory);
-  const exact = files.find((e) => e.name === wanted);
-  if (exact) return exact;
+  const exact = files.filter((e) => e.name === wanted);
+  if (exact.length > 1) {
+    // unzip, 7z, bsdtar and Python take the last, other readers the first: refuse to guess which one is the dump.
+    throw new ZipError(
+      "ambiguous_entry",
+      `the zip holds ${exact.length} entries named ${JSON.stringify(wanted)} (${
+        exact.map((e) => `${e.size} bytes`).join(", ")
+      }): refusing to guess which one is the dump`,
+      "fix the export so that the zip holds one entry of that name (zip tools differ on which one they extract)",
+    );
+  }
+  if (exact.length === 1) return exact[0];
   const listing = files.slice(0, 10).map((e) => e.name).join(", ") + (files.length > 10 ? `, … (${files.length} in all)` : "");
   if (/[*?]/.test(wanted)) {
     const re = globToRegex(wanted);
@@ -242,7 +252,9 @@ export function findEntry(dir: ZipDirectory, wanted: string): ZipEntry {
     if (hits.length > 1) {
       throw new ZipError(
         "ambiguous_entry",
-        `source.entry ${JSON.stringify(wanted)} matches ${hits.length} entries: ${hits.map((h) => h.name).join(", ")}`,
+        `source.entry ${JSON.stringify(wanted)} matches ${hits.length} entries: ${
+          hits.map((h) => `${h.name} (${h.size} bytes)`).join(", ")
+        }`,
         "make the pattern match exactly one entry",
       );
     }
