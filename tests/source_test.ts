@@ -146,3 +146,151 @@ Deno.test("an encoded body cut short is a truncated download counted on the wire
     );
   });
 });
+
+/** Certificates made the ways people make them, with openssl: each TLS failure must be named in plain words. */
+async function tlsCerts(dir: string) {
+  const o = (args: string[]) => sh("openssl", args);
+  await o([
+    "req",
+    "-x509",
+    "-newkey",
+    "rsa:2048",
+    "-nodes",
+    "-keyout",
+    `${dir}/ss.key`,
+    "-out",
+    `${dir}/ss.pem`,
+    "-days",
+    "30",
+    "-subj",
+    "/CN=127.0.0.1",
+    "-addext",
+    "subjectAltName=IP:127.0.0.1",
+  ]);
+  await o([
+    "req",
+    "-x509",
+    "-newkey",
+    "rsa:2048",
+    "-nodes",
+    "-keyout",
+    `${dir}/ca.key`,
+    "-out",
+    `${dir}/ca.pem`,
+    "-days",
+    "30",
+    "-subj",
+    "/CN=Test CA",
+  ]);
+  await o(["req", "-newkey", "rsa:2048", "-nodes", "-keyout", `${dir}/name.key`, "-out", `${dir}/name.csr`, "-subj", "/CN=db.example.org"]);
+  await Deno.writeTextFile(`${dir}/name.ext`, "basicConstraints=CA:FALSE\nsubjectAltName=DNS:db.example.org,DNS:www.example.org\n");
+  await o([
+    "x509",
+    "-req",
+    "-in",
+    `${dir}/name.csr`,
+    "-CA",
+    `${dir}/ca.pem`,
+    "-CAkey",
+    `${dir}/ca.key`,
+    "-CAcreateserial",
+    "-days",
+    "30",
+    "-extfile",
+    `${dir}/name.ext`,
+    "-out",
+    `${dir}/name.pem`,
+  ]);
+  // An expired certificate: `openssl ca` is the tool that takes explicit dates.
+  await Deno.mkdir(`${dir}/ca/new`, { recursive: true });
+  await Deno.writeTextFile(`${dir}/ca/index.txt`, "");
+  await Deno.writeTextFile(`${dir}/ca/serial`, "01\n");
+  await Deno.writeTextFile(
+    `${dir}/ca.cnf`,
+    `[ca]\ndefault_ca = d\n[d]\ndatabase = ${dir}/ca/index.txt\nnew_certs_dir = ${dir}/ca/new\nserial = ${dir}/ca/serial\n` +
+      `certificate = ${dir}/ca.pem\nprivate_key = ${dir}/ca.key\ndefault_md = sha256\npolicy = p\ncopy_extensions = copy\n[p]\ncommonName = supplied\n`,
+  );
+  await o([
+    "req",
+    "-newkey",
+    "rsa:2048",
+    "-nodes",
+    "-keyout",
+    `${dir}/exp.key`,
+    "-out",
+    `${dir}/exp.csr`,
+    "-subj",
+    "/CN=127.0.0.1",
+    "-addext",
+    "subjectAltName=IP:127.0.0.1",
+    "-addext",
+    "basicConstraints=CA:FALSE",
+  ]);
+  await o([
+    "ca",
+    "-batch",
+    "-config",
+    `${dir}/ca.cnf`,
+    "-startdate",
+    "20240101000000Z",
+    "-enddate",
+    "20240201000000Z",
+    "-in",
+    `${dir}/exp.csr`,
+    "-out",
+    `${dir}/exp.pem`,
+  ]);
+  const cert = (name: string, ca: string): TestCert => ({
+    dir,
+    caFile: `${dir}/${ca}`,
+    certFile: `${dir}/${name}.pem`,
+    keyFile: `${dir}/${name}.key`,
+    cert: Deno.readTextFileSync(`${dir}/${name}.pem`),
+    key: Deno.readTextFileSync(`${dir}/${name}.key`),
+  });
+  return { selfSigned: cert("ss", "ss.pem"), wrongName: cert("name", "ca.pem"), expired: cert("exp", "ca.pem") };
+}
+
+Deno.test("TLS failures in plain words with their own hints: expired (the date), wrong name (the names), a CA:TRUE self-signed certificate, an unknown issuer", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "archivist-tlscerts-" });
+  const c = await tlsCerts(dir);
+  const cases: Array<[TestCert, string | undefined, RegExp]> = [
+    [
+      c.expired,
+      c.expired.caFile,
+      /TLS: the certificate of 127\.0\.0\.1:\d+ expired on 2024-02-01 00:00 UTC \(hint: the server's certificate must be renewed \(source\.ca_file cannot help\)/,
+    ],
+    [
+      c.wrongName,
+      c.wrongName.caFile,
+      /TLS: the certificate of 127\.0\.0\.1:\d+ is not for 127\.0\.0\.1: it names db\.example\.org, www\.example\.org \(hint: use a name the certificate has in source\.url \(e\.g\. https:\/\/db\.example\.org\/\.\.\.\)/,
+    ],
+    [
+      c.selfSigned,
+      c.selfSigned.caFile,
+      /TLS: the certificate of 127\.0\.0\.1:\d+ is a CA certificate used as the server's own \(what `openssl req -x509` makes\): Deno's TLS refuses it, even as source\.ca_file \(hint: give the server a certificate signed by a small CA/,
+    ],
+    [
+      c.wrongName,
+      cert.caFile,
+      /TLS: the certificate of 127\.0\.0\.1:\d+ is signed by an issuer this machine does not trust \(hint: source\.ca_file \(.*\) does not hold the CA that signed it/,
+    ],
+  ];
+  try {
+    for (const [server, ca, re] of cases) {
+      const src = startHttpsSource(server, { "/dump.zip": serveBytes(ZIP) });
+      const sb = await sandbox({ url: src.url("/dump.zip"), caFile: ca ?? cert.caFile });
+      try {
+        const r = await runCli(["run", "-c", sb.configPath], { env: NOW });
+        assert.equal(r.code, EXIT.FETCH, r.stderr);
+        assert.match(r.stderr, re);
+        assert.doesNotMatch(r.stderr, /client error|Connect\)|\.\.\.$/m, "no library-internal text");
+      } finally {
+        await src.close();
+        await sb.cleanup();
+      }
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -51,21 +51,69 @@ export function describeNetworkError(e: unknown, url: URL, cfg: SourceConfig): A
       "is the export server up and listening on that port?",
     );
   }
-  if (/certificate|UnknownIssuer|tls|ssl|handshake/i.test(msg)) {
-    return new AttemptError(
-      "tls",
-      `TLS certificate of ${host}:${port} not trusted or invalid (${msg.trim().replace(/\s+/g, " ").slice(0, 200)})`,
-      false,
-      cfg.ca_file
-        ? `check that source.ca_file (${cfg.ca_file}) holds the CA that signed the server's certificate, and the host name`
-        : "if the server uses a private CA or a self-signed certificate, set source.ca_file to its PEM",
-    );
-  }
+  if (/certificate|UnknownIssuer|tls|ssl|handshake|CaUsedAsEndEntity/i.test(msg)) return describeTls(msg, host, port, cfg);
   if (/timed out|timeout/i.test(msg)) {
     return new AttemptError("timeout", `network timeout talking to ${host}:${port}`, true, "check the network path");
   }
   if (/unreachable|no route/i.test(msg)) return new AttemptError("network", `host ${host} unreachable`, true, "check routing and firewall");
   return new AttemptError("network", `network error talking to ${host}:${port}: ${msg.trim()}`, true);
+}
+
+const utc = (unix: string) => new Date(Number(unix) * 1000).toISOString().slice(0, 16).replace("T", " ") + " UTC";
+
+/**
+ * A TLS failure in plain words: expired (on which date), not yet valid, the wrong name (and the names it has), an
+ * unknown issuer, a self-signed CA certificate used as the server's. Deno's TLS library (rustls) says all of it;
+ * the text after "invalid peer certificate:" is translated, never cut.
+ */
+export function describeTls(msg: string, host: string, port: string, cfg: { ca_file?: string }): AttemptError {
+  const where = `${host}:${port}`;
+  const tls = (what: string, hint: string) => new AttemptError("tls", `TLS: ${what}`, false, hint);
+  let m = /not valid after (\d+)/.exec(msg);
+  if (/certificate expired|Expired\b/.test(msg)) {
+    return tls(
+      `the certificate of ${where} expired${m ? ` on ${utc(m[1])}` : ""}`,
+      "the server's certificate must be renewed (source.ca_file cannot help); if it looks valid, check this machine's clock",
+    );
+  }
+  m = /not valid before (\d+)/.exec(msg);
+  if (/not valid yet|NotValidYet/.test(msg)) {
+    return tls(
+      `the certificate of ${where} is not valid yet${m ? ` (from ${utc(m[1])})` : ""}`,
+      "check this machine's clock (timedatectl), then the server's certificate",
+    );
+  }
+  const valid = msg.indexOf("only valid for ");
+  if (/not valid for name/.test(msg) || /NotValidForName/.test(msg)) {
+    const names = valid < 0 ? [] : [...msg.slice(valid).matchAll(/(?:DnsName|IpAddress)\("?([^")]+)"?\)/g)].map((x) => x[1]);
+    return tls(
+      `the certificate of ${where} is not for ${host}${names.length ? `: it names ${names.join(", ")}` : ""}`,
+      names.length
+        ? `use a name the certificate has in source.url (e.g. https://${names[0]}/...), or reissue the certificate for ${host}`
+        : `reissue the certificate for ${host}, or use the name it has in source.url`,
+    );
+  }
+  if (/CaUsedAsEndEntity/.test(msg)) {
+    return tls(
+      `the certificate of ${where} is a CA certificate used as the server's own (what \`openssl req -x509\` makes): Deno's TLS refuses it, even as source.ca_file`,
+      "give the server a certificate signed by a small CA of your own and set source.ca_file to that CA (see the user guide, 'A server with its own certificate')",
+    );
+  }
+  if (/UnknownIssuer|unknown issuer|self[- ]signed/i.test(msg)) {
+    return tls(
+      `the certificate of ${where} is signed by an issuer this machine does not trust`,
+      cfg.ca_file
+        ? `source.ca_file (${cfg.ca_file}) does not hold the CA that signed it: put that CA's certificate there`
+        : "if the server uses a private CA, set source.ca_file to that CA's certificate (PEM)",
+    );
+  }
+  const detail = /invalid peer certificate: (.*)$/.exec(msg.trim())?.[1] ?? msg.replace(/.*client error \(Connect\):\s*/, "").trim();
+  return tls(
+    `the TLS connection to ${where} failed: ${detail.replace(/\s+/g, " ")}`,
+    cfg.ca_file
+      ? `check the server's certificate and source.ca_file (${cfg.ca_file})`
+      : "check the server's certificate (openssl s_client -connect HOST:PORT)",
+  );
 }
 
 export function authHeaders(cfg: SourceConfig): Record<string, string> {
