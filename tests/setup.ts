@@ -28,6 +28,7 @@ export const REQUIRED: Record<string, string> = {
   smbclient: "smbclient",
   rclone: "rclone",
   ps: "procps",
+  nginx: "nginx",
   cron: "cron",
   // Real dump tools (tests/dumps_test.ts starts its own servers in temp dirs; no system service is used).
   "mariadb-install-db": "mariadb-server",

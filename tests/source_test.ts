@@ -8,6 +8,7 @@ import { gzipSync } from "node:zlib";
 import { makeCert, makeZip, sh, sqlDump, type TestCert } from "../tools/fixtures.ts";
 import { type Route, serveBytes, startHttpsSource } from "../tools/https_source.ts";
 import { runCli, type Sandbox, sandbox } from "./helpers/cli.ts";
+import { startNginx } from "./servers/nginx.ts";
 import { EXIT } from "../src/errors.ts";
 
 const cert: TestCert = await makeCert(await Deno.makeTempDir({ prefix: "archivist-srccert-" }));
@@ -292,5 +293,41 @@ Deno.test("TLS failures in plain words with their own hints: expired (the date),
     }
   } finally {
     await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("nginx as the source: HTTP/2, gzip_static beside the zip, gzip_static always (encoded anyway), a 301 redirect", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "archivist-nginx-" });
+  await Deno.chmod(dir, 0o755);
+  const root = join(dir, "www");
+  await Deno.mkdir(join(root, "always"), { recursive: true });
+  for (const d of [root, join(root, "always")]) {
+    await Deno.writeFile(join(d, "dump.zip"), ZIP);
+    await Deno.writeFile(join(d, "dump.zip.gz"), gzipSync(ZIP));
+  }
+  const nginx = await startNginx(join(dir, "nginx"), root, cert);
+  try {
+    for (const [path, expect] of [
+      ["/dump.zip", /fetch: downloaded/],
+      ["/always/dump.zip", /the server sent the zip with Content-Encoding: gzip despite Accept-Encoding: identity: decoding it/],
+      ["/old.zip", /fetch: downloaded/],
+    ] as const) {
+      const sb = await sandbox({ url: nginx.url(path), caFile: cert.caFile });
+      try {
+        const r = await runCli(["run", "-c", sb.configPath], { env: NOW });
+        assert.equal(r.code, 0, `${path}: ${r.stderr}`);
+        assert.match(r.stderr, expect);
+        const out = await Deno.makeTempDir();
+        await sh("tar", ["xzf", join(sb.dest, "20261122.tgz"), "-C", out]);
+        assert.deepEqual(await Deno.readFile(join(out, "dump.sql")), DUMP, path);
+      } finally {
+        await sb.cleanup();
+      }
+    }
+    const log = await Deno.readTextFile(join(dir, "nginx", "logs", "access.log"));
+    assert.match(log, /"GET \/dump\.zip HTTP\/2\.0" 200/, "Deno's fetch spoke HTTP/2 to nginx");
+  } finally {
+    await nginx.stop();
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
   }
 });
