@@ -20,6 +20,8 @@ import { authHeaders, describeNetworkError, makeClient } from "./steps/fetch.ts"
 import { withTransport } from "./transports/registry.ts";
 import { uploadAtomic } from "./transports/transport.ts";
 import { findEntry, readDirectoryFrom, ZipError, type ZipSource } from "./zip/reader.ts";
+import { headCurl } from "./steps/fetch_curl.ts";
+import { statusHint } from "./steps/fetch_errors.ts";
 
 export type CheckStatus = "ok" | "warn" | "crit";
 
@@ -137,6 +139,27 @@ function rangeReader(
 async function checkSource(c: Config): Promise<Check[]> {
   const src = c.source;
   const url = new URL(src.url);
+  if (src.client === "curl") {
+    const dir = Deno.makeTempDirSync({ prefix: "archivist-verify-" });
+    try {
+      const h = await headCurl(src, dir);
+      if (h.status < 200 || h.status > 299) {
+        return [crit("source", `HTTP ${h.status} from ${url.host} for ${url.pathname}`, statusHint(h.status, src, !!src.auth))];
+      }
+      return [
+        ok(
+          "source",
+          `${src.url} reachable with curl (HTTP ${h.status}, TLS verified${h.length !== undefined ? `, ${formatSize(h.length)}` : ""})`,
+        ),
+        ok("source", "the entry inside the zip is checked at run time (source.client: curl reads no byte ranges)"),
+      ];
+    } catch (e) {
+      const a = e as { message: string; hint?: string };
+      return [crit("source", a.message, a.hint || undefined)];
+    } finally {
+      Deno.removeSync(dir, { recursive: true });
+    }
+  }
   let client: Deno.HttpClient | undefined;
   try {
     client = makeClient(src);

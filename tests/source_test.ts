@@ -307,11 +307,13 @@ Deno.test("nginx as the source: HTTP/2, gzip_static beside the zip, gzip_static 
   }
   const nginx = await startNginx(join(dir, "nginx"), root, cert);
   try {
-    for (const [path, expect] of [
-      ["/dump.zip", /fetch: downloaded/],
-      ["/always/dump.zip", /the server sent the zip with Content-Encoding: gzip despite Accept-Encoding: identity: decoding it/],
-      ["/old.zip", /fetch: downloaded/],
-    ] as const) {
+    for (
+      const [path, expect] of [
+        ["/dump.zip", /fetch: downloaded/],
+        ["/always/dump.zip", /the server sent the zip with Content-Encoding: gzip despite Accept-Encoding: identity: decoding it/],
+        ["/old.zip", /fetch: downloaded/],
+      ] as const
+    ) {
       const sb = await sandbox({ url: nginx.url(path), caFile: cert.caFile });
       try {
         const r = await runCli(["run", "-c", sb.configPath], { env: NOW });
@@ -329,5 +331,84 @@ Deno.test("nginx as the source: HTTP/2, gzip_static beside the zip, gzip_static 
   } finally {
     await nginx.stop();
     await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+});
+
+Deno.test("source.client: curl accepts a self-signed CA:TRUE certificate given as ca_file; same messages for 404, cut bodies and TLS; verify uses it too", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "archivist-curlsrc-" });
+  const c = await tlsCerts(dir);
+  try {
+    // The certificate `openssl req -x509` makes: refused by the Deno client, accepted by curl.
+    const src = startHttpsSource(c.selfSigned, {
+      "/dump.zip": serveBytes(ZIP),
+      "/auth.zip": (req) =>
+        req.headers.get("authorization") === "Basic " + btoa("backup:s3cr3t-pw")
+          ? new Response(ZIP.slice())
+          : new Response("no", { status: 401 }),
+      "/cut.zip": () =>
+        new Response(
+          new ReadableStream({
+            start(ctl) {
+              ctl.enqueue(ZIP.slice(0, 1000));
+              ctl.close();
+            },
+          }),
+          { headers: { "content-length": String(ZIP.length) } },
+        ),
+      "/page.zip": () => new Response("<html>login</html>", { headers: { "content-type": "text/html" } }),
+    });
+    const sb = await sandbox({ url: src.url("/dump.zip"), caFile: c.selfSigned.caFile });
+    try {
+      let r = await runCli(["run", "-c", sb.configPath], { env: NOW });
+      assert.equal(r.code, EXIT.FETCH);
+      assert.match(r.stderr, /is a CA certificate used as the server's own .*\(hint: set source\.client: curl/);
+      await sb.writeConfig({ source: { client: "curl" } });
+      r = await runCli(["run", "-c", sb.configPath], { env: NOW });
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stderr, /fetch: GET .* with curl/);
+      const v = await runCli(["verify", "-c", sb.configPath], { env: NOW });
+      assert.match(v.stdout, /✓ source +https:\/\/127\.0\.0\.1:\d+\/dump\.zip reachable with curl \(HTTP 200, TLS verified/);
+      const pw = join(dir, "pw");
+      await Deno.writeTextFile(pw, "s3cr3t-pw\n");
+      const cases: Array<[string, Record<string, unknown>, number, RegExp]> = [
+        ["/auth.zip", { auth: { type: "basic", username: "backup", password_file: pw } }, 0, /fetch: downloaded/],
+        ["/nope.zip", {}, EXIT.FETCH, /fetch: FAILED: HTTP 404 from 127\.0\.0\.1:\d+ for \/nope\.zip \(hint: check source\.url/],
+        [
+          "/cut.zip",
+          {},
+          EXIT.FETCH,
+          /fetch: FAILED: connection lost before the end of the download .*\(after 3 attempts\) \(hint: the download was cut/,
+        ],
+        [
+          "/page.zip",
+          {},
+          EXIT.FETCH,
+          /the body is not a zip \(it starts with "<html>login<\/html>"\) \(hint: the URL probably serves an error or login page/,
+        ],
+      ];
+      for (const [path, extra, code, re] of cases) {
+        await sb.writeConfig({ source: { client: "curl", url: src.url(path), ...extra }, check: { on_unchanged: "archive" } });
+        r = await runCli(["run", "-c", sb.configPath], { env: NOW });
+        assert.equal(r.code, code, `${path}: ${r.stderr}`);
+        assert.match(r.stderr, re);
+        assert.ok(!r.stderr.includes("s3cr3t-pw"));
+      }
+    } finally {
+      await src.close();
+      await sb.cleanup();
+    }
+    // TLS in plain words through curl too.
+    const exp = startHttpsSource(c.expired, { "/dump.zip": serveBytes(ZIP) });
+    const sb2 = await sandbox({ url: exp.url("/dump.zip"), caFile: c.expired.caFile }, { source: { client: "curl" } });
+    try {
+      const r = await runCli(["run", "-c", sb2.configPath], { env: NOW });
+      assert.equal(r.code, EXIT.FETCH);
+      assert.match(r.stderr, /TLS: the certificate of 127\.0\.0\.1:\d+ expired \(hint: the server's certificate must be renewed/);
+    } finally {
+      await exp.close();
+      await sb2.cleanup();
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
   }
 });

@@ -63,6 +63,9 @@ export const sourceSchema = obj({
     "PEM file of extra CA certificates to trust (a private CA or a self-signed server).",
     "/etc/archivist/ca.pem",
   ),
+  client: oneOf("deno", "curl").default("deno").doc(
+    "HTTP client for the download. deno: built in. curl: the curl program, for a server whose certificate Deno's TLS refuses although it is given as ca_file (a self-signed certificate made with `openssl req -x509`, which is a CA certificate). Same checks, timeouts, retries and messages.",
+  ),
   auth: authSchema.optional().doc("Authentication: `type: basic` (username + password) or `type: header` (name + value)."),
   connect_timeout: duration().timer().default(30_000).doc("Time allowed to connect and receive the response headers.", "30s"),
   timeout: duration().timer().default(2 * 3_600_000).doc("Time allowed for the whole download.", "2h"),

@@ -13,28 +13,8 @@ import { formatDuration, formatSize } from "../config/units.ts";
 import type { SourceConfig } from "../config/schema.ts";
 import type { RunContext, RunData, Step, StepOutcome } from "../context.ts";
 import type { Logger } from "../log.ts";
-
-/** Error classes of a failed attempt. */
-type Kind =
-  | "dns"
-  | "refused"
-  | "tls"
-  | "timeout"
-  | "network"
-  | "http_status"
-  | "truncated"
-  | "not_zip"
-  | "too_large"
-  | "insecure_redirect"
-  | "interrupted"
-  | "local"
-  | "encoding";
-
-class AttemptError extends Error {
-  constructor(readonly kind: Kind, message: string, readonly retryable: boolean, readonly hint = "") {
-    super(message);
-  }
-}
+import { AttemptError, printable, statusHint, zipSignature } from "./fetch_errors.ts";
+import { attemptCurl } from "./fetch_curl.ts";
 
 export function describeNetworkError(e: unknown, url: URL, cfg: SourceConfig): AttemptError {
   const msg = errMsg(e) + " " + errMsg((e as { cause?: unknown })?.cause ?? "");
@@ -96,7 +76,7 @@ export function describeTls(msg: string, host: string, port: string, cfg: { ca_f
   if (/CaUsedAsEndEntity/.test(msg)) {
     return tls(
       `the certificate of ${where} is a CA certificate used as the server's own (what \`openssl req -x509\` makes): Deno's TLS refuses it, even as source.ca_file`,
-      "give the server a certificate signed by a small CA of your own and set source.ca_file to that CA (see the user guide, 'A server with its own certificate')",
+      "set source.client: curl (curl accepts such a certificate given as source.ca_file), or give the server a certificate signed by a small CA of your own (see the user guide, 'A server with its own certificate')",
     );
   }
   if (/UnknownIssuer|unknown issuer|self[- ]signed/i.test(msg)) {
@@ -122,11 +102,6 @@ export function authHeaders(cfg: SourceConfig): Record<string, string> {
   if (a?.type === "basic") h["Authorization"] = "Basic " + Buffer.from(`${a.username}:${a.password}`).toString("base64");
   else if (a?.type === "header") h[a.name] = a.value!;
   return h;
-}
-
-function printable(bytes: Uint8Array): string {
-  const s = new TextDecoder("utf-8", { fatal: false }).decode(bytes.subarray(0, 64));
-  return JSON.stringify(s.replace(/\s+/g, " "));
 }
 
 /** One download attempt into `dest`. Returns the byte count. */
@@ -223,16 +198,7 @@ async function attempt(ctx: RunContext, client: Deno.HttpClient | undefined, des
     if (!res.ok) {
       await res.body?.cancel();
       const retry = res.status >= 500;
-      const hasAuth = Object.keys(authHeaders(cfg)).length > 0;
-      const hint = res.status === 404
-        ? "check source.url; is the export published under that name?"
-        : res.status === 401 || res.status === 403
-        ? (hasAuth
-          ? "check source.auth (user, password or token): the server refused them"
-          : "the server wants credentials and source.auth is not set: add it (basic user/password or a bearer token)")
-        : retry
-        ? `the server had an error; archivist retries it (source.retries: ${cfg.retries}) and the next night tries again`
-        : "check source.url and source.auth";
+      const hint = statusHint(res.status, cfg, Object.keys(authHeaders(cfg)).length > 0);
       throw new AttemptError("http_status", `HTTP ${res.status} ${res.statusText} from ${url.host} for ${url.pathname}`, retry, hint);
     }
     const lenHeader = res.headers.get("content-length");
@@ -288,7 +254,7 @@ async function attempt(ctx: RunContext, client: Deno.HttpClient | undefined, des
           h.set(head);
           h.set(chunk, head.length);
           head = h.subarray(0, Math.min(h.length, 64));
-          if (head.length >= 4 && !(head[0] === 0x50 && head[1] === 0x4b && (head[2] === 3 || head[2] === 5))) {
+          if (head.length >= 4 && !zipSignature(head)) {
             throw new AttemptError(
               "not_zip",
               `the server answered ${res.status} but the body is not a zip (Content-Type: ${
@@ -396,13 +362,13 @@ export const fetchStep: Step = {
   async run(ctx: RunContext, data: RunData): Promise<StepOutcome> {
     const cfg = ctx.config.source;
     const dest = join(ctx.workDir, "download.zip");
-    const client = makeClient(cfg);
+    const client = cfg.client === "curl" ? undefined : makeClient(cfg);
     const t0 = performance.now();
-    ctx.log.info("fetch", `GET ${cfg.url}${cfg.ca_file ? ` (trusting ${cfg.ca_file})` : ""}`);
+    ctx.log.info("fetch", `GET ${cfg.url}${cfg.ca_file ? ` (trusting ${cfg.ca_file})` : ""}${cfg.client === "curl" ? " with curl" : ""}`);
     try {
       for (let i = 0;; i++) {
         try {
-          const r = await attempt(ctx, client, dest);
+          const r = cfg.client === "curl" ? await attemptCurl(ctx, dest) : await attempt(ctx, client, dest);
           const secs = (performance.now() - t0) / 1000;
           data.zipPath = dest;
           data.zipSize = r.bytes;

@@ -1,0 +1,48 @@
+/** What a failed download attempt is, shared by the Deno fetch client and the curl client of the fetch step. */
+import type { SourceConfig } from "../config/schema.ts";
+
+/** Error classes of a failed attempt. */
+export type Kind =
+  | "dns"
+  | "refused"
+  | "tls"
+  | "timeout"
+  | "network"
+  | "http_status"
+  | "truncated"
+  | "not_zip"
+  | "too_large"
+  | "insecure_redirect"
+  | "interrupted"
+  | "local"
+  | "encoding";
+
+/** One attempt's failure: its class, whether a retry can help, and what to do. */
+export class AttemptError extends Error {
+  constructor(readonly kind: Kind, message: string, readonly retryable: boolean, readonly hint = "") {
+    super(message);
+  }
+}
+
+/** What to do about an HTTP error status. */
+export function statusHint(status: number, cfg: SourceConfig, hasAuth: boolean): string {
+  if (status === 404) return "check source.url; is the export published under that name?";
+  if (status === 401 || status === 403) {
+    return hasAuth
+      ? "check source.auth (user, password or token): the server refused them"
+      : "the server wants credentials and source.auth is not set: add it (basic user/password or a bearer token)";
+  }
+  if (status >= 500) return `the server had an error; archivist retries it (source.retries: ${cfg.retries}) and the next night tries again`;
+  return "check source.url and source.auth";
+}
+
+/** True when the bytes start like a zip (a local file header, or the end record of an empty zip). */
+export function zipSignature(head: Uint8Array): boolean {
+  return head.length >= 4 && head[0] === 0x50 && head[1] === 0x4b && (head[2] === 3 || head[2] === 5);
+}
+
+/** The first bytes of a body, quoted and readable. */
+export function printable(bytes: Uint8Array): string {
+  const s = new TextDecoder("utf-8", { fatal: false }).decode(bytes.subarray(0, 64));
+  return JSON.stringify(s.replace(/\s+/g, " "));
+}
