@@ -13,10 +13,23 @@ import zlib from "node:zlib";
 import { createHash } from "node:crypto";
 
 /** Why a zip was refused; `code` is stable for tests and the history. */
+/** What to do, by error code, when a call site gives no more specific hint: every failure carries one. */
+const DEFAULT_HINTS: Record<string, string> = {
+  corrupt: "the download or the export is damaged: the next run downloads it again; if it repeats, check the export job on the server",
+  corrupt_data: "the download or the export is damaged: the next run downloads it again; if it repeats, check the export job on the server",
+  size_mismatch: "the zip's sizes do not agree with its data: the export is damaged or was still being written; check the export job",
+  not_zip: "the URL serves something else than the zip: check source.url",
+  multi_disk: "export the dump as a single zip file",
+  too_large: "raise check.max_unpacked_size if the dump really is that large",
+  zip_bomb: "raise check.max_ratio if the dump really compresses that well",
+};
+
 export class ZipError extends Error {
-  constructor(readonly code: string, message: string, readonly hint = "") {
+  readonly hint: string;
+  constructor(readonly code: string, message: string, hint = "") {
     super(message);
     this.name = "ZipError";
+    this.hint = hint || DEFAULT_HINTS[code] || "check the export job on the server";
   }
 }
 
