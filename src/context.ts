@@ -41,6 +41,8 @@ export interface RunContext {
 export interface RunData {
   zipPath?: string; // fetch
   zipSize?: number; // fetch
+  etag?: string; // fetch: the response's ETag
+  lastModified?: string; // fetch: the response's Last-Modified
   dumpName?: string; // unzip: base name of the entry
   dumpPath?: string; // unzip
   dumpSize?: number; // unzip

@@ -9,6 +9,9 @@ export interface JobState {
   sha256: string;
   /** The dump's content fingerprint (absent in states written before it existed). */
   fingerprint?: string;
+  /** The source's validators of the archived zip, for a conditional download. */
+  etag?: string;
+  lastModified?: string;
   archive: string;
   size: number;
   location: string;

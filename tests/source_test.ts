@@ -412,3 +412,45 @@ Deno.test("source.client: curl accepts a self-signed CA:TRUE certificate given a
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("conditional download: a 304 is 'unchanged upstream' without downloading; a new ETag is archived; on_unchanged: archive downloads anyway; both clients", async () => {
+  for (const client of ["deno", "curl"]) {
+    let version = 1;
+    let fullGets = 0;
+    const zips: Record<number, Uint8Array> = { 1: ZIP, 2: makeZip([{ name: "dump.sql", data: sqlDump(100_000, { seed: 5 }) }]) };
+    const route: Route = (req) => {
+      const etag = `"v${version}"`;
+      if (req.headers.get("if-none-match") === etag) return new Response(null, { status: 304, headers: { etag } });
+      fullGets++;
+      return new Response(zips[version].slice(), { headers: { etag, "last-modified": "Sun, 22 Nov 2026 01:00:00 GMT" } });
+    };
+    await withSource(route, async (sb) => {
+      if (client === "curl") await sb.writeConfig({ source: { client } });
+      const night = (day: string) => runCli(["run", "-c", sb.configPath], { env: { ARCHIVIST_NOW: `2026-11-${day}T02:30:00Z` } });
+      let r = await night("21");
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(JSON.parse(Deno.readTextFileSync(join(sb.stateDir, "testjob.state.json"))).etag, '"v1"');
+      r = await night("22");
+      assert.equal(r.code, EXIT.WARNING, `${client}: ${r.stderr}`);
+      assert.match(
+        r.stderr,
+        /fetch: unchanged upstream \(304 Not Modified\) since the zip archived as 20261121\.tgz \(ETag "v1"\): nothing downloaded \(check\.on_unchanged: skip\)/,
+      );
+      assert.equal(fullGets, 1, "the 304 night downloaded nothing");
+      version = 2;
+      r = await night("23");
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(fullGets, 2);
+      assert.ok(Deno.statSync(join(sb.dest, "20261123.tgz")).isFile);
+      await sb.writeConfig({ source: { client }, check: { on_unchanged: "archive" } });
+      r = await night("24");
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stderr, /check\.on_unchanged: archive: downloading it anyway/);
+      assert.equal(fullGets, 3);
+      await sb.writeConfig({ source: { client, conditional: false } });
+      r = await night("25");
+      assert.equal(fullGets, 4, "conditional: false never sends the validators");
+      assert.match(r.stderr, /the dump is identical to the one archived as 20261124\.tgz/);
+    });
+  }
+});

@@ -73,6 +73,9 @@ export const sourceSchema = obj({
   retries: int(0, 20).default(3).doc("Further attempts after a network error or an HTTP 5xx (never after a 4xx).", 3),
   retry_delay: duration().timer().default(30_000).doc("Wait before the first retry; doubled for each next one.", "30s"),
   max_size: size().default(50 * 1024 ** 3).doc("Largest zip accepted; a bigger download is aborted.", "50GiB"),
+  conditional: bool().default(true).doc(
+    "Send the ETag / Last-Modified of the last archived zip (If-None-Match / If-Modified-Since): a 304 Not Modified is 'unchanged' without downloading anything (then check.on_unchanged applies).",
+  ),
 });
 
 export const checkSchema = obj({

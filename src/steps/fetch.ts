@@ -13,8 +13,9 @@ import { formatDuration, formatSize } from "../config/units.ts";
 import type { SourceConfig } from "../config/schema.ts";
 import type { RunContext, RunData, Step, StepOutcome } from "../context.ts";
 import type { Logger } from "../log.ts";
-import { AttemptError, printable, statusHint, zipSignature } from "./fetch_errors.ts";
+import { AttemptError, conditionalHeaders, type Fetched, printable, statusHint, zipSignature } from "./fetch_errors.ts";
 import { attemptCurl } from "./fetch_curl.ts";
+import { readState } from "../state.ts";
 
 export function describeNetworkError(e: unknown, url: URL, cfg: SourceConfig): AttemptError {
   const msg = errMsg(e) + " " + errMsg((e as { cause?: unknown })?.cause ?? "");
@@ -105,7 +106,7 @@ export function authHeaders(cfg: SourceConfig): Record<string, string> {
 }
 
 /** One download attempt into `dest`. Returns the byte count. */
-async function attempt(ctx: RunContext, client: Deno.HttpClient | undefined, dest: string): Promise<{ bytes: number; status: number }> {
+async function attempt(ctx: RunContext, client: Deno.HttpClient | undefined, dest: string, unconditional = false): Promise<Fetched> {
   const cfg = ctx.config.source;
   const url = new URL(cfg.url);
   const ac = new AbortController();
@@ -166,7 +167,11 @@ async function attempt(ctx: RunContext, client: Deno.HttpClient | undefined, des
         const sameHost = target.host === url.host;
         res = await fetch(target, {
           // identity: the zip as it is on disk, so that its length can be checked against Content-Length.
-          headers: { "User-Agent": "archivist", "Accept-Encoding": "identity", ...(sameHost ? authHeaders(cfg) : {}) },
+          headers: {
+            "User-Agent": "archivist",
+            "Accept-Encoding": "identity",
+            ...(sameHost ? { ...authHeaders(cfg), ...conditionalHeaders(ctx, unconditional) } : {}),
+          },
           signal: ac.signal,
           client,
           redirect: "manual",
@@ -195,6 +200,10 @@ async function attempt(ctx: RunContext, client: Deno.HttpClient | undefined, des
       target = next;
     }
     clearTimeout(connect);
+    if (res.status === 304) {
+      await res.body?.cancel();
+      return { bytes: 0, status: 304 };
+    }
     if (!res.ok) {
       await res.body?.cancel();
       const retry = res.status >= 500;
@@ -314,7 +323,12 @@ async function attempt(ctx: RunContext, client: Deno.HttpClient | undefined, des
       );
     }
     await out.sync();
-    return { bytes, status: res.status };
+    return {
+      bytes,
+      status: res.status,
+      etag: res.headers.get("etag") ?? undefined,
+      lastModified: res.headers.get("last-modified") ?? undefined,
+    };
   } finally {
     ctx.signal.removeEventListener("abort", onRunAbort);
     clearTimeout(total);
@@ -366,12 +380,40 @@ export const fetchStep: Step = {
     const t0 = performance.now();
     ctx.log.info("fetch", `GET ${cfg.url}${cfg.ca_file ? ` (trusting ${cfg.ca_file})` : ""}${cfg.client === "curl" ? " with curl" : ""}`);
     try {
+      let unconditional = false;
       for (let i = 0;; i++) {
         try {
-          const r = cfg.client === "curl" ? await attemptCurl(ctx, dest) : await attempt(ctx, client, dest);
+          const r = cfg.client === "curl" ? await attemptCurl(ctx, dest, unconditional) : await attempt(ctx, client, dest, unconditional);
+          if (r.status === 304) {
+            const last = readState(ctx.config.state_dir, ctx.config.name);
+            const same = `unchanged upstream (304 Not Modified) since the zip archived as ${last?.archive ?? "?"} (${
+              conditionalHeaders(ctx)["If-None-Match"]
+                ? `ETag ${conditionalHeaders(ctx)["If-None-Match"]}`
+                : `Last-Modified ${last?.lastModified}`
+            }): nothing downloaded`;
+            if (ctx.config.check.on_unchanged === "skip") {
+              return { status: "warning", message: `${same} (check.on_unchanged: skip)`, stop: true };
+            }
+            if (ctx.config.check.on_unchanged === "fail") {
+              throw new ArchivistError(
+                "compare",
+                same,
+                "the export on the server did not run or did not change; check.on_unchanged is 'fail'",
+                {
+                  code: "unchanged",
+                },
+              );
+            }
+            ctx.log.info("fetch", `${same}; check.on_unchanged: archive: downloading it anyway`);
+            unconditional = true;
+            i--;
+            continue;
+          }
           const secs = (performance.now() - t0) / 1000;
           data.zipPath = dest;
           data.zipSize = r.bytes;
+          data.etag = r.etag;
+          data.lastModified = r.lastModified;
           const msg = `downloaded ${formatSize(r.bytes)} in ${formatDuration(secs * 1000)}${
             secs > 0.5 ? ` (${formatSize(Math.round(r.bytes / secs))}/s)` : ""
           }${i ? ` after ${i + 1} attempts` : ""}`;

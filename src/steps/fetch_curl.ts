@@ -14,7 +14,7 @@ import { errMsg } from "../errors.ts";
 import { formatDuration, formatSize } from "../config/units.ts";
 import { writePrivateFile } from "../exec.ts";
 import type { RunContext } from "../context.ts";
-import { AttemptError, printable, statusHint, zipSignature } from "./fetch_errors.ts";
+import { AttemptError, conditionalHeaders, type Fetched, printable, statusHint, zipSignature } from "./fetch_errors.ts";
 
 const secs = (ms: number) => String(Math.max(1, Math.ceil(ms / 1000)));
 const quote = (s: string) => `"${s.replace(/\\/g, "\\\\").replace(/"/g, '\\"')}"`;
@@ -110,7 +110,7 @@ export async function headCurl(cfg: RunContext["config"]["source"], dir: string)
 }
 
 /** One download attempt with curl into `dest`. */
-export async function attemptCurl(ctx: RunContext, dest: string): Promise<{ bytes: number; status: number }> {
+export async function attemptCurl(ctx: RunContext, dest: string, unconditional = false): Promise<Fetched> {
   const cfg = ctx.config.source;
   const url = new URL(cfg.url);
   const where = `${url.hostname}:${url.port || "443"}`;
@@ -118,8 +118,12 @@ export async function attemptCurl(ctx: RunContext, dest: string): Promise<{ byte
   const lines = ['header = "Accept-Encoding: identity"', 'header = "User-Agent: archivist"'];
   if (cfg.auth?.type === "basic") lines.push(`user = ${quote(`${cfg.auth.username}:${cfg.auth.password}`)}`);
   if (cfg.auth?.type === "header") lines.push(`header = ${quote(`${cfg.auth.name}: ${cfg.auth.value}`)}`);
+  for (const [k, v] of Object.entries(conditionalHeaders(ctx, unconditional))) lines.push(`header = ${quote(`${k}: ${v}`)}`);
   writePrivateFile(conf, lines.join("\n") + "\n");
+  const headersFile = join(ctx.workDir, "source.headers");
   const args = [
+    "--dump-header",
+    headersFile,
     "--silent",
     "--show-error",
     "--config",
@@ -234,6 +238,15 @@ export async function attemptCurl(ctx: RunContext, dest: string): Promise<{ byte
   }
   const [statusText, sizeText] = r.stdout.trim().split(" ");
   const status = Number(statusText), bytes = Number(sizeText);
+  // The headers of the last response (after redirects): its validators for the next conditional download.
+  const hdr = (await Deno.readTextFile(headersFile).catch(() => "")).split(/\r?\n\r?\n/).filter((b) => b.trim()).pop() ?? "";
+  await Deno.remove(headersFile).catch(() => {});
+  const etag = /^etag:\s*(.+?)\s*$/im.exec(hdr)?.[1];
+  const lastModified = /^last-modified:\s*(.+?)\s*$/im.exec(hdr)?.[1];
+  if (status === 304) {
+    await Deno.remove(dest).catch(() => {});
+    return { bytes: 0, status };
+  }
   if (status < 200 || status > 299) {
     await Deno.remove(dest).catch(() => {});
     throw new AttemptError(
@@ -267,5 +280,5 @@ export async function attemptCurl(ctx: RunContext, dest: string): Promise<{ byte
       "the URL probably serves an error or login page: check source.url and source.auth",
     );
   }
-  return { bytes, status };
+  return { bytes, status, etag, lastModified };
 }

@@ -1,5 +1,7 @@
 /** What a failed download attempt is, shared by the Deno fetch client and the curl client of the fetch step. */
 import type { SourceConfig } from "../config/schema.ts";
+import type { RunContext } from "../context.ts";
+import { readState } from "../state.ts";
 
 /** Error classes of a failed attempt. */
 export type Kind =
@@ -45,4 +47,27 @@ export function zipSignature(head: Uint8Array): boolean {
 export function printable(bytes: Uint8Array): string {
   const s = new TextDecoder("utf-8", { fatal: false }).decode(bytes.subarray(0, 64));
   return JSON.stringify(s.replace(/\s+/g, " "));
+}
+
+/** The result of one attempt: the zip written to dest, or a 304 (nothing written). */
+export interface Fetched {
+  bytes: number;
+  status: number;
+  etag?: string;
+  lastModified?: string;
+}
+
+/** If-None-Match / If-Modified-Since for the last archived zip, when source.conditional is on. */
+export function conditionalHeaders(ctx: RunContext, unconditional = false): Record<string, string> {
+  if (unconditional || !ctx.config.source.conditional) return {};
+  let st;
+  try {
+    st = readState(ctx.config.state_dir, ctx.config.name);
+  } catch {
+    return {};
+  }
+  const h: Record<string, string> = {};
+  if (st?.etag) h["If-None-Match"] = st.etag;
+  if (st?.lastModified) h["If-Modified-Since"] = st.lastModified;
+  return h;
 }

@@ -9,6 +9,8 @@ export const stateStep: Step = {
     writeState(ctx.config.state_dir, ctx.config.name, {
       sha256: data.dumpSha256!,
       fingerprint: data.dumpFingerprint,
+      etag: data.etag,
+      lastModified: data.lastModified,
       archive: data.archiveName!,
       size: data.archiveSize!,
       location: data.storedLocation!,
