@@ -454,3 +454,65 @@ Deno.test("conditional download: a 304 is 'unchanged upstream' without downloadi
     });
   }
 });
+
+Deno.test("ready marker: not there is 'the export was not ready' (exit 20); ready_wait polls until it appears; ready_newer refuses yesterday's marker", async () => {
+  await withSource(serveBytes(ZIP), async (sb) => {
+    const marker = join(sb.root, "export.ready");
+    await sb.writeConfig({ source: { ready_file: marker } });
+    let r = await runCli(["run", "-c", sb.configPath], { env: NOW });
+    assert.equal(r.code, EXIT.FETCH, r.stderr);
+    assert.match(
+      r.stderr,
+      new RegExp(
+        `fetch: FAILED: the export was not ready: ${
+          marker.replaceAll(".", "\\.")
+        } does not exist \\(hint: the export job on the server has not finished: check it, or set source\\.ready_wait`,
+      ),
+    );
+    // The export finishes while archivist waits.
+    await sb.writeConfig({ source: { ready_file: marker, ready_wait: "6s", ready_newer: true } });
+    const child = runCli(["run", "-c", sb.configPath], { env: NOW });
+    await new Promise((ok) => setTimeout(ok, 1500));
+    await Deno.writeTextFile(marker, "done\n");
+    r = await child;
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /fetch: waiting for the export: .* does not exist; next look in/);
+    assert.match(r.stderr, /fetch: ready marker: .*export\.ready is there/);
+    // The next night, yesterday's marker (older than the archive) is not ready.
+    await Deno.utime(marker, new Date("2026-01-01T00:00:00Z"), new Date("2026-01-01T00:00:00Z"));
+    await sb.writeConfig({ source: { ready_file: marker, ready_newer: true, ready_wait: "2s" }, check: { on_unchanged: "archive" } });
+    r = await runCli(["run", "-c", sb.configPath], { env: { ARCHIVIST_NOW: "2026-11-23T02:30:00Z" } });
+    assert.equal(r.code, EXIT.FETCH);
+    assert.match(
+      r.stderr,
+      /the export was not ready after waiting 2\.0s: .*export\.ready \(2026-01-01T00:00:00\.000Z\) is not newer than the last archive/,
+    );
+    // A config naming both markers, or ready_wait without one, is refused.
+    await sb.writeConfig({ source: { ready_wait: "1h" } });
+    r = await runCli(["run", "-c", sb.configPath], { env: NOW });
+    assert.equal(r.code, EXIT.CONFIG);
+    assert.match(r.stderr, /source\.ready_wait.*needs source\.ready_url or source\.ready_file/);
+  });
+});
+
+Deno.test("ready_url: the zip is fetched only once the marker URL answers 2xx", async () => {
+  let ready = false;
+  const src = startHttpsSource(cert, {
+    "/dump.zip": serveBytes(ZIP),
+    "/dump.ready":
+      () => (ready ? new Response(null, { headers: { "last-modified": new Date().toUTCString() } }) : new Response("no", { status: 404 })),
+  });
+  const sb = await sandbox({ url: src.url("/dump.zip"), caFile: cert.caFile }, { source: { ready_url: src.url("/dump.ready") } });
+  try {
+    let r = await runCli(["run", "-c", sb.configPath], { env: NOW });
+    assert.equal(r.code, EXIT.FETCH);
+    assert.match(r.stderr, /the export was not ready: https:\/\/127\.0\.0\.1:\d+\/dump\.ready answers HTTP 404/);
+    assert.equal(src.hits.get("/dump.zip") ?? 0, 0, "the zip was not touched");
+    ready = true;
+    r = await runCli(["run", "-c", sb.configPath], { env: NOW });
+    assert.equal(r.code, 0, r.stderr);
+  } finally {
+    await src.close();
+    await sb.cleanup();
+  }
+});

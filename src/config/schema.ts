@@ -73,10 +73,28 @@ export const sourceSchema = obj({
   retries: int(0, 20).default(3).doc("Further attempts after a network error or an HTTP 5xx (never after a 4xx).", 3),
   retry_delay: duration().timer().default(30_000).doc("Wait before the first retry; doubled for each next one.", "30s"),
   max_size: size().default(50 * 1024 ** 3).doc("Largest zip accepted; a bigger download is aborted.", "50GiB"),
+  ready_url: httpsUrl.optional().doc(
+    "A marker the export writes when it is complete: the zip is fetched only once this URL answers 2xx to HEAD (same TLS and auth as url).",
+    "https://db.example.org/export/dump.ready",
+  ),
+  ready_file: absPath().optional().doc("The same, as a file on a mounted export: it must exist.", "/mnt/export/dump.ready"),
+  ready_newer: bool().default(false).doc(
+    "The marker must also be newer than the last archived zip (its Last-Modified or mtime): yesterday's marker is not ready.",
+  ),
+  ready_wait: duration().timer().optional().doc(
+    "How long to wait for the marker (polling every twentieth of it, 1s to 5m); absent: fail at once when it is not there.",
+    "2h",
+  ),
   conditional: bool().default(true).doc(
     "Send the ETag / Last-Modified of the last archived zip (If-None-Match / If-Modified-Since): a 304 Not Modified is 'unchanged' without downloading anything (then check.on_unchanged applies).",
   ),
-});
+}).refine((src) =>
+  src.ready_url && src.ready_file
+    ? ["ready_file", "give ready_url or ready_file, not both"]
+    : (src.ready_newer || src.ready_wait) && !src.ready_url && !src.ready_file
+    ? [src.ready_newer ? "ready_newer" : "ready_wait", "needs source.ready_url or source.ready_file"]
+    : undefined
+);
 
 export const checkSchema = obj({
   min_size: size().default(1).doc("Smallest acceptable dump (uncompressed). The default 1 byte rejects an empty dump.", "1MB"),

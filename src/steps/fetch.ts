@@ -16,6 +16,7 @@ import type { Logger } from "../log.ts";
 import { AttemptError, conditionalHeaders, type Fetched, printable, statusHint, zipSignature } from "./fetch_errors.ts";
 import { attemptCurl } from "./fetch_curl.ts";
 import { readState } from "../state.ts";
+import { waitReady } from "./ready.ts";
 
 export function describeNetworkError(e: unknown, url: URL, cfg: SourceConfig): AttemptError {
   const msg = errMsg(e) + " " + errMsg((e as { cause?: unknown })?.cause ?? "");
@@ -380,6 +381,7 @@ export const fetchStep: Step = {
     const t0 = performance.now();
     ctx.log.info("fetch", `GET ${cfg.url}${cfg.ca_file ? ` (trusting ${cfg.ca_file})` : ""}${cfg.client === "curl" ? " with curl" : ""}`);
     try {
+      await waitReady(ctx, client);
       let unconditional = false;
       for (let i = 0;; i++) {
         try {
