@@ -21,6 +21,41 @@ export interface ExecOptions {
   cwd?: string;
 }
 
+/**
+ * The variables a child tool may see: what running it needs (PATH, HOME, TMPDIR, TZ, the user), the proxy and
+ * CA-bundle variables curl honours, and a Kerberos ticket cache for smbclient. Nothing else: the config's
+ * `*_env` secrets (an SMTP password, a source token) never reach ssh, curl or smbclient.
+ */
+export const CHILD_ENV = [
+  "PATH",
+  "HOME",
+  "TMPDIR",
+  "TZ",
+  "USER",
+  "LOGNAME",
+  "http_proxy",
+  "https_proxy",
+  "HTTPS_PROXY",
+  "all_proxy",
+  "ALL_PROXY",
+  "no_proxy",
+  "NO_PROXY",
+  "SSL_CERT_FILE",
+  "SSL_CERT_DIR",
+  "CURL_CA_BUNDLE",
+  "KRB5CCNAME",
+];
+
+/** The environment of a child tool: the allowed variables of ours, LC_ALL=C, and `extra`. */
+export function childEnv(extra: Record<string, string> = {}): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const k of CHILD_ENV) {
+    const v = Deno.env.get(k);
+    if (v !== undefined) env[k] = v;
+  }
+  return { ...env, LC_ALL: "C", ...extra };
+}
+
 /** A client tool that is not installed: names the Debian package. */
 export class MissingToolError extends Error {
   constructor(readonly tool: string, readonly pkg: string) {
@@ -39,7 +74,8 @@ export async function exec(cmd: string, args: string[], opts: ExecOptions = {}, 
     child = new Deno.Command(cmd, {
       args,
       cwd: opts.cwd,
-      env: { LC_ALL: "C", ...opts.env },
+      clearEnv: true,
+      env: childEnv(opts.env),
       stdin: opts.stdin !== undefined ? "piped" : "null",
       stdout: "piped",
       stderr: "piped",

@@ -19,7 +19,8 @@ export function processes(): Map<number, Proc> | undefined {
   try {
     out = new Deno.Command("ps", {
       args: ["-ww", "-eo", "pid=,args="],
-      env: { LC_ALL: "C" },
+      clearEnv: true,
+      env: { LC_ALL: "C", PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin" },
       stdin: "null",
       stdout: "piped",
       stderr: "null",

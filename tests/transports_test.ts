@@ -162,14 +162,54 @@ Deno.test("sftp against OpenSSH sshd", async (t) => {
     const target: Target = { config: (sub, over) => base({ path: join(s.root, sub), ...over }), serverPath: (sub) => join(s.root, sub) };
     await conformance(t, target);
 
-    await t.step("one SSH connection serves the whole run (ControlMaster)", async () => {
+    await t.step("one SSH login serves every command (ControlMaster), counted in sshd's log", async () => {
+      const before = await s.logins();
       const tr = makeTransport(base({ path: s.root }), priv);
       await tr.open();
+      const local = join(top, "mux.bin");
+      await Deno.writeTextFile(local, "x".repeat(1000));
+      await uploadAtomic(tr, local, "20261101.tgz");
       await tr.list();
+      await tr.download("20261101.tgz", join(top, "mux.back"));
+      await tr.remove("20261101.tgz");
       const control = (tr as unknown as { control: string }).control;
       assert.ok(Deno.statSync(control).isSocket, "a control socket serves the commands after open()");
       await tr.close();
       assert.throws(() => Deno.statSync(control), "the socket is gone after close()");
+      await new Promise((r) => setTimeout(r, 200)); // sshd writes its log line asynchronously
+      assert.equal((await s.logins()) - before, 1, "open, put, rename, list, get and rm over one login");
+      // A whole night and a verify: one login each.
+      const root = await Deno.makeTempDir({ prefix: "archivist-mux-" });
+      const src = startHttpsSource(cert, { "/dump.zip": serveBytes(makeZip([{ name: "dump.sql", data: bigDump(100_000) }])) });
+      try {
+        const cfg = join(root, "archive.yaml");
+        await Deno.writeTextFile(
+          cfg,
+          stringify({
+            name: "mux",
+            state_dir: join(root, "state"),
+            work_dir: join(root, "work"),
+            source: { url: src.url("/dump.zip"), entry: "dump.sql", ca_file: cert.caFile },
+            archive: { timezone: "UTC" },
+            destination: base({ path: join(s.root, "mux"), create_dirs: true }),
+            retention: { max_age: "30d", min_keep: 1 },
+            log: { file: join(root, "archivist.log") },
+          }),
+        );
+        await Deno.chmod(cfg, 0o600);
+        let n = await s.logins();
+        const r = await runCli(["run", "-c", cfg], { env: { ARCHIVIST_NOW: "2026-11-22T02:30:00Z" } });
+        assert.equal(r.code, 0, r.stderr);
+        await new Promise((ok) => setTimeout(ok, 200));
+        assert.equal((await s.logins()) - n, 1, "a whole run logs in once");
+        n = await s.logins();
+        await runCli(["verify", "-c", cfg], { env: { ARCHIVIST_NOW: "2026-11-22T03:00:00Z" } });
+        await new Promise((ok) => setTimeout(ok, 200));
+        assert.equal((await s.logins()) - n, 1, "verify logs in once");
+      } finally {
+        await src.close();
+        await Deno.remove(root, { recursive: true });
+      }
     });
     await t.step("wrong key: authentication refused", async () => {
       await sh("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", join(top, "other_key")]);

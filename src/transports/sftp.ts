@@ -6,7 +6,7 @@
  */
 import { join } from "node:path";
 import { absPath, nonEmpty, obj, oneOf } from "../config/fields.ts";
-import { exec, type ExecResult, MissingToolError } from "../exec.ts";
+import { childEnv, exec, type ExecResult, MissingToolError } from "../exec.ts";
 import { trackDir, whileRunning } from "../cleanup.ts";
 import { privateTempDir } from "../fsutil.ts";
 import { commandLine } from "../procs.ts";
@@ -64,8 +64,9 @@ export class SftpTransport implements Transport {
       "ServerAliveInterval=15",
       "-o",
       `ServerAliveCountMax=${Math.max(2, Math.round(this.cfg.timeout / 15000))}`,
-      "-o",
-      `ControlMaster=${master ? "yes" : "no"}`,
+      // The master is started with -M alone: -M plus ControlMaster=yes means "ask", and with BatchMode every
+      // multiplexed session is then refused, so each command would log in anew.
+      ...(master ? [] : ["-o", "ControlMaster=no"]),
       "-o",
       `ControlPath=${this.control}`,
       "-o",
@@ -154,7 +155,8 @@ export class SftpTransport implements Transport {
     try {
       child = new Deno.Command("ssh", {
         args: masterArgs,
-        env: { LC_ALL: "C" },
+        clearEnv: true,
+        env: childEnv(),
         stdin: "null",
         stdout: "null",
         stderr: "piped",

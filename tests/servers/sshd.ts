@@ -12,6 +12,10 @@ export interface SshdServer extends Server {
   hostLine: string;
   /** A directory the user can write to. */
   root: string;
+  /** sshd's log (LogLevel VERBOSE): one "Accepted publickey" line per login. */
+  logFile: string;
+  /** How many logins the log shows so far. */
+  logins(): Promise<number>;
 }
 
 export async function startSshd(dir: string): Promise<SshdServer> {
@@ -45,14 +49,15 @@ export async function startSshd(dir: string): Promise<SshdServer> {
       "UsePAM no",
       "StrictModes no",
       "Subsystem sftp internal-sftp",
-      "LogLevel ERROR",
+      "LogLevel VERBOSE",
       "",
     ].join("\n"),
   );
   await Deno.mkdir("/run/sshd", { recursive: true }).catch(() => {});
   const root = join(dir, "files");
   await Deno.mkdir(root);
-  const p = startProcess("/usr/sbin/sshd", ["-D", "-e", "-f", cfg]);
+  const logFile = join(dir, "sshd.log");
+  const p = startProcess("/usr/sbin/sshd", ["-D", "-E", logFile, "-f", cfg]);
   await waitPort(port, `sshd (${p.log()})`);
   return {
     port,
@@ -61,6 +66,11 @@ export async function startSshd(dir: string): Promise<SshdServer> {
     knownHosts,
     hostLine,
     root,
+    logFile,
+    async logins() {
+      const text = await Deno.readTextFile(logFile).catch(() => "");
+      return text.split("\n").filter((l) => /Accepted publickey/.test(l)).length;
+    },
     stop: p.stop,
   };
 }
