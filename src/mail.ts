@@ -27,10 +27,25 @@ export interface Message {
 
 const ICON: Record<string, string> = { ok: "✓", warning: "!", failed: "✗", skipped: "–" };
 
-/** The short summary used in the subject. */
+/**
+ * `text` in at most `max` characters, cut at a word boundary (never inside a parenthesis or a hash), with "…".
+ * @example shorten("the dump is identical to the one archived (sha256 eba2393b…)", 30) // "the dump is identical to the…"
+ */
+export function shorten(text: string, max: number): string {
+  const t = text.replace(/\s+/g, " ").trim();
+  if (t.length <= max) return t;
+  let cut = t.slice(0, max - 1);
+  const open = cut.lastIndexOf("(");
+  if (open > 0 && cut.indexOf(")", open) < 0) cut = cut.slice(0, open); // no half parenthesis
+  const space = cut.lastIndexOf(" ");
+  if (space > max / 3) cut = cut.slice(0, space);
+  return cut.replace(/[\s,:;(]+$/, "") + "…";
+}
+
+/** The short summary used in the subject: under ~70 characters, so that the subject stays under ~100. */
 export function summary(r: RunResult): string {
-  if (r.error) return `${r.error.step}: ${r.error.message}`.slice(0, 120);
-  if (r.status === "warning") return (r.warnings[0] ?? "warning").slice(0, 120);
+  if (r.error) return shorten(`${r.error.step}: ${r.error.message}`, 70);
+  if (r.status === "warning") return shorten(r.warnings[0] ?? "warning", 70);
   return r.archive ? `${r.archive.name} ${formatSize(r.archive.size)}` : "nothing to do";
 }
 
@@ -189,7 +204,12 @@ export async function sendMail(cfg: MailConfig, m: Message): Promise<string> {
     const raw = await new MailComposer(options).compile().build();
     let r;
     try {
-      r = await exec(cfg.sendmail_path, ["-t", "-oi"], { stdin: Buffer.from(raw).toString("utf8"), timeoutMs: cfg.timeout });
+      // -f: the envelope sender, so that bounces go to mail.from rather than to the run user (root).
+      const envelope = /<([^>]+)>/.exec(m.from)?.[1] ?? m.from;
+      r = await exec(cfg.sendmail_path, ["-t", "-oi", "-f", envelope], {
+        stdin: Buffer.from(raw).toString("utf8"),
+        timeoutMs: cfg.timeout,
+      });
     } catch (e) {
       throw new ArchivistError(
         "mail",

@@ -121,14 +121,25 @@ export function parseName(pattern: string, name: string, job: string): ParsedNam
   };
 }
 
-/** The name of the upload in progress for `name` (hidden, never matches a pattern). */
+/**
+ * The name of the upload in progress for `name`: `NAME.part`. Not hidden: nginx's dav-ext does not list dot-files,
+ * pure-ftpd -x refuses to write them, a Samba share that vetoes dot-files hides them. No archive pattern can match it
+ * (patterns end in .tgz or .tar.gz).
+ */
 export function tempName(name: string): string {
-  return `.${name}.part`;
+  return `${name}.part`;
 }
 
-/** True for a leftover upload temp file of one of our archives (or sidecars). */
+/** The final name an upload temp file stands for (`NAME.part`, or `.NAME.part` from earlier versions), or undefined. */
+export function tempTarget(name: string): string | undefined {
+  if (!name.endsWith(".part")) return undefined;
+  const inner = name.slice(0, -".part".length);
+  return inner.startsWith(".") ? inner.slice(1) : inner;
+}
+
+/** True for an upload temp file name (of any file: the caller checks that its target is ours). */
 export function isTempName(name: string): boolean {
-  return name.startsWith(".") && name.endsWith(".part");
+  return tempTarget(name) !== undefined;
 }
 
 /** The sha256sum sidecar of an archive. */

@@ -252,9 +252,18 @@ async function checkWorkDir(c: Config, runs: RunResult[]): Promise<Check[]> {
 }
 
 async function checkDestination(d: VerifyDeps): Promise<Check[]> {
-  const probe = `.archivist-probe-${crypto.randomUUID().slice(0, 8)}`;
+  // Not a dot-file (some servers hide or refuse those); never a name an archive pattern can match.
+  const probe = `archivist-probe-${crypto.randomUUID().slice(0, 8)}`;
+  const dest = d.config.destination as { create_dirs?: boolean };
+  // A health check changes nothing but its own probe: it never creates the destination directory.
+  const cfg = { ...d.config.destination, create_dirs: false } as typeof d.config.destination;
   try {
-    return await withTransport(d.config.destination, { log: d.log, env: d.env, step: "verify" }, async (t, priv) => {
+    return await withTransport(cfg, { log: d.log, env: d.env, step: "verify" }, async (t, priv) => {
+      for (const e of await t.list()) {
+        if (/^\.?archivist-probe-[0-9a-f]{8}(\.part)?$/.test(e.name)) {
+          await t.remove(e.name).then(() => d.log.info("verify", `removed ${e.name}, left by a verify that was killed`), () => {});
+        }
+      }
       const local = join(priv, "probe");
       Deno.writeTextFileSync(local, `archivist verify probe ${new Date().toISOString()}\n`);
       await uploadAtomic(t, local, probe);
@@ -265,6 +274,15 @@ async function checkDestination(d: VerifyDeps): Promise<Check[]> {
     });
   } catch (e) {
     const err = asArchivistError("store", e);
+    if (err.code === "missing_dir" && dest.create_dirs) {
+      return [
+        warn(
+          "destination",
+          `${err.message}: the first run creates it (create_dirs: true); verify does not`,
+          "run archivist run once, or create it",
+        ),
+      ];
+    }
     return [crit("destination", err.message, err.hint || undefined)];
   }
 }

@@ -11,6 +11,7 @@ import { serveBytes, startHttpsSource } from "../tools/https_source.ts";
 import { runCli, type Sandbox, sandbox } from "./helpers/cli.ts";
 import { freePort, waitPort } from "./servers/common.ts";
 import { EXIT } from "../src/errors.ts";
+import { shorten } from "../src/mail.ts";
 
 const cert: TestCert = await makeCert(await Deno.makeTempDir({ prefix: "archivist-mailcert-" }));
 const ZIP = makeZip([{ name: "dump.sql", data: sqlDump(20_000) }]);
@@ -241,7 +242,7 @@ Deno.test("mail failures never change the exit code and are recorded: untrusted 
   }
 });
 
-Deno.test("sendmail: called as sendmail -t -oi with the whole message on stdin", async () => {
+Deno.test("sendmail: called as sendmail -t -oi -f FROM (bounces go to mail.from) with the whole message on stdin", async () => {
   const dir = await Deno.makeTempDir();
   const script = join(dir, "sendmail");
   await Deno.writeTextFile(script, `#!/bin/sh\nprintf '%s\\n' "$@" > ${dir}/args\ncat > ${dir}/message\n`);
@@ -249,7 +250,7 @@ Deno.test("sendmail: called as sendmail -t -oi with the whole message on stdin",
   await withRun({}, { transport: "sendmail", sendmail_path: script }, async (sb) => {
     const r = await runCli(["run", "-c", sb.configPath]);
     assert.equal(r.code, EXIT.FETCH);
-    assert.deepEqual((await Deno.readTextFile(join(dir, "args"))).trim().split("\n"), ["-t", "-oi"]);
+    assert.deepEqual((await Deno.readTextFile(join(dir, "args"))).trim().split("\n"), ["-t", "-oi", "-f", "archivist@test.example"]);
     const msg = await Deno.readTextFile(join(dir, "message"));
     assert.match(msg, /^From: archivist@test\.example$/m);
     assert.match(msg, /^To: dba@example\.org$/m);
@@ -317,4 +318,18 @@ Deno.test("mail config: enabled without recipients, or smtp without host, is a c
     const r2 = await runCli(["run", "-c", sb.configPath]);
     assert.match(r2.stderr, /mail\.host: is required with transport: smtp/);
   });
+});
+
+Deno.test("the subject's summary is cut at a word boundary, never inside a parenthesis, and stays under 100 characters", () => {
+  const long =
+    "compare: the dump is identical to the one archived as 20261121.tgz on 2026-11-21T02:30:00.000Z (sha256 eba2393b4cfd48c5…): not archived again";
+  const s = shorten(long, 70);
+  assert.ok(s.length <= 70, s);
+  assert.ok(s.endsWith("…"));
+  assert.doesNotMatch(s, /\([^)]*$/, "no open parenthesis left");
+  assert.match(
+    s,
+    /^compare: the dump is identical to the one archived as 20261121\.tgz on…$|^compare: the dump is identical to the one archived as 20261121\.tgz…$/,
+  );
+  assert.equal(shorten("short", 70), "short");
 });

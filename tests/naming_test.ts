@@ -45,6 +45,7 @@ Deno.test("parseName reads back what formatName writes, with counters; rejects f
     const foreign of [
       "20261122.tgz.sha256",
       ".20261122.tgz.part",
+      "20261122.tgz.part",
       "20261122.tar.gz",
       "notes.txt",
       "2026112.tgz",

@@ -454,15 +454,18 @@ Deno.test("an unwritable log.file falls back to <state_dir>/archivist.log with a
   });
 });
 
-Deno.test("an upload temp file left by an interrupted run is removed, never taken for an archive", async () => {
+Deno.test("upload temp files left by an interrupted run (NAME.part, and .NAME.part of earlier versions) are removed, never taken for archives", async () => {
   await withSource({ "/dump.zip": serveBytes(ZIP) }, async (_src, sb) => {
     await Deno.mkdir(sb.dest, { recursive: true });
     await Deno.writeTextFile(join(sb.dest, ".20261121.tgz.part"), "half an upload");
+    await Deno.writeTextFile(join(sb.dest, "20261120.tgz.sha256.part"), "half");
     await Deno.writeTextFile(join(sb.dest, ".notes.part"), "not ours");
+    await Deno.writeTextFile(join(sb.dest, "notes.part"), "not ours");
     const r = await runCli(["run", "-c", sb.configPath], { env: { ARCHIVIST_NOW: "2026-11-22T02:30:00Z" } });
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stderr, /WARN +store: removed \.20261121\.tgz\.part \(14 B\), left by an interrupted upload/);
-    assert.deepEqual(ls(sb.dest), [".notes.part", "20261122.tgz", "20261122.tgz.sha256"]);
+    assert.match(r.stderr, /WARN +store: removed 20261120\.tgz\.sha256\.part \(4 B\), left by an interrupted upload/);
+    assert.deepEqual(ls(sb.dest), [".notes.part", "20261122.tgz", "20261122.tgz.sha256", "notes.part"]);
   });
 });
 

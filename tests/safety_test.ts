@@ -648,7 +648,7 @@ Deno.test("SIGKILL during an FTPS upload: no archive ever appears under its fina
           try {
             const cmd = Deno.readTextFileSync(`/proc/${e.name}/cmdline`);
             const argv = cmd.split("\0");
-            if (/(^|\/)curl$/.test(argv[0]) && argv.includes("-T") && cmd.includes(".20261122.tgz.part")) curlPid = Number(e.name);
+            if (/(^|\/)curl$/.test(argv[0]) && argv.includes("-T") && cmd.includes("20261122.tgz.part")) curlPid = Number(e.name);
           } catch { /* gone */ }
         }
         if (curlPid === undefined) await sleep(2);

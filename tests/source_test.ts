@@ -269,7 +269,7 @@ Deno.test("TLS failures in plain words with their own hints: expired (the date),
     [
       c.selfSigned,
       c.selfSigned.caFile,
-      /TLS: the certificate of 127\.0\.0\.1:\d+ is a CA certificate used as the server's own \(what `openssl req -x509` makes\): Deno's TLS refuses it, even as source\.ca_file \(hint: give the server a certificate signed by a small CA/,
+      /TLS: the certificate of 127\.0\.0\.1:\d+ is a CA certificate used as the server's own \(what `openssl req -x509` makes\): Deno's TLS refuses it, even as source\.ca_file \(hint: set source\.client: curl .*or give the server a certificate signed by a small CA/,
     ],
     [
       c.wrongName,

@@ -57,7 +57,7 @@ async function fullRun(
       await Deno.mkdir(serverDir, { recursive: true });
       // A look-alike archive put there by hand (not in the catalogue: never deleted), a foreign file, and an upload
       // cut mid-way by an earlier run.
-      for (const f of ["20260101.tgz", "20260101.tgz.sha256", "keep-me.txt", ".20261121.tgz.part"]) {
+      for (const f of ["20260101.tgz", "20260101.tgz.sha256", "keep-me.txt", "20261121.tgz.part"]) {
         await Deno.writeTextFile(join(serverDir, f), "old\n");
       }
       await own?.(serverDir);
@@ -86,7 +86,7 @@ async function fullRun(
       // A real run 31 days earlier: its archive is in the catalogue and older than max_age on the night below.
       const early = await runCli(["run", "-c", cfg], { env: { ARCHIVIST_NOW: "2026-10-22T02:30:00Z" } });
       assert.equal(early.code, 0, early.stderr);
-      await Deno.writeTextFile(join(serverDir, ".20261121.tgz.part"), "old\n"); // (that run removed the first one)
+      await Deno.writeTextFile(join(serverDir, "20261121.tgz.part"), "old\n"); // a cut upload (that run removed the first)
       await own?.(serverDir);
       const child = spawnCli(["run", "-c", cfg], { ARCHIVIST_NOW: "2026-11-22T02:30:00Z" });
       // Scan every process's command line while the run goes on.
@@ -124,7 +124,7 @@ async function fullRun(
       const log = await Deno.readTextFile(join(root, "archivist.log"));
       assert.match(log, /deleted 20261022\.tgz: older than max_age/);
       assert.match(log, /1 archive\(s\) on the destination are not in the catalogue: listed, never deleted/);
-      assert.match(log, /removed \.20261121\.tgz\.part \(4 B\), left by an interrupted upload/);
+      assert.match(log, /removed 20261121\.tgz\.part \(4 B\), left by an interrupted upload/);
       if (destination.verify === "checksum") assert.match(log, /stored 20261122\.tgz \(.*, sha256 verified by reading it back\)/);
       else assert.match(log, /stored 20261122\.tgz \(.*, size verified\)/);
       if (password) {
@@ -381,6 +381,14 @@ Deno.test("smb against Samba smbd", async (t) => {
     await t.step("wrong password: login refused", async () => {
       await expectCode(makeTransport(base({ password: "wrong" }), priv).open(), "auth", /login refused by 127\.0\.0\.1:\d+/);
     });
+    await t.step("a password with a leading or trailing space is refused before any login, with the reason", async () => {
+      await expectCode(
+        makeTransport(base({ password: " " + s.password }), priv).open(),
+        "password",
+        /starts or ends with a space: smbclient's authentication file strips it/,
+      );
+      await expectCode(makeTransport(base({ password: s.password + " " }), priv).open(), "password", /change the password on the server/);
+    });
     await t.step("a directory the user cannot write: access denied", async () => {
       await Deno.mkdir(join(s.root, "readonly"), { mode: 0o755 }); // owned by root
       const tr = makeTransport(base({ path: "readonly" }), priv);
@@ -389,7 +397,7 @@ Deno.test("smb against Samba smbd", async (t) => {
       await expectCode(
         uploadAtomic(tr, join(top, "small"), "20261122.tgz"),
         "permission",
-        /upload of \.20261122\.tgz\.part: access denied on/,
+        /upload of 20261122\.tgz\.part: access denied on/,
       );
       await tr.close();
     });
@@ -435,5 +443,25 @@ Deno.test("a store failure on a remote destination is exit 30 and leaves the sta
   } finally {
     await src.close();
     await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test("smb against a hardened Samba (SMB3 only, encryption and signing required, dot-files vetoed)", async (t) => {
+  const s = await startSmbd(join(top, "smb-hard"), { hardened: true });
+  const base = (over: Record<string, unknown> = {}) => ({
+    type: "smb",
+    host: "127.0.0.1",
+    port: s.port,
+    share: s.share,
+    user: s.user,
+    password: s.password,
+    timeout: "10s",
+    ...over,
+  });
+  try {
+    await conformance(t, { config: (sub, over) => base({ path: sub, ...over }), serverPath: (sub) => join(s.root, sub), own: chownTest });
+    await fullRun(t, base({ path: "nightly", create_dirs: true }), join(s.root, "nightly"), s.password, "smbclient", chownTest);
+  } finally {
+    await s.stop();
   }
 });

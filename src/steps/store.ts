@@ -2,7 +2,8 @@
  * store: put the archive and its sidecar on the destination through the Transport, and record it in the catalogue.
  *
  * Order (each a command of its own, issued by this process, so nothing can complete after archivist died):
- *  1. remove upload temp files left by an interrupted run (`.NAME.part` of our names only);
+ *  1. remove upload temp files left by an interrupted run (`NAME.part`, or `.NAME.part` from earlier versions, of
+ *     our names only);
  *  2. put the archive and the sidecar under their temporary names, check both sizes in a listing;
  *  3. with `verify: checksum`, read the temporary archive back and compare its sha256 (a damaged copy is never
  *     visible under a final name);
@@ -17,7 +18,7 @@ import { join } from "node:path";
 import { createHash } from "node:crypto";
 import { ArchivistError, asArchivistError } from "../errors.ts";
 import { formatSize } from "../config/units.ts";
-import { formatName, isTempName, sidecarName, tempName } from "../naming.ts";
+import { formatName, isTempName, sidecarName, tempName, tempTarget } from "../naming.ts";
 import { appendCatalogue, type Catalogue, entriesAt, readCatalogue } from "../catalogue.ts";
 import { readState } from "../state.ts";
 import { parseAny, runDateOf } from "../retention/inventory.ts";
@@ -54,11 +55,11 @@ async function readBackSha(t: Transport, name: string, workDir: string): Promise
   }
 }
 
-/** Remove upload leftovers of our own archives (".NAME.part" where NAME is an archive or its sidecar of ours). */
+/** Remove upload leftovers of our own archives ("NAME.part" where NAME is an archive or its sidecar of ours). */
 async function cleanTemps(ctx: RunContext, t: Transport, entries: RemoteEntry[], patterns: Set<string>): Promise<void> {
   for (const e of entries) {
     if (!isTempName(e.name)) continue;
-    const inner = e.name.slice(1, -".part".length).replace(/\.sha256$/, "");
+    const inner = tempTarget(e.name)!.replace(/\.sha256$/, "");
     if (!parseAny(patterns, inner, ctx.config.name)) continue;
     try {
       await t.remove(e.name);
@@ -129,9 +130,7 @@ export const storeStep: Step = {
         ctx.log.warn("store", `clock in doubt: ${doubt.message}; this archive is flagged, retention will delete nothing`);
       }
       if (dry) {
-        const temps = list.filter((e) =>
-          isTempName(e.name) && parseAny(patterns, e.name.slice(1, -".part".length).replace(/\.sha256$/, ""), cfg.name)
-        );
+        const temps = list.filter((e) => isTempName(e.name) && parseAny(patterns, tempTarget(e.name)!.replace(/\.sha256$/, ""), cfg.name));
         for (const e of temps) ctx.log.info("store", `dry run: would remove ${e.name}, left by an interrupted upload`);
       } else await cleanTemps(ctx, t, list, patterns);
       const entries = new Map(list.map((e) => [e.name, e]));

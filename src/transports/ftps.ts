@@ -1,8 +1,8 @@
 /**
  * `type: ftps`: FTP over TLS with curl. Explicit TLS (AUTH TLS on port 21) is required by default, implicit TLS
  * (port 990) is an option; plain FTP is not offered. Passive mode. Credentials go in a netrc file (mode 0600)
- * in the run's private dir, never on the command line. Upload: STOR to `.NAME.part`, then RNFR/RNTO in the
- * same session, then the size from SIZE (curl -I). Listing with MLSD where the server has it, LIST -a where not.
+ * in the run's private dir, never on the command line. Upload: STOR to `NAME.part` (put), then RNFR/RNTO in a
+ * session of its own (rename). Listing with MLSD where the server has it, LIST -a where not.
  */
 import { join } from "node:path";
 import { absPath, bool, nonEmpty, obj, oneOf, secretFields } from "../config/fields.ts";

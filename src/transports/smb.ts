@@ -115,6 +115,13 @@ export class SmbTransport implements Transport {
   }
 
   async open(): Promise<void> {
+    if (/^\s|\s$/.test(this.cfg.password ?? "")) {
+      throw storeErr(
+        "password",
+        "the SMB password starts or ends with a space: smbclient's authentication file strips it, so the login would fail",
+        "change the password on the server so that it neither starts nor ends with a space (spaces inside are fine)",
+      );
+    }
     writePrivateFile(this.authFile, `username = ${this.cfg.user}\npassword = ${this.cfg.password}\ndomain = ${this.cfg.domain}\n`);
     const r = await this.smb("ls", `directory ${this.dir || "/"}`, { allowFail: true });
     const status = /NT_STATUS_[A-Z_]+/.exec(r.stdout + r.stderr)?.[0];

@@ -1,6 +1,6 @@
 /**
  * `type: webdav`: WebDAV with curl. HTTPS by default; plain HTTP only when `allow_http: true` is written.
- * Upload: PUT to `.NAME.part`, MOVE to NAME with `Overwrite: F`, then the size from PROPFIND.
+ * Upload: PUT to `NAME.part`, MOVE to NAME with `Overwrite: F`, then the size from PROPFIND.
  * Credentials go in a netrc file (mode 0600) in the run's private dir, never on the command line.
  */
 import { join } from "node:path";

@@ -11,7 +11,11 @@ export interface SmbServer extends Server {
   root: string;
 }
 
-export async function startSmbd(dir: string): Promise<SmbServer> {
+/**
+ * `hardened`: the settings security guides recommend: SMB3 only, encryption and signing required, and dot-files
+ * vetoed (a veto files pattern for every name starting with a dot).
+ */
+export async function startSmbd(dir: string, opts: { hardened?: boolean } = {}): Promise<SmbServer> {
   await Deno.mkdir(dir, { recursive: true });
   const password = randomPassword();
   await ensureUser(password);
@@ -43,12 +47,12 @@ export async function startSmbd(dir: string): Promise<SmbServer> {
   printing = bsd
   printcap name = /dev/null
   disable spoolss = yes
-
+${opts.hardened ? "  server min protocol = SMB3\n  server smb encrypt = required\n  server signing = mandatory\n" : ""}
 [backup]
   path = ${root}
   read only = no
   valid users = ${TEST_USER}
-`,
+${opts.hardened ? "  veto files = /.*/\n" : ""}`,
   );
   await sh("smbpasswd", ["-c", conf, "-s", "-a", TEST_USER], { stdin: `${password}\n${password}\n` });
   const p = startProcess("/usr/sbin/smbd", ["-s", conf, "--foreground", "--no-process-group", "--debug-stdout"]);

@@ -75,18 +75,18 @@ export async function conformance(t: Deno.TestContext, target: Target): Promise<
     assert.ok(!(tr.location.includes("Pw-")), "no password in the location");
   });
 
-  await t.step("list reports sizes, flags directories, and shows hidden upload leftovers", async () => {
+  await t.step("list reports sizes, flags directories, and shows upload leftovers", async () => {
     const dir = target.serverPath(sub);
-    await Deno.writeTextFile(join(dir, ".20261121.tgz.part"), "half");
+    await Deno.writeTextFile(join(dir, "20261121.tgz.part"), "half");
     await Deno.mkdir(join(dir, "subdir"));
-    await target.own?.(join(dir, ".20261121.tgz.part"));
+    await target.own?.(join(dir, "20261121.tgz.part"));
     await target.own?.(join(dir, "subdir"));
     const l = await tr.list();
-    assert.deepEqual(names(l), [".20261121.tgz.part", "20261122.tgz", "subdir"]);
+    assert.deepEqual(names(l), ["20261121.tgz.part", "20261122.tgz", "subdir"]);
     assert.equal(l.find((e) => e.name === "20261122.tgz")!.size, payload.length);
-    assert.equal(l.find((e) => e.name === ".20261121.tgz.part")!.size, 4);
+    assert.equal(l.find((e) => e.name === "20261121.tgz.part")!.size, 4);
     assert.equal(l.find((e) => e.name === "subdir")!.isDir, true);
-    await tr.remove(".20261121.tgz.part");
+    await tr.remove("20261121.tgz.part");
     await Deno.remove(join(dir, "subdir"));
   });
 
