@@ -137,3 +137,23 @@ Deno.test("run, prune and check by hand as root on a state_dir of another user: 
     await sb.cleanup();
   }
 });
+
+Deno.test("verify changes nothing but its own probe: it never creates the destination, and it removes probes left by killed verifies", async () => {
+  const src = startHttpsSource(cert, { "/dump.zip": () => new Response(makeZip([{ name: "dump.sql", data: sqlDump(10_000) }]).slice()) });
+  const sb = await sandbox({ url: src.url("/dump.zip"), caFile: cert.caFile });
+  try {
+    const r = await runCli(["verify", "-c", sb.configPath]);
+    assert.match(r.stdout, /! destination +destination directory .* does not exist: the first run creates it \(create_dirs: true\); verify does not/);
+    assert.throws(() => Deno.statSync(sb.dest), Deno.errors.NotFound, "verify created nothing");
+    await Deno.mkdir(sb.dest);
+    await Deno.writeTextFile(join(sb.dest, "archivist-probe-0a1b2c3d.part"), "left by a killed verify");
+    await Deno.writeTextFile(join(sb.dest, ".archivist-probe-deadbeef"), "left by an older version");
+    await Deno.writeTextFile(join(sb.dest, "archivist-probe-notes.txt"), "not ours");
+    const v = await runCli(["verify", "-c", sb.configPath]);
+    assert.match(v.stdout, /✓ destination +.*write \+ rename \+ delete of a probe file work/);
+    assert.deepEqual([...Deno.readDirSync(sb.dest)].map((e) => e.name), ["archivist-probe-notes.txt"]);
+  } finally {
+    await src.close();
+    await sb.cleanup();
+  }
+});
