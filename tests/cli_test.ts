@@ -143,7 +143,10 @@ Deno.test("verify changes nothing but its own probe: it never creates the destin
   const sb = await sandbox({ url: src.url("/dump.zip"), caFile: cert.caFile });
   try {
     const r = await runCli(["verify", "-c", sb.configPath]);
-    assert.match(r.stdout, /! destination +destination directory .* does not exist: the first run creates it \(create_dirs: true\); verify does not/);
+    assert.match(
+      r.stdout,
+      /! destination +destination directory .* does not exist: the first run creates it \(create_dirs: true\); verify does not/,
+    );
     assert.throws(() => Deno.statSync(sb.dest), Deno.errors.NotFound, "verify created nothing");
     await Deno.mkdir(sb.dest);
     await Deno.writeTextFile(join(sb.dest, "archivist-probe-0a1b2c3d.part"), "left by a killed verify");

@@ -511,7 +511,7 @@ Deno.test("a full destination disk (a real 64 KiB tmpfs mount) is exit 30 'disk 
       assert.equal(r.code, EXIT.STORE, r.stderr);
       assert.match(
         r.stderr,
-        /store: FAILED: cannot write \.?20\d{6}\.tgz(\.part)?: destination disk full at .*dest \(hint: free space on the destination/,
+        /store: FAILED: cannot write \.?20\d{6}\.tgz(\.part)?: no space left on the destination .*dest \(.*\) \(hint: free space on the destination/,
       );
       assert.deepEqual(ls(sb.dest), [], "the partial upload was removed");
       assert.ok(!ls(sb.stateDir).includes("testjob.state.json"));

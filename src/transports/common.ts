@@ -25,6 +25,15 @@ export const verifyField = oneOf("size", "checksum").default("size").doc(
   "After upload: compare the remote size (size), or also download the archive back and compare its sha256 (checksum).",
 );
 
+/** The one wording of a full destination, whatever the protocol said (quoted in `detail`). */
+export function diskFull(what: string, where: string, detail: string): ReturnType<typeof storeErr> {
+  return storeErr(
+    "disk_full",
+    `${what}: no space left on the destination ${where} (${detail})`,
+    "free space on the destination (or raise its quota), or shorten retention; nothing was stored, the next run tries again",
+  );
+}
+
 /** A store-step error with a code. */
 export function storeErr(code: string, message: string, hint = ""): ArchivistError {
   return new ArchivistError("store", message, hint, { code });

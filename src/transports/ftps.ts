@@ -11,6 +11,7 @@ import {
   checkName,
   curl,
   dirLevels,
+  diskFull,
   missingDir,
   netrcLine,
   networkFields,
@@ -91,9 +92,7 @@ function classify(r: ExecResult, cfg: FtpsConfig, what: string) {
     case 78:
       return storeErr("missing_file", `${what}: no such file on ${where}`);
     case 25:
-      if (/552|452|space|quota/i.test(r.stderr)) {
-        return storeErr("disk_full", `${what}: remote disk full on ${where} (${msg})`, "free space on the server or shorten retention");
-      }
+      if (/\b(552|452)\b|space|quota/i.test(r.stderr)) return diskFull(what, where, msg);
       return storeErr("permission", `${what}: upload refused by ${where} (${msg})`, "check the remote directory's permissions");
     case 21:
       if (/550/.test(r.stderr)) return storeErr("permission", `${what}: refused by ${where} (${msg})`, "check permissions on the server");
@@ -101,6 +100,12 @@ function classify(r: ExecResult, cfg: FtpsConfig, what: string) {
     case 18:
     case 55:
     case 56:
+      // The server ended the upload with a storage code: 452 (insufficient storage), 552 (quota), or 451 (a local
+      // error on the server; on a STOR that is a failed write, almost always a full disk).
+      if (/got (452|552)\b/.test(r.stderr)) return diskFull(what, where, `the server answered ${/got (\d+)/.exec(r.stderr)![1]}`);
+      if (/got 451\b/.test(r.stderr) && /upload/.test(what)) {
+        return diskFull(what, where, "the server aborted the write with 451, a local error on the server: most often a full disk or quota");
+      }
       return storeErr("transfer_cut", `${what}: transfer cut (${msg})`, "the connection dropped; the next run retries");
     default:
       return storeErr("transfer", `${what} failed on ${where} (curl exit ${r.code}: ${msg})`);

@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { ArchivistError, errMsg } from "../errors.ts";
 import { absPath, bool, obj, oneOf } from "../config/fields.ts";
 import { nearestExisting } from "../fsutil.ts";
-import { verifyField } from "./common.ts";
+import { diskFull, verifyField } from "./common.ts";
 import type { RemoteEntry, Transport, TransportContext, TransportKind } from "./transport.ts";
 
 export const localSchema = obj({
@@ -61,11 +61,8 @@ function fsError(e: unknown, what: string, path: string, dirOp = false): Archivi
       cause: e,
     });
   }
-  if (/no space|ENOSPC|os error 28/i.test(msg)) {
-    return new ArchivistError("store", `${what}: destination disk full at ${path}`, "free space on the destination or shorten retention", {
-      code: "disk_full",
-      cause: e,
-    });
+  if (/no space|ENOSPC|os error 28|quota|EDQUOT|os error 122/i.test(msg)) {
+    return diskFull(what, path, msg.replace(/\s*\(os error \d+\).*$/, ""));
   }
   if (/read-only|EROFS|os error 30/i.test(msg)) {
     return new ArchivistError("store", `${what}: ${path} is on a read-only filesystem`, "check the mount options of the destination", {

@@ -10,7 +10,18 @@ import { childEnv, exec, type ExecResult, MissingToolError } from "../exec.ts";
 import { trackDir, whileRunning } from "../cleanup.ts";
 import { privateTempDir } from "../fsutil.ts";
 import { commandLine } from "../procs.ts";
-import { dirLevels, missingDir, networkFields, parseLsListing, remoteDir, rjoin, storeErr, toolMissing, verifyField } from "./common.ts";
+import {
+  dirLevels,
+  diskFull,
+  missingDir,
+  networkFields,
+  parseLsListing,
+  remoteDir,
+  rjoin,
+  storeErr,
+  toolMissing,
+  verifyField,
+} from "./common.ts";
 import type { RemoteEntry, Transport, TransportContext, TransportKind } from "./transport.ts";
 
 export const sftpSchema = obj({
@@ -127,7 +138,7 @@ export class SftpTransport implements Transport {
         "check destination.user, the key file, and the server's authorized_keys",
       );
     }
-    if (/No such file|not found/i.test(err)) {
+    if (/No such file|not found/i.test(err) && !/^write remote/im.test(err)) {
       return storeErr(
         "missing_dir",
         `${what}: no such file or directory on ${where} (${firstLine(err)})`,
@@ -141,8 +152,11 @@ export class SftpTransport implements Transport {
         "check the remote directory's owner and mode",
       );
     }
-    if (/No space left|quota|disk full/i.test(err)) {
-      return storeErr("disk_full", `${what}: remote disk full on ${where}`, "free space on the server or shorten retention");
+    if (/No space left|quota|disk full/i.test(err)) return diskFull(what, where, firstLine(err));
+    // SFTP has no "disk full" status: a write the server answers with the generic "Failure" is, in practice, a full
+    // disk or an exhausted quota (a missing file or a permission problem have their own statuses).
+    if (/^write remote .*: Failure$|Couldn't write to remote file.*Failure/im.test(err)) {
+      return diskFull(what, where, `the server answered "Failure" to a write: ${firstLine(err)}`);
     }
     if (r.code === 255) return storeErr("connection", `cannot connect to ${where}: ${firstLine(err) || "ssh exit 255"}`, "");
     return storeErr("transfer", `${what} failed on ${where} (sftp exit ${r.code}): ${firstLine(err)}`);

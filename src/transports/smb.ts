@@ -7,7 +7,7 @@
 import { join } from "node:path";
 import { nonEmpty, obj, oneOf, secretFields } from "../config/fields.ts";
 import { exec, type ExecResult, writePrivateFile } from "../exec.ts";
-import { checkName, dirLevels, missingDir, networkFields, remoteDir, storeErr, toolMissing, verifyField } from "./common.ts";
+import { checkName, dirLevels, diskFull, missingDir, networkFields, remoteDir, storeErr, toolMissing, verifyField } from "./common.ts";
 import type { RemoteEntry, Transport, TransportContext, TransportKind } from "./transport.ts";
 
 export const smbSchema = obj({
@@ -96,11 +96,8 @@ export class SmbTransport implements Transport {
           "check the share's and directory's permissions for that user",
         );
       case "NT_STATUS_DISK_FULL":
-        return storeErr(
-          "disk_full",
-          `${what}: remote disk full on //${this.cfg.host}/${this.cfg.share}`,
-          "free space on the server or shorten retention",
-        );
+      case "NT_STATUS_QUOTA_EXCEEDED":
+        return diskFull(what, `//${this.cfg.host}/${this.cfg.share}`, status);
       case "NT_STATUS_CONNECTION_REFUSED":
         return storeErr("refused", `connection refused by ${where}`, "is smbd running there, on that port?");
       case "NT_STATUS_IO_TIMEOUT":

@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { absPath, bool, nonEmpty, obj, oneOf, secretFields, str } from "../config/fields.ts";
 import { type ExecResult, writePrivateFile } from "../exec.ts";
 import { duration } from "../config/fields.ts";
-import { checkName, curl, dirLevels, missingDir, netrcLine, storeErr, verifyField } from "./common.ts";
+import { checkName, curl, dirLevels, diskFull, missingDir, netrcLine, storeErr, verifyField } from "./common.ts";
 import type { RemoteEntry, Transport, TransportContext, TransportKind } from "./transport.ts";
 
 const davUrl = str((s) => {
@@ -95,8 +95,28 @@ export class WebdavTransport implements Transport {
     }
   }
 
-  private statusError(status: number, what: string) {
+  private statusError(status: number, what: string, body = "") {
     const where = this.location;
+    // The server's own words (an HTML or XML error page, reduced to its text).
+    const words = body.replace(/<[^>]*>/g, " ").replace(/\s+/g, " ").trim().slice(0, 160);
+    const quoted = words ? `: "${words}"` : "";
+    if (status === 507 || /no space left|insufficient storage|quota|disk full/i.test(words)) {
+      return diskFull(what, where, `HTTP ${status}${quoted}`);
+    }
+    if (status === 413) {
+      return storeErr(
+        "too_large",
+        `${what}: the server refused the size of the upload (HTTP 413 Request Entity Too Large)`,
+        "raise the server's body limit: nginx client_max_body_size 0; Apache LimitRequestBody 0",
+      );
+    }
+    if (status === 405 && /^upload/.test(what)) {
+      return storeErr(
+        "transfer",
+        `${what}: the server refused the PUT (HTTP 405 Method Not Allowed${quoted})`,
+        "PUT must be enabled there (nginx: dav_methods PUT DELETE MKCOL COPY MOVE; Apache: Dav On); rclone answers 405 when the write itself failed: check free space on the server",
+      );
+    }
     if (status === 401) {
       return storeErr("auth", `${what}: authentication refused by ${where} (HTTP 401)`, "check destination.user and the password");
     }
@@ -118,7 +138,7 @@ export class WebdavTransport implements Transport {
       );
     }
     if (status === 412) return storeErr("exists", `${what}: the target already exists (HTTP 412)`);
-    return storeErr("transfer", `${what}: HTTP ${status} from ${where}`);
+    return storeErr("transfer", `${what}: HTTP ${status} from ${where}${quoted}`, "see the server's log for why it refused");
   }
 
   async open(): Promise<void> {
@@ -146,11 +166,21 @@ export class WebdavTransport implements Transport {
 
   async put(localPath: string, name: string): Promise<void> {
     const url = this.fileUrl(name);
-    const put = await this.curl(["-T", localPath, "-o", "/dev/null", url], `upload of ${name}`).catch(async (e) => {
-      await this.curl(["-X", "DELETE", "-o", "/dev/null", url], "cleanup").catch(() => {});
-      throw e;
-    });
-    if (![200, 201, 204].includes(put.status)) throw this.statusError(put.status, `upload of ${name}`);
+    const bodyFile = join(this.ctx.privateDir, "put.body");
+    const cleanup = () => this.curl(["-X", "DELETE", "-o", "/dev/null", url], "cleanup").catch(() => {});
+    try {
+      const put = await this.curl(["-T", localPath, "-o", bodyFile, url], `upload of ${name}`).catch(async (e) => {
+        await cleanup();
+        throw e;
+      });
+      if (![200, 201, 204].includes(put.status)) {
+        const body = await Deno.readTextFile(bodyFile).catch(() => "");
+        await cleanup(); // a failed PUT may leave a 0-byte file behind
+        throw this.statusError(put.status, `upload of ${name}`, body);
+      }
+    } finally {
+      await Deno.remove(bodyFile).catch(() => {});
+    }
   }
 
   async rename(from: string, to: string): Promise<void> {

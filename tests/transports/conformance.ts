@@ -4,6 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { sh } from "../../tools/fixtures.ts";
 import { ArchivistError } from "../../src/errors.ts";
 import { Logger } from "../../src/log.ts";
 import { mapEnv } from "../../src/env.ts";
@@ -17,6 +18,8 @@ export interface Target {
   serverPath(sub: string): string;
   /** Make a planted file readable/writable by the server's user (SMB/FTP run as another user). */
   own?(path: string): Promise<void>;
+  /** What a full disk gives, when the server cannot say so (rclone answers a failed write with a bare 405). */
+  diskFull?: { code: string; re: RegExp };
 }
 
 export function makeTransport(raw: Record<string, unknown>, privateDir: string, lines: string[] = []): Transport {
@@ -107,6 +110,33 @@ export async function conformance(t: Deno.TestContext, target: Target): Promise<
     await expectCode(tr.remove("../etc/passwd"), "bad_name");
   });
   await tr.close();
+
+  await t.step("a full destination disk (a 64 KiB tmpfs mounted there) says so, and leaves no temp file", async () => {
+    const full = `full-${crypto.randomUUID().slice(0, 6)}`;
+    const dir = target.serverPath(full);
+    await Deno.mkdir(dir, { recursive: true });
+    await sh("mount", ["-t", "tmpfs", "-o", "size=64k,mode=0777", "tmpfs", dir]);
+    try {
+      await target.own?.(dir);
+      const big = join(work, "big.tgz");
+      const rnd = new Uint8Array(400 * 1024);
+      for (let i = 0; i < rnd.length; i += 65536) crypto.getRandomValues(rnd.subarray(i, i + 65536));
+      await Deno.writeFile(big, rnd);
+      const ft = makeTransport(target.config(full), priv);
+      await ft.open();
+      try {
+        const want = target.diskFull ?? { code: "disk_full", re: /no space left on the destination/ };
+        const e = await expectCode(uploadAtomic(ft, big, "20261124.tgz"), want.code, want.re);
+        assert.ok(e.hint.length > 0, "with a hint");
+        const left = (await ft.list()).map((x) => x.name);
+        assert.deepEqual(left.filter((n) => n.includes("20261124")), [], "no temp file left");
+      } finally {
+        await ft.close();
+      }
+    } finally {
+      await sh("umount", [dir]).catch(() => {});
+    }
+  });
 
   await t.step("no credentials file is left in the private dir after close", () => {
     assert.deepEqual([...Deno.readDirSync(priv)].filter((e) => !e.name.startsWith("ssh-cm")).map((e) => e.name), []);
