@@ -470,3 +470,43 @@ Deno.test("smb against a hardened Samba (SMB3 only, encryption and signing requi
     await s.stop();
   }
 });
+
+Deno.test("sftp into a chroot (Match User, ChrootDirectory %h, ForceCommand internal-sftp: the usual hardened account)", async (t) => {
+  const s = await startSshd(join(top, "sshd-chroot"), { chroot: true });
+  const acct = s.chrootAccount!;
+  const own = async (p: string) => void await sh("chown", ["-R", `${acct.user}:`, p]);
+  const base = (over: Record<string, unknown> = {}) => ({
+    type: "sftp",
+    host: "127.0.0.1",
+    port: s.port,
+    user: acct.user,
+    key_file: s.keyFile,
+    known_hosts_file: s.knownHosts,
+    timeout: "10s",
+    ...over,
+  });
+  try {
+    await conformance(t, {
+      config: (sub, over) => base({ path: `${acct.writable}/${sub}`, ...over }),
+      serverPath: (sub) => join(acct.chroot, "files", sub),
+      own,
+    });
+    await t.step("a path given as it is on the server's disk is 'not found', and the hint says the user may be confined", async () => {
+      await expectCode(
+        makeTransport(base({ path: join(acct.chroot, "files") }), priv).open(),
+        "missing_dir",
+        /remote directory .* does not exist on .*if the server confines the user \(ChrootDirectory, a hosting account\), give the path as the user sees it/,
+      );
+    });
+    await fullRun(
+      t,
+      base({ path: `${acct.writable}/nightly`, create_dirs: true }),
+      join(acct.chroot, "files", "nightly"),
+      undefined,
+      "sftp",
+      own,
+    );
+  } finally {
+    await s.stop();
+  }
+});

@@ -142,7 +142,9 @@ export class SftpTransport implements Transport {
       return storeErr(
         "missing_dir",
         `${what}: no such file or directory on ${where} (${firstLine(err)})`,
-        "check destination.path, or set destination.create_dirs: true",
+        this.cfg.path.startsWith("/")
+          ? "check destination.path, or set destination.create_dirs: true; if the server confines the user (ChrootDirectory, a hosting account), give the path as the user sees it (e.g. /files/db, or a path relative to the login directory), not as it is on the server's disk"
+          : "check destination.path, or set destination.create_dirs: true",
       );
     }
     if (/Permission denied/i.test(err)) {
@@ -227,7 +229,15 @@ export class SftpTransport implements Transport {
     if (r.code !== 0) {
       const e = this.classify(r, `directory ${this.cfg.path}`);
       if (e.code !== "missing_dir") throw e;
-      if (!this.cfg.create_dirs) throw missingDir(this.cfg.path, `${this.cfg.host}:${this.cfg.port}`);
+      if (!this.cfg.create_dirs) {
+        const e = missingDir(this.cfg.path, `${this.cfg.host}:${this.cfg.port}`);
+        if (!this.cfg.path.startsWith("/")) throw e;
+        throw storeErr(
+          "missing_dir",
+          e.message,
+          `${e.hint}; if the server confines the user (ChrootDirectory, a hosting account), give the path as the user sees it (e.g. /files/db, or relative to the login directory), not as it is on the server's disk`,
+        );
+      }
       const lines = [...dirLevels(this.cfg.path).map((d) => `-mkdir ${q(d)}`), `cd ${q(this.cfg.path)}`];
       await this.batch(lines, `creating ${this.cfg.path}`);
       this.ctx.log.info(this.ctx.step ?? "store", `created remote directory ${this.cfg.path}`);

@@ -18,7 +18,20 @@ export interface SshdServer extends Server {
   logins(): Promise<number>;
 }
 
-export async function startSshd(dir: string): Promise<SshdServer> {
+/** A chrooted SFTP-only account (the usual hardened setup): its chroot (root-owned) and the directory it may write. */
+export interface ChrootAccount {
+  user: string;
+  /** The chroot on the server's disk. */
+  chroot: string;
+  /** Inside the chroot: the writable directory, as the client sees it ("/files"). */
+  writable: string;
+}
+
+/**
+ * `chroot`: also create the user `archsftp` confined by `Match User` / `ChrootDirectory %h` / `ForceCommand
+ * internal-sftp`, with a root-owned home and a writable `files` directory inside.
+ */
+export async function startSshd(dir: string, opts: { chroot?: boolean } = {}): Promise<SshdServer & { chrootAccount?: ChrootAccount }> {
   await Deno.mkdir(dir, { recursive: true });
   const port = freePort();
   const hostKey = join(dir, "host_ed25519"),
@@ -28,7 +41,7 @@ export async function startSshd(dir: string): Promise<SshdServer> {
   await sh("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", hostKey]);
   await sh("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", keyFile]);
   await Deno.copyFile(`${keyFile}.pub`, auth);
-  await Deno.chmod(auth, 0o600);
+  await Deno.chmod(auth, 0o644); // read by sshd as the logging-in user (archsftp too); public keys only
   const user = (await sh("id", ["-un"])).trim();
   const hostPub = (await Deno.readTextFile(`${hostKey}.pub`)).trim().split(" ").slice(0, 2).join(" ");
   const hostLine = `[127.0.0.1]:${port} ${hostPub}`;
@@ -49,6 +62,7 @@ export async function startSshd(dir: string): Promise<SshdServer> {
       "UsePAM no",
       "StrictModes no",
       "Subsystem sftp internal-sftp",
+      ...(opts.chroot ? ["Match User archsftp", "  ChrootDirectory %h", "  ForceCommand internal-sftp", "  AllowTcpForwarding no"] : []),
       "LogLevel VERBOSE",
       "",
     ].join("\n"),
@@ -56,6 +70,19 @@ export async function startSshd(dir: string): Promise<SshdServer> {
   await Deno.mkdir("/run/sshd", { recursive: true }).catch(() => {});
   const root = join(dir, "files");
   await Deno.mkdir(root);
+  let chrootAccount: ChrootAccount | undefined;
+  if (opts.chroot) {
+    // sshd requires every component of the chroot path to be root-owned and not writable by group or others:
+    // /tmp (1777) cannot be one, so the chroot gets a directory of its own under /, removed by stop().
+    const home = `/archivist-chroot-${crypto.randomUUID().slice(0, 8)}`;
+    await Deno.mkdir(join(home, "files"), { recursive: true });
+    await Deno.chmod(home, 0o755);
+    const exists = await new Deno.Command("id", { args: ["archsftp"], stdout: "null", stderr: "null" }).output();
+    if (!exists.success) await sh("useradd", ["--system", "--no-create-home", "--shell", "/usr/sbin/nologin", "archsftp"]);
+    await sh("usermod", ["-d", home, "-p", "*", "archsftp"]); // '*': key login without a password (UsePAM no)
+    await sh("chown", ["archsftp:", join(home, "files")]);
+    chrootAccount = { user: "archsftp", chroot: home, writable: "/files" };
+  }
   const logFile = join(dir, "sshd.log");
   const p = startProcess("/usr/sbin/sshd", ["-D", "-E", logFile, "-f", cfg]);
   await waitPort(port, `sshd (${p.log()})`);
@@ -66,11 +93,15 @@ export async function startSshd(dir: string): Promise<SshdServer> {
     knownHosts,
     hostLine,
     root,
+    chrootAccount,
     logFile,
     async logins() {
       const text = await Deno.readTextFile(logFile).catch(() => "");
       return text.split("\n").filter((l) => /Accepted publickey/.test(l)).length;
     },
-    stop: p.stop,
+    async stop() {
+      await p.stop();
+      if (chrootAccount) await Deno.remove(chrootAccount.chroot, { recursive: true }).catch(() => {});
+    },
   };
 }
