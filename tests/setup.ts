@@ -29,6 +29,9 @@ export const REQUIRED: Record<string, string> = {
   rclone: "rclone",
   ps: "procps",
   nginx: "nginx",
+  "/usr/lib/nginx/modules/ngx_http_dav_ext_module.so": "libnginx-mod-http-dav-ext",
+  apache2: "apache2",
+  htpasswd: "apache2-utils",
   cron: "cron",
   // Real dump tools (tests/dumps_test.ts starts its own servers in temp dirs; no system service is used).
   "mariadb-install-db": "mariadb-server",

@@ -13,6 +13,7 @@ import { startSshd } from "./servers/sshd.ts";
 import { startVsftpd } from "./servers/vsftpd.ts";
 import { startWebdav } from "./servers/webdav.ts";
 import { startSmbd } from "./servers/smbd.ts";
+import { startNginxDav } from "./servers/nginx.ts";
 import { TEST_USER } from "./servers/common.ts";
 import { runCli, spawnCli } from "./helpers/cli.ts";
 import { EXIT } from "../src/errors.ts";
@@ -506,6 +507,63 @@ Deno.test("sftp into a chroot (Match User, ChrootDirectory %h, ForceCommand inte
       "sftp",
       own,
     );
+  } finally {
+    await s.stop();
+  }
+});
+
+Deno.test("webdav against nginx with dav-ext (HTTPS, basic auth): the server that does not list dot-files", async (t) => {
+  const s = await startNginxDav(join(top, "nginx-dav"), cert);
+  const base = (over: Record<string, unknown> = {}) => ({
+    type: "webdav",
+    user: s.user,
+    password: s.password,
+    ca_file: cert.caFile,
+    timeout: "10s",
+    ...over,
+  });
+  try {
+    await conformance(t, {
+      config: (sub, over) => base({ url: s.url(sub + "/"), ...over }),
+      serverPath: (sub) => join(s.root, sub),
+      // nginx answers a write that failed (disk full) with a bare 500; the cause is only in its error log.
+      diskFull: { code: "transfer", re: /the server failed to store it \(HTTP 500.*see the server's error log: a full disk/ },
+    });
+    await t.step("wrong password: authentication refused (401)", async () => {
+      await expectCode(
+        makeTransport(base({ url: s.url(""), password: "wrong" }), priv).open(),
+        "auth",
+        /authentication refused .*HTTP 401/,
+      );
+    });
+    await fullRun(t, base({ url: s.url("nightly/"), create_dirs: true }), join(s.root, "nightly"), s.password, "curl");
+    await t.step("verify passes and leaves nothing behind (its probe is not a dot-file)", async () => {
+      const root = await Deno.makeTempDir({ prefix: "archivist-davverify-" });
+      try {
+        const cfg = join(root, "archive.yaml");
+        await Deno.writeTextFile(join(root, "pw"), s.password + "\n");
+        await Deno.writeTextFile(
+          cfg,
+          stringify({
+            name: "v",
+            state_dir: join(root, "state"),
+            work_dir: join(root, "work"),
+            source: { url: "https://127.0.0.1:9/x.zip", entry: "d.sql" },
+            destination: { ...base({ url: s.url("nightly/") }), password: undefined, password_file: join(root, "pw") },
+            log: { file: join(root, "log") },
+          }),
+        );
+        await Deno.chmod(cfg, 0o600);
+        const r = await runCli(["verify", "-c", cfg]);
+        assert.match(
+          r.stdout,
+          /✓ destination +https:\/\/127\.0\.0\.1:\d+\/backup\/nightly\/: connected, directory exists, write \+ rename \+ delete of a probe file work/,
+        );
+        assert.deepEqual([...Deno.readDirSync(join(s.root, "nightly"))].filter((e) => /probe|\.part$/.test(e.name)), []);
+      } finally {
+        await Deno.remove(root, { recursive: true });
+      }
+    });
   } finally {
     await s.stop();
   }

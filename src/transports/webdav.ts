@@ -138,6 +138,13 @@ export class WebdavTransport implements Transport {
       );
     }
     if (status === 412) return storeErr("exists", `${what}: the target already exists (HTTP 412)`);
+    if (status >= 500 && /^upload/.test(what)) {
+      return storeErr(
+        "transfer",
+        `${what}: the server failed to store it (HTTP ${status}${quoted})`,
+        "see the server's error log: a full disk, a quota or the server's own file permissions show as 500 with nginx and Apache; the next run tries again",
+      );
+    }
     return storeErr("transfer", `${what}: HTTP ${status} from ${where}${quoted}`, "see the server's log for why it refused");
   }
 
