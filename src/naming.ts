@@ -130,11 +130,14 @@ export function tempName(name: string): string {
   return `${name}.part`;
 }
 
-/** The final name an upload temp file stands for (`NAME.part`, or `.NAME.part` from earlier versions), or undefined. */
+/**
+ * The final name an upload temp file stands for, or undefined: `NAME.part`, `.NAME.part` (earlier versions), and
+ * `NAME.part.0000000004` (nginx's body temp file beside the target, left when a PUT fails).
+ */
 export function tempTarget(name: string): string | undefined {
-  if (!name.endsWith(".part")) return undefined;
-  const inner = name.slice(0, -".part".length);
-  return inner.startsWith(".") ? inner.slice(1) : inner;
+  const m = /^(.*)\.part(\.\d{10})?$/.exec(name);
+  if (!m) return undefined;
+  return m[1].startsWith(".") ? m[1].slice(1) : m[1];
 }
 
 /** True for an upload temp file name (of any file: the caller checks that its target is ours). */

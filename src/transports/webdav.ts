@@ -183,6 +183,10 @@ export class WebdavTransport implements Transport {
       if (![200, 201, 204].includes(put.status)) {
         const body = await Deno.readTextFile(bodyFile).catch(() => "");
         await cleanup(); // a failed PUT may leave a 0-byte file behind
+        // ... and nginx its own body temp file beside it (NAME.0000000004).
+        for (const e of await this.list().catch(() => [])) {
+          if (e.name.startsWith(`${name}.`) && /^\d{10}$/.test(e.name.slice(name.length + 1))) await this.remove(e.name).catch(() => {});
+        }
         throw this.statusError(put.status, `upload of ${name}`, body);
       }
     } finally {
