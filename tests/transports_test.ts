@@ -14,6 +14,7 @@ import { startVsftpd } from "./servers/vsftpd.ts";
 import { startWebdav } from "./servers/webdav.ts";
 import { startSmbd } from "./servers/smbd.ts";
 import { startNginxDav } from "./servers/nginx.ts";
+import { startApacheDav } from "./servers/apache.ts";
 import { TEST_USER } from "./servers/common.ts";
 import { runCli, spawnCli } from "./helpers/cli.ts";
 import { EXIT } from "../src/errors.ts";
@@ -564,6 +565,36 @@ Deno.test("webdav against nginx with dav-ext (HTTPS, basic auth): the server tha
         await Deno.remove(root, { recursive: true });
       }
     });
+  } finally {
+    await s.stop();
+  }
+});
+
+Deno.test("webdav against Apache 2.4 mod_dav_fs (HTTPS, basic auth)", async (t) => {
+  const s = await startApacheDav(join(top, "apache-dav"), cert);
+  const own = async (p: string) => void await sh("chown", ["-R", "www-data:", p]);
+  const base = (over: Record<string, unknown> = {}) => ({
+    type: "webdav",
+    user: s.user,
+    password: s.password,
+    ca_file: cert.caFile,
+    timeout: "10s",
+    ...over,
+  });
+  try {
+    await conformance(t, {
+      config: (sub, over) => base({ url: s.url(sub + "/"), ...over }),
+      serverPath: (sub) => join(s.root, sub),
+      own,
+    });
+    await t.step("wrong password: authentication refused (401)", async () => {
+      await expectCode(
+        makeTransport(base({ url: s.url(""), password: "wrong" }), priv).open(),
+        "auth",
+        /authentication refused .*HTTP 401/,
+      );
+    });
+    await fullRun(t, base({ url: s.url("nightly/"), create_dirs: true }), join(s.root, "nightly"), s.password, "curl", own);
   } finally {
     await s.stop();
   }
