@@ -44,6 +44,40 @@ export const REQUIRED: Record<string, string> = {
   "/usr/lib/postgresql/15/bin/postgres": "postgresql",
 };
 
+/** Libraries the unpacked FTP servers need (packages, checked with dpkg). */
+export const LIBRARIES = ["libhiredis0.14", "libmemcached11", "libmemcachedutil2", "libpcre2-posix3", "libsodium23", "libcap2"];
+
+/**
+ * pure-ftpd and proftpd conflict as Debian packages: both are unpacked (apt-get download + dpkg -x) under this
+ * directory and run from there by tests/servers/ftpd.ts, never installed or started as services.
+ */
+export const UNPACKED = "/opt/archivist-test-servers";
+const UNPACK: Record<string, string[]> = {
+  "pure-ftpd": ["pure-ftpd", "pure-ftpd-common"],
+  proftpd: ["proftpd-core", "proftpd-mod-crypto"],
+};
+
+function unpackServers(): boolean {
+  for (const [name, pkgs] of Object.entries(UNPACK)) {
+    const root = `${UNPACKED}/${name}`;
+    try {
+      Deno.statSync(`${root}/usr/sbin/${name === "proftpd" ? "proftpd" : "pure-ftpd"}`);
+      continue;
+    } catch { /* not unpacked yet */ }
+    const tmp = Deno.makeTempDirSync({ prefix: "archivist-debs-" });
+    Deno.chmodSync(tmp, 0o777); // apt's _apt user writes the downloads
+    console.error(`tests/setup: unpacking ${pkgs.join(" ")} into ${root}`);
+    const dl = new Deno.Command("apt-get", { args: ["download", ...pkgs], cwd: tmp, stdout: "inherit", stderr: "inherit" }).outputSync();
+    if (!dl.success) return false;
+    Deno.mkdirSync(root, { recursive: true });
+    for (const e of Deno.readDirSync(tmp)) {
+      if (!run("dpkg", ["-x", `${tmp}/${e.name}`, root])) return false;
+    }
+    Deno.removeSync(tmp, { recursive: true });
+  }
+  return true;
+}
+
 function has(cmd: string): boolean {
   if (cmd.startsWith("/")) {
     try {
@@ -81,6 +115,12 @@ if (import.meta.main) {
     );
     Deno.exit(1);
   }
+  const installed = (pkg: string) =>
+    new TextDecoder().decode(
+      new Deno.Command("dpkg-query", { args: ["-W", "-f=${Status}", pkg], stdout: "piped", stderr: "null" }).outputSync().stdout,
+    ).includes("install ok installed");
+  const libs = LIBRARIES.filter((p) => !installed(p));
+  for (const l of libs) missing.push([`(library ${l})`, l]);
   if (missing.length) {
     const pkgs = [...new Set(missing.map(([, p]) => p))].sort();
     console.error(`tests/setup: installing ${pkgs.join(" ")} (missing: ${missing.map(([c]) => c).join(", ")})`);
@@ -106,10 +146,14 @@ if (import.meta.main) {
       console.error(`tests/setup: apt-get failed; install by hand: apt-get install ${pkgs.join(" ")}`);
       Deno.exit(1);
     }
-    const still = missing.filter(([cmd]) => !has(cmd));
+    const still = missing.filter(([cmd]) => !cmd.startsWith("(library") && !has(cmd));
     if (still.length) {
       console.error(`tests/setup: still missing after install: ${still.map(([c]) => c).join(", ")}`);
       Deno.exit(1);
     }
+  }
+  if (!unpackServers()) {
+    console.error(`tests/setup: could not unpack pure-ftpd and proftpd into ${UNPACKED} (apt-get download + dpkg -x)`);
+    Deno.exit(1);
   }
 }

@@ -15,6 +15,7 @@ import { startWebdav } from "./servers/webdav.ts";
 import { startSmbd } from "./servers/smbd.ts";
 import { startNginxDav } from "./servers/nginx.ts";
 import { startApacheDav } from "./servers/apache.ts";
+import { startProftpd, startPureFtpd } from "./servers/ftpd.ts";
 import { TEST_USER } from "./servers/common.ts";
 import { runCli, spawnCli } from "./helpers/cli.ts";
 import { EXIT } from "../src/errors.ts";
@@ -599,3 +600,36 @@ Deno.test("webdav against Apache 2.4 mod_dav_fs (HTTPS, basic auth)", async (t) 
     await s.stop();
   }
 });
+
+for (
+  const [name, start] of [
+    ["pure-ftpd (TLS required, everyone chrooted, dot-files refused with -x)", (d: string) => startPureFtpd(d, cert, { noDotFiles: true })],
+    ["proftpd with mod_tls (TLSRequired on, TLS session reuse required)", (d: string) => startProftpd(d, cert)],
+  ] as const
+) {
+  Deno.test(`ftps against ${name}`, async (t) => {
+    const s = await start(join(top, name.split(" ")[0]));
+    const base = (over: Record<string, unknown> = {}) => ({
+      type: "ftps",
+      host: "127.0.0.1",
+      port: s.port,
+      user: s.user,
+      password: s.password,
+      ca_file: cert.caFile,
+      timeout: "10s",
+      ...over,
+    });
+    try {
+      await conformance(t, { config: (sub, over) => base({ path: sub, ...over }), serverPath: (sub) => join(s.home, sub), own: chownTest });
+      await t.step("wrong password: login refused", async () => {
+        await expectCode(makeTransport(base({ path: "x", password: "wrong" }), priv).open(), "auth", /login refused by 127\.0\.0\.1:\d+/);
+      });
+      const sub = `full-${crypto.randomUUID().slice(0, 6)}`;
+      await Deno.mkdir(join(s.home, sub));
+      await chownTest(join(s.home, sub));
+      await fullRun(t, base({ path: sub }), join(s.home, sub), s.password, "curl", chownTest);
+    } finally {
+      await s.stop();
+    }
+  });
+}
