@@ -168,6 +168,14 @@ function smtpError(cfg: MailConfig, e: unknown): ArchivistError {
       { code: "tls_untrusted" },
     );
   }
+  if (/wrong version number|WRONG_VERSION_NUMBER|ssl3_get_record|packet length too long/i.test(msg) && cfg.security === "tls") {
+    return new ArchivistError(
+      "mail",
+      `${where} does not speak TLS from the first byte (${msg}): it is probably a STARTTLS port`,
+      "set mail.security: starttls for port 587 (or 25), or use the SMTPS port (465) with security: tls",
+      { code: "tls_mode" },
+    );
+  }
   if (/STARTTLS/i.test(msg) || err.code === "ETLS") {
     return new ArchivistError(
       "mail",

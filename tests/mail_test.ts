@@ -208,6 +208,11 @@ Deno.test("mail failures never change the exit code and are recorded: untrusted 
     ],
     ["no STARTTLS offered", { port: plain.port, ca_file: cert.caFile }, /does not offer STARTTLS: refusing to send in clear text/],
     ["server down", { port: down, ca_file: cert.caFile }, /connection refused by 127\.0\.0\.1:\d+/],
+    [
+      "security: tls on a STARTTLS port",
+      { port: smtp.port, ca_file: cert.caFile, security: "tls" },
+      /does not speak TLS from the first byte \(.*wrong version number\)\): it is probably a STARTTLS port/,
+    ],
   ];
   try {
     for (const [name, over, re] of cases) {

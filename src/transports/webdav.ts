@@ -163,6 +163,13 @@ export class WebdavTransport implements Transport {
     );
     if (status === 207 || status === 200) return;
     if (status === 404 && !this.cfg.create_dirs) throw missingDir(this.base.pathname, this.base.host);
+    if (status === 405 || status === 501) {
+      throw storeErr(
+        "not_webdav",
+        `${this.location} does not answer PROPFIND (HTTP ${status}): WebDAV listing is not enabled there`,
+        "nginx: load the dav-ext module (libnginx-mod-http-dav-ext) and add dav_ext_methods PROPFIND OPTIONS; Apache: Dav On in that <Location>",
+      );
+    }
     if (status !== 404) throw this.statusError(status, `directory ${this.base.pathname}`);
     for (const d of dirLevels(this.base.pathname)) {
       const { status: s } = await this.curl(["-X", "MKCOL", "-o", "/dev/null", new URL(d + "/", this.base).href], `creating ${d}/`);
