@@ -53,8 +53,11 @@ async function fullRun(
   own?: (p: string) => Promise<void>,
 ) {
   await t.step("full archivist run with retention; the password never appears in ps, log or history", async () => {
-    const zip = makeZip([{ name: "dump.sql", data: bigDump(24 * 1024 * 1024) }]);
-    const src = startHttpsSource(cert, { "/dump.zip": serveBytes(zip) });
+    const dump = bigDump(24 * 1024 * 1024);
+    const zip = makeZip([{ name: "dump.sql", data: dump }]);
+    // Two different dumps: the earlier night gets a small one of its own.
+    let serving = makeZip([{ name: "dump.sql", data: bigDump(200_000) }]);
+    const src = startHttpsSource(cert, { "/dump.zip": () => new Response(serving.slice()) });
     const root = await Deno.makeTempDir({ prefix: "archivist-full-" });
     try {
       await Deno.mkdir(serverDir, { recursive: true });
@@ -91,6 +94,7 @@ async function fullRun(
       assert.equal(early.code, 0, early.stderr);
       await Deno.writeTextFile(join(serverDir, "20261121.tgz.part"), "old\n"); // a cut upload (that run removed the first)
       await own?.(serverDir);
+      serving = zip;
       const child = spawnCli(["run", "-c", cfg], { ARCHIVIST_NOW: "2026-11-22T02:30:00Z" });
       // Scan every process's command line while the run goes on.
       let sawTool = 0;
@@ -134,6 +138,22 @@ async function fullRun(
         assert.ok(!log.includes(password) && !stderr.includes(password));
         assert.ok(!(await Deno.readTextFile(join(root, "state", "history.jsonl"))).includes(password));
       }
+      // The other commands against the same server: list, prune --dry-run, restore latest, verify.
+      const later = { ARCHIVIST_NOW: "2026-11-22T09:00:00Z" };
+      const list = await runCli(["list", "-c", cfg], { env: later });
+      assert.equal(list.code, 0, list.stderr);
+      assert.match(list.stdout, /^newest \(stored last\) first:\n20261122\.tgz .*kept by/);
+      assert.match(list.stdout, /20260101\.tgz .*not in the catalogue/);
+      const dry = await runCli(["prune", "--dry-run", "-c", cfg], { env: later });
+      assert.equal(dry.code, 0, dry.stderr);
+      assert.match(dry.stderr, /prune: keep {3}20261122\.tgz /);
+      const to = join(root, "restored");
+      const rest = await runCli(["restore", "latest", "--to", to, "-c", cfg], { env: later });
+      assert.equal(rest.code, 0, rest.stderr);
+      assert.deepEqual(await Deno.readFile(join(to, "dump.sql")), dump, "restore latest gives the dump back");
+      const v = await runCli(["verify", "-c", cfg], { env: later });
+      assert.match(v.stdout, /✓ destination +.*connected, directory exists, write \+ rename \+ delete of a probe file work/);
+      assert.ok(![...Deno.readDirSync(serverDir)].some((e) => /probe|\.part/.test(e.name)), "verify left nothing behind");
     } finally {
       await src.close();
       await Deno.remove(root, { recursive: true });

@@ -108,7 +108,22 @@ export class SmbTransport implements Transport {
     if (/Unable to resolve|resolve_name|NT_STATUS_UNSUCCESSFUL/i.test(text) && !/\d+\.\d+\.\d+\.\d+/.test(this.cfg.host)) {
       return storeErr("dns", `cannot resolve host ${this.cfg.host}`, "check destination.host and DNS");
     }
-    return storeErr("transfer", `${what} failed on ${where} (smbclient exit ${r.code}${status ? `, ${status}` : ""}: ${text})`);
+    if (r.code > 128 && !status) {
+      // Killed by a signal (141: SIGPIPE, the server closed the connection mid-command): there is no message.
+      const sig = r.code - 128;
+      return storeErr(
+        "transfer_cut",
+        `${what}: smbclient was killed by signal ${sig}${
+          sig === 13 ? " (SIGPIPE: the server closed the connection)" : ""
+        } talking to ${where}${text ? ` (${text})` : ""}`,
+        "the connection dropped: check the server's log (smbd log level) and the network; the next run tries again",
+      );
+    }
+    return storeErr(
+      "transfer",
+      `${what} failed on ${where} (smbclient exit ${r.code}${status ? `, ${status}` : ""}${text ? `: ${text}` : ""})`,
+      "run the same command by hand with smbclient -d 3 to see the server's answer",
+    );
   }
 
   async open(): Promise<void> {
