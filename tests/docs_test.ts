@@ -1,11 +1,32 @@
 /** The docs stay true: generated tables up to date, every command and exit code documented. */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { DOCS, generated } from "../tools/gendocs.ts";
+import { DIAGRAMS, DOCS, generated, sourceHash } from "../tools/gendocs.ts";
 import { ROOT } from "./helpers/cli.ts";
 import { EXIT_DESCRIPTIONS } from "../src/errors.ts";
 import { HELP } from "../src/cli.ts";
 import { COMMANDS } from "../src/commands.ts";
+
+Deno.test("the diagrams parse, and each SVG was rendered from its current source: run `deno task docs`", async () => {
+  const sources = [...Deno.readDirSync(DIAGRAMS)].map((e) => e.name).filter((n) => n.endsWith(".puml")).sort();
+  assert.deepEqual(sources, ["run.puml", "servers.puml"], "the activity diagram and the servers diagram");
+  for (const s of sources) {
+    const puml = join(DIAGRAMS, s);
+    const svg = puml.replace(/\.puml$/, ".svg");
+    assert.match(Deno.readTextFileSync(svg), /^<\?xml|<svg/, `${svg} is an SVG`);
+    assert.equal(
+      Deno.readTextFileSync(puml.replace(/\.puml$/, ".svg.source-sha256")).trim(),
+      await sourceHash(puml),
+      `docs/diagrams/${s} changed since its SVG was rendered: run deno task docs`,
+    );
+    const check = await new Deno.Command("plantuml", { args: ["-checkonly", puml], stdout: "piped", stderr: "piped" }).output();
+    assert.ok(check.success, `${s} does not parse: ${new TextDecoder().decode(check.stderr)}`);
+    assert.ok(
+      Deno.readTextFileSync(join(ROOT, "docs/TECHNICAL.md")).includes(`diagrams/${s.replace(/\.puml$/, ".svg")}`),
+      `TECHNICAL.md shows ${s}`,
+    );
+  }
+});
 
 Deno.test("generated doc blocks (config keys, exit codes) are up to date: run `deno task docs`", () => {
   for (const [rel, { before, after }] of generated()) {

@@ -31,6 +31,9 @@ export const REQUIRED: Record<string, string> = {
   nginx: "nginx",
   "/usr/lib/nginx/modules/ngx_http_dav_ext_module.so": "libnginx-mod-http-dav-ext",
   apache2: "apache2",
+  // Diagrams: docs/diagrams/*.puml are checked (and rendered by `deno task docs`) with PlantUML; dot for the deployment one.
+  plantuml: "plantuml",
+  dot: "graphviz",
   htpasswd: "apache2-utils",
   cron: "cron",
   // Real dump tools (tests/dumps_test.ts starts its own servers in temp dirs; no system service is used).

@@ -56,6 +56,39 @@ export function generated(): Map<string, { before: string; after: string }> {
   return out;
 }
 
+export const DIAGRAMS = join(ROOT, "docs", "diagrams");
+
+/** The sha256 of a diagram's source, recorded beside its rendered SVG (`NAME.svg.source-sha256`). */
+export async function sourceHash(puml: string): Promise<string> {
+  const { createHash } = await import("node:crypto");
+  return createHash("sha256").update(Deno.readFileSync(puml)).digest("hex");
+}
+
+/** Render every docs/diagrams/*.puml whose SVG is older than its source, when PlantUML is installed. */
+async function renderDiagrams(): Promise<void> {
+  for (const e of Deno.readDirSync(DIAGRAMS)) {
+    if (!e.name.endsWith(".puml")) continue;
+    const puml = join(DIAGRAMS, e.name);
+    const stamp = puml.replace(/\.puml$/, ".svg.source-sha256");
+    const hash = await sourceHash(puml);
+    let recorded = "";
+    try {
+      recorded = Deno.readTextFileSync(stamp).trim();
+    } catch { /* never rendered */ }
+    if (recorded === hash) continue;
+    let out: Deno.CommandOutput;
+    try {
+      out = await new Deno.Command("plantuml", { args: ["-tsvg", puml], stdout: "piped", stderr: "piped" }).output();
+    } catch {
+      console.log(`${e.name}: not rendered (PlantUML is not installed: apt-get install plantuml graphviz)`);
+      continue;
+    }
+    if (!out.success) throw new Error(`plantuml ${e.name}: ${new TextDecoder().decode(out.stderr)}`);
+    Deno.writeTextFileSync(stamp, hash + "\n");
+    console.log(`rendered docs/diagrams/${e.name.replace(/\.puml$/, ".svg")}`);
+  }
+}
+
 if (import.meta.main) {
   for (const [rel, { before, after }] of generated()) {
     if (before !== after) {
@@ -63,4 +96,5 @@ if (import.meta.main) {
       console.log(`updated ${rel}`);
     }
   }
+  await renderDiagrams();
 }
