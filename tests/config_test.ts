@@ -144,4 +144,26 @@ Deno.test("archive.yaml.example is valid and shows every config key", () => {
     if (key && !new RegExp(`(^|\\s|#\\s*)${key}:`, "m").test(text)) missing.push(p);
   }
   assert.deepEqual(missing, [], "keys the example does not mention");
+  // Each destination type shows every one of its own keys in its own block (not only somewhere in the file).
+  const dest = configSchema.children!.destination.variants!;
+  for (const [type, schema] of Object.entries(dest)) {
+    const head = new RegExp(`^#?[ \\t]*type: ${type}\\b.*$`, "m").exec(text);
+    assert.ok(head, `the example has a ${type} destination block`);
+    const rest = text.slice(head.index + head[0].length);
+    const next = rest.search(/^#?[ \t]*(type: \w+|#? ?destination:)|^[a-z_]+:[ \t]*$/m);
+    const block = next < 0 ? rest : rest.slice(0, next);
+    for (const key of Object.keys(schema.children!)) {
+      if (key === "type") continue;
+      const secret = /^(password|value)(_file|_env)?$/.test(key);
+      if (secret) continue; // one of the three forms is shown
+      assert.match(block, new RegExp(`(^|\\s|#\\s*)${key}:`, "m"), `the ${type} block shows ${key}`);
+    }
+  }
+});
+
+Deno.test("ftps tls_max takes 1.2 or 1.3 quoted or not (YAML reads an unquoted 1.2 as a number); anything else names the key", () => {
+  const ftps = (tls_max: unknown) => ({ ...MIN, destination: { type: "ftps", host: "h", user: "u", password: "p", path: "x", tls_max } });
+  assert.equal((parse(ftps(1.3)).destination as { tls_max: string }).tls_max, "1.3");
+  assert.equal((parse(ftps("1.2")).destination as { tls_max: string }).tls_max, "1.2");
+  fails(ftps(1.1), /destination\.tls_max: expected 1\.2 or 1\.3, got 1\.1/);
 });

@@ -5,7 +5,7 @@
  * session of its own (rename). Listing with MLSD where the server has it, LIST -a where not.
  */
 import { join } from "node:path";
-import { absPath, bool, nonEmpty, obj, oneOf, secretFields } from "../config/fields.ts";
+import { absPath, bool, Field, FieldError, nonEmpty, obj, oneOf, secretFields } from "../config/fields.ts";
 import { type ExecResult, writePrivateFile } from "../exec.ts";
 import {
   checkName,
@@ -22,6 +22,13 @@ import {
 } from "./common.ts";
 import type { RemoteEntry, Transport, TransportContext, TransportKind } from "./transport.ts";
 
+/** 1.2 or 1.3, written as a string or (YAML reads an unquoted 1.2 as a number) as a number. */
+const tlsVersion = new Field<"1.2" | "1.3">("1.2 | 1.3", (raw, path) => {
+  const v = typeof raw === "number" ? raw.toFixed(1) : raw;
+  if (v === "1.2" || v === "1.3") return v;
+  throw new FieldError(path, `expected 1.2 or 1.3, got ${JSON.stringify(raw)}`);
+});
+
 export const ftpsSchema = obj({
   type: oneOf("ftps").doc("FTP over TLS (curl). Plain FTP is never used.", "ftps"),
   ...networkFields(21),
@@ -35,7 +42,7 @@ export const ftpsSchema = obj({
     "PEM file of the CA that signed the server's certificate (when not a public CA).",
     "/etc/archivist/ftp-ca.pem",
   ),
-  tls_max: oneOf("1.2", "1.3").default("1.2").doc(
+  tls_max: tlsVersion.default("1.2").doc(
     "Highest TLS version offered. 1.2 by default: vsftpd 3.0.x with TLS 1.3 intermittently fails uploads (426) when it requires TLS session reuse on the data connection.",
   ),
   mlsd: bool().default(true).doc("Try MLSD for listings (exact sizes); falls back to LIST when the server lacks it (vsftpd)."),
