@@ -280,6 +280,7 @@ fi
 # 2. Config: never overwritten; the new example goes beside it.
 dir "$CONF_DIR" 0750 "$RUN_USER"
 put "$SRC/archive.yaml.example" "$CONF_DIR/archive.yaml.example" 0644
+put "$SRC/archive.schema.json" "$CONF_DIR/archive.schema.json" 0644 # editors check archive.yaml against it
 if [ -e "$(R "$CONF")" ]; then
   perm=$(stat -c %a "$(R "$CONF")")
   if [ "$perm" != 600 ] && [ "$perm" != 400 ]; then

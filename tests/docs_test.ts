@@ -2,6 +2,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { DIAGRAMS, DOCS, generated, sourceHash } from "../tools/gendocs.ts";
+import { jsonSchema } from "../tools/jsonschema.ts";
 import { ROOT } from "./helpers/cli.ts";
 import { EXIT_DESCRIPTIONS } from "../src/errors.ts";
 import { HELP } from "../src/cli.ts";
@@ -26,6 +27,29 @@ Deno.test("the diagrams parse, and each SVG was rendered from its current source
       `TECHNICAL.md shows ${s}`,
     );
   }
+});
+
+Deno.test("archive.schema.json (JSON Schema of archive.yaml, from the config schema) is up to date and describes the example", () => {
+  const text = Deno.readTextFileSync(join(ROOT, "archive.schema.json"));
+  assert.equal(text, jsonSchema(), "archive.schema.json is out of date: run deno task docs");
+  const s = JSON.parse(text);
+  assert.equal(s.$schema, "https://json-schema.org/draft/2020-12/schema");
+  assert.deepEqual(s.required.sort(), ["destination", "source"]);
+  assert.deepEqual(s.properties.source.required.sort(), ["entry", "url"]);
+  assert.equal(s.properties.source.properties.timeout.default, "2h");
+  assert.deepEqual(s.properties.destination.oneOf.map((v: any) => v.properties.type.const).sort(), [
+    "ftps",
+    "local",
+    "sftp",
+    "smb",
+    "webdav",
+  ]);
+  const example = Deno.readTextFileSync(join(ROOT, "archive.yaml.example"));
+  assert.match(
+    example.split("\n")[0],
+    /^# yaml-language-server: \$schema=archive\.schema\.json$/,
+    "the example points editors at the schema",
+  );
 });
 
 Deno.test("generated doc blocks (config keys, exit codes) are up to date: run `deno task docs`", () => {

@@ -9,6 +9,7 @@ import { fileURLToPath } from "node:url";
 import { configSchema, walkSchema } from "../src/config/schema.ts";
 import { EXIT_DESCRIPTIONS } from "../src/errors.ts";
 import { shortDuration, shortSize } from "../src/config/units.ts";
+import { jsonSchema } from "./jsonschema.ts";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
 
@@ -95,6 +96,15 @@ if (import.meta.main) {
       Deno.writeTextFileSync(join(ROOT, rel), after);
       console.log(`updated ${rel}`);
     }
+  }
+  const schemaPath = join(ROOT, "archive.schema.json");
+  let current = "";
+  try {
+    current = Deno.readTextFileSync(schemaPath);
+  } catch { /* first time */ }
+  if (current !== jsonSchema()) {
+    Deno.writeTextFileSync(schemaPath, jsonSchema());
+    console.log("updated archive.schema.json");
   }
   await renderDiagrams();
 }

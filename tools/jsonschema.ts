@@ -1,0 +1,92 @@
+/**
+ * The JSON Schema (draft 2020-12) of archive.yaml, generated from src/config/schema.ts like the docs table, so that
+ * an editor (yaml-language-server) completes and checks the config with the same keys, types, defaults and help.
+ * `deno task docs` writes it to archive.schema.json; tests/docs_test.ts fails when it is out of date.
+ */
+import { configSchema } from "../src/config/schema.ts";
+import type { Field } from "../src/config/fields.ts";
+import { shortDuration, shortSize } from "../src/config/units.ts";
+
+type Json = Record<string, unknown>;
+
+const DURATION = "^([0-9]+(\\.[0-9]+)?(ms|s|m|h|d|w))+$";
+const SIZE = "^[0-9]+(\\.[0-9]+)?\\s*([kKmMgGtT]i?[bB]?|[bB])?$";
+
+function typeSchema(type: string): Json {
+  if (type === "boolean") return { type: "boolean" };
+  const int = /^integer (\d+)\.\.(\d*)$/.exec(type);
+  if (int) return { type: "integer", minimum: Number(int[1]), ...(int[2] ? { maximum: Number(int[2]) } : {}) };
+  if (type.startsWith("duration")) return { type: "string", pattern: DURATION };
+  if (type === "size") return { anyOf: [{ type: "integer", minimum: 0 }, { type: "string", pattern: SIZE }] };
+  if (type.startsWith("list of ")) {
+    const item = typeSchema(type.slice("list of ".length));
+    return { anyOf: [item, { type: "array", items: item }] };
+  }
+  if (type.includes(" | ")) {
+    const values = type.split(" | ");
+    const numeric = values.every((v) => /^\d+(\.\d+)?$/.test(v));
+    return numeric ? { anyOf: [{ enum: values }, { enum: values.map(Number) }] } : { enum: values };
+  }
+  return { type: "string" };
+}
+
+function defaultOf(f: Field<unknown>): unknown {
+  const v = f.defaultValue;
+  if (v === undefined) return undefined;
+  if (f.type.startsWith("duration") && typeof v === "number") return shortDuration(v);
+  if (f.type === "size" && typeof v === "number") return shortSize(v);
+  return v;
+}
+
+export function fieldSchema(f: Field<unknown>): Json {
+  if (f.variants) {
+    return {
+      type: "object",
+      required: ["type"],
+      oneOf: Object.entries(f.variants).map(([name, v]) => {
+        const s = fieldSchema(v) as { properties: Json };
+        s.properties.type = { const: name, description: (s.properties.type as Json).description };
+        return s;
+      }),
+      ...(f.help ? { description: f.help } : {}),
+    };
+  }
+  if (f.children) {
+    const properties: Json = {};
+    const required: string[] = [];
+    for (const [k, c] of Object.entries(f.children)) {
+      const cs = fieldSchema(c) as { required?: string[] };
+      properties[k] = cs;
+      // A key without a default is required; so is a section holding one.
+      if (c.required && c.defaultValue === undefined && (!c.children || (cs.required?.length ?? 0) > 0)) required.push(k);
+    }
+    return {
+      type: "object",
+      properties,
+      additionalProperties: false,
+      ...(required.length ? { required } : {}),
+      ...(f.help ? { description: f.help } : {}),
+    };
+  }
+  const s: Json = { ...typeSchema(f.type) };
+  if (f.help) s.description = f.help;
+  const d = defaultOf(f);
+  if (d !== undefined) s.default = d;
+  if (f.example !== undefined) s.examples = [f.example];
+  return s;
+}
+
+/** The whole schema, as the text written to archive.schema.json. */
+export function jsonSchema(): string {
+  const root = fieldSchema(configSchema as unknown as Field<unknown>);
+  return JSON.stringify(
+    {
+      $schema: "https://json-schema.org/draft/2020-12/schema",
+      $id: "archive.schema.json",
+      title: "archivist configuration (archive.yaml)",
+      ...root,
+    },
+    null,
+    2,
+  ) + "\n";
+}
