@@ -75,3 +75,28 @@ Deno.test("README names exactly the two newcomer commands and every CLI command 
     for (const rel of DOCS) assert.match(Deno.readTextFileSync(join(ROOT, rel)), new RegExp(`\\| ${code} \\|`), `${rel}: exit ${code}`);
   }
 });
+
+Deno.test("a JSON Schema validator (Ajv, draft 2020-12) accepts the example and a config of each destination type, and rejects what archivist rejects", async () => {
+  const { default: Ajv2020 } = await import("ajv/dist/2020.js");
+  const { parse } = await import("yaml");
+  const ajv = new (Ajv2020 as any)({ strict: false, allErrors: true });
+  const validate = ajv.compile(JSON.parse(Deno.readTextFileSync(join(ROOT, "archive.schema.json"))));
+  const ok = (cfg: unknown, what: string) => assert.ok(validate(cfg), `${what}: ${JSON.stringify(validate.errors)}`);
+  ok(parse(Deno.readTextFileSync(join(ROOT, "archive.yaml.example"))), "archive.yaml.example");
+  const source = { url: "https://db.example.org/x.zip", entry: "dump.sql" };
+  for (
+    const destination of [
+      { type: "sftp", host: "h", user: "u", key_file: "/k", known_hosts_file: "/kh", path: "/d", timeout: "30s" },
+      { type: "ftps", host: "h", user: "u", password_file: "/p", path: "d", tls_max: 1.2 },
+      { type: "webdav", url: "https://dav/x/", user: "u", password_env: "DAV_PW", verify: "checksum" },
+      { type: "smb", host: "h", share: "s", user: "u", password_file: "/p" },
+    ]
+  ) ok({ source, destination, retention: { max_age: "30d", max_delete: 5 } }, destination.type);
+  assert.ok(!validate({ source, destination: { type: "local", path: "/d" }, retention: { max_agee: "30d" } }), "an unknown key");
+  assert.ok(!validate({ source, destination: { type: "nfs", path: "/d" } }), "an unknown destination type");
+  assert.ok(
+    !validate({ source, destination: { type: "local", path: "/d" }, check: { on_unchanged: "ignore" } }),
+    "a value not in the enum",
+  );
+  assert.ok(!validate({ destination: { type: "local", path: "/d" } }), "source is required");
+});

@@ -61,7 +61,8 @@ export function fieldSchema(f: Field<unknown>): Json {
       if (c.required && c.defaultValue === undefined && (!c.children || (cs.required?.length ?? 0) > 0)) required.push(k);
     }
     return {
-      type: "object",
+      // A section whose keys are all commented out is YAML null, which archivist reads as "all defaults".
+      type: ["object", "null"],
       properties,
       additionalProperties: false,
       ...(required.length ? { required } : {}),
