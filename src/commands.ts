@@ -198,10 +198,21 @@ export function parseCommandLine(argv: string[]): ParsedArgs {
   return { command, values: parsed.values as Record<string, string | boolean | undefined>, args };
 }
 
+/** `text` in lines of at most `width` characters, at word boundaries. */
+function wrap(text: string, width: number): string[] {
+  const lines: string[] = [];
+  let line = "";
+  for (const word of text.split(/\s+/)) {
+    if (line && line.length + 1 + word.length > width) (lines.push(line), line = word);
+    else line = line ? `${line} ${word}` : word;
+  }
+  return [...lines, line];
+}
+
 function optionLines(opts: OptionSpec[]): string[] {
   const left = (o: OptionSpec) => `${o.short ? `-${o.short}, ` : "    "}--${o.name}${o.value ? ` ${o.value}` : ""}`;
   const w = Math.max(...opts.map((o) => left(o).length)) + 2;
-  return opts.map((o) => `  ${left(o).padEnd(w)}${o.help}`);
+  return opts.flatMap((o) => wrap(o.help, Math.max(40, 100 - w)).map((l, i) => `  ${(i ? "" : left(o)).padEnd(w)}${l}`));
 }
 
 function usageLine(c: CommandSpec): string {

@@ -1,7 +1,7 @@
 /** The docs stay true: generated tables up to date, every command and exit code documented. */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { DIAGRAMS, DOCS, generated, sourceHash } from "../tools/gendocs.ts";
+import { commandsReference, DIAGRAMS, DOCS, generated, sourceHash } from "../tools/gendocs.ts";
 import { jsonSchema } from "../tools/jsonschema.ts";
 import { ROOT } from "./helpers/cli.ts";
 import { EXIT_DESCRIPTIONS } from "../src/errors.ts";
@@ -27,6 +27,11 @@ Deno.test("the diagrams parse, and each SVG was rendered from its current source
       `TECHNICAL.md shows ${s}`,
     );
   }
+});
+
+Deno.test("docs/COMMANDS.md is the --help of every command, up to date", () => {
+  assert.equal(Deno.readTextFileSync(join(ROOT, "docs", "COMMANDS.md")), commandsReference(), "run deno task docs");
+  for (const c of COMMANDS) assert.match(commandsReference(), new RegExp(`## ${c.name}\\n\\n\`\`\`text\\narchivist ${c.name}: `));
 });
 
 Deno.test("archive.schema.json (JSON Schema of archive.yaml, from the config schema) is up to date and describes the example", () => {

@@ -10,6 +10,7 @@ import { configSchema, walkSchema } from "../src/config/schema.ts";
 import { EXIT_DESCRIPTIONS } from "../src/errors.ts";
 import { shortDuration, shortSize } from "../src/config/units.ts";
 import { jsonSchema } from "./jsonschema.ts";
+import { commandHelp, COMMANDS } from "../src/commands.ts";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
 
@@ -57,6 +58,19 @@ export function generated(): Map<string, { before: string; after: string }> {
   return out;
 }
 
+/** docs/COMMANDS.md: every command's `--help`, generated from src/commands.ts (the parser's own declarations). */
+export function commandsReference(): string {
+  const parts = [
+    "# archivist commands",
+    "",
+    "Generated from `src/commands.ts` by `deno task docs`: the same text as `archivist COMMAND --help`, so it cannot",
+    "drift from what each command accepts. Exit codes are listed per command; see also the user guide's troubleshooting.",
+    "",
+  ];
+  for (const c of COMMANDS) parts.push(`## ${c.name}`, "", "```text", commandHelp(c.name).trimEnd(), "```", "");
+  return parts.join("\n");
+}
+
 export const DIAGRAMS = join(ROOT, "docs", "diagrams");
 
 /** The sha256 of a diagram's source, recorded beside its rendered SVG (`NAME.svg.source-sha256`). */
@@ -96,6 +110,15 @@ if (import.meta.main) {
       Deno.writeTextFileSync(join(ROOT, rel), after);
       console.log(`updated ${rel}`);
     }
+  }
+  const refPath = join(ROOT, "docs", "COMMANDS.md");
+  let ref = "";
+  try {
+    ref = Deno.readTextFileSync(refPath);
+  } catch { /* first time */ }
+  if (ref !== commandsReference()) {
+    Deno.writeTextFileSync(refPath, commandsReference());
+    console.log("updated docs/COMMANDS.md");
   }
   const schemaPath = join(ROOT, "archive.schema.json");
   let current = "";
