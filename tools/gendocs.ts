@@ -71,6 +71,17 @@ export function commandsReference(): string {
   return parts.join("\n");
 }
 
+/** Write a generated file (relative to the repository) only when its content changed, and say so. */
+function writeIfChanged(rel: string, content: string): void {
+  let current = "";
+  try {
+    current = Deno.readTextFileSync(join(ROOT, rel));
+  } catch { /* first time */ }
+  if (current === content) return;
+  Deno.writeTextFileSync(join(ROOT, rel), content);
+  console.log(`updated ${rel}`);
+}
+
 export const DIAGRAMS = join(ROOT, "docs", "diagrams");
 
 /** The sha256 of a diagram's source, recorded beside its rendered SVG (`NAME.svg.source-sha256`). */
@@ -111,23 +122,7 @@ if (import.meta.main) {
       console.log(`updated ${rel}`);
     }
   }
-  const refPath = join(ROOT, "docs", "COMMANDS.md");
-  let ref = "";
-  try {
-    ref = Deno.readTextFileSync(refPath);
-  } catch { /* first time */ }
-  if (ref !== commandsReference()) {
-    Deno.writeTextFileSync(refPath, commandsReference());
-    console.log("updated docs/COMMANDS.md");
-  }
-  const schemaPath = join(ROOT, "archive.schema.json");
-  let current = "";
-  try {
-    current = Deno.readTextFileSync(schemaPath);
-  } catch { /* first time */ }
-  if (current !== jsonSchema()) {
-    Deno.writeTextFileSync(schemaPath, jsonSchema());
-    console.log("updated archive.schema.json");
-  }
+  writeIfChanged("docs/COMMANDS.md", commandsReference());
+  writeIfChanged("archive.schema.json", jsonSchema());
   await renderDiagrams();
 }
