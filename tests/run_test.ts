@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { makeCert, makeZip, sh, sqlDump, type TestCert } from "../tools/fixtures.ts";
 import { type HttpsSource, serveBytes, startHttpsSource } from "../tools/https_source.ts";
-import { runCli, type Sandbox, sandbox, spawnCli } from "./helpers/cli.ts";
+import { ROOT, runCli, type Sandbox, sandbox, spawnCli } from "./helpers/cli.ts";
 import { EXIT } from "../src/errors.ts";
 
 const certDir = await Deno.makeTempDir({ prefix: "archivist-cert-" });
@@ -419,6 +419,12 @@ Deno.test("history shows runs newest last, and --json is machine-readable", asyn
     const j = JSON.parse((await runCli(["history", "-c", sb.configPath, "--json", "--last", "1"])).stdout);
     assert.equal(j.length, 1);
     assert.equal(j[0].status, "warning");
+    // docs/SCRIPTING.md documents every field a history line has.
+    const all = JSON.parse((await runCli(["history", "-c", sb.configPath, "--json"])).stdout);
+    const doc = Deno.readTextFileSync(join(ROOT, "docs", "SCRIPTING.md"));
+    for (const k of new Set(all.flatMap((r: Record<string, unknown>) => Object.keys(r)))) {
+      assert.ok(doc.includes(`\`${k}\``), `docs/SCRIPTING.md documents the history field ${k}`);
+    }
   });
 });
 
