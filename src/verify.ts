@@ -79,7 +79,7 @@ export async function runVerify(d: VerifyDeps): Promise<Check[]> {
   }
   checks.push(await checkSchedule(c, d.programHint));
   checks.push(checkLastRun(c, runs, d.historyFile, d.clock));
-  checks.push(checkLastCheck(runs, d.clock));
+  checks.push(checkLastCheck(c, runs, d.clock));
   return checks;
 }
 
@@ -371,7 +371,7 @@ async function checkSchedule(c: Config, program?: string): Promise<Check> {
 }
 
 function checkLastRun(c: Config, runs: RunResult[], historyFile: string, clock: Clock): Check {
-  const last = runs.filter((r) => r.command === "run").pop();
+  const last = runs.filter((r) => r.command === "run" && (r.job ?? c.name) === c.name).pop(); // this job only: a history file may be shared
   if (!last) return warn("last run", `no run recorded in ${historyFile} yet`, "run archivist run once, or wait for the first night");
   const age = clock.now().getTime() - new Date(last.startedAt).getTime();
   const when = `${formatDuration(Math.max(0, age))} ago`;
@@ -390,8 +390,8 @@ function checkLastRun(c: Config, runs: RunResult[], historyFile: string, clock: 
 }
 
 /** How long ago `archivist check` last passed (the restore drill); a failed last check is CRITICAL. */
-function checkLastCheck(runs: RunResult[], clock: Clock): Check {
-  const checks = runs.filter((r) => r.command === "check");
+function checkLastCheck(c: Config, runs: RunResult[], clock: Clock): Check {
+  const checks = runs.filter((r) => r.command === "check" && (r.job ?? c.name) === c.name);
   const last = checks.at(-1);
   const ago = (r: RunResult) => `${formatDuration(Math.max(0, clock.now().getTime() - new Date(r.startedAt).getTime()))} ago`;
   if (!last) return ok("last check", "`archivist check` has not run yet (schedule it weekly: it reads an archive back whole)");

@@ -338,6 +338,16 @@ Deno.test("verify: every check passes after a good run (exit 0), and --json is m
         assert.match(r.stdout, re);
       }
       assert.deepEqual([...Deno.readDirSync(sb.dest)].map((e) => e.name).filter((n) => n.includes("probe")), [], "the probe file is gone");
+      // Another job sharing the history file failed later: this job's verify reads only its own lines.
+      const other = {
+        ...JSON.parse(Deno.readTextFileSync(sb.historyFile).trim().split("\n")[0]),
+        job: "otherjob",
+        status: "failed",
+        exitCode: 30,
+      };
+      Deno.writeTextFileSync(sb.historyFile, JSON.stringify(other) + "\n", { append: true });
+      const v2 = await runCli(["verify", "-c", sb.configPath], { env: { ARCHIVIST_NOW: "2026-11-22T09:00:00Z" } });
+      assert.equal(v2.code, 0, v2.stdout);
       const j = JSON.parse(
         (await runCli(["verify", "--json", "-c", sb.configPath], { env: { ARCHIVIST_NOW: "2026-11-22T09:00:00Z" } })).stdout,
       );
