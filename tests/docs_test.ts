@@ -7,6 +7,9 @@ import { ROOT } from "./helpers/cli.ts";
 import { EXIT_DESCRIPTIONS } from "../src/errors.ts";
 import { HELP } from "../src/cli.ts";
 import { COMMANDS } from "../src/commands.ts";
+import { archivistMan, configMan, roff } from "../tools/manpages.ts";
+import { configSchema, walkSchema } from "../src/config/schema.ts";
+import denoJson from "../deno.json" with { type: "json" };
 
 Deno.test("the diagrams parse, and each SVG was rendered from its current source: run `deno task docs`", async () => {
   const sources = [...Deno.readDirSync(DIAGRAMS)].map((e) => e.name).filter((n) => n.endsWith(".puml")).sort();
@@ -32,6 +35,28 @@ Deno.test("the diagrams parse, and each SVG was rendered from its current source
 Deno.test("docs/COMMANDS.md is the --help of every command, up to date", () => {
   assert.equal(Deno.readTextFileSync(join(ROOT, "docs", "COMMANDS.md")), commandsReference(), "run deno task docs");
   for (const c of COMMANDS) assert.match(commandsReference(), new RegExp(`## ${c.name}\\n\\n\`\`\`text\\narchivist ${c.name}: `));
+});
+
+Deno.test("the man pages are generated from the declarations, up to date, and groff formats them without a warning", async () => {
+  const pages: [string, string][] = [
+    ["docs/man/archivist.1", archivistMan(denoJson.version)],
+    ["docs/man/archive.yaml.5", configMan(denoJson.version)],
+  ];
+  for (const [rel, text] of pages) {
+    assert.equal(Deno.readTextFileSync(join(ROOT, rel)), text, `${rel}: run deno task docs`);
+    const out = await new Deno.Command("groff", { args: ["-man", "-Tutf8", "-ww", "-z", join(ROOT, rel)], stderr: "piped" })
+      .output();
+    assert.equal(new TextDecoder().decode(out.stderr), "", `${rel}: groff warnings`);
+    assert.ok(out.success);
+  }
+  for (const c of COMMANDS) assert.match(pages[0][1], new RegExp(`^\\.SS ${c.name}\\b`, "m"), c.name);
+  for (const [code] of EXIT_DESCRIPTIONS) assert.match(pages[0][1], new RegExp(`^\\.B ${code}$`, "m"), `exit ${code}`);
+  for (const [path, f] of walkSchema(configSchema)) {
+    if (f.children && !f.help) continue;
+    assert.ok(pages[1][1].includes(`.B ${roff(path.replace(/\[(\w+)\]/, " ($1)"))}\n`), path);
+  }
+  // Text that would be a roff request or escape stays text.
+  assert.equal(roff(".x 'y\\z -a ×"), "\\&.x 'y\\ez \\-a \\[u00D7]");
 });
 
 Deno.test("archive.schema.json (JSON Schema of archive.yaml, from the config schema) is up to date and describes the example", () => {

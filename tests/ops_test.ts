@@ -71,6 +71,14 @@ Deno.test("install.sh into a --destdir: files, modes, cron line, launcher, idemp
       assert.equal(mode("var/tmp/archivist"), "750");
       assert.equal(mode("usr/local/bin/archivist"), "755");
       assert.equal(mode("etc/cron.d/archivist"), "644");
+      assert.equal(mode("usr/local/share/man/man1/archivist.1"), "644");
+      assert.equal(mode("usr/local/share/man/man5/archive.yaml.5"), "644");
+      const man = await new Deno.Command("man", {
+        args: ["-l", join(dd, "usr/local/share/man/man1/archivist.1")],
+        env: { MANWIDTH: "100", MANPAGER: "cat" },
+        stdout: "piped",
+      }).output();
+      assert.match(new TextDecoder().decode(man.stdout), /^ +--dry-run$/m, "man archivist shows run's options");
       const lines = await cronLine();
       assert.equal(lines.length, 1);
       assert.match(
@@ -235,6 +243,8 @@ Deno.test("install.sh into a --destdir: files, modes, cron line, launcher, idemp
           "etc/cron.d/archivist",
           "etc/logrotate.d/archivist",
           "etc/archivist/install.conf",
+          "usr/local/share/man/man1/archivist.1",
+          "usr/local/share/man/man5/archive.yaml.5",
         ]
       ) {
         assert.throws(() => Deno.statSync(join(dd, p)), p);

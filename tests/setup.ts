@@ -34,6 +34,9 @@ export const REQUIRED: Record<string, string> = {
   // Diagrams: docs/diagrams/*.puml are checked (and rendered by `deno task docs`) with PlantUML; dot for the deployment one.
   plantuml: "plantuml",
   dot: "graphviz",
+  // Man pages: docs/man/* are checked with groff -ww; the install test reads the installed page with man -l.
+  groff: "groff-base",
+  man: "man-db",
   htpasswd: "apache2-utils",
   cron: "cron",
   // Real dump tools (tests/dumps_test.ts starts its own servers in temp dirs; no system service is used).

@@ -1,7 +1,8 @@
 /**
  * `deno task docs`: regenerate the generated parts of the docs from the code:
  *  - docs/TECHNICAL.md, between <!-- config:start --> and <!-- config:end -->: every config key from the schema;
- *  - README.md, docs/USER_GUIDE.md and docs/TECHNICAL.md, between <!-- exit-codes:start/end -->: the exit codes.
+ *  - README.md, docs/USER_GUIDE.md and docs/TECHNICAL.md, between <!-- exit-codes:start/end -->: the exit codes;
+ *  - docs/COMMANDS.md, archive.schema.json, the man pages in docs/man (tools/manpages.ts), the diagrams' SVGs.
  * tests/docs_test.ts fails when a generated part is out of date.
  */
 import { dirname, join } from "node:path";
@@ -11,10 +12,12 @@ import { EXIT_DESCRIPTIONS } from "../src/errors.ts";
 import { shortDuration, shortSize } from "../src/config/units.ts";
 import { jsonSchema } from "./jsonschema.ts";
 import { commandHelp, COMMANDS } from "../src/commands.ts";
+import { archivistMan, configMan } from "./manpages.ts";
+import denoJson from "../deno.json" with { type: "json" };
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
 
-function fmtDefault(type: string, v: unknown): string {
+export function fmtDefault(type: string, v: unknown): string {
   if (v === undefined) return "";
   if (type === "duration" && typeof v === "number") return shortDuration(v);
   if (type === "size" && typeof v === "number") return shortSize(v);
@@ -124,5 +127,8 @@ if (import.meta.main) {
   }
   writeIfChanged("docs/COMMANDS.md", commandsReference());
   writeIfChanged("archive.schema.json", jsonSchema());
+  Deno.mkdirSync(join(ROOT, "docs", "man"), { recursive: true });
+  writeIfChanged("docs/man/archivist.1", archivistMan(denoJson.version));
+  writeIfChanged("docs/man/archive.yaml.5", configMan(denoJson.version));
   await renderDiagrams();
 }
