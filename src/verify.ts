@@ -374,7 +374,14 @@ function checkLastRun(c: Config, runs: RunResult[], historyFile: string, clock: 
   const last = runs.filter((r) => r.command === "run" && (r.job ?? c.name) === c.name).pop(); // this job only: a history file may be shared
   if (!last) return warn("last run", `no run recorded in ${historyFile} yet`, "run archivist run once, or wait for the first night");
   const age = clock.now().getTime() - new Date(last.startedAt).getTime();
-  const when = `${formatDuration(Math.max(0, age))} ago`;
+  const when = since(age);
+  if (age < -CLOCK_SLACK) {
+    return warn(
+      "last run",
+      `the last run is dated ${last.startedAt}, ${formatDuration(-age)} in the future: the clock was ahead then, or is behind now`,
+      "check the clock (timedatectl, NTP); while the clock disagrees with the history, retention deletes nothing",
+    );
+  }
   if (age > c.verify.max_age) {
     return crit(
       "last run",
@@ -389,11 +396,19 @@ function checkLastRun(c: Config, runs: RunResult[], historyFile: string, clock: 
   return ok("last run", `OK ${when}${last.archive ? `: ${last.archive.name} (${formatSize(last.archive.size)})` : ""}`);
 }
 
+/** "6h 30m ago", or "2d in the future" for a time after now (a clock that went back). */
+function since(ms: number): string {
+  return ms >= 0 ? `${formatDuration(ms)} ago` : `${formatDuration(-ms)} in the future`;
+}
+
+/** A record up to this far in the future is clock jitter between machines or NTP steps, not a wrong clock. */
+const CLOCK_SLACK = 10 * 60_000;
+
 /** How long ago `archivist check` last passed (the restore drill); a failed last check is CRITICAL. */
 function checkLastCheck(c: Config, runs: RunResult[], clock: Clock): Check {
   const checks = runs.filter((r) => r.command === "check" && (r.job ?? c.name) === c.name);
   const last = checks.at(-1);
-  const ago = (r: RunResult) => `${formatDuration(Math.max(0, clock.now().getTime() - new Date(r.startedAt).getTime()))} ago`;
+  const ago = (r: RunResult) => since(clock.now().getTime() - new Date(r.startedAt).getTime());
   if (!last) return ok("last check", "`archivist check` has not run yet (schedule it weekly: it reads an archive back whole)");
   if (last.status === "failed") {
     return crit(

@@ -13,7 +13,11 @@ import denoJson from "../deno.json" with { type: "json" };
 
 Deno.test("the diagrams parse, and each SVG was rendered from its current source: run `deno task docs`", async () => {
   const sources = [...Deno.readDirSync(DIAGRAMS)].map((e) => e.name).filter((n) => n.endsWith(".puml")).sort();
-  assert.deepEqual(sources, ["retention.puml", "run.puml", "servers.puml", "upload.puml"], "the activity, servers, retention and upload diagrams");
+  assert.deepEqual(
+    sources,
+    ["retention.puml", "run.puml", "servers.puml", "upload.puml"],
+    "the activity, servers, retention and upload diagrams",
+  );
   for (const s of sources) {
     const puml = join(DIAGRAMS, s);
     const svg = puml.replace(/\.puml$/, ".svg");

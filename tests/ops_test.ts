@@ -364,6 +364,14 @@ Deno.test("verify: every check passes after a good run (exit 0), and --json is m
       assert.equal(j.status, "OK");
       assert.equal(j.code, 0);
       assert.ok(j.checks.every((c: { status: string }) => c.status === "ok"));
+      // The clock went back a day since that run: verify says so instead of "0ms ago".
+      const back = await runCli(["verify", "-c", sb.configPath], { env: { ARCHIVIST_NOW: "2026-11-21T02:30:00Z" } });
+      assert.equal(back.code, 1, back.stdout);
+      assert.match(
+        back.stdout,
+        /! last run +the last run is dated 2026-11-22T\S+, 1d in the future: the clock was ahead then, or is behind now/,
+      );
+      assert.match(back.stdout, /hint: check the clock \(timedatectl, NTP\)/);
     }));
 });
 
