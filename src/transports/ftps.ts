@@ -167,8 +167,39 @@ export class FtpsTransport implements Transport {
     checkName(name);
     const r = await this.curl(["-T", localPath, this.url(name)], `upload of ${name}`, true);
     if (r.code !== 0) {
+      let err = classify(r, this.cfg, `upload of ${name}`);
+      if (err.code === "transfer_cut") err = (await this.cutCause(name, err)) ?? err;
       await this.curl(["--list-only", this.url(), "-Q", `-DELE ${name}`], "cleanup", true).catch(() => {});
-      throw classify(r, this.cfg, `upload of ${name}`);
+      throw err;
+    }
+  }
+
+  /**
+   * An upload cut mid-transfer: some servers (proftpd) close the data connection on a failed write before curl
+   * reads their 451/552, so curl says only "Send failure: Broken pipe". While the partial file still holds its space,
+   * a 4 KiB test write tells a full disk (it fails with a storage code) from a network drop (it succeeds).
+   */
+  private async cutCause(name: string, cut: { message: string }): Promise<ReturnType<typeof diskFull> | undefined> {
+    const probe = `archivist-probe-${crypto.randomUUID().slice(0, 8)}`;
+    const local = join(this.ctx.privateDir, probe);
+    try {
+      await Deno.writeFile(local, new Uint8Array(4096));
+      const p = await this.curl(["-T", local, this.url(probe)], `test write ${probe}`, true);
+      await this.curl(["--list-only", this.url(), "-Q", `-DELE ${probe}`], "cleanup", true).catch(() => {});
+      if (p.code === 0) return undefined;
+      const e = classify(p, this.cfg, `test write ${probe}`);
+      if (e.code !== "disk_full") return undefined;
+      return diskFull(
+        `upload of ${name}`,
+        `${this.cfg.host}:${this.cfg.port}`,
+        `${cut.message.replace(/^upload of \S+: /, "")}; a 4 KiB test write then failed: ${
+          /\(([^()]*)\)$/.exec(e.message)?.[1] ?? e.message
+        }`,
+      );
+    } catch {
+      return undefined;
+    } finally {
+      await Deno.remove(local).catch(() => {});
     }
   }
 
