@@ -310,6 +310,38 @@ Deno.test("ftps against vsftpd (explicit TLS, session reuse required, no MLSD)",
     });
     const sub = `nightly-${crypto.randomUUID().slice(0, 6)}`;
     await fullRun(t, base({ path: sub }), join(s.home, sub), s.password, "curl", chownTest);
+    await t.step("an upload cut without a reply is diagnosed by a 4 KiB test write: full disk, or a network drop", async () => {
+      // proftpd may close the data connection on a failed write before curl reads its 451 ("Send failure: Broken
+      // pipe"); that race cannot be forced, so the diagnosis is run directly against a really full disk.
+      const full = `cut-${crypto.randomUUID().slice(0, 6)}`;
+      const dir = join(s.home, full);
+      await Deno.mkdir(dir, { recursive: true });
+      await sh("mount", ["-t", "tmpfs", "-o", "size=64k,mode=0777", "tmpfs", dir]);
+      try {
+        await chownTest(dir);
+        await new Deno.Command("dd", { args: ["if=/dev/zero", `of=${join(dir, "filler")}`, "bs=4k"], stderr: "null" }).output();
+        const tr = makeTransport(base({ path: full }), priv);
+        await tr.open();
+        try {
+          const cut = { message: "upload of 20261124.tgz.part: transfer cut (curl: (55) Send failure: Broken pipe)" };
+          // deno-lint-ignore no-explicit-any
+          const e = await (tr as any).cutCause("20261124.tgz.part", cut);
+          assert.equal(e?.code, "disk_full", String(e?.message));
+          assert.match(
+            e.message,
+            /^upload of 20261124\.tgz\.part: no space left on the destination .*transfer cut .*a 4 KiB test write then failed/,
+          );
+          await Deno.remove(join(dir, "filler"));
+          // deno-lint-ignore no-explicit-any
+          assert.equal(await (tr as any).cutCause("20261124.tgz.part", cut), undefined, "room again: a network drop");
+          assert.deepEqual([...Deno.readDirSync(dir)].map((x) => x.name), [], "the test writes are removed");
+        } finally {
+          await tr.close();
+        }
+      } finally {
+        await sh("umount", [dir]);
+      }
+    });
     await t.step("server down: connection refused", async () => {
       await s.stop();
       await expectCode(makeTransport(base({ path: "x" }), priv).open(), "refused", /connection refused by 127\.0\.0\.1:\d+/);

@@ -184,10 +184,10 @@ export class FtpsTransport implements Transport {
     const local = join(this.ctx.privateDir, probe);
     try {
       await Deno.writeFile(local, new Uint8Array(4096));
-      const p = await this.curl(["-T", local, this.url(probe)], `test write ${probe}`, true);
+      const p = await this.curl(["-T", local, this.url(probe)], `upload of ${probe} (a test write)`, true);
       await this.curl(["--list-only", this.url(), "-Q", `-DELE ${probe}`], "cleanup", true).catch(() => {});
       if (p.code === 0) return undefined;
-      const e = classify(p, this.cfg, `test write ${probe}`);
+      const e = classify(p, this.cfg, `upload of ${probe} (a test write)`);
       if (e.code !== "disk_full") return undefined;
       return diskFull(
         `upload of ${name}`,
