@@ -19,6 +19,7 @@ import { verifyMail } from "./mail.ts";
 import { authHeaders, describeNetworkError, makeClient } from "./steps/fetch.ts";
 import { withTransport } from "./transports/registry.ts";
 import { uploadAtomic } from "./transports/transport.ts";
+import { PROBE_NAME, probeName } from "./transports/common.ts";
 import { findEntry, readDirectoryFrom, ZipError, type ZipSource } from "./zip/reader.ts";
 import { headCurl } from "./steps/fetch_curl.ts";
 import { statusHint } from "./steps/fetch_errors.ts";
@@ -252,15 +253,14 @@ async function checkWorkDir(c: Config, runs: RunResult[]): Promise<Check[]> {
 }
 
 async function checkDestination(d: VerifyDeps): Promise<Check[]> {
-  // Not a dot-file (some servers hide or refuse those); never a name an archive pattern can match.
-  const probe = `archivist-probe-${crypto.randomUUID().slice(0, 8)}`;
+  const probe = probeName();
   const dest = d.config.destination as { create_dirs?: boolean };
   // A health check changes nothing but its own probe: it never creates the destination directory.
   const cfg = { ...d.config.destination, create_dirs: false } as typeof d.config.destination;
   try {
     return await withTransport(cfg, { log: d.log, env: d.env, step: "verify" }, async (t, priv) => {
       for (const e of await t.list()) {
-        if (/^\.?archivist-probe-[0-9a-f]{8}(\.part)?$/.test(e.name)) {
+        if (PROBE_NAME.test(e.name)) {
           await t.remove(e.name).then(() => d.log.info("verify", `removed ${e.name}, left by a verify that was killed`), () => {});
         }
       }

@@ -34,6 +34,16 @@ export function diskFull(what: string, where: string, detail: string): ReturnTyp
   );
 }
 
+/**
+ * The name of a short-lived test file on a destination (verify's probe, ftps's test write after a cut upload): not a
+ * dot-file (some servers hide or refuse those), never a name an archive pattern can match. PROBE_NAME also matches
+ * the hidden form of earlier versions and a `.part` left by a killed upload, so any of them can be cleaned up.
+ */
+export function probeName(): string {
+  return `archivist-probe-${crypto.randomUUID().slice(0, 8)}`;
+}
+export const PROBE_NAME = /^\.?archivist-probe-[0-9a-f]{8}(\.part)?$/;
+
 /** A store-step error with a code. */
 export function storeErr(code: string, message: string, hint = ""): ArchivistError {
   return new ArchivistError("store", message, hint, { code });

@@ -16,6 +16,7 @@ import {
   netrcLine,
   networkFields,
   parseLsListing,
+  probeName,
   remoteDir,
   storeErr,
   verifyField,
@@ -180,7 +181,7 @@ export class FtpsTransport implements Transport {
    * a 4 KiB test write tells a full disk (it fails with a storage code) from a network drop (it succeeds).
    */
   private async cutCause(name: string, cut: { message: string }): Promise<ReturnType<typeof diskFull> | undefined> {
-    const probe = `archivist-probe-${crypto.randomUUID().slice(0, 8)}`;
+    const probe = probeName();
     const local = join(this.ctx.privateDir, probe);
     try {
       await Deno.writeFile(local, new Uint8Array(4096));
