@@ -15,13 +15,9 @@ export interface NginxServer extends Server {
  * Locations: `/` plain files (gzip_static on: a .gz beside a file is served only to clients that accept gzip),
  * `/always/` (gzip_static always: the .gz whatever the client asks), `/old.zip` (301 to /dump.zip).
  */
-export async function startNginx(dir: string, root: string, cert: TestCert): Promise<NginxServer> {
-  await Deno.mkdir(join(dir, "logs"), { recursive: true });
-  const port = freePort();
-  const conf = join(dir, "nginx.conf");
-  await Deno.writeTextFile(
-    conf,
-    `daemon off;
+/** The part of nginx.conf both servers share: foreground, root, every path inside `dir`, up to the open http block. */
+function preamble(dir: string): string {
+  return `daemon off;
 worker_processes 1;
 user root;
 pid ${dir}/nginx.pid;
@@ -31,7 +27,16 @@ http {
   access_log ${dir}/logs/access.log;
   client_body_temp_path ${dir}/body; proxy_temp_path ${dir}/proxy; fastcgi_temp_path ${dir}/fcgi;
   uwsgi_temp_path ${dir}/uwsgi; scgi_temp_path ${dir}/scgi;
-  types { application/zip zip; }
+`;
+}
+
+export async function startNginx(dir: string, root: string, cert: TestCert): Promise<NginxServer> {
+  await Deno.mkdir(join(dir, "logs"), { recursive: true });
+  const port = freePort();
+  const conf = join(dir, "nginx.conf");
+  await Deno.writeTextFile(
+    conf,
+    `${preamble(dir)}  types { application/zip zip; }
   server {
     listen 127.0.0.1:${port} ssl http2;
     ssl_certificate ${cert.certFile};
@@ -76,17 +81,7 @@ export async function startNginxDav(dir: string, cert: TestCert): Promise<DavSer
   await Deno.writeTextFile(
     conf,
     `load_module /usr/lib/nginx/modules/ngx_http_dav_ext_module.so;
-daemon off;
-worker_processes 1;
-user root;
-pid ${dir}/nginx.pid;
-error_log ${dir}/logs/error.log warn;
-events { worker_connections 64; }
-http {
-  access_log ${dir}/logs/access.log;
-  client_body_temp_path ${dir}/body; proxy_temp_path ${dir}/proxy; fastcgi_temp_path ${dir}/fcgi;
-  uwsgi_temp_path ${dir}/uwsgi; scgi_temp_path ${dir}/scgi;
-  server {
+${preamble(dir)}  server {
     listen 127.0.0.1:${port} ssl;
     ssl_certificate ${cert.certFile};
     ssl_certificate_key ${cert.keyFile};
