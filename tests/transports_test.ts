@@ -161,6 +161,21 @@ async function fullRun(
   });
 }
 
+/** The destination config of a test FTP server (vsftpd, pure-ftpd, proftpd); `over` adds or replaces keys. */
+function ftpsConfig(s: { port: number; user: string; password: string }, fixed: Record<string, unknown> = {}) {
+  return (over: Record<string, unknown> = {}) => ({
+    type: "ftps",
+    host: "127.0.0.1",
+    port: s.port,
+    user: s.user,
+    password: s.password,
+    ca_file: cert.caFile,
+    timeout: "10s",
+    ...fixed,
+    ...over,
+  });
+}
+
 Deno.test("local directory: conformance", async (t) => {
   const root = join(top, "local");
   await conformance(t, {
@@ -282,16 +297,7 @@ Deno.test("sftp against OpenSSH sshd", async (t) => {
 
 Deno.test("ftps against vsftpd (explicit TLS, session reuse required, no MLSD)", async (t) => {
   const s = await startVsftpd(join(top, "ftp"), cert);
-  const base = (over: Record<string, unknown> = {}) => ({
-    type: "ftps",
-    host: "127.0.0.1",
-    port: s.port,
-    user: s.user,
-    password: s.password,
-    ca_file: cert.caFile,
-    timeout: "10s",
-    ...over,
-  });
+  const base = ftpsConfig(s);
   try {
     await conformance(t, { config: (sub, over) => base({ path: sub, ...over }), serverPath: (sub) => join(s.home, sub), own: chownTest });
     await t.step("wrong password: login refused", async () => {
@@ -353,17 +359,7 @@ Deno.test("ftps against vsftpd (explicit TLS, session reuse required, no MLSD)",
 
 Deno.test("ftps with implicit TLS (vsftpd implicit_ssl)", async (t) => {
   const s = await startVsftpd(join(top, "ftp-implicit"), cert, { implicit: true });
-  const base = (over: Record<string, unknown> = {}) => ({
-    type: "ftps",
-    host: "127.0.0.1",
-    port: s.port,
-    user: s.user,
-    password: s.password,
-    ca_file: cert.caFile,
-    tls: "implicit",
-    timeout: "10s",
-    ...over,
-  });
+  const base = ftpsConfig(s, { tls: "implicit" });
   try {
     await conformance(t, { config: (sub, over) => base({ path: sub, ...over }), serverPath: (sub) => join(s.home, sub), own: chownTest });
     await t.step("explicit TLS against an implicit server times out with a hint naming destination.tls", async () => {
@@ -661,16 +657,7 @@ for (
 ) {
   Deno.test(`ftps against ${name}`, async (t) => {
     const s = await start(join(top, name.split(" ")[0]));
-    const base = (over: Record<string, unknown> = {}) => ({
-      type: "ftps",
-      host: "127.0.0.1",
-      port: s.port,
-      user: s.user,
-      password: s.password,
-      ca_file: cert.caFile,
-      timeout: "10s",
-      ...over,
-    });
+    const base = ftpsConfig(s);
     try {
       await conformance(t, { config: (sub, over) => base({ path: sub, ...over }), serverPath: (sub) => join(s.home, sub), own: chownTest });
       await t.step("wrong password: login refused", async () => {
