@@ -15,8 +15,9 @@ Usage: install.sh [options]
                       translated to OnCalendar= when that can be done exactly, and refused otherwise
   --user USER         run as USER (default root); config, logs, state and work files belong to it; re-running
                       with another --user moves every file of the previous user to the new one
-  --binary FILE       install this prebuilt binary (from `deno task compile`) instead of building
-  --no-compile        do not try `deno compile`; install the bundle and a launcher
+  --binary FILE       install this file (dist/archivist from `deno task dist`: compiled or self-extracting)
+                      instead of building it here
+  --no-compile        do not try `deno compile`: build the self-extracting file
   --systemd           a systemd service + timer instead of the cron entry (needs systemd running)
   --cron              back from --systemd to the cron entry
   --no-verify         do not run `archivist verify` at the end
@@ -164,6 +165,7 @@ CONF=$CONF_DIR/archive.yaml
 LOG_DIR=/var/log/archivist
 STATE_DIR=/var/lib/archivist
 WORK_DIR=/var/tmp/archivist
+CACHE_DIR=/var/cache/archivist
 CRON=/etc/cron.d/archivist
 LOGROTATE=/etc/logrotate.d/archivist
 UNIT_DIR=/etc/systemd/system
@@ -222,7 +224,7 @@ disable_timer() {
 if [ "$UNINSTALL" = 1 ]; then
   echo "Uninstalling archivist${DESTDIR:+ from $DESTDIR}:"
   disable_timer
-  remove "$BIN"; remove "$LIBDIR"; remove "$MAN1"; remove "$MAN5"; remove "$CRON"; remove "$LOGROTATE"
+  remove "$BIN"; remove "$LIBDIR"; remove "$CACHE_DIR"; remove "$MAN1"; remove "$MAN5"; remove "$CRON"; remove "$LOGROTATE"
   remove "$UNIT_DIR/archivist.service"; remove "$UNIT_DIR/archivist.timer"
   if [ "$SYSTEMCTL" = 1 ]; then systemctl daemon-reload >/dev/null 2>&1 || true; fi
   if [ "$PURGE" = 1 ]; then
@@ -244,41 +246,29 @@ echo "Installing archivist${DESTDIR:+ into $DESTDIR}:"
 BUILD=$(mktemp -d)
 trap 'rm -rf "$BUILD"' EXIT
 
-# 1. The program: a given binary, a compiled one, or the bundle + a launcher.
-MODE=""
-PERMS=""
+# 1. The program: one file, given (--binary) or built by `deno task dist`: compiled by deno compile when it can
+# fetch its runtime, else self-extracting (Deno's runtime + the bundle behind a sh header; docs/TECHNICAL.md).
+form_of() { if [ "$(head -c 2 "$1")" = "#!" ]; then echo self-extracting; else echo compiled; fi; }
 if [ -n "$BINARY" ]; then
-  [ -x "$BINARY" ] || fail "--binary $BINARY is not an executable file"
+  [ -f "$BINARY" ] && [ -x "$BINARY" ] || fail "--binary $BINARY is not an executable file (build it with: deno task dist)"
   put "$BINARY" "$BIN" 0755
-  MODE=binary
+  MODE=$(form_of "$BINARY")
 else
-  command -v deno >/dev/null 2>&1 || fail "deno is not installed: npm install -g deno@2.9.6 (or pass --binary FILE)"
-  DENO=$(command -v deno)
-  if [ "$NO_COMPILE" != 1 ] && (cd "$SRC" && timeout 300 deno task -q compile >"$BUILD/compile.log" 2>&1) && [ -x "$SRC/dist/archivist" ]; then
-    put "$SRC/dist/archivist" "$BIN" 0755
-    remove "$LIBDIR"
-    MODE=binary
-  else
-    if [ "$NO_COMPILE" != 1 ]; then
-      why=$(sed 's/\x1b\[[0-9;]*m//g' "$BUILD/compile.log" 2>/dev/null | grep -m1 -E '^ +1: ' | sed 's/^ *1: //' | cut -c1-200)
-      echo "  deno compile is not possible here (it downloads Deno's runtime: ${why:-see deno task compile}): installing the bundle and a launcher"
-    fi
-    (cd "$SRC" && deno bundle --quiet --platform deno -o "$BUILD/archivist.js" main.ts) || fail "deno bundle failed"
-    put "$BUILD/archivist.js" "$LIBDIR/archivist.js" 0644
-    # The permissions are declared once, in src/permissions.ts.
-    PERMS=$(cd "$SRC" && deno run --quiet --no-lock --allow-read tools/permissions.ts) || fail "cannot read src/permissions.ts"
-    write "$BIN" 0755 <<EOF
-#!/bin/sh
-# archivist launcher, written by install.sh (deno compile was not available): runs the bundle with Deno, with
-# the permissions declared in src/permissions.ts. The bundle is found beside the launcher (../lib/archivist).
-here=\$(dirname "\$(readlink -f "\$0")")
-ARCHIVIST_PROGRAM=$BIN
-export ARCHIVIST_PROGRAM
-exec $DENO run $PERMS --quiet --no-config --no-lock "\$here/../lib/archivist/archivist.js" "\$@"
-EOF
-    MODE=bundle
+  command -v deno >/dev/null 2>&1 || fail "deno is not installed: npm install -g deno@2.9.6, or pass --binary FILE (dist/archivist built elsewhere by: deno task dist)"
+  DIST_ARGS=""
+  [ "$NO_COMPILE" = 1 ] && DIST_ARGS=--no-compile
+  # shellcheck disable=SC2086
+  if ! (cd "$SRC" && deno task -q dist $DIST_ARGS) >"$BUILD/dist.log" 2>&1; then
+    sed 's/^/  /' "$BUILD/dist.log" >&2
+    fail "deno task dist could not build archivist (see above)"
   fi
+  sed -n '1s/^[^:]*: /  built: /p' "$BUILD/dist.log"
+  put "$SRC/dist/archivist" "$BIN" 0755
+  MODE=$(form_of "$SRC/dist/archivist")
 fi
+remove "$LIBDIR" # the bundle of the bundle + launcher installs before 0.2.0
+# The self-extracting file unpacks its runtime here (it uses this directory when it belongs to the user running it).
+dir "$CACHE_DIR" 0700 "$RUN_USER"
 
 # 1b. Man pages (generated from the same declarations as --help: man archivist, man archive.yaml).
 put "$SRC/docs/man/archivist.1" "$MAN1" 0644
@@ -307,7 +297,7 @@ dir "$WORK_DIR" 0750 "$RUN_USER"
 # one (config, key and password files, state, catalogue, history, lock, logs, work files), or cron would fail
 # before archivist even starts.
 if [ -n "$PREV_USER" ] && [ "$PREV_USER" != "$RUN_USER" ]; then
-  for d in "$CONF_DIR" "$STATE_DIR" "$LOG_DIR" "$WORK_DIR"; do
+  for d in "$CONF_DIR" "$STATE_DIR" "$LOG_DIR" "$WORK_DIR" "$CACHE_DIR"; do
     n=$(find "$(R "$d")" -user "$PREV_USER" 2>/dev/null | wc -l)
     if [ "$n" -gt 0 ]; then
       find "$(R "$d")" -user "$PREV_USER" -exec chown -h "$RUN_USER:$(id -gn "$RUN_USER")" {} +
@@ -336,10 +326,10 @@ User=$RUN_USER
 ExecStart=$BIN run --quiet -c $CONF
 Nice=10
 IOSchedulingClass=idle
-# Hardening: archivist writes only its state, work and log directories (and a local destination: add it with
+# Hardening: archivist writes only its state, work, log and cache directories (and a local destination: add it with
 # systemctl edit archivist.service -> [Service] ReadWritePaths=/mnt/backup).
 ProtectSystem=strict
-ReadWritePaths=$STATE_DIR $WORK_DIR $LOG_DIR
+ReadWritePaths=$STATE_DIR $WORK_DIR $LOG_DIR $CACHE_DIR
 ProtectHome=read-only
 PrivateTmp=yes
 PrivateDevices=yes

@@ -23,6 +23,7 @@ import { restore } from "./restore.ts";
 import { type Check, formatChecks, NAGIOS, nagios, runVerify } from "./verify.ts";
 import { type CheckReport, runCheck } from "./check.ts";
 import { runUserProblem } from "./runuser.ts";
+import { runtimeForm } from "./runtime.ts";
 
 export const VERSION: string = denoJson.version;
 
@@ -122,7 +123,7 @@ export async function main(argv: string[], deps: CliDeps = {}): Promise<number> 
     return EXIT.USAGE;
   }
   if (p.command === "help") return (out(p.helpOf ? commandHelp(p.helpOf) : HELP), EXIT.OK);
-  if (p.command === "version") return (out(`archivist ${VERSION}`), EXIT.OK);
+  if (p.command === "version") return (out(`archivist ${VERSION} (${runtimeForm(env)})`), EXIT.OK);
   if (!p.command) {
     console.error(HELP);
     return EXIT.USAGE;

@@ -1,7 +1,7 @@
 /**
- * The one declaration of the Deno permissions archivist runs with. `deno task compile` (tools/compile.ts), the
- * launcher that install.sh writes (it asks tools/permissions.ts) and the test suite's CLI runner
- * (tests/helpers/cli.ts) all read this list, so that a feature needing more than it grants fails a test.
+ * The one declaration of the Deno permissions archivist runs with. `deno task compile` (tools/compile.ts),
+ * `deno task dist` (tools/dist.ts: compiled, or written into the self-extracting file's header) and the test suite's
+ * CLI runner (tests/helpers/cli.ts) all read this list, so that a feature needing more than it grants fails a test.
  *
  * Not --allow-all. Deno 2 grants /proc only with --allow-all; archivist does not read /proc: mount checks use
  * stat() (src/transports/local.ts) and process checks use `ps` (src/procs.ts).

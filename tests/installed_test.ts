@@ -1,8 +1,8 @@
 /**
- * What users install is what is tested: install.sh stages archivist into a --destdir (bundle + launcher, the path
- * that works offline), and the real cases run through that launcher, under cron's minimal environment, with the
+ * What users install is what is tested: install.sh stages archivist into a --destdir (the self-extracting file, the
+ * form built offline), and the real cases run through that file, under cron's minimal environment, with the
  * exact command line of the generated cron file (its paths moved into the --destdir). A feature that needs a
- * permission the launcher lacks, a variable cron does not set, or a file the bundle lacks fails here.
+ * permission the runtime is not given, a variable cron does not set, or a file the bundle lacks fails here.
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
@@ -37,7 +37,7 @@ async function asCron(line: string): Promise<Out> {
 
 const q = (s: string) => `'${s.replaceAll("'", "'\\''")}'`;
 
-Deno.test("the installed launcher, run by cron's minimal environment: run (require_mount on a real mount), verify, list, check, restore, lock, sftp", async (t) => {
+Deno.test("the installed archivist, run by cron's minimal environment: run (require_mount on a real mount), verify, list, check, restore, lock, sftp", async (t) => {
   const dd = await Deno.makeTempDir({ prefix: "archivist-installed-" });
   const mnt = join(dd, "mnt", "backup");
   const src = startHttpsSource(cert, { "/dump.zip": serveBytes(ZIP) });
@@ -108,7 +108,7 @@ Deno.test("the installed launcher, run by cron's minimal environment: run (requi
       assert.equal(again.code, 0, await Deno.readTextFile(join(dd, "var/log/archivist/cron.log")));
     });
 
-    await t.step("verify, list, check and restore through the launcher", async () => {
+    await t.step("verify, list, check and restore through the installed file", async () => {
       const v = await asCron(`${q(bin)} verify -c ${q(conf)}`);
       assert.ok(v.code === 0 || v.code === 1, v.out + v.err);
       assert.match(v.out, /✓ destination +.*write \+ rename \+ delete of a probe file work/);
@@ -127,7 +127,7 @@ Deno.test("the installed launcher, run by cron's minimal environment: run (requi
       assert.deepEqual(await Deno.readFile(join(to, "dump.sql")), DUMP);
     });
 
-    await t.step("two runs started together through the launcher: one runs, the other exits 11", async () => {
+    await t.step("two runs started together through the installed file: one runs, the other exits 11", async () => {
       const [a, b] = await Promise.all([asCron(`${q(bin)} run -c ${q(conf)}`), asCron(`${q(bin)} run -c ${q(conf)}`)]);
       const codes = [a.code, b.code].sort((x, y) => x - y);
       // One archives; the other is refused, unless the first had already finished (then it archives too: -2).
@@ -135,7 +135,7 @@ Deno.test("the installed launcher, run by cron's minimal environment: run (requi
       if (codes[1] === EXIT.LOCK) assert.match(a.err + b.err, /already running \(pid \d+/);
     });
 
-    await t.step("an sftp destination through the launcher (ssh, ps and the lock record under its permissions)", async () => {
+    await t.step("an sftp destination through the installed file (ssh, ps and the lock record under its permissions)", async () => {
       const s = await startSshd(join(dd, "sshd"));
       try {
         await Deno.writeTextFile(

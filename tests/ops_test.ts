@@ -1,5 +1,5 @@
 /**
- * Operations: install.sh into a temporary --destdir (the bundle + launcher path, since deno compile cannot fetch
+ * Operations: install.sh into a temporary --destdir (the self-extracting file, since deno compile cannot fetch
  * its runtime offline), `archivist verify` passing and failing on purpose, restore, the heartbeat ping and the
  * Prometheus textfile.
  */
@@ -10,6 +10,7 @@ import { type Route, startHttpsSource } from "../tools/https_source.ts";
 import { ROOT, runCli, type Sandbox, sandbox } from "./helpers/cli.ts";
 import { EXIT } from "../src/errors.ts";
 import { DENO_PERMISSIONS } from "../src/permissions.ts";
+import { DENO_VERSION } from "../src/runtime.ts";
 import { ensureUser, freePort, TEST_USER } from "./servers/common.ts";
 
 const cert: TestCert = await makeCert(await Deno.makeTempDir({ prefix: "archivist-opscert-" }));
@@ -49,7 +50,7 @@ function stamp(p: string): string {
   }
 }
 
-Deno.test("install.sh into a --destdir: files, modes, cron line, launcher, idempotence, remembered options, --user, systemd, uninstall", async (t) => {
+Deno.test("install.sh into a --destdir: files, modes, cron line, the installed file, idempotence, remembered options, --user, systemd, uninstall", async (t) => {
   const dd = await Deno.makeTempDir({ prefix: "archivist-install-" });
   const install = join(ROOT, "install.sh");
   const mode = (p: string) => (Deno.statSync(join(dd, p)).mode! & 0o777).toString(8);
@@ -59,16 +60,20 @@ Deno.test("install.sh into a --destdir: files, modes, cron line, launcher, idemp
   const outside = ["/var/log/archivist/archivist.log", "/etc/cron.d/archivist", "/etc/archivist/install.conf", "/usr/local/bin/archivist"];
   const before = outside.map(stamp);
   try {
-    await t.step("first install (bundle + launcher, since compile is off)", async () => {
+    await t.step("first install (the self-extracting file, since compile is off)", async () => {
       const r = await bash([install, "--destdir", dd, "--no-compile", "--schedule", "15 3 * * *"]);
       assert.equal(r.code, 0, r.out);
-      assert.match(r.out, /installed as \/usr\/local\/bin\/archivist \(bundle\), config \/etc\/archivist\/archive\.yaml, run as root/);
+      assert.match(
+        r.out,
+        /installed as \/usr\/local\/bin\/archivist \(self-extracting\), config \/etc\/archivist\/archive\.yaml, run as root/,
+      );
       assert.match(r.out, /archivist verify not run: with --destdir the config's paths point outside/);
       assert.equal(mode("etc/archivist/archive.yaml"), "600");
       assert.equal(mode("etc/archivist"), "750");
       assert.equal(mode("var/log/archivist"), "750");
       assert.equal(mode("var/lib/archivist"), "750");
       assert.equal(mode("var/tmp/archivist"), "750");
+      assert.equal(mode("var/cache/archivist"), "700");
       assert.equal(mode("usr/local/bin/archivist"), "755");
       assert.equal(mode("etc/cron.d/archivist"), "644");
       assert.equal(mode("usr/local/share/man/man1/archivist.1"), "644");
@@ -86,11 +91,16 @@ Deno.test("install.sh into a --destdir: files, modes, cron line, launcher, idemp
         /^15 3 \* \* \* root \/usr\/local\/bin\/archivist run --quiet -c \/etc\/archivist\/archive\.yaml >>\/var\/log\/archivist\/cron\.log 2>&1$/,
       );
       assert.match(await Deno.readTextFile(join(dd, "etc/cron.d/archivist")), /^PATH=\/usr\/local\/bin:/m);
-      const launcher = await Deno.readTextFile(join(dd, "usr/local/bin/archivist"));
-      assert.match(launcher, /^#!\/bin\/sh\n/);
+      assert.match(r.out, /built: self-extracting \(--no-compile\)/);
+      const installed = await Deno.readFile(join(dd, "usr/local/bin/archivist"));
+      assert.deepEqual(installed, await Deno.readFile(join(ROOT, "dist/archivist")), "the file deno task dist built");
+      const header = new TextDecoder().decode(installed.subarray(0, 8000));
+      assert.match(header, /^#!\/bin\/sh\n/);
       assert.match(
-        launcher,
-        new RegExp(`exec /\\S+deno run ${DENO_PERMISSIONS.join(" ")} .* "\\$here/\\.\\./lib/archivist/archivist\\.js" "\\$@"`),
+        header,
+        new RegExp(
+          `exec "\\$sfx_dir/deno" run ${DENO_PERMISSIONS.join(" ")} --quiet --no-config --no-lock "\\$sfx_dir/archivist\\.js" "\\$@"`,
+        ),
       );
       assert.match(
         await Deno.readTextFile(join(dd, "etc/logrotate.d/archivist")),
@@ -100,9 +110,12 @@ Deno.test("install.sh into a --destdir: files, modes, cron line, launcher, idemp
         await Deno.readTextFile(join(dd, "etc/archivist/install.conf")),
         /SCHEDULE="15 3 \* \* \*"\nRUN_USER="root"\nSYSTEMD="0"/,
       );
-      // The installed launcher runs from any directory.
+      // The installed file runs from any directory.
       const v = await new Deno.Command(join(dd, "usr/local/bin/archivist"), { args: ["--version"], cwd: "/" }).output();
-      assert.match(new TextDecoder().decode(v.stdout), /^archivist \d+\.\d+\.\d+/);
+      assert.match(
+        new TextDecoder().decode(v.stdout),
+        new RegExp(`^archivist \\d+\\.\\d+\\.\\d+ \\(self-extracting, .*Deno ${DENO_VERSION}\\)`),
+      );
     });
     await t.step("second run changes nothing", async () => {
       const r = await bash([install, "--destdir", dd, "--no-compile", "--no-verify"]);
@@ -593,19 +606,30 @@ Deno.test("heartbeat ping: /start, success and /fail with the run id and the sum
   }
 });
 
-Deno.test("install.sh tries deno compile first, and says so when it falls back to the bundle", async () => {
+Deno.test("install.sh tries deno compile first and says why it built the self-extracting file; --binary installs a given file", async () => {
   const dd = await Deno.makeTempDir({ prefix: "archivist-install-compile-" });
   try {
     const r = await bash([join(ROOT, "install.sh"), "--destdir", dd, "--no-verify"]);
     assert.equal(r.code, 0, r.out);
-    if (/\(binary\)/.test(r.out)) {
+    const v = await new Deno.Command(join(dd, "usr/local/bin/archivist"), { args: ["--version"] }).output();
+    if (/\(compiled\)/.test(r.out)) {
       // A machine that can download Deno's runtime: the compiled binary runs on its own.
-      const v = await new Deno.Command(join(dd, "usr/local/bin/archivist"), { args: ["--version"] }).output();
-      assert.match(new TextDecoder().decode(v.stdout), /^archivist \d/);
+      assert.match(new TextDecoder().decode(v.stdout), /^archivist \S+ \(compiled with deno compile/);
     } else {
-      assert.match(r.out, /deno compile is not possible here \(it downloads Deno's runtime: .*\): installing the bundle and a launcher/);
-      assert.match(r.out, /installed as \/usr\/local\/bin\/archivist \(bundle\)/);
+      assert.match(r.out, /built: self-extracting \(deno compile cannot fetch its runtime: .+\)/);
+      assert.match(r.out, /installed as \/usr\/local\/bin\/archivist \(self-extracting\)/);
+      assert.match(new TextDecoder().decode(v.stdout), /^archivist \S+ \(self-extracting, /);
     }
+    // --binary: the given file, whatever is in dist/, and nothing built.
+    const given = join(dd, "given");
+    await Deno.writeTextFile(given, "#!/bin/sh\necho given archivist\n", { mode: 0o755 });
+    const b = await bash([join(ROOT, "install.sh"), "--destdir", dd, "--no-verify", "--binary", given]);
+    assert.equal(b.code, 0, b.out);
+    assert.doesNotMatch(b.out, /built:/);
+    assert.equal(await Deno.readTextFile(join(dd, "usr/local/bin/archivist")), "#!/bin/sh\necho given archivist\n");
+    const missing = await bash([join(ROOT, "install.sh"), "--destdir", dd, "--no-verify", "--binary", join(dd, "nope")]);
+    assert.equal(missing.code, 1);
+    assert.match(missing.out, /--binary .*nope is not an executable file \(build it with: deno task dist\)/);
   } finally {
     await Deno.remove(dd, { recursive: true });
   }

@@ -15,7 +15,7 @@ export function roff(text: string): string {
   return text
     .replace(/\\/g, "\\e")
     .replace(/-/g, "\\-")
-    .replace(/[^\x00-\x7f]/gu, (ch) => `\\[u${ch.codePointAt(0)!.toString(16).toUpperCase().padStart(4, "0")}]`)
+    .replace(/\P{ASCII}/gu, (ch) => `\\[u${ch.codePointAt(0)!.toString(16).toUpperCase().padStart(4, "0")}]`)
     .split("\n")
     .map((l) => (/^[.']/.test(l) ? `\\&${l}` : l))
     .join("\n");

@@ -24,7 +24,7 @@ export type LocalConfig = typeof localSchema extends { parse(r: unknown, p: stri
 /**
  * The mount point holding `path` (an existing, real path), or "/" when it is on the root filesystem: the nearest
  * ancestor whose device differs from its parent's, as mountpoint(1) decides. Only stat() is needed: no /proc
- * (which Deno 2 grants only with --allow-all), so the installed launcher's permissions suffice.
+ * (which Deno 2 grants only with --allow-all), so the installed program's permissions suffice.
  * @example mountPointOf("/mnt/backup/db") // "/mnt/backup" when an NFS share is mounted there
  */
 export function mountPointOf(path: string): string {
