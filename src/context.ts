@@ -3,6 +3,7 @@
  * reads and extends the {@link RunData} and returns a {@link StepOutcome} that the log, the history, the mail
  * and the exit code are built from.
  */
+import type { ZipEntry } from "./zip/reader.ts";
 import type { Clock, LocalParts } from "./clock.ts";
 import type { Config } from "./config/load.ts";
 import type { Env } from "./env.ts";
@@ -44,7 +45,8 @@ export interface RunData {
   etag?: string; // fetch: the response's ETag
   lastModified?: string; // fetch: the response's Last-Modified
   dumpName?: string; // unzip: base name of the entry
-  dumpPath?: string; // unzip
+  entry?: ZipEntry; // unzip: the verified entry of the zip (pack reads it from zipPath again)
+  entryDataStart?: number; // unzip: where its compressed bytes start in the zip
   dumpSize?: number; // unzip
   dumpSha256?: string; // unzip
   dumpFingerprint?: string; // unzip: sha256 of the lines without the volatile ones

@@ -46,7 +46,16 @@ export interface RunResult {
   steps: StepRecord[];
   error?: { step: StepName; code: string; message: string; hint: string };
   warnings: string[];
-  dump?: { name: string; size: number; sha256: string; fingerprint?: string; flavour?: string; ignored?: Record<string, number> };
+  dump?: {
+    name: string;
+    size: number;
+    sha256: string;
+    fingerprint?: string;
+    flavour?: string;
+    ignored?: Record<string, number>;
+    /** The downloaded zip's size (verify's work_dir rule: a run holds the zip and the .tgz). */
+    zipSize?: number;
+  };
   archive?: { name: string; size: number; sha256: string; location: string };
   retention?: { deleted: string[]; failed: { name: string; error: string }[] };
   /** `archivist check` lines only: the outcome and the archives read back. */
@@ -257,6 +266,7 @@ export async function executeRun(deps: RunDeps): Promise<RunResult> {
         fingerprint: data.dumpFingerprint,
         flavour: data.dumpFlavour,
         ignored: data.dumpIgnored,
+        zipSize: data.zipSize,
       }
       : undefined,
     archive: data.stored

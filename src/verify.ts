@@ -225,31 +225,40 @@ async function freeBytes(dir: string): Promise<number | undefined> {
   return cols && /^\d+$/.test(cols[3] ?? "") ? Number(cols[3]) * 1024 : undefined;
 }
 
+/**
+ * A run holds, in work_dir, the downloaded zip and the .tgz written from it (the dump itself is never written
+ * uncompressed): about the zip's size plus the last archive's. Histories from before zipSize was recorded fall back to
+ * the dump's size.
+ */
 async function checkWorkDir(c: Config, runs: RunResult[]): Promise<Check[]> {
   const free = await freeBytes(c.work_dir);
   if (free === undefined) return [warn("work_dir", `cannot tell the free space of ${c.work_dir}`)];
-  const last = runs.filter((r) => r.dump).pop()?.dump?.size;
+  const last = runs.filter((r) => r.dump).pop()?.dump;
   if (last === undefined) return [ok("work_dir", `${formatSize(free)} free in ${c.work_dir} (no earlier dump to compare with)`)];
-  const need = Math.round(last * 1.5);
-  if (free < last) {
+  const archive = runs.filter((r) => r.archive).pop()?.archive?.size;
+  const need = last.zipSize !== undefined ? last.zipSize + (archive ?? last.zipSize) : last.size;
+  const what = last.zipSize !== undefined
+    ? `the zip (${formatSize(last.zipSize)}) and the .tgz (${formatSize(archive ?? last.zipSize)}) of the last run`
+    : `the last dump (${formatSize(last.size)})`;
+  if (free < need) {
     return [
       crit(
         "work_dir",
-        `${formatSize(free)} free in ${c.work_dir}, less than the last dump (${formatSize(last)})`,
+        `${formatSize(free)} free in ${c.work_dir}, less than a run needs: ${what}`,
         "free space, or point work_dir at a bigger filesystem",
       ),
     ];
   }
-  if (free < need) {
+  if (free < need * 1.5) {
     return [
       warn(
         "work_dir",
-        `${formatSize(free)} free in ${c.work_dir}; a run needs about ${formatSize(need)} (1.5 × the last dump)`,
+        `${formatSize(free)} free in ${c.work_dir}; a run needs about ${formatSize(need)} (${what}), with no room to grow`,
         "free space before the dump grows",
       ),
     ];
   }
-  return [ok("work_dir", `${formatSize(free)} free in ${c.work_dir} (last dump ${formatSize(last)})`)];
+  return [ok("work_dir", `${formatSize(free)} free in ${c.work_dir}; a run needs about ${formatSize(need)}`)];
 }
 
 async function checkDestination(d: VerifyDeps): Promise<Check[]> {

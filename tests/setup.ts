@@ -14,6 +14,10 @@ export const REQUIRED: Record<string, string> = {
   python3: "python3",
   tar: "tar",
   gzip: "gzip",
+  // Other readers of the multi-member .tgz that pack writes (tests/pack_test.ts), and the benchmark's pigz pipeline.
+  bsdtar: "libarchive-tools",
+  pigz: "pigz",
+  "7z": "p7zip-full",
   sha256sum: "coreutils",
   chattr: "e2fsprogs",
   setsid: "util-linux",

@@ -135,7 +135,18 @@ export const archiveSchema = obj({
       "Time zone of the date in the name and of retention's days (IANA name, or local: the machine's zone, as cron uses).",
       "Europe/Paris",
     ),
-  compression_level: int(1, 9).default(6).doc("gzip level: 1 fastest, 9 smallest.", 6),
+  compression_level: int(1, 9).default(6).doc(
+    "gzip level when the archive is compressed here (a stored entry, or recompress: always): 1 fastest, 9 smallest.",
+    6,
+  ),
+  recompress: oneOf("auto", "always").default("auto").doc(
+    "auto: a deflate entry (nearly every export) goes into the .tgz as it is, its compressed bytes copied from the zip (a multi-member gzip: I/O speed, as small as the zip); a stored entry is compressed. always: compress at compression_level (one gzip member).",
+    "auto",
+  ),
+  verify: bool().default(true).doc(
+    "Read the written .tgz back through gunzip and tar before anything is uploaded, and require the dump's sha256 (one more inflate of the dump).",
+    true,
+  ),
   member_name: str(
     (s) => (/[/\\]/.test(s) || s === "." || s === ".." || s.startsWith(".") ? "must be a plain file name (no '/', not hidden)" : undefined),
     "file name",
@@ -256,7 +267,7 @@ export const configSchema = obj({
   name: jobName.default("archivist").doc("Job name: appears in logs, mails and the state/lock file names.", "shop-db"),
   state_dir: absPath().default("/var/lib/archivist").doc("Where the state (last sha256), the lock and the history live."),
   work_dir: absPath().default("/var/tmp/archivist").doc(
-    "Temporary files during a run (download, dump, archive): needs room for about 2.5× the dump. Removed at exit.",
+    "Temporary files during a run (the download and the archive; the dump is never written uncompressed): needs room for about twice the zip. Removed at exit.",
   ),
   source: sourceSchema,
   check: checkSchema,

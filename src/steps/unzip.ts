@@ -1,12 +1,12 @@
 /**
- * unzip: find `source.entry` in the zip's central directory and extract it to the work dir, checking CRC-32 and
- * size while streaming; the sha256 and the last KiB are measured in the same pass for compare and check.
+ * unzip: find `source.entry` in the zip's central directory and read it whole, checking CRC-32 and size while
+ * streaming; the sha256, the content fingerprint and the last KiB are measured in the same pass for compare and
+ * check. Nothing is written: pack reads the entry from the zip again (copying its deflate bytes, or re-inflating).
  * The entry's name is never used as a path on disk.
  */
-import { join } from "node:path";
 import { ArchivistError } from "../errors.ts";
 import { formatSize } from "../config/units.ts";
-import { extractEntry, findEntry, readDirectory, ZipError } from "../zip/reader.ts";
+import { findEntry, readDirectory, verifyEntry, ZipError } from "../zip/reader.ts";
 import { Fingerprinter } from "../fingerprint.ts";
 import type { RunContext, RunData, Step, StepOutcome } from "../context.ts";
 
@@ -35,9 +35,8 @@ export const unzipStep: Step = {
           entry.method === 8 ? "deflate" : "stored"
         }${entry.zip64 || dir.zip64 ? ", zip64" : ""})`,
       );
-      const out = join(ctx.workDir, "dump");
       const fp = new Fingerprinter(ctx.config.check.ignore_lines.map((s) => new RegExp(s)));
-      const ex = await extractEntry(zipPath, entry, out, {
+      const ex = await verifyEntry(zipPath, entry, {
         maxSize: ctx.config.check.max_unpacked_size,
         maxRatio: ctx.config.check.max_ratio,
         signal: ctx.signal,
@@ -62,13 +61,12 @@ export const unzipStep: Step = {
           }`,
         );
       }
-      data.dumpPath = out;
+      data.entry = entry;
+      data.entryDataStart = ex.dataStart;
       data.dumpMtime = entry.mtime;
       data.dumpSize = ex.size;
       data.dumpSha256 = ex.sha256;
       data.dumpTail = ex.tail;
-      // The zip is no longer needed: free the space before packing.
-      await Deno.remove(zipPath).catch(() => {});
       return { status: "ok", message: `${data.dumpName}: ${formatSize(ex.size)}, CRC-32 ok, sha256 ${ex.sha256}` };
     } catch (e) {
       if (e instanceof ZipError) throw new ArchivistError("unzip", e.message, e.hint, { code: e.code, cause: e });

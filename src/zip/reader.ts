@@ -293,13 +293,12 @@ export interface Extracted {
   size: number;
   sha256: string;
   tail: Uint8Array;
+  /** Where the entry's compressed bytes start in the zip (pack copies a deflate entry's bytes from there). */
+  dataStart: number;
 }
 
-/**
- * Extract `entry` to `outPath`, checking CRC-32 and size while streaming, and hashing with sha256 in the same pass.
- * The output is removed on any error.
- */
-export async function extractEntry(zipPath: string, entry: ZipEntry, outPath: string, limits: ExtractLimits): Promise<Extracted> {
+/** Refuse what cannot be read before reading anything: encryption, other methods, declared sizes and ratios. */
+function precheck(entry: ZipEntry, limits: ExtractLimits): void {
   if (entry.flags & 0x1) {
     throw new ZipError("encrypted", `entry ${entry.name} is encrypted: not supported`, "export the dump without a zip password");
   }
@@ -327,46 +326,80 @@ export async function extractEntry(zipPath: string, entry: ZipEntry, outPath: st
       "raise check.max_ratio if this is expected",
     );
   }
-  const f = await Deno.open(zipPath, { read: true });
-  let out: Deno.FsFile | undefined;
-  try {
-    const lh = await readAt(f, entry.localHeaderOffset, 30);
-    const lv = new DataView(lh.buffer, lh.byteOffset, lh.byteLength);
-    if (lh.length < 30 || lv.getUint32(0, true) !== SIG_LFH) {
-      throw new ZipError("corrupt", `local header of ${entry.name} not found at offset ${entry.localHeaderOffset}: the zip is corrupt`);
-    }
-    const dataStart = entry.localHeaderOffset + 30 + lv.getUint16(26, true) + lv.getUint16(28, true);
-    const stat = await f.stat();
-    if (dataStart + entry.compressedSize > stat.size) {
-      throw new ZipError("corrupt", `data of ${entry.name} runs past the end of the file: the zip is truncated`);
-    }
+}
 
-    await f.seek(dataStart, Deno.SeekMode.Start);
-    let remaining = entry.compressedSize;
-    const CHUNK = 1 << 20;
-    const raw = new ReadableStream<Uint8Array>({
-      async pull(ctrl) {
-        if (remaining <= 0) return ctrl.close();
-        const buf = new Uint8Array(Math.min(CHUNK, remaining));
-        const n = await f.read(buf);
-        if (n === null || n === 0) return ctrl.error(new ZipError("corrupt", `unexpected end of file inside ${entry.name}`));
-        remaining -= n;
-        ctrl.enqueue(n === buf.length ? buf : buf.subarray(0, n));
-      },
-    }, { highWaterMark: 0 });
+/** The offset of the entry's compressed data, from its local header; checked against the file's size. */
+async function dataStartOf(f: Deno.FsFile, entry: ZipEntry): Promise<number> {
+  const lh = await readAt(f, entry.localHeaderOffset, 30);
+  const lv = new DataView(lh.buffer, lh.byteOffset, lh.byteLength);
+  if (lh.length < 30 || lv.getUint32(0, true) !== SIG_LFH) {
+    throw new ZipError("corrupt", `local header of ${entry.name} not found at offset ${entry.localHeaderOffset}: the zip is corrupt`);
+  }
+  const dataStart = entry.localHeaderOffset + 30 + lv.getUint16(26, true) + lv.getUint16(28, true);
+  if (dataStart + entry.compressedSize > (await f.stat()).size) {
+    throw new ZipError("corrupt", `data of ${entry.name} runs past the end of the file: the zip is truncated`);
+  }
+  return dataStart;
+}
+
+/** The `length` bytes at `start` of an open file, in chunks of up to 1 MiB. */
+export function rangeStream(f: Deno.FsFile, start: number, length: number, what: string): ReadableStream<Uint8Array> {
+  let remaining = length;
+  let positioned = false;
+  const CHUNK = 1 << 20;
+  return new ReadableStream<Uint8Array>({
+    async pull(ctrl) {
+      if (!positioned) (await f.seek(start, Deno.SeekMode.Start), positioned = true);
+      if (remaining <= 0) return ctrl.close();
+      const buf = new Uint8Array(Math.min(CHUNK, remaining));
+      const n = await f.read(buf);
+      if (n === null || n === 0) return ctrl.error(new ZipError("corrupt", `unexpected end of file inside ${what}`));
+      remaining -= n;
+      ctrl.enqueue(n === buf.length ? buf : buf.subarray(0, n));
+    },
+  }, { highWaterMark: 0 });
+}
+
+/**
+ * The entry's data, inflated, in order, with every check made while it streams: the declared size never exceeded,
+ * the ratio guard, and at the end the exact size and the CRC-32 (a mismatch throws after the last chunk, so a
+ * consumer must treat what it received as unverified until the generator has returned). `info.dataStart` is set
+ * before the first chunk. A deflate stream followed by junk, or ending early, is refused as corrupt.
+ */
+export async function* inflateEntry(
+  zipPath: string,
+  entry: ZipEntry,
+  limits: ExtractLimits,
+  info: { dataStart?: number } = {},
+): AsyncGenerator<Uint8Array> {
+  precheck(entry, limits);
+  const f = await Deno.open(zipPath, { read: true });
+  try {
+    info.dataStart = await dataStartOf(f, entry);
+    const raw = rangeStream(f, info.dataStart, entry.compressedSize, entry.name);
     const data = entry.method === 8
       ? raw.pipeThrough(new DecompressionStream("deflate-raw") as unknown as TransformStream<Uint8Array, Uint8Array>)
       : raw;
-
-    out = await Deno.open(outPath, { write: true, create: true, truncate: true, mode: 0o600 });
-    const hash = createHash("sha256");
     let crc = 0;
     let size = 0;
-    let tail = new Uint8Array(0);
     const ceiling = Math.min(limits.maxSize, entry.size);
     const ratioCeiling = Math.max(entry.compressedSize, 1) * limits.maxRatio;
+    const reader = data.getReader();
     try {
-      for await (const chunk of data) {
+      for (;;) {
+        let r: ReadableStreamReadResult<Uint8Array>;
+        try {
+          r = await reader.read();
+        } catch (e) {
+          if (e instanceof ZipError || limits.signal?.aborted) throw e;
+          throw new ZipError(
+            "corrupt_data",
+            `the compressed data of ${entry.name} is corrupt (${e instanceof Error ? e.message : e})`,
+            "the download is damaged or the export was broken: try again",
+          );
+        }
+        if (r.done) break;
+        const chunk = r.value;
         limits.signal?.throwIfAborted();
         size += chunk.length;
         if (size > ceiling) {
@@ -384,27 +417,11 @@ export async function extractEntry(zipPath: string, entry: ZipEntry, outPath: st
           );
         }
         crc = zlib.crc32(chunk, crc);
-        hash.update(chunk);
-        limits.onChunk?.(chunk);
-        if (chunk.length >= 1024) tail = chunk.slice(chunk.length - 1024);
-        else {
-          const t = new Uint8Array(Math.min(1024, tail.length + chunk.length));
-          const keep = t.length - chunk.length;
-          t.set(tail.subarray(tail.length - keep), 0);
-          t.set(chunk, keep);
-          tail = t;
-        }
-        let w = 0;
-        while (w < chunk.length) w += await out.write(chunk.subarray(w));
+        yield chunk;
       }
-    } catch (e) {
-      if (e instanceof ZipError || limits.signal?.aborted) throw e;
-      if (e instanceof Deno.errors.PermissionDenied || /no space|os error 28/i.test(String(e))) throw e;
-      throw new ZipError(
-        "corrupt_data",
-        `the compressed data of ${entry.name} is corrupt (${e instanceof Error ? e.message : e})`,
-        "the download is damaged or the export was broken: try again",
-      );
+    } finally {
+      reader.releaseLock();
+      await data.cancel().catch(() => {});
     }
     if (size !== entry.size) {
       throw new ZipError(
@@ -419,18 +436,62 @@ export async function extractEntry(zipPath: string, entry: ZipEntry, outPath: st
         "the download or the export is corrupt: try again, then check the source",
       );
     }
+  } finally {
+    f.close();
+  }
+}
+
+/**
+ * Read `entry` whole and check it (CRC-32, size, guards), measuring its sha256 and last KiB in the same pass, and
+ * handing every chunk to `limits.onChunk` (the content fingerprint). Nothing is written: the dump never lies
+ * uncompressed in work_dir.
+ */
+export async function verifyEntry(zipPath: string, entry: ZipEntry, limits: ExtractLimits): Promise<Extracted> {
+  const hash = createHash("sha256");
+  let tail = new Uint8Array(0);
+  let size = 0;
+  const info: { dataStart?: number } = {};
+  for await (const chunk of inflateEntry(zipPath, entry, limits, info)) {
+    size += chunk.length;
+    hash.update(chunk);
+    limits.onChunk?.(chunk);
+    if (chunk.length >= 1024) tail = chunk.slice(chunk.length - 1024);
+    else {
+      const t = new Uint8Array(Math.min(1024, tail.length + chunk.length));
+      const keep = t.length - chunk.length;
+      t.set(tail.subarray(tail.length - keep), 0);
+      t.set(chunk, keep);
+      tail = t;
+    }
+  }
+  return { size, sha256: hash.digest("hex"), tail, dataStart: info.dataStart! };
+}
+
+/**
+ * Extract `entry` to `outPath` (verified as {@link verifyEntry} does); the output is removed on any error. For tools
+ * and tests: a run never writes the dump uncompressed.
+ */
+export async function extractEntry(zipPath: string, entry: ZipEntry, outPath: string, limits: ExtractLimits): Promise<Extracted> {
+  const out = await Deno.open(outPath, { write: true, create: true, truncate: true, mode: 0o600 });
+  try {
+    const r = await verifyEntry(zipPath, entry, {
+      ...limits,
+      onChunk: (c) => {
+        limits.onChunk?.(c);
+        let w = 0;
+        while (w < c.length) w += out.writeSync(c.subarray(w));
+      },
+    });
     await out.sync();
-    return { size, sha256: hash.digest("hex"), tail };
+    return r;
   } catch (e) {
-    try {
-      out?.close();
-      out = undefined;
-    } catch { /* closed */ }
+    out.close();
     await Deno.remove(outPath).catch(() => {});
     throw e;
   } finally {
-    out?.close();
-    f.close();
+    try {
+      out.close();
+    } catch { /* closed above */ }
   }
 }
 

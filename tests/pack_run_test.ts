@@ -1,0 +1,136 @@
+/**
+ * The pack paths in whole runs through the CLI: what the log says, the archive restore and GNU tar read back, what
+ * work_dir holds while the run goes (never the raw dump), recompress: always, verify: false, and the bad nights of
+ * packing: work_dir filling up while the .tgz is written (a real tmpfs), nothing stored, the state unchanged.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { makeCert, makeZip, sh, sqlDump, type TestCert } from "../tools/fixtures.ts";
+import { type HttpsSource, type Route, serveBytes, startHttpsSource } from "../tools/https_source.ts";
+import { runCli, type Sandbox, sandbox } from "./helpers/cli.ts";
+import { EXIT } from "../src/errors.ts";
+
+const cert: TestCert = await makeCert(await Deno.makeTempDir({ prefix: "archivist-packrun-" }));
+const DUMP = sqlDump(2_000_000, { seed: 11 });
+const ZIP = makeZip([{ name: "dump.sql", data: DUMP }]);
+
+async function withSource(routes: Record<string, Route>, fn: (src: HttpsSource, sb: Sandbox) => Promise<void>) {
+  const src = startHttpsSource(cert, routes);
+  const sb = await sandbox({ url: src.url("/dump.zip"), caFile: cert.caFile });
+  try {
+    await fn(src, sb);
+  } finally {
+    await src.close();
+    await sb.cleanup();
+  }
+}
+
+const ls = (d: string) => {
+  try {
+    return [...Deno.readDirSync(d)].map((e) => e.name).sort();
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return [];
+    throw e;
+  }
+};
+
+Deno.test("a run reuses the zip's deflate stream, proves the archive, and it restores; work_dir never holds the dump", async () => {
+  await withSource({ "/dump.zip": serveBytes(ZIP) }, async (_src, sb) => {
+    // Watch work_dir while the run goes: the largest file ever seen there must stay below the dump's size.
+    const work = join(sb.root, "work");
+    await Deno.mkdir(work, { recursive: true });
+    let largest = 0, watching = true;
+    const watch = (async () => {
+      while (watching) {
+        for (const e of await Array.fromAsync(Deno.readDir(work)).catch(() => [])) {
+          if (!e.isDirectory) continue;
+          for (const f of await Array.fromAsync(Deno.readDir(join(work, e.name))).catch(() => [])) {
+            const st = await Deno.stat(join(work, e.name, f.name)).catch(() => undefined);
+            if (st) largest = Math.max(largest, st.size);
+          }
+        }
+        await new Promise((r) => setTimeout(r, 5));
+      }
+    })();
+    const r = await runCli(["run", "-c", sb.configPath]);
+    watching = false;
+    await watch;
+    assert.equal(r.code, EXIT.OK, r.stderr);
+    assert.match(
+      r.stderr,
+      /pack: reusing the zip's deflate stream \(the entry is deflate: its compressed bytes are copied, not recompressed\)/,
+    );
+    assert.match(r.stderr, /pack: read back: the archive restores to the dump \(sha256 [0-9a-f]{16}…\)/);
+    assert.ok(largest > 0 && largest < DUMP.length / 2, `largest file in work_dir ${largest} bytes, dump ${DUMP.length}`);
+    const tgz = ls(sb.dest).find((n) => n.endsWith(".tgz"))!;
+    assert.ok((await Deno.stat(join(sb.dest, tgz))).size - ZIP.length < 200, "the archive is the zip's size");
+    const x = await Deno.makeTempDir({ dir: sb.root });
+    await sh("tar", ["-xzf", join(sb.dest, tgz), "-C", x]);
+    assert.deepEqual(await Deno.readFile(join(x, "dump.sql")), DUMP);
+    const to = join(sb.root, "restored");
+    const rr = await runCli(["restore", "latest", "--to", to, "-c", sb.configPath]);
+    assert.equal(rr.code, 0, rr.stderr);
+    assert.deepEqual(await Deno.readFile(join(to, "dump.sql")), DUMP);
+    const c = await runCli(["check", "--all", "-c", sb.configPath]);
+    assert.equal(c.code, 0, c.stdout + c.stderr);
+  });
+});
+
+Deno.test("recompress: always compresses at the level; verify: false skips the read-back (and says nothing of it)", async () => {
+  await withSource({ "/dump.zip": serveBytes(ZIP) }, async (_src, sb) => {
+    await sb.writeConfig({ archive: { recompress: "always", compression_level: 9, verify: false }, check: { on_unchanged: "archive" } });
+    const r = await runCli(["run", "-c", sb.configPath]);
+    assert.equal(r.code, EXIT.OK, r.stderr);
+    assert.match(r.stderr, /pack: compressing at level 9 \(archive\.recompress: always\)/);
+    assert.doesNotMatch(r.stderr, /read back/);
+    const tgz = ls(sb.dest).find((n) => n.endsWith(".tgz"))!;
+    assert.match(await sh("sha256sum", ["-c", `${tgz}.sha256`], { cwd: sb.dest }), /: OK/);
+    const x = await Deno.makeTempDir({ dir: sb.root });
+    await sh("tar", ["-xzf", join(sb.dest, tgz), "-C", x]);
+    assert.deepEqual(await Deno.readFile(join(x, "dump.sql")), DUMP);
+  });
+});
+
+Deno.test("a stored entry is compressed (the log says why), and the same zip twice gives byte-identical archives", async () => {
+  const stored = makeZip([{ name: "dump.sql", data: DUMP, method: 0 }]);
+  await withSource({ "/dump.zip": serveBytes(stored) }, async (_src, sb) => {
+    await sb.writeConfig({ check: { on_unchanged: "archive" }, archive: { name: "{YYYY}{MM}{DD}-{HH}{mm}.tgz" } });
+    const r = await runCli(["run", "-c", sb.configPath]);
+    assert.equal(r.code, EXIT.OK, r.stderr);
+    assert.match(r.stderr, /pack: compressing at level 6 \(the entry is stored uncompressed in the zip\)/);
+    const first = ls(sb.dest).filter((n) => n.endsWith(".tgz"));
+    const r2 = await runCli(["run", "-c", sb.configPath], { env: { ARCHIVIST_NOW: new Date(Date.now() + 120_000).toISOString() } });
+    assert.equal(r2.code, EXIT.OK, r2.stderr);
+    const both = ls(sb.dest).filter((n) => n.endsWith(".tgz"));
+    assert.equal(both.length, 2, both.join(", "));
+    assert.deepEqual(await Deno.readFile(join(sb.dest, both[0])), await Deno.readFile(join(sb.dest, both[1])), `${first} = ${both}`);
+  });
+});
+
+Deno.test("work_dir fills up while the .tgz is written (a real tmpfs): exit 24 'no space left', nothing stored, state unchanged", async () => {
+  // A dump that compresses poorly, so that the zip is large; the tmpfs holds the zip but not the zip and the .tgz.
+  const noisy = new Uint8Array(1_500_000);
+  for (let o = 0; o < 1_400_000; o += 65536) crypto.getRandomValues(noisy.subarray(o, Math.min(o + 65536, 1_400_000)));
+  noisy.set(new TextEncoder().encode("\n-- Dump completed on 2026-11-29\n"), noisy.length - 40);
+  const zip = makeZip([{ name: "dump.sql", data: noisy }]);
+  await withSource({ "/dump.zip": serveBytes(zip) }, async (_src, sb) => {
+    const work = join(sb.root, "work");
+    await Deno.mkdir(work, { recursive: true });
+    const m = await new Deno.Command("mount", {
+      args: ["-t", "tmpfs", "-o", `size=${Math.round(zip.length * 1.5 / 4096) * 4096}`, "tmpfs", work],
+    })
+      .output();
+    assert.ok(m.success, "mount a tmpfs (root)");
+    try {
+      await sb.writeConfig({ check: { max_ratio: 1000 } });
+      const r = await runCli(["run", "-c", sb.configPath]);
+      assert.equal(r.code, EXIT.PACK, r.stderr);
+      assert.match(r.stderr, /pack: FAILED: .*no space left/i);
+      assert.deepEqual(ls(sb.dest).filter((n) => n.endsWith(".tgz")), []);
+      assert.ok(!ls(sb.stateDir).includes("testjob.state.json"), "state not advanced");
+      assert.deepEqual(ls(work), [], "the run's temp dir removed");
+    } finally {
+      await new Deno.Command("umount", { args: [work] }).output();
+    }
+  });
+});
