@@ -77,8 +77,8 @@ export interface TgzSink {
  * Fails when the archive is damaged, holds no file, or ends inside the file.
  */
 export async function readTgz(tgz: string, sink: TgzSink): Promise<{ name: string; size: number }> {
-  const gunzip = fs.createReadStream(tgz).pipe(zlib.createGunzip());
-  let buf = new Uint8Array(0);
+  const gunzip = fs.createReadStream(tgz, { highWaterMark: 1 << 20 }).pipe(zlib.createGunzip({ chunkSize: 256 << 10 }));
+  let buf: Uint8Array = new Uint8Array(0);
   let pax: Record<string, string> = {};
   let opened = false, entry = "";
   let remaining = 0, pad = 0, size = 0, state: "header" | "data" | "skip" | "pax" = "header";
@@ -87,10 +87,13 @@ export async function readTgz(tgz: string, sink: TgzSink): Promise<{ name: strin
   const str = (b: Uint8Array) => td.decode(b.subarray(0, b.indexOf(0) < 0 ? b.length : b.indexOf(0)));
   try {
     for await (const chunk of gunzip as AsyncIterable<Uint8Array>) {
-      const merged = new Uint8Array(buf.length + chunk.length);
-      merged.set(buf);
-      merged.set(chunk, buf.length);
-      buf = merged;
+      if (buf.length === 0) buf = chunk; // the usual case inside the dump: no copy
+      else {
+        const merged = new Uint8Array(buf.length + chunk.length);
+        merged.set(buf);
+        merged.set(chunk, buf.length);
+        buf = merged;
+      }
       for (;;) {
         if (state === "header") {
           if (buf.length < 512) break;

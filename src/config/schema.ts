@@ -143,6 +143,10 @@ export const archiveSchema = obj({
     "auto: a deflate entry (nearly every export) goes into the .tgz as it is, its compressed bytes copied from the zip (a multi-member gzip: I/O speed, as small as the zip); a stored entry is compressed. always: compress at compression_level (one gzip member).",
     "auto",
   ),
+  threads: int(1, 256).optional().doc(
+    "Compression threads when archivist compresses (a stored entry, or recompress: always): blocks deflated in parallel, pigz's way, one gzip member. Default: all cores.",
+    2,
+  ),
   verify: bool().default(true).doc(
     "Read the written .tgz back through gunzip and tar before anything is uploaded, and require the dump's sha256 (one more inflate of the dump).",
     true,

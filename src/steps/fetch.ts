@@ -241,20 +241,29 @@ async function attempt(ctx: RunContext, client: Deno.HttpClient | undefined, des
       );
     }
     let wireBytes = 0;
-    const counted = (res.body ?? new ReadableStream<Uint8Array>()).pipeThrough(
-      new TransformStream<Uint8Array, Uint8Array>({
-        transform(c, ctl) {
-          wireBytes += c.length;
-          ctl.enqueue(c);
-        },
-      }),
-    );
+    const raw = res.body ?? new ReadableStream<Uint8Array>();
+    // The wire is counted apart only when the body is decoded; otherwise wire bytes are the bytes written.
     const body: ReadableStream<Uint8Array> = encoded
-      ? counted.pipeThrough(new DecompressionStream(FORMATS[encoding]) as unknown as TransformStream<Uint8Array, Uint8Array>)
-      : counted;
+      ? raw.pipeThrough(
+        new TransformStream<Uint8Array, Uint8Array>({
+          transform(c, ctl) {
+            wireBytes += c.length;
+            ctl.enqueue(c);
+          },
+        }),
+      ).pipeThrough(new DecompressionStream(FORMATS[encoding]) as unknown as TransformStream<Uint8Array, Uint8Array>)
+      : raw;
     out = await Deno.open(dest, { write: true, create: true, truncate: true, mode: 0o600 });
     let bytes = 0;
     let head = new Uint8Array(0);
+    // The network hands over 8-16 KiB at a time: gather 1 MiB per write (one await per MiB, not per packet).
+    const pending = new Uint8Array(1 << 20);
+    let filled = 0;
+    const flush = async () => {
+      let w = 0;
+      while (w < filled) w += await out!.write(pending.subarray(w, filled));
+      filled = 0;
+    };
     touch();
     try {
       for await (const chunk of body) {
@@ -284,9 +293,17 @@ async function attempt(ctx: RunContext, client: Deno.HttpClient | undefined, des
             "raise source.max_size if the dump really grew",
           );
         }
-        let w = 0;
-        while (w < chunk.length) w += await out.write(chunk.subarray(w));
+        if (!encoded) wireBytes += chunk.length;
+        if (filled + chunk.length > pending.length) await flush();
+        if (chunk.length >= pending.length) {
+          let w = 0;
+          while (w < chunk.length) w += await out.write(chunk.subarray(w));
+        } else {
+          pending.set(chunk, filled);
+          filled += chunk.length;
+        }
       }
+      await flush();
     } catch (e) {
       if (e instanceof AttemptError) throw e;
       if (why) throw why;
@@ -323,7 +340,8 @@ async function attempt(ctx: RunContext, client: Deno.HttpClient | undefined, des
         "the connection was cut; check the network and the server",
       );
     }
-    await out.sync();
+    // No fsync: the zip is a work file (a crash loses the run, not data), and fsync of a large file cost a third of
+    // the fetch time in the benchmark; what is stored is synced at the destination.
     return {
       bytes,
       status: res.status,
@@ -341,9 +359,13 @@ async function attempt(ctx: RunContext, client: Deno.HttpClient | undefined, des
   }
 }
 
-/** Build the HTTP client; a CA file that cannot be read is a config error. */
-export function makeClient(cfg: SourceConfig): Deno.HttpClient | undefined {
-  if (!cfg.ca_file) return undefined;
+/**
+ * Build the HTTP client: HTTP/1.1 only (Deno's HTTP/2 client downloads 3-5× slower than its HTTP/1.1 one, measured
+ * against nginx: 290-460 ms against 90 ms for 38 MiB, curl 88 ms; one big download gains nothing from HTTP/2), with
+ * the CA file when one is given; a CA file that cannot be read is a config error.
+ */
+export function makeClient(cfg: SourceConfig): Deno.HttpClient {
+  if (!cfg.ca_file) return Deno.createHttpClient({ http2: false, http1: true });
   let pem: string;
   try {
     pem = Deno.readTextFileSync(cfg.ca_file);
@@ -360,7 +382,7 @@ export function makeClient(cfg: SourceConfig): Deno.HttpClient | undefined {
       { code: "ca_file" },
     );
   }
-  return Deno.createHttpClient({ caCerts: [pem] });
+  return Deno.createHttpClient({ caCerts: [pem], http2: false, http1: true });
 }
 
 /** Sleep `ms`, logging why. */

@@ -13,7 +13,8 @@
  *
  * Then (archive.verify, default true) the .tgz is read back through gunzip + the tar reader that restore uses, and
  * must give the dump's name, size and sha256, before anything is uploaded. The archive's sha256 is computed from
- * the bytes as they are written. Deterministic: the same zip gives the same .tgz bytes.
+ * the bytes as they are written. Deterministic: the same zip gives the same .tgz bytes. Work files are not fsynced (a
+ * crash loses the run, not data); the destination's copy is.
  */
 import { join } from "node:path";
 import { createHash, type Hash } from "node:crypto";
@@ -27,6 +28,7 @@ import { formatName, sidecarName } from "../naming.ts";
 import { padding, tarEnd, tarHeader } from "../tar/writer.ts";
 import { type ExtractLimits, inflateEntry, rangeStream, type ZipEntry, ZipError } from "../zip/reader.ts";
 import { hashTgz } from "../restore.ts";
+import { parallelGzip } from "./pgzip.ts";
 import type { RunContext, RunData, Step, StepOutcome } from "../context.ts";
 
 /** The sidecar's text: one `sha256sum` line. */
@@ -55,6 +57,8 @@ export interface PackInput {
   level: number;
   recompress: "auto" | "always";
   limits: ExtractLimits;
+  /** Compression workers for the recompress path (1: node:zlib in this thread). */
+  threads?: number;
 }
 
 export interface Packed {
@@ -109,7 +113,6 @@ async function packReuse(p: PackInput, outPath: string, signal?: AbortSignal): P
     await w.write(le32(entry.crc32));
     await w.write(le32(entry.size % 2 ** 32));
     await w.write(zlib.gzipSync(tail, { level: p.level }));
-    await out.sync();
     return { size: w.written, sha256: w.hash.digest("hex") };
   } finally {
     zip.close();
@@ -131,7 +134,10 @@ async function* tarOf(name: string, size: number, mtime: number, chunks: AsyncIt
   yield tarEnd(head.length + size + padding(size).length);
 }
 
-/** tar + gzip (one member, `level`) of `chunks` into `outPath`; the size and sha256 of what was written. */
+/**
+ * tar + gzip (one member, `level`) of `chunks` into `outPath`; the size and sha256 of what was written. With
+ * `threads` > 1 the deflate runs on that many workers (src/steps/pgzip.ts), else on node:zlib in this thread.
+ */
 export async function packStream(
   chunks: AsyncIterable<Uint8Array>,
   name: string,
@@ -140,7 +146,21 @@ export async function packStream(
   level: number,
   mtime: number,
   signal?: AbortSignal,
+  threads = 1,
 ): Promise<{ size: number; sha256: string }> {
+  if (threads > 1) {
+    const out = await Deno.open(outPath, { write: true, create: true, truncate: true, mode: 0o640 });
+    try {
+      const w = new HashingWriter(out);
+      for await (const piece of parallelGzip(tarOf(name, size, mtime, chunks), level, threads)) {
+        signal?.throwIfAborted();
+        await w.write(piece);
+      }
+      return { size: w.written, sha256: w.hash.digest("hex") };
+    } finally {
+      out.close();
+    }
+  }
   const hash = createHash("sha256");
   let written = 0;
   const tap = new Transform({
@@ -157,12 +177,6 @@ export async function packStream(
     fs.createWriteStream(outPath, { mode: 0o640 }),
     ...(signal ? [{ signal }] : []),
   );
-  const f = await Deno.open(outPath, { read: true, write: true });
-  try {
-    await f.sync();
-  } finally {
-    f.close();
-  }
   return { size: written, sha256: hash.digest("hex") };
 }
 
@@ -170,10 +184,10 @@ export async function packStream(
  * Write a file as a .tgz holding it as `entryName` (one gzip member). For tools and tests; a run packs from the zip.
  * @example await packFile("/tmp/dump", "dump.sql", "/tmp/20261122.tgz", 6, Date.now() / 1000)
  */
-export async function packFile(dumpPath: string, entryName: string, outPath: string, level: number, mtime: number) {
+export async function packFile(dumpPath: string, entryName: string, outPath: string, level: number, mtime: number, threads = 1) {
   const f = await Deno.open(dumpPath, { read: true });
   try {
-    return await packStream(f.readable, entryName, (await f.stat()).size, outPath, level, mtime);
+    return await packStream(f.readable, entryName, (await f.stat()).size, outPath, level, mtime, undefined, threads);
   } finally {
     try {
       f.close();
@@ -193,6 +207,7 @@ export async function packArchive(p: PackInput, outPath: string, signal?: AbortS
       p.level,
       p.mtime,
       signal,
+      p.threads ?? 1,
     );
     return { ...r, path, why };
   } catch (e) {
@@ -229,9 +244,12 @@ export const packStep: Step = {
     const a = ctx.config.archive;
     try {
       const { path, why } = packPath(data.entry!, a.recompress);
+      const threads = a.threads ?? navigator.hardwareConcurrency ?? 1;
       ctx.log.info(
         "pack",
-        path === "reuse" ? `reusing the zip's deflate stream (${why})` : `compressing at level ${a.compression_level} (${why})`,
+        path === "reuse"
+          ? `reusing the zip's deflate stream (${why})`
+          : `compressing at level ${a.compression_level} on ${threads} thread${threads > 1 ? "s" : ""} (${why})`,
       );
       const r = await packArchive(
         {
@@ -242,6 +260,7 @@ export const packStep: Step = {
           mtime: data.dumpMtime ?? 0,
           level: a.compression_level,
           recompress: a.recompress,
+          threads,
           limits: { maxSize: ctx.config.check.max_unpacked_size, maxRatio: ctx.config.check.max_ratio },
         },
         out,

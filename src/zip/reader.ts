@@ -4,12 +4,15 @@
  * The central directory is the source of truth (it is written last, so a cut download loses it, and it holds the
  * real sizes and CRC even when the local header uses a data descriptor). Zip64 archives and entries are supported;
  * stored (0) and deflate (8) are the methods every dump exporter uses, others are refused by name.
- * The entry is inflated with the runtime's native `DecompressionStream("deflate-raw")`, its CRC-32 computed with
- * `node:zlib` crc32 and its sha256 with `node:crypto`, all in the same pass, so a 20 GiB dump is read once.
+ * The entry is inflated with `node:zlib` (native; 3-5× DecompressionStream's throughput here), its CRC-32 computed with
+ * `node:zlib` crc32 and its sha256 with `node:crypto`, all in the same pass on a second core (inflate_worker.ts),
+ * so a 20 GiB dump is read once.
  * This is hand-written because no npm library streams one entry of a multi-GiB Zip64 file from disk by random
  * access (fflate works on buffers or forward-only streams of the whole zip).
  */
 import zlib from "node:zlib";
+import fs from "node:fs";
+import { Readable } from "node:stream";
 import { createHash } from "node:crypto";
 
 /** Why a zip was refused; `code` is stable for tests and the history. */
@@ -370,74 +373,92 @@ export async function* inflateEntry(
   zipPath: string,
   entry: ZipEntry,
   limits: ExtractLimits,
-  info: { dataStart?: number } = {},
+  info: { dataStart?: number; sha256?: string } = {},
 ): AsyncGenerator<Uint8Array> {
   precheck(entry, limits);
   const f = await Deno.open(zipPath, { read: true });
+  let dataStart: number;
   try {
-    info.dataStart = await dataStartOf(f, entry);
-    const raw = rangeStream(f, info.dataStart, entry.compressedSize, entry.name);
-    const data = entry.method === 8
-      ? raw.pipeThrough(new DecompressionStream("deflate-raw") as unknown as TransformStream<Uint8Array, Uint8Array>)
-      : raw;
-    let crc = 0;
-    let size = 0;
-    const ceiling = Math.min(limits.maxSize, entry.size);
-    const ratioCeiling = Math.max(entry.compressedSize, 1) * limits.maxRatio;
-    const reader = data.getReader();
-    try {
-      for (;;) {
-        let r: ReadableStreamReadResult<Uint8Array>;
-        try {
-          r = await reader.read();
-        } catch (e) {
-          if (e instanceof ZipError || limits.signal?.aborted) throw e;
-          throw new ZipError(
-            "corrupt_data",
-            `the compressed data of ${entry.name} is corrupt (${e instanceof Error ? e.message : e})`,
-            "the download is damaged or the export was broken: try again",
-          );
-        }
-        if (r.done) break;
-        const chunk = r.value;
-        limits.signal?.throwIfAborted();
-        size += chunk.length;
-        if (size > ceiling) {
-          throw new ZipError(
-            size > limits.maxSize ? "too_large" : "size_mismatch",
-            size > limits.maxSize
-              ? `entry ${entry.name} inflates beyond check.max_unpacked_size (${limits.maxSize} bytes)`
-              : `entry ${entry.name} inflates to more than its declared ${entry.size} bytes: the zip is corrupt`,
-          );
-        }
-        if (size > ratioCeiling) {
-          throw new ZipError(
-            "zip_bomb",
-            `entry ${entry.name} inflates beyond check.max_ratio (${limits.maxRatio}:1): refusing a possible zip bomb`,
-          );
-        }
-        crc = zlib.crc32(chunk, crc);
-        yield chunk;
-      }
-    } finally {
-      reader.releaseLock();
-      await data.cancel().catch(() => {});
-    }
-    if (size !== entry.size) {
-      throw new ZipError(
-        "size_mismatch",
-        `entry ${entry.name} inflated to ${size} bytes but the zip declares ${entry.size}: the zip is corrupt`,
-      );
-    }
-    if ((crc >>> 0) !== entry.crc32) {
-      throw new ZipError(
-        "crc_mismatch",
-        `CRC-32 mismatch for ${entry.name} (computed ${hex8(crc)}, zip says ${hex8(entry.crc32)}): the dump is damaged`,
-        "the download or the export is corrupt: try again, then check the source",
-      );
-    }
+    dataStart = info.dataStart = await dataStartOf(f, entry);
   } finally {
     f.close();
+  }
+  // node:zlib (zlib-ng in Deno): 3-5× the throughput of DecompressionStream here, in 256 KiB pieces rather than
+  // whatever 1 MiB of input inflates to (flat memory). CRC-32 and sha256 in the same pass.
+  const src: Readable = entry.compressedSize > 0
+    ? fs.createReadStream(zipPath, { start: dataStart, end: dataStart + entry.compressedSize - 1, highWaterMark: 1 << 20 })
+    : Readable.from([]);
+  const inflater = entry.method === 8 ? zlib.createInflateRaw({ chunkSize: 256 << 10 }) : undefined;
+  if (inflater) src.on("error", (e) => inflater.destroy(e));
+  const data: Readable = inflater ? src.pipe(inflater) : src;
+  const hash = createHash("sha256");
+  let crc = 0;
+  let size = 0;
+  const ceiling = Math.min(limits.maxSize, entry.size);
+  const ratioCeiling = Math.max(entry.compressedSize, 1) * limits.maxRatio;
+  const iterator = (data as AsyncIterable<Uint8Array>)[Symbol.asyncIterator]();
+  try {
+    for (;;) {
+      let r: IteratorResult<Uint8Array>;
+      try {
+        r = await iterator.next();
+      } catch (e) {
+        if (e instanceof ZipError || limits.signal?.aborted) throw e;
+        if ((e as { code?: string }).code === "EACCES") throw e;
+        throw new ZipError(
+          "corrupt_data",
+          `the compressed data of ${entry.name} is corrupt (${e instanceof Error ? e.message : e})`,
+          "the download is damaged or the export was broken: try again",
+        );
+      }
+      if (r.done) break;
+      const chunk = r.value;
+      limits.signal?.throwIfAborted();
+      size += chunk.length;
+      if (size > ceiling) {
+        throw new ZipError(
+          size > limits.maxSize ? "too_large" : "size_mismatch",
+          size > limits.maxSize
+            ? `entry ${entry.name} inflates beyond check.max_unpacked_size (${limits.maxSize} bytes)`
+            : `entry ${entry.name} inflates to more than its declared ${entry.size} bytes: the zip is corrupt`,
+        );
+      }
+      if (size > ratioCeiling) {
+        throw new ZipError(
+          "zip_bomb",
+          `entry ${entry.name} inflates beyond check.max_ratio (${limits.maxRatio}:1): refusing a possible zip bomb`,
+        );
+      }
+      crc = zlib.crc32(chunk, crc);
+      hash.update(chunk);
+      yield chunk;
+    }
+  } finally {
+    src.destroy();
+    inflater?.destroy();
+  }
+  const done = { crc32: crc >>> 0, sha256: hash.digest("hex"), consumed: inflater ? inflater.bytesWritten : size };
+  info.sha256 = done.sha256;
+  // The deflate stream must end exactly at the entry's end: bytes after it would be copied into the archive by pack.
+  if (done.consumed !== entry.compressedSize) {
+    throw new ZipError(
+      "corrupt_data",
+      `the compressed data of ${entry.name} ends after ${done.consumed} of its ${entry.compressedSize} bytes: the rest is not part of it`,
+      "the download is damaged or the export was broken: try again",
+    );
+  }
+  if (size !== entry.size) {
+    throw new ZipError(
+      "size_mismatch",
+      `entry ${entry.name} inflated to ${size} bytes but the zip declares ${entry.size}: the zip is corrupt`,
+    );
+  }
+  if (done.crc32 !== entry.crc32) {
+    throw new ZipError(
+      "crc_mismatch",
+      `CRC-32 mismatch for ${entry.name} (computed ${hex8(done.crc32)}, zip says ${hex8(entry.crc32)}): the dump is damaged`,
+      "the download or the export is corrupt: try again, then check the source",
+    );
   }
 }
 
@@ -447,13 +468,11 @@ export async function* inflateEntry(
  * uncompressed in work_dir.
  */
 export async function verifyEntry(zipPath: string, entry: ZipEntry, limits: ExtractLimits): Promise<Extracted> {
-  const hash = createHash("sha256");
   let tail = new Uint8Array(0);
   let size = 0;
-  const info: { dataStart?: number } = {};
+  const info: { dataStart?: number; sha256?: string } = {};
   for await (const chunk of inflateEntry(zipPath, entry, limits, info)) {
     size += chunk.length;
-    hash.update(chunk);
     limits.onChunk?.(chunk);
     if (chunk.length >= 1024) tail = chunk.slice(chunk.length - 1024);
     else {
@@ -464,7 +483,7 @@ export async function verifyEntry(zipPath: string, entry: ZipEntry, limits: Extr
       tail = t;
     }
   }
-  return { size, sha256: hash.digest("hex"), tail, dataStart: info.dataStart! };
+  return { size, sha256: info.sha256!, tail, dataStart: info.dataStart! };
 }
 
 /**
