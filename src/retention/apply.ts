@@ -6,12 +6,12 @@
 import { ArchivistError, asArchivistError } from "../errors.ts";
 import { formatDuration } from "../config/units.ts";
 import { localParts } from "../clock.ts";
-import { appendCatalogue, type Catalogue, readCatalogue } from "../catalogue.ts";
+import { appendCatalogue, type Catalogue, type CatalogueRecord, readCatalogue } from "../catalogue.ts";
 import { sidecarName } from "../naming.ts";
 import { readState } from "../state.ts";
 import type { Config } from "../config/load.ts";
 import type { Logger } from "../log.ts";
-import type { RemoteEntry, Transport } from "../transports/transport.ts";
+import { type RemoteEntry, removeEach, type Transport } from "../transports/transport.ts";
 import { decide, type Decision, policyActive } from "./policy.ts";
 import { buildInventory, type Inventory } from "./inventory.ts";
 import { type ClockDoubt, clockDoubt } from "./clockcheck.ts";
@@ -136,47 +136,42 @@ export async function applyRetention(
     appendCatalogue(cfg.state_dir, cfg.name, { op: "trust", at: now.toISOString(), reason: `prune --force: ${plan.doubt.message}` });
     log.warn(step, `--force: the clock is accepted as right (${plan.doubt.message})`);
   }
-  for (const d of plan.doomed) {
-    const name = d.archive.name;
-    try {
-      await t.remove(name);
-      res.deleted.push(name);
-      log.info(step, `deleted ${name}: ${d.reasons.join(", ")}`);
-    } catch (e) {
-      const msg = asArchivistError("retention", e).message;
-      res.failed.push({ name, error: msg });
-      log.warn(step, `could not delete ${name}: ${msg}`);
-      continue;
+  // In batches of 100: the transport deletes a batch in few round trips (sftp: one session), then the batch's
+  // deletions are recorded with one catalogue write. An interruption can leave at most one batch deleted but not yet
+  // recorded (listed by `archivist list` as MISSING).
+  const BATCH = 100;
+  for (let i = 0; i < plan.doomed.length; i += BATCH) {
+    const batch = plan.doomed.slice(i, i + BATCH);
+    const why = new Map(batch.map((d) => [d.archive.name, d.reasons.join(", ")]));
+    const outcomes = await removeEach(t, batch.map((d) => d.archive.name));
+    const records: CatalogueRecord[] = [];
+    for (const o of outcomes) {
+      if (o.error) {
+        const msg = asArchivistError("retention", new Error(o.error)).message;
+        res.failed.push({ name: o.name, error: msg });
+        log.warn(step, `could not delete ${o.name}: ${msg}`);
+        continue;
+      }
+      res.deleted.push(o.name);
+      log.info(step, `deleted ${o.name}: ${why.get(o.name)}`);
+      records.push({ op: "deleted", name: o.name, location: t.location, at: now.toISOString(), reason: why.get(o.name)! });
     }
     try {
-      appendCatalogue(cfg.state_dir, cfg.name, {
-        op: "deleted",
-        name,
-        location: t.location,
-        at: now.toISOString(),
-        reason: d.reasons.join(", "),
-      });
+      if (records.length) appendCatalogue(cfg.state_dir, cfg.name, ...records);
     } catch (e) {
       log.warn(step, asArchivistError("state", e).message);
     }
-    const side = sidecarName(name);
-    if (plan.entries.has(side)) {
-      try {
-        await t.remove(side);
-      } catch (e) {
-        const msg = asArchivistError("retention", e).message;
-        res.failed.push({ name: side, error: msg });
-        log.warn(step, `could not delete ${side}: ${msg}`);
-      }
+    const sides = outcomes.filter((o) => !o.error).map((o) => sidecarName(o.name)).filter((side) => plan.entries.has(side));
+    for (const o of await removeEach(t, sides)) {
+      if (!o.error) continue;
+      const msg = asArchivistError("retention", new Error(o.error)).message;
+      res.failed.push({ name: o.name, error: msg });
+      log.warn(step, `could not delete ${o.name}: ${msg}`);
     }
   }
-  for (const side of plan.orphanSidecars) {
-    try {
-      await t.remove(side);
-      log.info(step, `deleted ${side}: its archive is gone`);
-    } catch (e) {
-      log.warn(step, `could not delete orphan ${side}: ${asArchivistError("retention", e).message}`);
-    }
+  for (const o of await removeEach(t, plan.orphanSidecars)) {
+    if (o.error) log.warn(step, `could not delete orphan ${o.name}: ${asArchivistError("retention", new Error(o.error)).message}`);
+    else log.info(step, `deleted ${o.name}: its archive is gone`);
   }
   return res;
 }

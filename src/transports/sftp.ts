@@ -22,7 +22,7 @@ import {
   toolMissing,
   verifyField,
 } from "./common.ts";
-import type { RemoteEntry, Transport, TransportContext, TransportKind } from "./transport.ts";
+import type { RemoteEntry, Removal, Transport, TransportContext, TransportKind } from "./transport.ts";
 
 export const sftpSchema = obj({
   type: oneOf("sftp").doc("SFTP over SSH (OpenSSH client), key authentication.", "sftp"),
@@ -286,6 +286,37 @@ export class SftpTransport implements Transport {
 
   async remove(name: string): Promise<void> {
     await this.batch([`rm ${q(rjoin(this.cfg.path, name))}`], `deleting ${name}`);
+  }
+
+  /**
+   * Up to 200 `rm` commands per sftp batch over the run's one connection (a `-` prefix lets the batch go on past a
+   * failure). OpenSSH names the path of each failed delete (`remote delete PATH: why`); when it prints an error it
+   * does not attribute, one listing decides: what is still listed was not deleted. 10,000 deletions are 50 batches,
+   * not 10,000 sessions.
+   */
+  async removeMany(names: string[]): Promise<Removal[]> {
+    const failed = new Map<string, string>();
+    let unattributed = false;
+    const byPath = new Map(names.map((n) => [rjoin(this.cfg.path, n), n]));
+    for (let i = 0; i < names.length; i += 200) {
+      const part = names.slice(i, i + 200);
+      const r = await this.batch(part.map((n) => `-rm ${q(rjoin(this.cfg.path, n))}`), `deleting ${part.length} files`, true);
+      if (r.code !== 0) throw this.classify(r, `deleting ${part.length} files`);
+      for (const line of r.stderr.split("\n").map((l) => l.trim()).filter(Boolean)) {
+        const m = /^remote delete "?(.*?)"?: ([^:]+)$/.exec(line);
+        const name = m && byPath.get(m[1]);
+        if (name) failed.set(name, m![2]);
+        else unattributed = true;
+      }
+    }
+    const still = unattributed ? new Set((await this.list()).map((e) => e.name)) : new Set<string>();
+    return names.map((name) =>
+      failed.has(name)
+        ? { name, error: `cannot delete ${name} on ${this.location}: ${failed.get(name)}` }
+        : still.has(name)
+        ? { name, error: `${name} is still on ${this.location} after rm` }
+        : { name }
+    );
   }
 
   async download(name: string, localPath: string): Promise<void> {

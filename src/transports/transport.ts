@@ -44,10 +44,37 @@ export interface Transport {
   list(): Promise<RemoteEntry[]>;
   /** Delete one file. */
   remove(name: string): Promise<void>;
+  /**
+   * Delete several files in as few round trips as the protocol allows (optional: {@link removeEach} falls back to
+   * `remove` one by one). Each name's outcome: `error` set when it could not be deleted. A lost connection throws.
+   */
+  removeMany?(names: string[]): Promise<Removal[]>;
   /** Copy `name` to `localPath`. */
   download(name: string, localPath: string): Promise<void>;
   /** Release connections and temporary credentials. Safe to call twice. */
   close(): Promise<void>;
+}
+
+/** What became of one name in a {@link Transport.removeMany}. */
+export interface Removal {
+  name: string;
+  error?: string;
+}
+
+/** Delete `names`, through `removeMany` when the transport has it; never throws for one file's failure. */
+export async function removeEach(t: Transport, names: string[]): Promise<Removal[]> {
+  if (!names.length) return [];
+  if (t.removeMany) return await t.removeMany(names);
+  const out: Removal[] = [];
+  for (const name of names) {
+    try {
+      await t.remove(name);
+      out.push({ name });
+    } catch (e) {
+      out.push({ name, error: e instanceof Error ? e.message : String(e) });
+    }
+  }
+  return out;
 }
 
 /** A protocol: its config schema and its constructor. One per file in src/transports/. */

@@ -9,7 +9,7 @@ import { ArchivistError } from "../../src/errors.ts";
 import { Logger } from "../../src/log.ts";
 import { mapEnv } from "../../src/env.ts";
 import { TRANSPORTS } from "../../src/transports/registry.ts";
-import { type Transport, uploadAtomic } from "../../src/transports/transport.ts";
+import { removeEach, type Transport, uploadAtomic } from "../../src/transports/transport.ts";
 
 export interface Target {
   /** Raw destination config (as in YAML) for a remote directory `sub` that does not exist yet. */
@@ -104,6 +104,30 @@ export async function conformance(t: Deno.TestContext, target: Target): Promise<
     await tr.remove("20261122.tgz");
     assert.deepEqual(names(await tr.list()), ["20261123.tgz"]);
     await assert.rejects(tr.remove("20990101.tgz"), ArchivistError);
+  });
+
+  await t.step("several files deleted in one call: a missing and an undeletable one are reported by name, the rest go", async () => {
+    // More than one sftp batch (200) where the transport deletes in batches; a dozen through remove() otherwise.
+    const many = tr.removeMany ? 230 : 12;
+    const dir = target.serverPath(sub);
+    const planted = Array.from({ length: many }, (_, k) => `2025${String(k).padStart(4, "0")}.tgz`);
+    for (const n of planted) {
+      await Deno.writeTextFile(join(dir, n), "x\n");
+      await target.own?.(join(dir, n));
+    }
+    const stuck = planted[many - 2];
+    await sh("chattr", ["+i", join(dir, stuck)]);
+    try {
+      const out = await removeEach(tr, [...planted, "20990101.tgz"]);
+      const failed = out.filter((o) => o.error).map((o) => o.name).sort();
+      assert.deepEqual(failed, [stuck, "20990101.tgz"].sort(), JSON.stringify(out.filter((o) => o.error)));
+      assert.match(out.find((o) => o.name === stuck)!.error!, new RegExp(stuck.replace(".", "\\.")));
+      const left = names(await tr.list()).filter((n) => n.startsWith("2025"));
+      assert.deepEqual(left, [stuck]);
+    } finally {
+      await sh("chattr", ["-i", join(dir, stuck)]);
+      await tr.remove(stuck).catch(() => {});
+    }
   });
 
   await t.step("a file name with a slash is refused", async () => {
