@@ -24,6 +24,7 @@ import { type Check, formatChecks, NAGIOS, nagios, runVerify } from "./verify.ts
 import { type CheckReport, runCheck } from "./check.ts";
 import { runUserProblem } from "./runuser.ts";
 import { runtimeForm } from "./runtime.ts";
+import { progressFor } from "./progress.ts";
 
 export const VERSION: string = denoJson.version;
 
@@ -49,6 +50,8 @@ interface Parsed {
   verbose: boolean;
   json: boolean;
   dryRun: boolean;
+  /** --progress (true), --no-progress (false), or neither (the terminal decides). */
+  progress?: boolean;
   force: boolean;
   last?: number;
   sample: number;
@@ -67,6 +70,7 @@ function parse(argv: string[]): Parsed {
     }
     return Number(v);
   };
+  if (values.progress && values["no-progress"]) throw new UsageError("--progress and --no-progress together", command);
   return {
     command,
     helpOf: typeof values.of === "string" ? values.of : undefined,
@@ -75,6 +79,7 @@ function parse(argv: string[]): Parsed {
     verbose: !!values.verbose,
     json: !!values.json,
     dryRun: !!values["dry-run"],
+    progress: values.progress ? true : values["no-progress"] ? false : undefined,
     force: !!values.force,
     last: num("last", 0),
     sample: num("sample", 1) ?? 1,
@@ -197,6 +202,8 @@ export async function main(argv: string[], deps: CliDeps = {}): Promise<number> 
 }
 
 async function cmdRun(cfg: Config, clock: Clock, env: Env, log: Logger, p: Parsed): Promise<number> {
+  const progress = progressFor(p.progress, p.quiet);
+  log.beforeStderr = () => progress.clear();
   if (p.dryRun) {
     // Nothing recorded, pinged or mailed: a dry run is not a night.
     const abortDry = new AbortController();
@@ -209,6 +216,7 @@ async function cmdRun(cfg: Config, clock: Clock, env: Env, log: Logger, p: Parse
       abort: abortDry.signal,
       options: { dryRun: true },
       command: "run --dry-run",
+      progress,
     });
     return r.exitCode;
   }
@@ -240,7 +248,7 @@ async function cmdRun(cfg: Config, clock: Clock, env: Env, log: Logger, p: Parse
   });
   const unrecord = onCleanup(record); // also on the grace-period exit
   await ping(cfg, log, "/start", log.runId);
-  const r = run.result = await executeRun({ config: cfg, clock, env, log, abort: abort.signal });
+  const r = run.result = await executeRun({ config: cfg, clock, env, log, abort: abort.signal, progress });
   if (r.error?.code === "interrupted") record();
   await ping(cfg, log, r.status === "failed" ? "/fail" : "", log.runId, `${r.status.toUpperCase()}: ${summary(r)}\n`);
   writeTextfile(cfg, log, r);

@@ -53,6 +53,12 @@ export const COMMANDS: CommandSpec[] = [
         help: "fetch, check and pack for real, then only say what store and retention would do: nothing is written " +
           "to the destination, the state, the catalogue or the history, and no ping or mail goes out",
       },
+      {
+        name: "progress",
+        help: "a progress line (bytes, rate, ETA) on stderr for fetch, verify, pack and the read-back, even when stderr " +
+          "is not a terminal (default: only on a terminal; never in the log)",
+      },
+      { name: "no-progress", help: "no progress line, even on a terminal" },
     ],
     example: "archivist run -c /etc/archivist/archive.yaml",
     exits: "run",

@@ -4,6 +4,7 @@
  * and the exit code are built from.
  */
 import type { ZipEntry } from "./zip/reader.ts";
+import type { Progress } from "./progress.ts";
 import type { Clock, LocalParts } from "./clock.ts";
 import type { Config } from "./config/load.ts";
 import type { Env } from "./env.ts";
@@ -36,6 +37,8 @@ export interface RunContext {
   signal: AbortSignal;
   /** The destination, connected and opened on first use; closed by the run at its end. */
   destination(step: StepName): Promise<Transport>;
+  /** The terminal's progress line for long steps (a no-op without a terminal). */
+  progress: Progress;
 }
 
 /** What the steps hand to each other. Every field is set by the step named in its comment. */

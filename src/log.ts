@@ -65,6 +65,9 @@ export class Logger {
     return `cannot write any log file (${tried.join("; ")}): logging to stderr only`;
   }
 
+  /** Called before a line goes to stderr (the progress line erases itself). */
+  beforeStderr?: () => void;
+
   setLevels(fileLevel: Level, stderrLevel: Level | "off"): void {
     this.fileLevel = fileLevel;
     this.stderrLevel = stderrLevel;
@@ -96,6 +99,7 @@ export class Logger {
       }
     }
     if (this.stderrLevel !== "off" && RANK[level] >= RANK[this.stderrLevel]) {
+      this.beforeStderr?.();
       Deno.stderr.writeSync(this.enc.encode(`${level === "error" ? "ERROR " : level === "warn" ? "WARN  " : ""}${step}: ${text}\n`));
     }
     this.opts.sink?.(line);

@@ -194,11 +194,16 @@ export async function extractTgz(tgz: string, dir: string, overwrite: boolean): 
 }
 
 /** Read a .tgz through and return the sha256 and size of the file it holds (nothing written). */
-export async function hashTgz(tgz: string): Promise<{ name: string; size: number; sha256: string }> {
+export async function hashTgz(tgz: string, onBytes?: (done: number) => void): Promise<{ name: string; size: number; sha256: string }> {
   const h = createHash("sha256");
+  let done = 0;
   const r = await readTgz(tgz, {
     open: () => Promise.resolve(),
-    write: (c) => Promise.resolve(void h.update(c)),
+    write: (c) => {
+      h.update(c);
+      onBytes?.(done += c.length);
+      return Promise.resolve();
+    },
     done: () => Promise.resolve(),
     abort: () => Promise.resolve(),
   });

@@ -3,6 +3,7 @@
  * the exit code are built from. Data flows one way: fetch → unzip → check → compare → pack → store → state →
  * retention. The first failing step stops the run; later steps are recorded as skipped.
  */
+import { NO_PROGRESS, type Progress } from "./progress.ts";
 import { join } from "node:path";
 import { hostname } from "node:os";
 import { type Clock, localDate, localParts } from "./clock.ts";
@@ -75,6 +76,8 @@ export interface RunDeps {
   command?: string;
   /** Aborted on SIGINT/SIGTERM. */
   abort?: AbortSignal;
+  /** The terminal's progress line (default: none). */
+  progress?: Progress;
 }
 
 /** The error of a run stopped by a signal, in the step it was in. */
@@ -182,6 +185,7 @@ export async function executeRun(deps: RunDeps): Promise<RunResult> {
     workDir,
     options: deps.options ?? {},
     signal: deps.abort ?? new AbortController().signal,
+    progress: deps.progress ?? NO_PROGRESS,
     async destination(step) {
       if (!transport) {
         const privateDir = join(workDir, "private");

@@ -265,6 +265,7 @@ async function attempt(ctx: RunContext, client: Deno.HttpClient | undefined, des
       filled = 0;
     };
     touch();
+    ctx.progress.start("fetch", expected);
     try {
       for await (const chunk of body) {
         touch();
@@ -285,6 +286,7 @@ async function attempt(ctx: RunContext, client: Deno.HttpClient | undefined, des
           }
         }
         bytes += chunk.length;
+        ctx.progress.update(bytes);
         if (bytes > cfg.max_size) {
           throw new AttemptError(
             "too_large",
@@ -350,6 +352,7 @@ async function attempt(ctx: RunContext, client: Deno.HttpClient | undefined, des
     };
   } finally {
     ctx.signal.removeEventListener("abort", onRunAbort);
+    ctx.progress.end();
     clearTimeout(total);
     clearTimeout(connect);
     clearTimeout(idle);

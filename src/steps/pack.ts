@@ -59,6 +59,8 @@ export interface PackInput {
   limits: ExtractLimits;
   /** Compression workers for the recompress path (1: node:zlib in this thread). */
   threads?: number;
+  /** Progress: bytes of the zip copied (reuse) or of the dump compressed (recompress) so far. */
+  onBytes?: (done: number) => void;
 }
 
 export interface Packed {
@@ -91,6 +93,7 @@ class HashingWriter {
 }
 
 async function packReuse(p: PackInput, outPath: string, signal?: AbortSignal): Promise<{ size: number; sha256: string }> {
+  const onBytes = p.onBytes ?? (() => {});
   const { entry } = p;
   const head = tarHeader(p.memberName, entry.size, p.mtime);
   const pad = padding(entry.size);
@@ -106,6 +109,7 @@ async function packReuse(p: PackInput, outPath: string, signal?: AbortSignal): P
       signal?.throwIfAborted();
       copied += chunk.length;
       await w.write(chunk);
+      onBytes(copied);
     }
     if (copied !== entry.compressedSize) {
       throw new ZipError("corrupt", `the zip changed while packing (${copied} of ${entry.compressedSize} bytes)`);
@@ -199,8 +203,15 @@ export async function packFile(dumpPath: string, entryName: string, outPath: str
 export async function packArchive(p: PackInput, outPath: string, signal?: AbortSignal): Promise<Packed> {
   const { path, why } = packPath(p.entry, p.recompress);
   try {
+    let fed = 0;
+    const counted = async function* (src: AsyncIterable<Uint8Array>) {
+      for await (const c of src) {
+        yield c;
+        p.onBytes?.(fed += c.length);
+      }
+    };
     const r = path === "reuse" ? await packReuse(p, outPath, signal) : await packStream(
-      inflateEntry(p.zipPath, p.entry, { ...p.limits, signal }),
+      counted(inflateEntry(p.zipPath, p.entry, { ...p.limits, signal })),
       p.memberName,
       p.entry.size,
       outPath,
@@ -220,8 +231,12 @@ export async function packArchive(p: PackInput, outPath: string, signal?: AbortS
  * Read the written .tgz back (gunzip of every member + the tar reader restore uses) and require the dump's name,
  * size and sha256: what is uploaded is proven to restore to the dump that was verified.
  */
-export async function proveArchive(outPath: string, want: { name: string; size: number; sha256: string }): Promise<void> {
-  const got = await hashTgz(outPath).catch((e) => {
+export async function proveArchive(
+  outPath: string,
+  want: { name: string; size: number; sha256: string },
+  onBytes?: (done: number) => void,
+): Promise<void> {
+  const got = await hashTgz(outPath, onBytes).catch((e) => {
     throw new ArchivistError("pack", `the archive just written cannot be read back: ${e instanceof Error ? e.message : e}`, HINT_PROOF);
   });
   const diff = [
@@ -251,6 +266,7 @@ export const packStep: Step = {
           ? `reusing the zip's deflate stream (${why})`
           : `compressing at level ${a.compression_level} on ${threads} thread${threads > 1 ? "s" : ""} (${why})`,
       );
+      ctx.progress.start("pack", path === "reuse" ? data.entry!.compressedSize : data.entry!.size);
       const r = await packArchive(
         {
           zipPath: data.zipPath!,
@@ -261,16 +277,19 @@ export const packStep: Step = {
           level: a.compression_level,
           recompress: a.recompress,
           threads,
+          onBytes: (n) => ctx.progress.update(n),
           limits: { maxSize: ctx.config.check.max_unpacked_size, maxRatio: ctx.config.check.max_ratio },
         },
         out,
         ctx.signal,
-      );
+      ).finally(() => ctx.progress.end());
       if (a.verify) {
-        await proveArchive(out, { name: data.dumpName!, size: data.dumpSize!, sha256: data.dumpSha256! }).catch(async (e) => {
-          await Deno.remove(out).catch(() => {});
-          throw e;
-        });
+        ctx.progress.start("read back", data.dumpSize);
+        await proveArchive(out, { name: data.dumpName!, size: data.dumpSize!, sha256: data.dumpSha256! }, (n) => ctx.progress.update(n))
+          .catch(async (e) => {
+            await Deno.remove(out).catch(() => {});
+            throw e;
+          }).finally(() => ctx.progress.end());
         ctx.log.info("pack", `read back: the archive restores to the dump (sha256 ${data.dumpSha256!.slice(0, 16)}…)`);
       }
       // The zip is no longer needed: free the space before the upload.

@@ -36,12 +36,17 @@ export const unzipStep: Step = {
         }${entry.zip64 || dir.zip64 ? ", zip64" : ""})`,
       );
       const fp = new Fingerprinter(ctx.config.check.ignore_lines.map((s) => new RegExp(s)));
+      let seen = 0;
+      ctx.progress.start("verify", entry.size);
       const ex = await verifyEntry(zipPath, entry, {
         maxSize: ctx.config.check.max_unpacked_size,
         maxRatio: ctx.config.check.max_ratio,
         signal: ctx.signal,
-        onChunk: (c) => fp.update(c),
-      });
+        onChunk: (c) => {
+          fp.update(c);
+          ctx.progress.update(seen += c.length);
+        },
+      }).finally(() => ctx.progress.end());
       const f = fp.digest();
       data.dumpFingerprint = f.sha256;
       data.dumpFlavour = f.flavour;
