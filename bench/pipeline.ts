@@ -1,5 +1,5 @@
 /**
- * `deno task bench [--size 1GiB] [--recompress] [--runs N] [--json]`: a whole `archivist run` against the shell
+ * `deno task bench [--size 1GiB] [--recompress] [--runs N] [--only archivist,floor] [--json]`: a whole `archivist run` against the shell
  * pipelines a sysadmin would write, in the same invocation, alternating, on the same dump served over HTTPS by nginx
  * on 127.0.0.1. Prints medians and the ratios archivist/x for wall time, CPU time and peak RSS, and archivist's MB/s
  * per step (from its history line). Not a test: nothing asserts a time.
@@ -24,8 +24,10 @@ const opt = (name: string) => {
   return i >= 0 ? args[i + 1] : undefined;
 };
 for (const a of args) {
-  if (a.startsWith("--") && !["--size", "--runs", "--recompress", "--json"].includes(a)) {
-    console.error(`deno task bench: unknown option ${a}\nUsage: deno task bench [--size 1GiB] [--recompress] [--runs N] [--json]`);
+  if (a.startsWith("--") && !["--size", "--runs", "--recompress", "--json", "--only"].includes(a)) {
+    console.error(
+      `deno task bench: unknown option ${a}\nUsage: deno task bench [--size 1GiB] [--recompress] [--runs N] [--only archivist,floor] [--json]`,
+    );
     Deno.exit(2);
   }
 }
@@ -132,7 +134,12 @@ async function pipeline(name: string, i: number): Promise<Sample> {
   return s;
 }
 
-const names = ["archivist", ...Object.keys(PIPELINES)];
+const only = opt("--only")?.split(",");
+const names = ["archivist", ...Object.keys(PIPELINES)].filter((n) => !only || only.includes(n));
+if (!names.includes("archivist")) {
+  console.error("deno task bench: --only must include archivist (the ratios are archivist's)");
+  Deno.exit(2);
+}
 const samples: Record<string, Sample[]> = Object.fromEntries(names.map((n) => [n, []]));
 say(
   `dump ${mib} MiB (${dumpSize} bytes), zip ${(zipSize / 2 ** 20).toFixed(0)} MiB; archive.recompress: ${
@@ -175,7 +182,7 @@ const stageRates = {
   store: mbps(zipSize, stepMs.store ?? 0),
 };
 const ratios = Object.fromEntries(
-  Object.keys(PIPELINES).map((p) => [p, {
+  names.filter((n) => n !== "archivist").map((p) => [p, {
     wall: m.archivist.wall / m[p].wall,
     cpu: m.archivist.cpu / m[p].cpu,
     rss: m.archivist.rssMiB / m[p].rssMiB,

@@ -134,3 +134,21 @@ Deno.test("work_dir fills up while the .tgz is written (a real tmpfs): exit 24 '
     }
   });
 });
+
+Deno.test("a dump over 16 MiB: the content fingerprint runs on a worker and gives the same as in-thread (unchanged next night)", async () => {
+  const big = sqlDump(20 * 2 ** 20, { seed: 21 });
+  const zip = makeZip([{ name: "dump.sql", data: big }]);
+  await withSource({ "/dump.zip": serveBytes(zip) }, async (_src, sb) => {
+    const r = await runCli(["run", "-v", "-c", sb.configPath]);
+    assert.equal(r.code, EXIT.OK, r.stderr);
+    assert.match(r.stderr, /unzip: content fingerprint on a second core \(a worker\)/);
+    const state = JSON.parse(await Deno.readTextFile(join(sb.stateDir, "testjob.state.json")));
+    const { Fingerprinter } = await import("../src/fingerprint.ts");
+    const f = new Fingerprinter();
+    for (let i = 0; i < big.length; i += 1 << 20) f.update(big.subarray(i, i + (1 << 20)));
+    assert.equal(state.fingerprint, f.digest().sha256, "the worker's fingerprint is the in-thread one");
+    const again = await runCli(["run", "-c", sb.configPath]);
+    assert.equal(again.code, EXIT.WARNING, again.stderr);
+    assert.match(again.stderr, /compare: .*(identical|same data)/);
+  });
+});

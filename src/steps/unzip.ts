@@ -7,7 +7,7 @@
 import { ArchivistError } from "../errors.ts";
 import { formatSize } from "../config/units.ts";
 import { findEntry, readDirectory, verifyEntry, ZipError } from "../zip/reader.ts";
-import { Fingerprinter } from "../fingerprint.ts";
+import { Fingerprinter, FingerprintWorker } from "../fingerprint.ts";
 import type { RunContext, RunData, Step, StepOutcome } from "../context.ts";
 
 /**
@@ -35,7 +35,10 @@ export const unzipStep: Step = {
           entry.method === 8 ? "deflate" : "stored"
         }${entry.zip64 || dir.zip64 ? ", zip64" : ""})`,
       );
-      const fp = new Fingerprinter(ctx.config.check.ignore_lines.map((s) => new RegExp(s)));
+      // On a second core for a dump of some size (a worker costs ~50 ms to start), in this thread otherwise.
+      const patterns = ctx.config.check.ignore_lines.map((s) => new RegExp(s));
+      const fp = entry.size > 16 * 2 ** 20 ? new FingerprintWorker(patterns) : new Fingerprinter(patterns);
+      ctx.log.debug("unzip", `content fingerprint ${fp instanceof FingerprintWorker ? "on a second core (a worker)" : "in this thread"}`);
       let seen = 0;
       ctx.progress.start("verify", entry.size);
       const ex = await verifyEntry(zipPath, entry, {
@@ -43,11 +46,14 @@ export const unzipStep: Step = {
         maxRatio: ctx.config.check.max_ratio,
         signal: ctx.signal,
         onChunk: (c) => {
-          fp.update(c);
           ctx.progress.update(seen += c.length);
+          return fp.update(c);
         },
+      }).catch((e) => {
+        if (fp instanceof FingerprintWorker) fp.close();
+        throw e;
       }).finally(() => ctx.progress.end());
-      const f = fp.digest();
+      const f = await fp.digest();
       data.dumpFingerprint = f.sha256;
       data.dumpFlavour = f.flavour;
       data.dumpIgnored = f.ignored;

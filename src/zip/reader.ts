@@ -287,8 +287,11 @@ export interface ExtractLimits {
   maxRatio: number;
   /** Stop at the next chunk when aborted. */
   signal?: AbortSignal;
-  /** Sees every inflated chunk, in order (the content fingerprint is computed in the same pass). */
-  onChunk?: (chunk: Uint8Array) => void;
+  /**
+   * Sees every inflated chunk, in order (the content fingerprint is computed in the same pass); a promise it returns
+   * is awaited before the next chunk (back-pressure from the fingerprint's worker).
+   */
+  onChunk?: (chunk: Uint8Array) => void | Promise<void>;
 }
 
 /** What extraction measured: the dump's size, sha256, and its last KiB (for the trailer check). */
@@ -473,7 +476,8 @@ export async function verifyEntry(zipPath: string, entry: ZipEntry, limits: Extr
   const info: { dataStart?: number; sha256?: string } = {};
   for await (const chunk of inflateEntry(zipPath, entry, limits, info)) {
     size += chunk.length;
-    limits.onChunk?.(chunk);
+    const wait = limits.onChunk?.(chunk);
+    if (wait) await wait;
     if (chunk.length >= 1024) tail = chunk.slice(chunk.length - 1024);
     else {
       const t = new Uint8Array(Math.min(1024, tail.length + chunk.length));
