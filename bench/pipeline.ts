@@ -1,5 +1,5 @@
 /**
- * `deno task bench [--size 1GiB] [--recompress] [--runs N] [--only archivist,floor] [--json]`: a whole `archivist run` against the shell
+ * `deno task bench [--size 1GiB] [--recompress] [--verify|--no-verify] [--runs N] [--only archivist,floor] [--json]`: a whole `archivist run` against the shell
  * pipelines a sysadmin would write, in the same invocation, alternating, on the same dump served over HTTPS by nginx
  * on 127.0.0.1. Prints medians and the ratios archivist/x for wall time, CPU time and peak RSS, and archivist's MB/s
  * per step (from its history line). Not a test: nothing asserts a time.
@@ -24,9 +24,9 @@ const opt = (name: string) => {
   return i >= 0 ? args[i + 1] : undefined;
 };
 for (const a of args) {
-  if (a.startsWith("--") && !["--size", "--runs", "--recompress", "--json", "--only"].includes(a)) {
+  if (a.startsWith("--") && !["--size", "--runs", "--recompress", "--json", "--only", "--verify", "--no-verify"].includes(a)) {
     console.error(
-      `deno task bench: unknown option ${a}\nUsage: deno task bench [--size 1GiB] [--recompress] [--runs N] [--only archivist,floor] [--json]`,
+      `deno task bench: unknown option ${a}\nUsage: deno task bench [--size 1GiB] [--recompress] [--verify|--no-verify] [--runs N] [--only archivist,floor] [--json]`,
     );
     Deno.exit(2);
   }
@@ -38,6 +38,8 @@ if (!size) {
 }
 const runs = Number(opt("--runs") ?? 3);
 const recompress = args.includes("--recompress");
+/** archive.verify for the archivist runs: the config's default unless --verify or --no-verify. */
+const verify = args.includes("--verify") ? true : args.includes("--no-verify") ? false : undefined;
 const json = args.includes("--json");
 const say = (s: string) => json || console.log(s);
 
@@ -110,7 +112,12 @@ async function archivist(i: number): Promise<Sample> {
       work_dir: join(w, "work"),
       source: { url, entry: "dump.sql", ca_file: cert.caFile, timeout: "30m" },
       check: { expect_trailer: "-- Dump completed", on_unchanged: "archive" },
-      archive: { timezone: "UTC", compression_level: 6, ...(recompress ? { recompress: "always" } : {}) },
+      archive: {
+        timezone: "UTC",
+        compression_level: 6,
+        ...(recompress ? { recompress: "always" } : {}),
+        ...(verify !== undefined ? { verify } : {}),
+      },
       destination: { type: "local", path: join(w, "dest"), create_dirs: true },
       retention: { min_keep: 3 },
       log: { file: join(w, "archivist.log") },
@@ -144,7 +151,7 @@ const samples: Record<string, Sample[]> = Object.fromEntries(names.map((n) => [n
 say(
   `dump ${mib} MiB (${dumpSize} bytes), zip ${(zipSize / 2 ** 20).toFixed(0)} MiB; archive.recompress: ${
     recompress ? "always" : "auto"
-  }; ${runs} runs each, alternating`,
+  }; archive.verify: ${verify ?? "default"}; ${runs} runs each, alternating`,
 );
 try {
   for (let i = 0; i < runs; i++) {

@@ -34,7 +34,7 @@ const ls = (d: string) => {
   }
 };
 
-Deno.test("a run reuses the zip's deflate stream, proves the archive, and it restores; work_dir never holds the dump", async () => {
+Deno.test("a run reuses the zip's deflate stream, proves the archive (verify: true), and it restores; work_dir never holds the dump", async () => {
   await withSource({ "/dump.zip": serveBytes(ZIP) }, async (_src, sb) => {
     // Watch work_dir while the run goes: the largest file ever seen there must stay below the dump's size.
     const work = join(sb.root, "work");
@@ -52,6 +52,7 @@ Deno.test("a run reuses the zip's deflate stream, proves the archive, and it res
         await new Promise((r) => setTimeout(r, 5));
       }
     })();
+    await sb.writeConfig({ archive: { verify: true } });
     const r = await runCli(["run", "-c", sb.configPath]);
     watching = false;
     await watch;
@@ -150,5 +151,17 @@ Deno.test("a dump over 16 MiB: the content fingerprint runs on a worker and give
     const again = await runCli(["run", "-c", sb.configPath]);
     assert.equal(again.code, EXIT.WARNING, again.stderr);
     assert.match(again.stderr, /compare: .*(identical|same data)/);
+  });
+});
+
+Deno.test("archive.verify is off by default: no read-back, the archive still restores", async () => {
+  await withSource({ "/dump.zip": serveBytes(ZIP) }, async (_src, sb) => {
+    const r = await runCli(["run", "-c", sb.configPath]);
+    assert.equal(r.code, EXIT.OK, r.stderr);
+    assert.doesNotMatch(r.stderr, /read back/);
+    const to = join(sb.root, "restored");
+    const rr = await runCli(["restore", "latest", "--to", to, "-c", sb.configPath]);
+    assert.equal(rr.code, 0, rr.stderr);
+    assert.deepEqual(await Deno.readFile(join(to, "dump.sql")), DUMP);
   });
 });

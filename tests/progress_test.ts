@@ -42,7 +42,10 @@ Deno.test("terminalProgress redraws at most every 200 ms, erases on end and befo
 Deno.test("a run: --progress draws on stderr for fetch, verify, pack, read back; never in the log; off without a terminal", async () => {
   const cert = await makeCert(await Deno.makeTempDir({ prefix: "archivist-progress-" }));
   const src = startHttpsSource(cert, { "/dump.zip": serveBytes(makeZip([{ name: "dump.sql", data: sqlDump(400_000) }])) });
-  const sb = await sandbox({ url: src.url("/dump.zip"), caFile: cert.caFile }, { check: { on_unchanged: "archive" } });
+  const sb = await sandbox({ url: src.url("/dump.zip"), caFile: cert.caFile }, {
+    check: { on_unchanged: "archive" },
+    archive: { verify: true },
+  });
   try {
     const r = await runCli(["run", "--progress", "-c", sb.configPath]);
     assert.equal(r.code, 0, r.stderr);

@@ -147,8 +147,8 @@ export const archiveSchema = obj({
     "Compression threads when archivist compresses (a stored entry, or recompress: always): blocks deflated in parallel, pigz's way, one gzip member. Default: all cores.",
     2,
   ),
-  verify: bool().default(true).doc(
-    "Read the written .tgz back through gunzip and tar before anything is uploaded, and require the dump's sha256 (one more inflate of the dump).",
+  verify: bool().default(false).doc(
+    "Read the written .tgz back through gunzip and tar before anything is uploaded, and require the dump's sha256: proof that what is uploaded restores to the dump that was checked, for one more inflate of the dump (about a third of a run's time; `archivist check` reads archives back later either way).",
     true,
   ),
   member_name: str(
