@@ -148,6 +148,13 @@ Deno.test("a dump over 16 MiB: the content fingerprint runs on a worker and give
     const f = new Fingerprinter();
     for (let i = 0; i < big.length; i += 1 << 20) f.update(big.subarray(i, i + (1 << 20)));
     assert.equal(state.fingerprint, f.digest().sha256, "the worker's fingerprint is the in-thread one");
+    // The dump's sha256 comes from the worker too: it must be the sha256 of the dump's bytes.
+    const real = [...new Uint8Array(await crypto.subtle.digest("SHA-256", big as Uint8Array<ArrayBuffer>))].map((b) =>
+      b.toString(16).padStart(2, "0")
+    ).join("");
+    assert.equal(state.sha256, real);
+    const c = await runCli(["check", "--all", "-c", sb.configPath]);
+    assert.equal(c.code, 0, c.stdout + c.stderr);
     const again = await runCli(["run", "-c", sb.configPath]);
     assert.equal(again.code, EXIT.WARNING, again.stderr);
     assert.match(again.stderr, /compare: .*(identical|same data)/);
