@@ -37,12 +37,6 @@ export function sfxHeader(h: SfxHeader): string {
   return text(length);
 }
 
-/** The offset and sums written in an existing file's header (to reuse an unchanged build), or undefined. */
-export function readSfxHeader(head: string): { offset: number } | undefined {
-  const m = head.match(/^ARCHIVIST_SFX_OFFSET=(\d+)$/m);
-  return m ? { offset: Number(m[1]) } : undefined;
-}
-
 function template(h: SfxHeader, offset: string): string {
   for (const p of h.permissions) if (!/^--[a-z-]+(=[A-Za-z0-9_./,:-]+)?$/.test(p)) throw new Error(`permission flag not shell-safe: ${p}`);
   return `#!/bin/sh

@@ -28,7 +28,7 @@ import { formatName, sidecarName } from "../naming.ts";
 import { padding, tarEnd, tarHeader } from "../tar/writer.ts";
 import { type ExtractLimits, inflateEntry, rangeStream, type ZipEntry, ZipError } from "../zip/reader.ts";
 import { hashTgz } from "../restore.ts";
-import { parallelGzip } from "./pgzip.ts";
+import { GZIP_HEADER, le32, parallelGzip } from "./pgzip.ts";
 import type { RunContext, RunData, Step, StepOutcome } from "../context.ts";
 
 /** The sidecar's text: one `sha256sum` line. */
@@ -68,15 +68,6 @@ export interface Packed {
   sha256: string;
   path: PackPath;
   why: string;
-}
-
-/** A gzip member header: deflate, no name, mtime 0, OS Unix (what node:zlib writes, so members match). */
-const GZIP_HEADER = new Uint8Array([0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3]);
-
-function le32(n: number): Uint8Array {
-  const b = new Uint8Array(4);
-  new DataView(b.buffer).setUint32(0, n >>> 0, true);
-  return b;
 }
 
 /** Writes to a file, counting and hashing what goes through. */

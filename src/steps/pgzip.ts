@@ -30,9 +30,11 @@ async function deflater(scope: any) {
 
 let url: string | undefined;
 
-const GZIP_HEADER = new Uint8Array([0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3]);
+/** A gzip member header: deflate, no name, mtime 0, OS Unix (what node:zlib writes, so members match). */
+export const GZIP_HEADER = new Uint8Array([0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3]);
 
-function le32(n: number): Uint8Array {
+/** A 32-bit little-endian field of a gzip trailer (CRC-32, or the size mod 2^32). */
+export function le32(n: number): Uint8Array {
   const b = new Uint8Array(4);
   new DataView(b.buffer).setUint32(0, n >>> 0, true);
   return b;
