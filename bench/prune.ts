@@ -95,15 +95,7 @@ try {
     const confS = join(ws, "archive.yaml");
     await Deno.writeTextFile(
       confS,
-      config(ws, {
-        type: "sftp",
-        host: "127.0.0.1",
-        port: s.port,
-        user: s.user,
-        key_file: s.keyFile,
-        known_hosts_file: s.knownHosts,
-        path,
-      }),
+      config(ws, s.destination(path)),
       { mode: 0o600 },
     );
     const before = await s.logins();

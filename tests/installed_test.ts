@@ -140,16 +140,7 @@ Deno.test("the installed archivist, run by cron's minimal environment: run (requ
       try {
         await Deno.writeTextFile(
           conf,
-          config({
-            type: "sftp",
-            host: "127.0.0.1",
-            port: s.port,
-            user: s.user,
-            key_file: s.keyFile,
-            known_hosts_file: s.knownHosts,
-            path: join(s.root, "db"),
-            create_dirs: true,
-          }),
+          config(s.destination(join(s.root, "db"), { create_dirs: true })),
         );
         const r2 = await asCron(`${q(bin)} run -c ${q(conf)}`);
         assert.equal(r2.code, 0, r2.err);

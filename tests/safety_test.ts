@@ -361,16 +361,7 @@ Deno.test("SIGKILL during an sftp store: the next run ends the orphaned ssh mast
     await withSource({
       ...NIGHTLY,
       archive: { timezone: "UTC", compression_level: 1 },
-      destination: {
-        type: "sftp",
-        host: "127.0.0.1",
-        port: s.port,
-        user: s.user,
-        key_file: s.keyFile,
-        known_hosts_file: s.knownHosts,
-        path: join(s.root, "db"),
-        create_dirs: true,
-      },
+      destination: s.destination(join(s.root, "db"), { create_dirs: true }),
     }, async (sb) => {
       const child = spawnCli(["run", "-c", sb.configPath], at("2026-11-22"));
       const tmp = Deno.env.get("TMPDIR") || "/tmp";
@@ -536,16 +527,7 @@ Deno.test("SIGTERM after the archive is stored (sftp, during retention): exit 13
     await withSource({
       ...NIGHTLY,
       retention: { max_age: "20d", min_keep: 1, max_delete: 20 },
-      destination: {
-        type: "sftp",
-        host: "127.0.0.1",
-        port: s.port,
-        user: s.user,
-        key_file: s.keyFile,
-        known_hosts_file: s.knownHosts,
-        path: remote,
-        create_dirs: true,
-      },
+      destination: s.destination(remote, { create_dirs: true }),
     }, async (sb) => {
       await nights(sb, days("2026-10-23", 8)); // 10-23 … 10-30: all due on 11-20 (gap 21 days: a trusted clock)
       // Foreign files whose names are ours but for a space: an ls-based listing must not trim them.

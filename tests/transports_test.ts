@@ -186,16 +186,7 @@ Deno.test("local directory: conformance", async (t) => {
 
 Deno.test("sftp against OpenSSH sshd", async (t) => {
   const s = await startSshd(join(top, "sshd"));
-  const base = (over: Record<string, unknown> = {}) => ({
-    type: "sftp",
-    host: "127.0.0.1",
-    port: s.port,
-    user: s.user,
-    key_file: s.keyFile,
-    known_hosts_file: s.knownHosts,
-    timeout: "10s",
-    ...over,
-  });
+  const base = (over: Record<string, unknown> = {}) => s.destination(over.path as string, { timeout: "10s", ...over });
   try {
     const target: Target = { config: (sub, over) => base({ path: join(s.root, sub), ...over }), serverPath: (sub) => join(s.root, sub) };
     await conformance(t, target);
@@ -526,16 +517,7 @@ Deno.test("sftp into a chroot (Match User, ChrootDirectory %h, ForceCommand inte
   const s = await startSshd(join(top, "sshd-chroot"), { chroot: true });
   const acct = s.chrootAccount!;
   const own = async (p: string) => void await sh("chown", ["-R", `${acct.user}:`, p]);
-  const base = (over: Record<string, unknown> = {}) => ({
-    type: "sftp",
-    host: "127.0.0.1",
-    port: s.port,
-    user: acct.user,
-    key_file: s.keyFile,
-    known_hosts_file: s.knownHosts,
-    timeout: "10s",
-    ...over,
-  });
+  const base = (over: Record<string, unknown> = {}) => s.destination(over.path as string, { user: acct.user, timeout: "10s", ...over });
   try {
     await conformance(t, {
       config: (sub, over) => base({ path: `${acct.writable}/${sub}`, ...over }),

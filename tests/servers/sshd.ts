@@ -16,6 +16,8 @@ export interface SshdServer extends Server {
   logFile: string;
   /** How many logins the log shows so far. */
   logins(): Promise<number>;
+  /** archivist's `destination:` for this server: sftp to `path` with its key and known_hosts (and any other keys). */
+  destination(path: string, over?: Record<string, unknown>): Record<string, unknown>;
 }
 
 /** A chrooted SFTP-only account (the usual hardened setup): its chroot (root-owned) and the directory it may write. */
@@ -91,6 +93,16 @@ export async function startSshd(dir: string, opts: { chroot?: boolean } = {}): P
     user,
     keyFile,
     knownHosts,
+    destination: (path, over = {}) => ({
+      type: "sftp",
+      host: "127.0.0.1",
+      port,
+      user,
+      key_file: keyFile,
+      known_hosts_file: knownHosts,
+      path,
+      ...over,
+    }),
     hostLine,
     root,
     chrootAccount,
