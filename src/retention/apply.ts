@@ -140,6 +140,10 @@ export async function applyRetention(
   // deletions are recorded with one catalogue write. An interruption can leave at most one batch deleted but not yet
   // recorded (listed by `archivist list` as MISSING).
   const BATCH = 100;
+  const failed = (name: string, error: string) => {
+    res.failed.push({ name, error });
+    log.warn(step, `could not delete ${name}: ${error}`);
+  };
   for (let i = 0; i < plan.doomed.length; i += BATCH) {
     const batch = plan.doomed.slice(i, i + BATCH);
     const why = new Map(batch.map((d) => [d.archive.name, d.reasons.join(", ")]));
@@ -147,9 +151,7 @@ export async function applyRetention(
     const records: CatalogueRecord[] = [];
     for (const o of outcomes) {
       if (o.error) {
-        const msg = asArchivistError("retention", new Error(o.error)).message;
-        res.failed.push({ name: o.name, error: msg });
-        log.warn(step, `could not delete ${o.name}: ${msg}`);
+        failed(o.name, o.error);
         continue;
       }
       res.deleted.push(o.name);
@@ -162,15 +164,10 @@ export async function applyRetention(
       log.warn(step, asArchivistError("state", e).message);
     }
     const sides = outcomes.filter((o) => !o.error).map((o) => sidecarName(o.name)).filter((side) => plan.entries.has(side));
-    for (const o of await removeEach(t, sides)) {
-      if (!o.error) continue;
-      const msg = asArchivistError("retention", new Error(o.error)).message;
-      res.failed.push({ name: o.name, error: msg });
-      log.warn(step, `could not delete ${o.name}: ${msg}`);
-    }
+    for (const o of await removeEach(t, sides)) if (o.error) failed(o.name, o.error);
   }
   for (const o of await removeEach(t, plan.orphanSidecars)) {
-    if (o.error) log.warn(step, `could not delete orphan ${o.name}: ${asArchivistError("retention", new Error(o.error)).message}`);
+    if (o.error) log.warn(step, `could not delete orphan ${o.name}: ${o.error}`);
     else log.info(step, `deleted ${o.name}: its archive is gone`);
   }
   return res;

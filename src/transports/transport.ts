@@ -7,7 +7,7 @@ import type { Field } from "../config/fields.ts";
 import type { Logger } from "../log.ts";
 import type { Env } from "../env.ts";
 import { tempName } from "../naming.ts";
-import { ArchivistError } from "../errors.ts";
+import { ArchivistError, asArchivistError } from "../errors.ts";
 
 /** One file in the destination directory. */
 export interface RemoteEntry {
@@ -61,7 +61,10 @@ export interface Removal {
   error?: string;
 }
 
-/** Delete `names`, through `removeMany` when the transport has it; never throws for one file's failure. */
+/**
+ * Delete `names`, through `removeMany` when the transport has it; never throws for one file's failure. Each error is
+ * the message retention reports (used by retention only).
+ */
 export async function removeEach(t: Transport, names: string[]): Promise<Removal[]> {
   if (!names.length) return [];
   if (t.removeMany) return await t.removeMany(names);
@@ -71,7 +74,7 @@ export async function removeEach(t: Transport, names: string[]): Promise<Removal
       await t.remove(name);
       out.push({ name });
     } catch (e) {
-      out.push({ name, error: e instanceof Error ? e.message : String(e) });
+      out.push({ name, error: asArchivistError("retention", e).message });
     }
   }
   return out;
