@@ -74,6 +74,7 @@ Deno.test("archive.schema.json (JSON Schema of archive.yaml, from the config sch
   assert.deepEqual(s.properties.destination.oneOf.map((v: any) => v.properties.type.const).sort(), [
     "ftps",
     "local",
+    "rclone",
     "sftp",
     "smb",
     "webdav",
@@ -124,6 +125,7 @@ Deno.test("a JSON Schema validator (Ajv, draft 2020-12) accepts the example and 
       { type: "ftps", host: "h", user: "u", password_file: "/p", path: "d", tls_max: 1.2 },
       { type: "webdav", url: "https://dav/x/", user: "u", password_env: "DAV_PW", verify: "checksum" },
       { type: "smb", host: "h", share: "s", user: "u", password_file: "/p" },
+      { type: "rclone", remote: "offsite:bucket/db", config_file: "/etc/archivist/rclone.conf", verify: "checksum" },
     ]
   ) ok({ source, destination, retention: { max_age: "30d", max_delete: 5 } }, destination.type);
   assert.ok(!validate({ source, destination: { type: "local", path: "/d" }, retention: { max_agee: "30d" } }), "an unknown key");

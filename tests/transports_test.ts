@@ -69,7 +69,7 @@ async function fullRun(
       await own?.(serverDir);
       const cfg = join(root, "archive.yaml");
       const dest = { ...destination };
-      if (password !== undefined) {
+      if (password !== undefined && "password" in dest) {
         await Deno.writeTextFile(join(root, "pw"), password + "\n");
         delete dest.password;
         dest.password_file = join(root, "pw");
@@ -654,3 +654,120 @@ for (
     }
   });
 }
+
+/** An rclone.conf (mode 600) in a directory of its own holding `sections` (name → key/values). */
+async function rcloneConf(dir: string, sections: Record<string, Record<string, string | number>>): Promise<string> {
+  await Deno.mkdir(dir, { recursive: true });
+  const file = join(dir, "rclone.conf");
+  const text = Object.entries(sections).map(([n, kv]) => `[${n}]\n${Object.entries(kv).map(([k, v]) => `${k} = ${v}`).join("\n")}\n`).join(
+    "\n",
+  );
+  await Deno.writeTextFile(file, text, { mode: 0o600 });
+  await Deno.chmod(file, 0o600);
+  return file;
+}
+
+Deno.test("rclone with a local remote: conformance, a full run, and the config file's own errors", async (t) => {
+  const root = join(top, "rclone-local");
+  const conf = await rcloneConf(join(top, "rclone-local-conf"), { disk: { type: "local" } });
+  const base = (over: Record<string, unknown> = {}) => ({ type: "rclone", config_file: conf, timeout: "10s", ...over });
+  await conformance(t, {
+    config: (sub, over) => base({ remote: `disk:${join(root, sub)}`, ...over }),
+    serverPath: (sub) => join(root, sub),
+  });
+  await fullRun(t, base({ remote: `disk:${join(root, "nightly")}`, verify: "checksum" }), join(root, "nightly"), undefined, "rclone");
+  await t.step("a remote the config file does not define is named, with the listremotes hint", async () => {
+    await expectCode(
+      makeTransport(base({ remote: "nas:/x" }), priv).open(),
+      "config",
+      /remote nas: is not defined in .*rclone\.conf[\s\S]*listremotes/,
+    );
+  });
+  await t.step("a config file readable by others is refused before rclone runs", async () => {
+    await Deno.chmod(conf, 0o644);
+    try {
+      await expectCode(
+        makeTransport(base({ remote: `disk:${root}` }), priv).open(),
+        "config",
+        /readable by group or others \(mode 0644\)[\s\S]*chmod 600/,
+      );
+    } finally {
+      await Deno.chmod(conf, 0o600);
+    }
+  });
+  await t.step("an on-the-fly remote (its settings on the command line) is refused by the config check", () => {
+    assert.throws(
+      () => makeTransport(base({ remote: ":sftp,host=x,pass=secret:/backup" }), priv),
+      /on-the-fly remotes .*define the remote in config_file/,
+    );
+  });
+  await t.step("removeMany deletes only the names given: a foreign file and a sub-directory's file of the same name stay", async () => {
+    const dir = join(root, "only");
+    await Deno.mkdir(join(dir, "sub"), { recursive: true });
+    for (const n of ["20250101.tgz", "20250102.tgz", "keep.txt", "sub/20250101.tgz"]) await Deno.writeTextFile(join(dir, n), "x");
+    const tr = makeTransport(base({ remote: `disk:${dir}` }), priv);
+    await tr.open();
+    const out = await tr.removeMany!(["20250101.tgz", "20250102.tgz"]);
+    assert.deepEqual(out, [{ name: "20250101.tgz" }, { name: "20250102.tgz" }]);
+    assert.deepEqual([...Deno.readDirSync(dir)].map((e) => e.name).sort(), ["keep.txt", "sub"]);
+    assert.ok(Deno.statSync(join(dir, "sub/20250101.tgz")).isFile);
+    await tr.close();
+  });
+});
+
+Deno.test("rclone with an sftp remote against OpenSSH sshd", async (t) => {
+  const s = await startSshd(join(top, "rclone-sshd"));
+  try {
+    const conf = await rcloneConf(join(top, "rclone-sftp-conf"), {
+      vault: {
+        type: "sftp",
+        host: "127.0.0.1",
+        port: s.port,
+        user: s.user,
+        key_file: s.keyFile,
+        known_hosts_file: s.knownHosts,
+        shell_type: "none",
+      },
+    });
+    const base = (over: Record<string, unknown> = {}) => ({ type: "rclone", config_file: conf, timeout: "10s", ...over });
+    await conformance(t, {
+      config: (sub, over) => base({ remote: `vault:${join(s.root, sub)}`, ...over }),
+      serverPath: (sub) => join(s.root, sub),
+      diskFull: { code: "transfer", re: /upload of 20261124\.tgz\.part failed .*rclone exit/ },
+    });
+    await t.step("server down: connection refused, named", async () => {
+      await s.stop();
+      await expectCode(makeTransport(base({ remote: `vault:${s.root}` }), priv).open(), "refused", /connection refused/);
+    });
+  } finally {
+    await s.stop();
+  }
+});
+
+Deno.test("rclone with a webdav remote against nginx dav-ext (HTTPS, basic auth, an obscured password)", async (t) => {
+  const s = await startNginxDav(join(top, "rclone-nginx-dav"), cert);
+  try {
+    const obscured = (await sh("rclone", ["obscure", s.password])).trim();
+    const conf = await rcloneConf(join(top, "rclone-dav-conf"), {
+      dav: { type: "webdav", url: s.url(""), vendor: "other", user: s.user, pass: obscured },
+    });
+    const base = (over: Record<string, unknown> = {}) => ({
+      type: "rclone",
+      config_file: conf,
+      ca_file: cert.caFile,
+      timeout: "10s",
+      ...over,
+    });
+    await conformance(t, {
+      config: (sub, over) => base({ remote: `dav:${sub}`, ...over }),
+      serverPath: (sub) => join(s.root, sub),
+      diskFull: { code: "transfer", re: /failed to store it \(HTTP 500.*see the server's error log: a full disk/ },
+    });
+    await fullRun(t, base({ remote: "dav:nightly" }), join(s.root, "nightly"), s.password, "rclone");
+    await t.step("the CA not trusted: the certificate is named as the cause", async () => {
+      await expectCode(makeTransport(base({ remote: "dav:x", ca_file: undefined }), priv).open(), "tls", /TLS certificate is refused/);
+    });
+  } finally {
+    await s.stop();
+  }
+});

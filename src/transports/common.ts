@@ -44,6 +44,14 @@ export function probeName(): string {
 }
 export const PROBE_NAME = /^\.?archivist-probe-[0-9a-f]{8}(\.part)?$/;
 
+/**
+ * Is `entry` the body temp file a WebDAV server (nginx) leaves beside `name` when a PUT fails (`NAME.0000000004`)?
+ * Whoever speaks WebDAV (the webdav transport, rclone's webdav backend) removes them after a failed upload.
+ */
+export function isBodyTempOf(entry: string, name: string): boolean {
+  return entry.startsWith(`${name}.`) && /^\d{10}$/.test(entry.slice(name.length + 1));
+}
+
 /** A store-step error with a code. */
 export function storeErr(code: string, message: string, hint = ""): ArchivistError {
   return new ArchivistError("store", message, hint, { code });

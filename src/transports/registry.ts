@@ -10,6 +10,7 @@ import { sftp } from "./sftp.ts";
 import { ftps } from "./ftps.ts";
 import { webdav } from "./webdav.ts";
 import { smb } from "./smb.ts";
+import { rclone } from "./rclone.ts";
 
 export const TRANSPORTS = {
   local,
@@ -17,6 +18,7 @@ export const TRANSPORTS = {
   ftps,
   webdav,
   smb,
+  rclone,
 } satisfies Record<string, TransportKind<any>>;
 
 export type DestinationType = keyof typeof TRANSPORTS;

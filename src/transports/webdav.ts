@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { absPath, bool, nonEmpty, obj, oneOf, secretFields, str } from "../config/fields.ts";
 import { type ExecResult, writePrivateFile } from "../exec.ts";
 import { duration } from "../config/fields.ts";
-import { checkName, curl, dirLevels, diskFull, missingDir, netrcLine, storeErr, verifyField } from "./common.ts";
+import { checkName, curl, dirLevels, diskFull, isBodyTempOf, missingDir, netrcLine, storeErr, verifyField } from "./common.ts";
 import type { RemoteEntry, Transport, TransportContext, TransportKind } from "./transport.ts";
 
 const davUrl = str((s) => {
@@ -192,7 +192,7 @@ export class WebdavTransport implements Transport {
         await cleanup(); // a failed PUT may leave a 0-byte file behind
         // ... and nginx its own body temp file beside it (NAME.0000000004).
         for (const e of await this.list().catch(() => [])) {
-          if (e.name.startsWith(`${name}.`) && /^\d{10}$/.test(e.name.slice(name.length + 1))) await this.remove(e.name).catch(() => {});
+          if (isBodyTempOf(e.name, name)) await this.remove(e.name).catch(() => {});
         }
         throw this.statusError(put.status, `upload of ${name}`, body);
       }
