@@ -75,6 +75,8 @@ Deno.test("archive.schema.json (JSON Schema of archive.yaml, from the config sch
     "ftps",
     "local",
     "rclone",
+    "rsync",
+    "rsyncd",
     "sftp",
     "smb",
     "webdav",
@@ -126,6 +128,8 @@ Deno.test("a JSON Schema validator (Ajv, draft 2020-12) accepts the example and 
       { type: "webdav", url: "https://dav/x/", user: "u", password_env: "DAV_PW", verify: "checksum" },
       { type: "smb", host: "h", share: "s", user: "u", password_file: "/p" },
       { type: "rclone", remote: "offsite:bucket/db", config_file: "/etc/archivist/rclone.conf", verify: "checksum" },
+      { type: "rsync", host: "h", user: "u", key_file: "/k", known_hosts_file: "/kh", path: "db", create_dirs: true },
+      { type: "rsyncd", host: "h", module: "backup", path: "db", user: "u", password_file: "/p" },
     ]
   ) ok({ source, destination, retention: { max_age: "30d", max_delete: 5 } }, destination.type);
   assert.ok(!validate({ source, destination: { type: "local", path: "/d" }, retention: { max_agee: "30d" } }), "an unknown key");

@@ -31,6 +31,7 @@ export const REQUIRED: Record<string, string> = {
   smbpasswd: "samba-common-bin",
   smbclient: "smbclient",
   rclone: "rclone",
+  rsync: "rsync",
   ps: "procps",
   nginx: "nginx",
   "/usr/lib/nginx/modules/ngx_http_dav_ext_module.so": "libnginx-mod-http-dav-ext",

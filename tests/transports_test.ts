@@ -16,6 +16,7 @@ import { startSmbd } from "./servers/smbd.ts";
 import { startNginxDav } from "./servers/nginx.ts";
 import { startApacheDav } from "./servers/apache.ts";
 import { startProftpd, startPureFtpd } from "./servers/ftpd.ts";
+import { startRsyncd } from "./servers/rsyncd.ts";
 import { TEST_USER } from "./servers/common.ts";
 import { runCli, spawnCli } from "./helpers/cli.ts";
 import { EXIT } from "../src/errors.ts";
@@ -201,7 +202,7 @@ Deno.test("sftp against OpenSSH sshd", async (t) => {
       await tr.list();
       await tr.download("20261101.tgz", join(top, "mux.back"));
       await tr.remove("20261101.tgz");
-      const control = (tr as unknown as { control: string }).control;
+      const control = (tr as unknown as { ssh: { control: string } }).ssh.control;
       assert.ok(Deno.statSync(control).isSocket, "a control socket serves the commands after open()");
       await tr.close();
       assert.throws(() => Deno.statSync(control), "the socket is gone after close()");
@@ -766,6 +767,125 @@ Deno.test("rclone with a webdav remote against nginx dav-ext (HTTPS, basic auth,
     await fullRun(t, base({ remote: "dav:nightly" }), join(s.root, "nightly"), s.password, "rclone");
     await t.step("the CA not trusted: the certificate is named as the cause", async () => {
       await expectCode(makeTransport(base({ remote: "dav:x", ca_file: undefined }), priv).open(), "tls", /TLS certificate is refused/);
+    });
+  } finally {
+    await s.stop();
+  }
+});
+
+/** The rsync-only cases: deletion limited to the exact names (wildcards in names, a sub-directory, a foreign file). */
+async function rsyncDeletes(
+  t: Deno.TestContext,
+  config: (sub: string) => Record<string, unknown>,
+  serverPath: (sub: string) => string,
+  own?: (p: string) => Promise<void>,
+) {
+  await t.step("deletion takes exactly the names given: a name with wildcards never matches its look-alikes", async () => {
+    const dir = serverPath("only");
+    await Deno.mkdir(join(dir, "sub"), { recursive: true });
+    const files = ["a[1].tgz", "a1.tgz", "b*.tgz", "bx.tgz", "c?.tgz", "cc.tgz", "keep me.txt", "sub/a1.tgz", "d e.tgz"];
+    for (const n of files) await Deno.writeTextFile(join(dir, n), "x");
+    await own?.(dir);
+    const tr = makeTransport(config("only"), priv);
+    await tr.open();
+    try {
+      const out = await tr.removeMany!(["a[1].tgz", "b*.tgz", "c?.tgz", "d e.tgz", "zz.tgz"]);
+      assert.deepEqual(out.filter((o) => o.error).map((o) => o.name), ["zz.tgz"]);
+      assert.deepEqual([...Deno.readDirSync(dir)].map((e) => e.name).sort(), ["a1.tgz", "bx.tgz", "cc.tgz", "keep me.txt", "sub"]);
+      assert.ok(Deno.statSync(join(dir, "sub/a1.tgz")).isFile);
+    } finally {
+      await tr.close();
+    }
+  });
+}
+
+Deno.test("rsync over SSH against OpenSSH sshd", async (t) => {
+  const s = await startSshd(join(top, "rsync-sshd"));
+  const base = (path: string, over: Record<string, unknown> = {}) => ({
+    ...s.destination(path, { timeout: "10s", ...over }),
+    type: "rsync",
+  });
+  try {
+    await conformance(t, { config: (sub, over) => base(join(s.root, sub), over), serverPath: (sub) => join(s.root, sub) });
+    await rsyncDeletes(t, (sub) => base(join(s.root, sub)), (sub) => join(s.root, sub));
+    await t.step("one SSH login serves every command (the same ControlMaster as sftp), counted in sshd's log", async () => {
+      const before = await s.logins();
+      const tr = makeTransport(base(s.root), priv);
+      await tr.open();
+      const local = join(top, "rsync-mux.bin");
+      await Deno.writeTextFile(local, "x".repeat(100_000));
+      await uploadAtomic(tr, local, "20261101.tgz");
+      await tr.list();
+      await tr.remove("20261101.tgz");
+      await tr.close();
+      assert.equal(await s.logins() - before, 1);
+    });
+    await t.step("the rename sends only block checksums: the .part is the basis (rsync --fuzzy)", async () => {
+      const tr = makeTransport(base(s.root), priv);
+      await tr.open();
+      const local = join(top, "rsync-fuzzy.bin");
+      const rnd = new Uint8Array(4 << 20);
+      for (let i = 0; i < rnd.length; i += 65536) crypto.getRandomValues(rnd.subarray(i, i + 65536));
+      await Deno.writeFile(local, rnd);
+      await tr.put(local, "20261102.tgz.part");
+      await tr.rename("20261102.tgz.part", "20261102.tgz");
+      assert.deepEqual(await Deno.readFile(join(s.root, "20261102.tgz")), rnd);
+      assert.ok(!(await Deno.stat(join(s.root, "20261102.tgz.part")).catch(() => undefined)), "the .part is gone");
+      await expectCode(tr.rename("20261102.tgz", "20261102.tgz"), "rename", /already exists/);
+      await tr.remove("20261102.tgz");
+      await tr.close();
+    });
+    await fullRun(t, base(join(s.root, "nightly")), join(s.root, "nightly"), undefined, "rsync");
+    await t.step("a key restricted to rrsync (it runs nothing but rsync, confined to one directory): conformance", async (t) => {
+      const confined = join(s.root, "confined");
+      await Deno.mkdir(confined, { recursive: true });
+      const key = join(top, "rsync-rrsync-key");
+      await sh("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", key]);
+      const pub = (await Deno.readTextFile(`${key}.pub`)).trim();
+      await Deno.writeTextFile(join(top, "rsync-sshd", "authorized_keys"), `command="/usr/bin/rrsync ${confined}",restrict ${pub}\n`, {
+        append: true,
+      });
+      await conformance(t, { config: (sub, over) => base(sub, { key_file: key, ...over }), serverPath: (sub) => join(confined, sub) });
+    });
+    await t.step("wrong key: authentication refused, named", async () => {
+      const other = join(top, "rsync-other-key");
+      await sh("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", other]);
+      await expectCode(makeTransport(base(s.root, { key_file: other }), priv).open(), "auth", /authentication refused/);
+    });
+  } finally {
+    await s.stop();
+  }
+});
+
+Deno.test("rsyncd against rsync --daemon (a module with auth users and a secrets file)", async (t) => {
+  const s = await startRsyncd(join(top, "rsyncd"));
+  const base = (over: Record<string, unknown> = {}) => ({
+    type: "rsyncd",
+    host: "127.0.0.1",
+    port: s.port,
+    module: s.module,
+    user: s.user,
+    password: s.password,
+    timeout: "10s",
+    ...over,
+  });
+  try {
+    await conformance(t, { config: (sub, over) => base({ path: sub, ...over }), serverPath: (sub) => join(s.root, sub), own: s.own });
+    await rsyncDeletes(t, (sub) => base({ path: sub }), (sub) => join(s.root, sub), s.own);
+    await fullRun(t, base({ path: "nightly", verify: "checksum" }), join(s.root, "nightly"), s.password, "rsync", s.own);
+    await t.step("wrong password: authentication refused, module named", async () => {
+      await expectCode(
+        makeTransport(base({ password: "wrong" }), priv).open(),
+        "auth",
+        /authentication refused by the rsync daemon .* on module backup/,
+      );
+    });
+    await t.step("unknown module: named, with the listing hint", async () => {
+      await expectCode(makeTransport(base({ module: "nope" }), priv).open(), "missing_module", /has no module nope/);
+    });
+    await t.step("server down: connection refused", async () => {
+      await s.stop();
+      await expectCode(makeTransport(base(), priv).open(), "refused", /connection refused by 127\.0\.0\.1:\d+/);
     });
   } finally {
     await s.stop();

@@ -11,6 +11,7 @@ import { ftps } from "./ftps.ts";
 import { webdav } from "./webdav.ts";
 import { smb } from "./smb.ts";
 import { rclone } from "./rclone.ts";
+import { rsync, rsyncd } from "./rsync.ts";
 
 export const TRANSPORTS = {
   local,
@@ -19,6 +20,8 @@ export const TRANSPORTS = {
   webdav,
   smb,
   rclone,
+  rsync,
+  rsyncd,
 } satisfies Record<string, TransportKind<any>>;
 
 export type DestinationType = keyof typeof TRANSPORTS;
