@@ -37,6 +37,8 @@ export interface StoredRecord {
   runId: string;
   /** Set when the clock check doubted the clock at store time. */
   clock?: ClockFlag;
+  /** With check.on_unchanged: link, the archive this name is a hard link to (or a copy of, without hard links). */
+  linkOf?: string;
   /** "adopted" for archives taken over from a version without a catalogue. */
   origin?: "run" | "adopted";
 }

@@ -57,6 +57,7 @@ export interface RunData {
   dumpMtime?: number; // unzip: the entry's modification time in the zip (Unix seconds): the tar member's mtime
   dumpIgnored?: Record<string, number>; // unzip: volatile lines left out, by pattern
   dumpTail?: Uint8Array; // unzip
+  linkTo?: string; // compare: with check.on_unchanged: link, the archive tonight's dump equals (store links to it)
   archiveName?: string; // pack (store may add a -N counter)
   archivePath?: string; // pack
   archiveSize?: number; // pack

@@ -37,7 +37,16 @@ Deno.test("a minimal config gets every default", () => {
   assert.equal(c.retention.max_delete, 10);
   assert.equal(c.retention.max_age, undefined);
   assert.equal(c.archive.timezone, Intl.DateTimeFormat().resolvedOptions().timeZone, "default: the machine's zone");
-  assert.deepEqual(c.destination, { type: "local", path: "/backup", create_dirs: false, require_mount: false, verify: "size" });
+  assert.deepEqual(c.destination, {
+    type: "local",
+    path: "/backup",
+    create_dirs: false,
+    require_mount: false,
+    verify: "size",
+    owner: undefined,
+    group: undefined,
+    mode: undefined,
+  });
 });
 
 Deno.test("errors name the key path and what was expected", async (t) => {

@@ -18,6 +18,12 @@ function typeSchema(type: string): Json {
   if (int) return { type: "integer", minimum: Number(int[1]), ...(int[2] ? { maximum: Number(int[2]) } : {}) };
   if (type.startsWith("duration")) return { type: "string", pattern: DURATION };
   if (type === "size") return { anyOf: [{ type: "integer", minimum: 0 }, { type: "string", pattern: SIZE }] };
+  if (type === "file mode") {
+    return { anyOf: [{ type: "integer", minimum: 0, maximum: 7777 }, { type: "string", pattern: "^0?[0-7]{3,4}$" }] };
+  }
+  if (type === "name or id") {
+    return { anyOf: [{ type: "integer", minimum: 0 }, { type: "string", pattern: "^[a-z_][a-z0-9_.-]*\\$?$|^[0-9]+$" }] };
+  }
   if (type.startsWith("list of ")) {
     const item = typeSchema(type.slice("list of ".length));
     return { anyOf: [item, { type: "array", items: item }] };

@@ -102,8 +102,8 @@ export const checkSchema = obj({
     "Regular expression that must match in the last KiB of the dump: catches a dump cut short. mysqldump: '-- Dump completed', pg_dump: '-- PostgreSQL database dump complete'.",
     "-- Dump completed",
   ),
-  on_unchanged: oneOf("skip", "archive", "fail").default("skip").doc(
-    "When the dump is the same as the last archived one (see compare): skip (exit 1, warning), archive anyway, or fail (exit 23).",
+  on_unchanged: oneOf("skip", "archive", "fail", "link").default("skip").doc(
+    "When the dump is the same as the last archived one (see compare): skip (exit 1, warning), archive anyway, fail (exit 23), or link: tonight's name becomes a hard link to the archive it equals, with its own sidecar (a local destination only: an archive per day, one copy on disk).",
   ),
   compare: oneOf("content", "bytes").default("content").doc(
     "How 'the same dump' is decided. content: the same lines, ignoring those the dump tool changes on every run (mysqldump's '-- Dump completed on' date, pg_dump's \\restrict keys, version and host comments) and check.ignore_lines. bytes: byte for byte.",
@@ -283,7 +283,14 @@ export const configSchema = obj({
   mail: mailSchema,
   verify: verifySchema,
   monitor: monitorSchema,
-});
+}).refine((c) =>
+  c.check.on_unchanged === "link" && c.destination.type !== "local"
+    ? [
+      "check.on_unchanged",
+      `link makes a hard link on the destination's disk: it needs destination.type: local, not ${c.destination.type} (use skip or archive there)`,
+    ]
+    : undefined
+);
 
 export type RawConfig = ReturnType<typeof configSchema.parse>;
 export type SourceConfig = RawConfig["source"];

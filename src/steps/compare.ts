@@ -1,6 +1,7 @@
 /**
  * compare: is tonight's dump the same as the last archived one (the state file)? Unchanged → check.on_unchanged:
- * skip (warning, exit 1), archive anyway, or fail (exit 23).
+ * skip (warning, exit 1), archive anyway, fail (exit 23), or link (the store step makes tonight's name a hard link
+ * to that archive on a local destination).
  *
  * With `check.compare: content` (the default) "the same" means the same content fingerprint (src/fingerprint.ts):
  * the lines without those the dump tool changes on every run, so two mysqldump or pg_dump runs over unchanged data
@@ -41,6 +42,9 @@ export const compareStep: Step = {
         });
       case "archive":
         return Promise.resolve({ status: "ok", message: `${same_}: archiving anyway (check.on_unchanged: archive)` });
+      case "link":
+        data.linkTo = last.archive;
+        return Promise.resolve({ status: "ok", message: `${same_}: tonight's name will be a hard link to it (check.on_unchanged: link)` });
       case "fail":
         throw new ArchivistError("compare", same_, "the export on the server did not run or did not change; check.on_unchanged is 'fail'", {
           code: "unchanged",

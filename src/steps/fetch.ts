@@ -431,7 +431,7 @@ export const fetchStep: Step = {
                 },
               );
             }
-            ctx.log.info("fetch", `${same}; check.on_unchanged: archive: downloading it anyway`);
+            ctx.log.info("fetch", `${same}; check.on_unchanged: ${ctx.config.check.on_unchanged}: downloading it anyway`);
             unconditional = true;
             i--;
             continue;

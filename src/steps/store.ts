@@ -19,7 +19,7 @@ import { createHash } from "node:crypto";
 import { ArchivistError, asArchivistError } from "../errors.ts";
 import { formatSize } from "../config/units.ts";
 import { formatName, isTempName, sidecarName, tempName, tempTarget } from "../naming.ts";
-import { appendCatalogue, type Catalogue, entriesAt, readCatalogue } from "../catalogue.ts";
+import { appendCatalogue, type Catalogue, entriesAt, readCatalogue, type StoredRecord } from "../catalogue.ts";
 import { readState } from "../state.ts";
 import { parseAny, runDateOf } from "../retention/inventory.ts";
 import { clockDoubt } from "../retention/clockcheck.ts";
@@ -112,6 +112,75 @@ async function compareExisting(
   return { kind: "other", why: `different content (sha256 ${got.slice(0, 16)}… read back)` };
 }
 
+/**
+ * check.on_unchanged: link: tonight's name becomes a hard link to the archive tonight's dump equals (its sidecar
+ * first, as for an upload), recorded with that archive's sha256 and dump. Undefined when that archive is not on the
+ * destination as the catalogue knows it: then tonight's archive is stored as usual.
+ */
+async function linkUnchanged(
+  ctx: RunContext,
+  t: Transport,
+  data: RunData,
+  entries: Map<string, RemoteEntry>,
+  cat: Catalogue,
+  record: (name: string, over: Partial<StoredRecord>) => void,
+): Promise<StepOutcome | undefined> {
+  const old = data.linkTo!, name = data.archiveName!, side = sidecarName(name);
+  const rec = entriesAt(cat, t.location).findLast((e) => e.name === old);
+  const there = entries.get(old);
+  if (!rec || !there || there.size !== rec.size) {
+    ctx.log.warn(
+      "store",
+      `${old}, the archive tonight's dump equals, is ${
+        !there ? "no longer" : "not as catalogued"
+      } on ${t.location}: storing tonight's archive instead of a link`,
+    );
+    return undefined;
+  }
+  if (ctx.options.dryRun) {
+    return { status: "ok", message: `dry run: would make ${name} a hard link to ${old} on ${t.location}, with its own ${side}` };
+  }
+  if (entries.has(side)) {
+    await t.remove(side);
+    ctx.log.warn("store", `removed ${side}, a sidecar without its archive left by an interrupted run`);
+  }
+  await Deno.writeTextFile(data.sidecarPath!, sidecarText(rec.sha256, name));
+  const tmpS = tempName(side);
+  const sideSize = (await Deno.stat(data.sidecarPath!)).size;
+  let how: "linked" | "copied";
+  try {
+    await t.put(data.sidecarPath!, tmpS);
+    checkSize(await t.list(), tmpS, sideSize, t.location);
+    await t.rename(tmpS, side);
+    how = await t.link!(old, name);
+  } catch (e) {
+    for (const n of [tmpS, side]) await t.remove(n).catch(() => {});
+    throw e;
+  }
+  const list = await t.list();
+  checkSize(list, name, rec.size, t.location);
+  checkSize(list, side, sideSize, t.location);
+  data.archiveName = name;
+  data.archiveSize = rec.size;
+  data.archiveSha256 = rec.sha256;
+  data.stored = true;
+  data.storedLocation = t.location;
+  record(name, {
+    size: rec.size,
+    sha256: rec.sha256,
+    dumpName: rec.dumpName,
+    dumpSize: rec.dumpSize,
+    dumpSha256: rec.dumpSha256,
+    linkOf: old,
+  });
+  return {
+    status: "ok",
+    message: how === "linked"
+      ? `${name} is a hard link to ${old} (the same data, one copy on disk), with its own ${side}, on ${t.location}`
+      : `${name} is a copy of ${old} (the same data; this filesystem has no hard links), with its own ${side}, on ${t.location}`,
+  };
+}
+
 export const storeStep: Step = {
   name: "store",
   async run(ctx: RunContext, data: RunData): Promise<StepOutcome> {
@@ -134,7 +203,7 @@ export const storeStep: Step = {
         for (const e of temps) ctx.log.info("store", `dry run: would remove ${e.name}, left by an interrupted upload`);
       } else await cleanTemps(ctx, t, list, patterns);
       const entries = new Map(list.map((e) => [e.name, e]));
-      const record = (name: string) =>
+      const record = (name: string, over: Partial<StoredRecord> = {}) =>
         appendCatalogue(cfg.state_dir, cfg.name, {
           op: "stored",
           name,
@@ -150,7 +219,12 @@ export const storeStep: Step = {
           runId: ctx.runId,
           origin: "run",
           ...(doubt ? { clock: doubt.flag } : {}),
+          ...over,
         });
+      if (data.linkTo && t.link && !entries.has(data.archiveName!)) {
+        const linked = await linkUnchanged(ctx, t, data, entries, cat, record);
+        if (linked) return linked;
+      }
 
       let name = data.archiveName!;
       for (let seq = 2; entries.has(name); seq++) {

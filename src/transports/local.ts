@@ -5,10 +5,34 @@
  */
 import { join } from "node:path";
 import { ArchivistError, errMsg } from "../errors.ts";
-import { absPath, bool, obj, oneOf } from "../config/fields.ts";
+import { absPath, bool, Field, FieldError, obj, oneOf } from "../config/fields.ts";
+import { exec } from "../exec.ts";
 import { nearestExisting } from "../fsutil.ts";
 import { diskFull, verifyField } from "./common.ts";
+import { tempName } from "../naming.ts";
 import type { RemoteEntry, Transport, TransportContext, TransportKind } from "./transport.ts";
+
+/** A file mode written as chmod takes it: 640, 0640, "0640" (YAML reads 0640 as the number 640: the digits count). */
+const fileMode = new Field<number>("file mode", (raw, path) => {
+  const digits = typeof raw === "number" && Number.isInteger(raw) ? String(raw) : typeof raw === "string" ? raw : "";
+  if (!/^0?[0-7]{3,4}$/.test(digits)) throw new FieldError(path, `expected an octal mode like 0640, got ${JSON.stringify(raw)}`);
+  const mode = parseInt(digits, 8);
+  if (mode & 0o7000) throw new FieldError(path, `setuid, setgid and sticky bits make no sense on an archive (${digits})`);
+  if (mode & 0o002) {
+    throw new FieldError(path, `${digits} lets anyone on the machine replace an archive: leave out the write bit for others`);
+  }
+  if (!(mode & 0o400)) throw new FieldError(path, `${digits} leaves the owner unable to read the archive`);
+  return mode;
+});
+
+/** A user or group: a name, or a numeric id. */
+const nameOrId = new Field<string>("name or id", (raw, path) => {
+  const v = typeof raw === "number" && Number.isInteger(raw) && raw >= 0 ? String(raw) : raw;
+  if (typeof v !== "string" || !/^([a-z_][a-z0-9_.-]*\$?|[0-9]+)$/i.test(v)) {
+    throw new FieldError(path, `expected a user or group name, or a numeric id, got ${JSON.stringify(raw)}`);
+  }
+  return v;
+});
 
 export const localSchema = obj({
   type: oneOf("local").doc("A directory on this machine (local disk, or an NFS/CIFS mount).", "local"),
@@ -17,6 +41,15 @@ export const localSchema = obj({
   require_mount: bool().default(false).doc(
     "Refuse to write unless the directory is on a mounted filesystem other than /. Recommended for NFS/CIFS mounts.",
   ),
+  owner: nameOrId.optional().doc(
+    "Owner given to each archive and sidecar written here (a name or a uid; Cedar's staging). Other than the run user: archivist must run as root.",
+    "backup",
+  ),
+  group: nameOrId.optional().doc(
+    "Group given to each archive and sidecar (a name or a gid); as another user than root, one of the run user's groups.",
+    "backup",
+  ),
+  mode: fileMode.optional().doc("Permissions of each archive and sidecar (octal, as chmod; default: 0600, the work files').", "0640"),
   verify: verifyField,
 });
 export type LocalConfig = typeof localSchema extends { parse(r: unknown, p: string): infer T } ? T : never;
@@ -73,8 +106,26 @@ function fsError(e: unknown, what: string, path: string, dirOp = false): Archivi
   return new ArchivistError("store", `${what} ${path}: ${msg}`, "", { cause: e });
 }
 
+/** The uid or gid of `nameOrId` from the system's databases (getent: files, LDAP, whatever nsswitch says). */
+async function lookupId(db: "passwd" | "group", nameOrId: string, key: string): Promise<number> {
+  const r = await exec("getent", [db, nameOrId], {}, "libc-bin").catch(() => undefined);
+  const id = r?.code === 0 ? Number(r.stdout.split(":")[2]) : NaN;
+  if (Number.isInteger(id)) return id;
+  if (/^\d+$/.test(nameOrId)) return Number(nameOrId); // a bare id need not be in the database
+  throw new ArchivistError(
+    "store",
+    `${key}: no ${db === "passwd" ? "user" : "group"} ${JSON.stringify(nameOrId)} on this machine`,
+    `check ${key} (getent ${db} ${nameOrId})`,
+    {
+      code: "config",
+    },
+  );
+}
+
 export class LocalTransport implements Transport {
   readonly location: string;
+  private uid: number | null = null;
+  private gid: number | null = null;
   constructor(
     private readonly cfg: LocalConfig,
     private readonly ctx: TransportContext,
@@ -89,8 +140,47 @@ export class LocalTransport implements Transport {
     return join(this.cfg.path, name);
   }
 
-  // deno-lint-ignore require-await
+  /** Resolve owner and group; refuse an owner the run user cannot give. */
+  private async ownership(): Promise<void> {
+    if (this.cfg.owner !== undefined) this.uid = await lookupId("passwd", this.cfg.owner, "destination.owner");
+    if (this.cfg.group !== undefined) this.gid = await lookupId("group", this.cfg.group, "destination.group");
+    const me = Deno.uid();
+    if (this.uid !== null && me !== 0 && me !== this.uid) {
+      throw new ArchivistError(
+        "store",
+        `destination.owner is ${this.cfg.owner} (uid ${this.uid}) but archivist runs as uid ${me}, not root: only root can give files to another user`,
+        "run archivist as root, or as that user, or leave out destination.owner (destination.group and mode need no root)",
+        { code: "permission" },
+      );
+    }
+  }
+
+  /** Give a file just written the configured owner, group and mode (before it is renamed into place). */
+  private async applyOwnership(path: string, name: string): Promise<void> {
+    if (this.uid !== null || this.gid !== null) {
+      try {
+        await Deno.chown(path, this.uid, this.gid);
+      } catch (e) {
+        if (e instanceof Deno.errors.PermissionDenied || /EPERM|os error 1\b/.test(errMsg(e))) {
+          throw new ArchivistError(
+            "store",
+            `cannot give ${name} to ${this.cfg.owner ?? ""}${
+              this.cfg.group !== undefined ? `:${this.cfg.group}` : ""
+            } in ${this.cfg.path}: ${errMsg(e)}`,
+            this.gid !== null && Deno.uid() !== 0
+              ? "as another user than root, destination.group must be one of the run user's groups (id -Gn)"
+              : "the filesystem may not keep owners (a CIFS mount: set uid/gid in its mount options instead)",
+            { code: "permission", cause: e },
+          );
+        }
+        throw e;
+      }
+    }
+    if (this.cfg.mode !== undefined) await Deno.chmod(path, this.cfg.mode);
+  }
+
   async open(): Promise<void> {
+    await this.ownership();
     const dir = this.cfg.path;
     if (this.cfg.require_mount) {
       let mp: string;
@@ -145,7 +235,8 @@ export class LocalTransport implements Transport {
     const dest = this.p(name);
     try {
       await Deno.copyFile(localPath, dest);
-      const f = await Deno.open(dest, { read: true, write: true });
+      await this.applyOwnership(dest, name);
+      const f = await Deno.open(dest, { read: true }); // fsync needs no write access (mode may forbid it)
       try {
         await f.sync();
       } finally {
@@ -195,6 +286,25 @@ export class LocalTransport implements Transport {
     } catch (e) {
       throw fsError(e, `cannot delete ${name}`, this.cfg.path);
     }
+  }
+
+  async link(existing: string, name: string): Promise<"linked" | "copied"> {
+    const from = this.p(existing), to = this.p(name);
+    try {
+      await Deno.link(from, to);
+    } catch (e) {
+      // No hard links on this filesystem (FAT, some CIFS or NFS mounts), or a link refused: a copy, made whole under a
+      // temporary name and renamed, as every upload.
+      if (!/os error (1|18|31|95)\b|EPERM|EXDEV|EMLINK|EOPNOTSUPP|not supported|not permitted/i.test(errMsg(e))) {
+        throw fsError(e, `cannot link ${name} to ${existing}`, this.cfg.path);
+      }
+      this.ctx.log.info(this.ctx.step ?? "store", `no hard link in ${this.cfg.path} (${errMsg(e)}): copying ${existing} to ${name}`);
+      const tmp = tempName(name);
+      await this.put(from, tmp);
+      await this.rename(tmp, name);
+      return "copied";
+    }
+    return "linked";
   }
 
   async download(name: string, localPath: string): Promise<void> {

@@ -49,6 +49,11 @@ export interface Transport {
    * `remove` one by one). Each name's outcome: `error` set when it could not be deleted. A lost connection throws.
    */
   removeMany?(names: string[]): Promise<Removal[]>;
+  /**
+   * Make `name` the same file as `existing` in the destination directory: a hard link (one copy on disk), or a copy
+   * through a temporary name where the filesystem has no hard links. Optional: only a local directory can.
+   */
+  link?(existing: string, name: string): Promise<"linked" | "copied">;
   /** Copy `name` to `localPath`. */
   download(name: string, localPath: string): Promise<void>;
   /** Release connections and temporary credentials. Safe to call twice. */
