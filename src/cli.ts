@@ -3,7 +3,7 @@
  */
 import denoJson from "../deno.json" with { type: "json" };
 import { type Clock, fixedClock, systemClock } from "./clock.ts";
-import { type Config, findConfigPath, loadConfig } from "./config/load.ts";
+import { type Config, findConfigPath, loadJobs } from "./config/load.ts";
 import { formatDuration, formatSize } from "./config/units.ts";
 import { type Env, processEnv } from "./env.ts";
 import { ArchivistError, asArchivistError, EXIT } from "./errors.ts";
@@ -17,7 +17,7 @@ import { acquireLock } from "./lock.ts";
 import { withTransport } from "./transports/registry.ts";
 import { join } from "node:path";
 import { hostname } from "node:os";
-import { composeReport, sendMail, shouldSend, summary } from "./mail.ts";
+import { composeJobsReport, composeReport, jobsSummary, sendMail, shouldSend, summary, worstStatus } from "./mail.ts";
 import { ping, writeTextfile } from "./monitor.ts";
 import { restore } from "./restore.ts";
 import { type Check, formatChecks, NAGIOS, nagios, runVerify } from "./verify.ts";
@@ -57,6 +57,10 @@ interface Parsed {
   sample: number;
   all: boolean;
   target?: string;
+  /** run: the jobs named on the command line. */
+  targets: string[];
+  /** --job NAME. */
+  job?: string;
   to?: string;
 }
 
@@ -85,26 +89,57 @@ function parse(argv: string[]): Parsed {
     sample: num("sample", 1) ?? 1,
     all: !!values.all,
     target: args[0],
+    targets: args,
+    job: values.job as string | undefined,
     to: values.to as string | undefined,
   };
 }
 
-/** Load the config or report why not (stderr and, best effort, the default log file). */
-function configOrFail(p: Parsed, env: Env, log: Logger): Config {
+/** Load the config's jobs or report why not (stderr and, best effort, the default log file). */
+function configOrFail(p: Parsed, env: Env, log: Logger): Config[] {
   const found = findConfigPath(p.config, env);
-  const cfg = loadConfig(found.path, env);
-  for (const s of cfg.secretValues) log.addSecret(s);
+  const jobs = loadJobs(found.path, env);
+  for (const s of jobs.flatMap((j) => j.secretValues)) log.addSecret(s);
+  const cfg = jobs[0]; // log, history and verify are per run: every job has the same
   const level: Level = p.verbose ? "debug" : cfg.log.level;
   const readOnly = p.command === "history" || p.command === "list" || p.command === "verify" || p.command === "check";
   log.setLevels(level, p.quiet ? "error" : p.verbose ? "debug" : readOnly ? "warn" : "info");
-  if (p.command === "history") return cfg;
+  if (p.command === "history") return jobs;
   const warn = log.openFile(cfg.log.file, [
     join(cfg.state_dir, "archivist.log"),
     join(Deno.env.get("TMPDIR") ?? "/tmp", `archivist-${cfg.name}.log`),
   ]);
-  log.info("config", `using ${found.path} (${found.how})`);
+  log.info(
+    "config",
+    `using ${found.path} (${found.how})${jobs.length > 1 ? `: ${jobs.length} jobs (${jobs.map((j) => j.name).join(", ")})` : ""}`,
+  );
   if (warn) log.warn("log", warn);
-  return cfg;
+  return jobs;
+}
+
+/**
+ * The jobs a command works on: `run` the ones named (in that order) or all of them; `verify` and `history` the one
+ * of --job or all; the others the one of --job, or the only one.
+ */
+function selectJobs(jobs: Config[], p: Parsed): Config[] {
+  const names = p.command === "run" ? [...new Set(p.targets)] : p.job !== undefined ? [p.job] : [];
+  const all = jobs.map((j) => j.name).join(", ");
+  const unknown = names.filter((n) => !jobs.some((j) => j.name === n));
+  if (unknown.length) {
+    throw new UsageError(`no job ${unknown.map((n) => JSON.stringify(n)).join(", ")} in ${jobs[0].file} (its jobs: ${all})`, p.command);
+  }
+  if (names.length) return names.map((n) => jobs.find((j) => j.name === n)!);
+  if (jobs.length === 1 || ["run", "verify", "history"].includes(p.command)) return jobs;
+  throw new UsageError(`${jobs[0].file} has ${jobs.length} jobs (${all}): name one with --job NAME`, p.command);
+}
+
+/** Report a usage error the way the parser does; exit 2. */
+function usageFailure(e: UsageError): number {
+  console.error(`archivist: ${e.message}`);
+  if (e.command) {
+    console.error(`Usage: ${commandHelp(e.command).split("\n")[2].replace(/^Usage: /, "")}\nTry 'archivist ${e.command} --help'.`);
+  }
+  return EXIT.USAGE;
 }
 
 function historyPath(cfg: Config): string {
@@ -120,11 +155,9 @@ export async function main(argv: string[], deps: CliDeps = {}): Promise<number> 
   try {
     p = parse(argv);
   } catch (e) {
-    const cmd = e instanceof UsageError ? e.command : undefined;
+    if (e instanceof UsageError && e.command) return usageFailure(e);
     console.error(`archivist: ${e instanceof Error ? e.message : e}`);
-    console.error(
-      cmd ? `Usage: ${commandHelp(cmd).split("\n")[2].replace(/^Usage: /, "")}\nTry 'archivist ${cmd} --help'.` : "Try 'archivist --help'.",
-    );
+    console.error("Try 'archivist --help'.");
     return EXIT.USAGE;
   }
   if (p.command === "help") return (out(p.helpOf ? commandHelp(p.helpOf) : HELP), EXIT.OK);
@@ -136,9 +169,9 @@ export async function main(argv: string[], deps: CliDeps = {}): Promise<number> 
 
   const log = new Logger({ runId: newRunId(clock.now()), stderrLevel: p.quiet ? "error" : p.verbose ? "debug" : "info" });
   onCleanup(() => log.close());
-  let cfg: Config;
+  let jobs: Config[];
   try {
-    cfg = configOrFail(p, env, log);
+    jobs = configOrFail(p, env, log);
   } catch (e) {
     const err = asArchivistError("config", e);
     if (p.command === "verify") {
@@ -158,21 +191,33 @@ export async function main(argv: string[], deps: CliDeps = {}): Promise<number> 
     return err.exitCode;
   }
 
+  let selected: Config[];
+  try {
+    selected = selectJobs(jobs, p);
+  } catch (e) {
+    runCleanups();
+    if (e instanceof UsageError) return usageFailure(e);
+    throw e;
+  }
+  const cfg = selected[0];
+
   // Commands that write state_dir run as its owner (read-only ones and dry runs may run as anyone).
   const writes = (p.command === "run" || p.command === "prune") && !p.dryRun || p.command === "check";
-  const wrongUser = writes ? runUserProblem(cfg.state_dir, p.command, cfg.file) : undefined;
-  if (wrongUser) {
-    log.failure("lock", wrongUser);
-    runCleanups();
-    return wrongUser.exitCode;
+  for (const job of writes ? selected : []) {
+    const wrongUser = runUserProblem(job.state_dir, p.command, job.file);
+    if (wrongUser) {
+      log.failure("lock", wrongUser);
+      runCleanups();
+      return wrongUser.exitCode;
+    }
   }
 
   try {
     switch (p.command) {
       case "run":
-        return await cmdRun(cfg, clock, env, log, p);
+        return await cmdRun(selected, clock, env, log, p);
       case "history":
-        return cmdHistory(cfg, p, out);
+        return cmdHistory(cfg, p, out, jobs.length > 1 && p.job !== undefined ? p.job : undefined);
       case "list":
         return await cmdList(cfg, clock, env, log, p, out);
       case "prune":
@@ -180,7 +225,7 @@ export async function main(argv: string[], deps: CliDeps = {}): Promise<number> 
       case "mail-test":
         return await cmdMailTest(cfg, log);
       case "verify":
-        return await cmdVerify(cfg, clock, env, log, p, out);
+        return await cmdVerify(selected, clock, env, log, p, out);
       case "restore":
         return await cmdRestore(cfg, clock, env, log, p, out);
       case "check":
@@ -201,94 +246,157 @@ export async function main(argv: string[], deps: CliDeps = {}): Promise<number> 
   }
 }
 
-async function cmdRun(cfg: Config, clock: Clock, env: Env, log: Logger, p: Parsed): Promise<number> {
+/** The exit code of several jobs' runs: the first failed job's code, else 1 for a warning, else 0. */
+function worstExit(rs: RunResult[]): number {
+  const interrupted = rs.find((r) => r.exitCode === EXIT.INTERRUPTED);
+  if (interrupted) return EXIT.INTERRUPTED;
+  return rs.find((r) => r.status === "failed")?.exitCode ?? (rs.some((r) => r.status === "warning") ? EXIT.WARNING : EXIT.OK);
+}
+
+/** Jobs grouped by a key (one ping, one textfile, one mail per distinct setting), in run order. */
+function groupBy<T>(items: T[], key: (t: T) => string | undefined): T[][] {
+  const groups = new Map<string, T[]>();
+  for (const it of items) {
+    const k = key(it);
+    if (k === undefined) continue;
+    groups.set(k, [...(groups.get(k) ?? []), it]);
+  }
+  return [...groups.values()];
+}
+
+async function cmdRun(jobs: Config[], clock: Clock, env: Env, log: Logger, p: Parsed): Promise<number> {
   const progress = progressFor(p.progress, p.quiet);
   log.beforeStderr = () => progress.clear();
+  const many = jobs.length > 1;
   if (p.dryRun) {
     // Nothing recorded, pinged or mailed: a dry run is not a night.
     const abortDry = new AbortController();
     installSignalHandlers((sig) => abortDry.abort(sig));
-    const r = await executeRun({
-      config: cfg,
-      clock,
-      env,
-      log,
-      abort: abortDry.signal,
-      options: { dryRun: true },
-      command: "run --dry-run",
-      progress,
-    });
-    return r.exitCode;
+    const rs: RunResult[] = [];
+    for (const job of jobs) {
+      if (abortDry.signal.aborted) break;
+      if (many) log.info("run", `job ${job.name} (dry run)`);
+      rs.push(
+        await executeRun({
+          config: job,
+          clock,
+          env,
+          log,
+          abort: abortDry.signal,
+          options: { dryRun: true },
+          command: "run --dry-run",
+          progress,
+        }),
+      );
+    }
+    return worstExit(rs);
   }
-  // Every run writes exactly one history line, whatever happens after the steps: before the best-effort reporting
-  // when interrupted, after it otherwise (so that the mail's outcome is in it), and from the signal handler when a
-  // signal arrives while the report hangs.
-  const run: { result?: RunResult } = {}; // set when the steps are over
-  let recorded = false;
-  const record = () => {
-    if (recorded || !run.result) return;
-    recorded = true;
-    const herr = appendHistory(historyPath(cfg), run.result);
+  // Every job's run writes exactly one history line, whatever happens after the steps: before the best-effort
+  // reporting when interrupted, after it otherwise (so that the mail's outcome is in it), and from the signal
+  // handler when a signal arrives while the report hangs.
+  const results: RunResult[] = [];
+  let reporting = false;
+  const recorded = new Set<RunResult>();
+  const record = (r: RunResult) => {
+    if (recorded.has(r)) return;
+    recorded.add(r);
+    const herr = appendHistory(historyPath(jobs[0]), r);
     if (herr) log.warn("history", herr);
   };
+  const recordAll = () => results.forEach(record);
   const abort = new AbortController();
   installSignalHandlers((sig) => {
-    const result = run.result;
-    if (result) {
-      // The steps are over (the archive is stored or the failure known): record now, then stop at once.
+    if (reporting) {
+      // The steps are over (the archives stored or the failures known): record now, then stop at once.
       log.error("run", `interrupted by ${sig} while reporting: the run's outcome is recorded; the report may not have gone out`);
-      result.mail ??= { sent: false, message: `interrupted by ${sig} before the report went out` };
-      result.exitCode = EXIT.INTERRUPTED;
-      record();
+      for (const r of results) {
+        r.mail ??= { sent: false, message: `interrupted by ${sig} before the report went out` };
+        r.exitCode = EXIT.INTERRUPTED;
+      }
+      recordAll();
       runCleanups();
       Deno.exit(EXIT.INTERRUPTED);
     }
     log.error("run", `interrupted by ${sig}: stopping, removing temp files and the lock; nothing more will be archived`);
     abort.abort(sig);
   });
-  const unrecord = onCleanup(record); // also on the grace-period exit
-  await ping(cfg, log, "/start", log.runId);
-  const r = run.result = await executeRun({ config: cfg, clock, env, log, abort: abort.signal, progress });
-  if (r.error?.code === "interrupted") record();
-  await ping(cfg, log, r.status === "failed" ? "/fail" : "", log.runId, `${r.status.toUpperCase()}: ${summary(r)}\n`);
-  writeTextfile(cfg, log, r);
-  await report(cfg, r, log);
-  record();
+  const unrecord = onCleanup(recordAll); // also on the grace-period exit
+  const pings = groupBy(jobs, (j) => j.monitor.ping_url);
+  for (const group of pings) await ping(group[0], log, "/start", log.runId);
+  for (const [i, job] of jobs.entries()) {
+    if (abort.signal.aborted) {
+      log.warn("run", `job ${job.name} not started: the run was interrupted`);
+      continue;
+    }
+    if (many) log.info("run", `job ${job.name} (${i + 1} of ${jobs.length})`);
+    const r = await executeRun({ config: job, clock, env, log, abort: abort.signal, progress });
+    results.push(r);
+    if (r.error?.code === "interrupted") record(r);
+  }
+  reporting = true;
+  const resultOf = (j: Config) => results.find((r) => r.job === j.name);
+  for (const group of pings) {
+    const rs = group.map(resultOf).filter((r): r is RunResult => !!r);
+    if (!rs.length) continue;
+    const status = worstStatus(rs);
+    const body = rs.length === 1
+      ? `${status.toUpperCase()}: ${summary(rs[0])}\n`
+      : `${status.toUpperCase()}: ${jobsSummary(rs)}\n${rs.map((r) => `${r.job}: ${r.status.toUpperCase()}: ${summary(r)}`).join("\n")}\n`;
+    await ping(group[0], log, status === "failed" ? "/fail" : "", log.runId, body);
+  }
+  for (const group of groupBy(jobs, (j) => j.monitor.prometheus_textfile)) {
+    writeTextfile(group[0].monitor.prometheus_textfile, log, group.map(resultOf).filter((r): r is RunResult => !!r));
+  }
+  for (const group of groupBy(jobs, (j) => JSON.stringify(j.mail))) {
+    await report(group[0], group.map(resultOf).filter((r): r is RunResult => !!r), log);
+  }
+  recordAll();
   unrecord();
-  return r.exitCode;
+  return worstExit(results);
 }
 
-/** Mail the report when the config asks for it; a failure is logged and recorded, never fatal. */
-async function report(cfg: Config, result: RunResult, log: Logger): Promise<void> {
-  if (!shouldSend(cfg.mail, result)) return;
-  const m = composeReport(cfg.mail, result, log.lines.map((l) => log.redact(l)));
+/**
+ * Mail the report of these runs (the jobs sharing one mail setting: one mail, a section per job) when the config
+ * asks for it; a failure is logged and recorded, never fatal.
+ */
+async function report(cfg: Config, results: RunResult[], log: Logger): Promise<void> {
+  if (!results.some((r) => shouldSend(cfg.mail, r))) return;
+  const lines = log.lines.map((l) => log.redact(l));
+  const m = results.length === 1 ? composeReport(cfg.mail, results[0], lines) : composeJobsReport(cfg.mail, results, lines);
   m.text = log.redact(m.text);
   m.subject = log.redact(m.subject);
+  let outcome: { sent: boolean; message: string };
   try {
     const how = await sendMail(cfg.mail, m);
-    result.mail = { sent: true, message: `report to ${m.to.join(", ")} ${how}` };
-    log.info("mail", result.mail.message);
+    outcome = { sent: true, message: `report to ${m.to.join(", ")} ${how}` };
+    log.info("mail", outcome.message);
   } catch (e) {
     const err = asArchivistError("mail", e);
-    result.mail = { sent: false, message: log.redact(err.message) };
+    outcome = { sent: false, message: log.redact(err.message) };
     log.warn("mail", `could not send the report: ${err.message}${err.hint ? ` (hint: ${err.hint})` : ""}`);
   }
+  for (const r of results) r.mail = outcome;
 }
 
-async function cmdVerify(cfg: Config, clock: Clock, env: Env, log: Logger, p: Parsed, out: (s: string) => void): Promise<number> {
+async function cmdVerify(jobs: Config[], clock: Clock, env: Env, log: Logger, p: Parsed, out: (s: string) => void): Promise<number> {
   let mode = 0;
   try {
-    mode = (Deno.statSync(cfg.file).mode ?? 0) & 0o777;
+    mode = (Deno.statSync(jobs[0].file).mode ?? 0) & 0o777;
   } catch { /* read a moment ago */ }
-  const checks = await runVerify({
-    config: cfg,
-    clock,
-    env,
-    log,
-    configMode: mode,
-    historyFile: historyPath(cfg),
-    programHint: env.get("ARCHIVIST_PROGRAM") ?? (Deno.execPath().endsWith("/archivist") ? Deno.execPath() : undefined),
-  });
+  const checks: Check[] = [];
+  for (const job of jobs) {
+    const own = await runVerify({
+      config: job,
+      clock,
+      env,
+      log,
+      configMode: mode,
+      historyFile: historyPath(job),
+      programHint: env.get("ARCHIVIST_PROGRAM") ?? (Deno.execPath().endsWith("/archivist") ? Deno.execPath() : undefined),
+    });
+    // With several jobs, each check names its job ("shop: destination").
+    checks.push(...(jobs.length > 1 || job.jobCount > 1 ? own.map((c) => ({ ...c, name: `${job.name}: ${c.name}` })) : own));
+  }
   const n = nagios(checks);
   if (p.json) out(JSON.stringify({ status: n.label, code: n.code, summary: n.summary, checks }, null, 2));
   else out(`ARCHIVIST ${n.label} - ${n.summary}\n${formatChecks(checks)}`);
@@ -337,14 +445,17 @@ async function cmdMailTest(cfg: Config, log: Logger): Promise<number> {
   }
 }
 
-function cmdHistory(cfg: Config, p: Parsed, out: (s: string) => void): number {
-  const { runs, bad } = readHistory(historyPath(cfg));
+function cmdHistory(cfg: Config, p: Parsed, out: (s: string) => void, job?: string): number {
+  const read = readHistory(historyPath(cfg));
+  const runs = job === undefined ? read.runs : read.runs.filter((r) => r.job === job);
+  const bad = read.bad;
   const shown = p.last !== undefined ? runs.slice(-p.last) : runs;
   if (p.json) {
     out(JSON.stringify(shown, null, 2));
     return EXIT.OK;
   }
   if (!shown.length) out(`no runs recorded in ${historyPath(cfg)}`);
+  const jobWidth = new Set(shown.map((r) => r.job)).size > 1 ? Math.max(...shown.map((r) => r.job.length)) : 0;
   for (const r of shown) {
     const what = r.error
       ? `${r.error.step}: ${r.error.message}`
@@ -354,9 +465,9 @@ function cmdHistory(cfg: Config, p: Parsed, out: (s: string) => void): number {
       ? `${r.archive.name} ${formatSize(r.archive.size)} → ${r.archive.location}`
       : r.warnings[0] ?? "";
     out(
-      `${localIso(new Date(r.startedAt)).slice(0, 19).replace("T", " ")}  ${r.status.toUpperCase().padEnd(7)} exit ${
-        String(r.exitCode).padEnd(3)
-      } ${formatDuration(r.durationMs).padStart(7)}  ${what}`,
+      `${localIso(new Date(r.startedAt)).slice(0, 19).replace("T", " ")}  ${jobWidth ? `${r.job.padEnd(jobWidth)}  ` : ""}${
+        r.status.toUpperCase().padEnd(7)
+      } exit ${String(r.exitCode).padEnd(3)} ${formatDuration(r.durationMs).padStart(7)}  ${what}`,
     );
   }
   if (bad) out(`(${bad} unreadable line(s) skipped)`);

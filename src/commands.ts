@@ -40,12 +40,20 @@ const QUIET: OptionSpec = { name: "quiet", short: "q", help: "only errors on std
 const VERBOSE: OptionSpec = { name: "verbose", short: "v", help: "debug lines on stderr and in the log file" };
 const JSON_OUT: OptionSpec = { name: "json", help: "machine-readable output on stdout" };
 const COMMON = [CONFIG, QUIET, VERBOSE];
+const JOB: OptionSpec = {
+  name: "job",
+  value: "NAME",
+  help: "in a config with jobs: the job to work on (needed there, except by verify and history, which take every job)",
+};
+const WITH_JOB = [...COMMON, JOB];
 
 export const COMMANDS: CommandSpec[] = [
   {
     name: "run",
-    summary: "the nightly cycle: fetch, unzip, check, compare, pack, store, state, retention",
-    maxArgs: 0,
+    summary:
+      "the nightly cycle: fetch, unzip, check, compare, pack, store, state, retention (every job, or the JOBs named, one after the other)",
+    args: "[JOB...]",
+    maxArgs: 100,
     options: [
       ...COMMON,
       {
@@ -68,7 +76,7 @@ export const COMMANDS: CommandSpec[] = [
     name: "history",
     summary: "the run history, newest last",
     maxArgs: 0,
-    options: [CONFIG, { name: "last", value: "N", help: "only the last N runs" }, JSON_OUT],
+    options: [CONFIG, JOB, { name: "last", value: "N", help: "only the last N runs" }, JSON_OUT],
     example: "archivist history --last 7",
     exits: "simple",
   },
@@ -76,7 +84,7 @@ export const COMMANDS: CommandSpec[] = [
     name: "list",
     summary: "archives on the destination, stored last first, with what keeps each or when it expires",
     maxArgs: 0,
-    options: [...COMMON, JSON_OUT],
+    options: [...WITH_JOB, JSON_OUT],
     example: "archivist list",
     exits: "simple",
   },
@@ -85,7 +93,7 @@ export const COMMANDS: CommandSpec[] = [
     summary: "apply retention alone",
     maxArgs: 0,
     options: [
-      ...COMMON,
+      ...WITH_JOB,
       { name: "dry-run", help: "print the whole plan (every archive, keep or delete, and why); delete nothing" },
       { name: "force", help: "apply it beyond retention.max_delete, or with a clock in doubt, once" },
     ],
@@ -97,7 +105,7 @@ export const COMMANDS: CommandSpec[] = [
     name: "verify",
     summary: "health check of everything a night needs, archiving nothing (also: archivist --verify)",
     maxArgs: 0,
-    options: [...COMMON, JSON_OUT],
+    options: [...WITH_JOB, JSON_OUT],
     example: "archivist verify",
     exits: "nagios",
   },
@@ -106,7 +114,7 @@ export const COMMANDS: CommandSpec[] = [
     summary: "restore drill: every archive present with its size; a sample read back whole, checksums and dump verified",
     maxArgs: 0,
     options: [
-      ...COMMON,
+      ...WITH_JOB,
       { name: "sample", value: "N", help: "read back N archives, the ones checked longest ago (default 1)" },
       { name: "all", help: "read back every archive" },
       JSON_OUT,
@@ -120,7 +128,7 @@ export const COMMANDS: CommandSpec[] = [
     args: "[NAME|latest]",
     maxArgs: 1,
     options: [
-      ...COMMON,
+      ...WITH_JOB,
       { name: "to", value: "DIR", help: "where to extract (default: the current directory)" },
       { name: "force", help: "overwrite an existing dump file there" },
     ],
@@ -132,7 +140,7 @@ export const COMMANDS: CommandSpec[] = [
     name: "mail-test",
     summary: "send a test message with the mail settings",
     maxArgs: 0,
-    options: COMMON,
+    options: WITH_JOB,
     example: "archivist mail-test",
     exits: "run",
     codes: [0, 10, 40],

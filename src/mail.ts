@@ -49,18 +49,50 @@ export function summary(r: RunResult): string {
   return r.archive ? `${r.archive.name} ${formatSize(r.archive.size)}` : "nothing to do";
 }
 
+const LABEL = { ok: "OK", warning: "WARNING", failed: "FAILED" } as const;
+
+function fill(template: string, tokens: Record<string, string>): string {
+  return template.replace(/\{(\w+)\}/g, (m, k) => tokens[k] ?? m).replace(/\s+/g, " ").trim();
+}
+
 /** Fill the subject template. */
 export function subjectFor(template: string, r: RunResult): string {
-  const tokens: Record<string, string> = {
-    status: r.status === "ok" ? "OK" : r.status === "warning" ? "WARNING" : "FAILED",
+  return fill(template, {
+    status: LABEL[r.status],
     job: r.job,
     host: r.host || hostname(),
     archive: r.archive?.name ?? "-",
     date: r.runDate,
     summary: summary(r),
     step: r.error?.step ?? "",
-  };
-  return template.replace(/\{(\w+)\}/g, (m, k) => tokens[k] ?? m).replace(/\s+/g, " ").trim();
+  });
+}
+
+/** The worst status of several jobs' runs. */
+export function worstStatus(rs: RunResult[]): RunResult["status"] {
+  return rs.some((r) => r.status === "failed") ? "failed" : rs.some((r) => r.status === "warning") ? "warning" : "ok";
+}
+
+/** "FAILED 1 (shop), WARNING 1 (blog), OK 2": the jobs counted by status, worst first. */
+export function jobsSummary(rs: RunResult[]): string {
+  return (["failed", "warning", "ok"] as const).map((s) => {
+    const jobs = rs.filter((r) => r.status === s).map((r) => r.job);
+    return jobs.length ? `${LABEL[s]} ${jobs.length}${s === "ok" ? "" : ` (${jobs.join(", ")})`}` : "";
+  }).filter(Boolean).join(", ");
+}
+
+/** The subject for several jobs' runs: {job} is "N jobs", {summary} counts them by status. */
+export function jobsSubjectFor(template: string, rs: RunResult[]): string {
+  const failed = rs.find((r) => r.status === "failed");
+  return fill(template, {
+    status: LABEL[worstStatus(rs)],
+    job: `${rs.length} jobs`,
+    host: rs[0].host || hostname(),
+    archive: rs.length === 1 ? rs[0].archive?.name ?? "-" : "-",
+    date: rs[0].runDate,
+    summary: shorten(jobsSummary(rs), 70),
+    step: failed?.error?.step ?? "",
+  });
 }
 
 /** The plain-text body. */
@@ -105,6 +137,25 @@ export function shouldSend(cfg: MailConfig, r: RunResult): boolean {
   if (cfg.when === "always") return true;
   if (cfg.when === "failure") return r.status === "failed";
   return r.status !== "ok";
+}
+
+/** One report for several jobs' runs: the count by status, then one section per job, in run order. */
+export function composeJobsReport(cfg: MailConfig, rs: RunResult[], logLines: string[]): Message {
+  const overview = [
+    `archivist run: ${LABEL[worstStatus(rs)]}: ${jobsSummary(rs)} (on ${rs[0].host})`,
+    "",
+    ...rs.map((r) => `  ${LABEL[r.status].padEnd(8)} ${r.job.padEnd(16)} ${summary(r)}`),
+    "",
+  ];
+  const sections = rs.map((r) => `=== job ${r.job}: ${LABEL[r.status]} ===\n\n${bodyFor(r)}`);
+  return {
+    from: cfg.from ?? `archivist@${hostname()}`,
+    to: cfg.to,
+    cc: cfg.cc,
+    subject: jobsSubjectFor(cfg.subject, rs),
+    text: [overview.join("\n"), ...sections].join("\n"),
+    attachments: cfg.attach_log ? [{ filename: `archivist-${rs[0].runId}.log`, content: logLines.join("\n") + "\n" }] : [],
+  };
 }
 
 /** Compose the report for a run. `logLines` are this run's (already redacted) log lines. */

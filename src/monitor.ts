@@ -35,48 +35,83 @@ export async function ping(cfg: Config, log: Logger, kind: "" | "/start" | "/fai
   }
 }
 
-/** The Prometheus text exposition of a run (and of the last success, kept from the previous file). */
-export function promText(r: RunResult, lastSuccess: number | undefined): string {
-  const job = r.job.replace(/["\\\n]/g, "_");
-  const l = `{job="${job}"}`;
-  const end = Math.round(new Date(r.endedAt).getTime() / 1000);
-  const lines = [
-    "# HELP archivist_last_run_timestamp_seconds End of the last run.",
-    "# TYPE archivist_last_run_timestamp_seconds gauge",
-    `archivist_last_run_timestamp_seconds${l} ${end}`,
-    "# HELP archivist_last_success_timestamp_seconds End of the last run that stored an archive or found the dump unchanged.",
-    "# TYPE archivist_last_success_timestamp_seconds gauge",
-    `archivist_last_success_timestamp_seconds${l} ${lastSuccess ?? 0}`,
-    "# HELP archivist_last_run_duration_seconds Duration of the last run.",
-    "# TYPE archivist_last_run_duration_seconds gauge",
-    `archivist_last_run_duration_seconds${l} ${(r.durationMs / 1000).toFixed(3)}`,
-    "# HELP archivist_last_run_exit_code Exit code of the last run (0 ok, 1 warning, other: the failing step).",
-    "# TYPE archivist_last_run_exit_code gauge",
-    `archivist_last_run_exit_code${l} ${r.exitCode}`,
-    "# HELP archivist_last_run_status 1 for the status of the last run.",
-    "# TYPE archivist_last_run_status gauge",
-    ...["ok", "warning", "failed"].map((s) => `archivist_last_run_status{job="${job}",status="${s}"} ${r.status === s ? 1 : 0}`),
-    "# HELP archivist_last_archive_size_bytes Size of the last stored archive.",
-    "# TYPE archivist_last_archive_size_bytes gauge",
+/** The metrics, in order: name, help, and the sample(s) of one run (`job` label value, the job's last success). */
+const METRICS: { name: string; help: string; samples(r: RunResult, l: string, job: string, lastSuccess: number | undefined): string[] }[] =
+  [
+    {
+      name: "archivist_last_run_timestamp_seconds",
+      help: "End of the last run.",
+      samples: (r, l) => [`archivist_last_run_timestamp_seconds${l} ${Math.round(new Date(r.endedAt).getTime() / 1000)}`],
+    },
+    {
+      name: "archivist_last_success_timestamp_seconds",
+      help: "End of the last run that stored an archive or found the dump unchanged.",
+      samples: (_r, l, _j, last) => [`archivist_last_success_timestamp_seconds${l} ${last ?? 0}`],
+    },
+    {
+      name: "archivist_last_run_duration_seconds",
+      help: "Duration of the last run.",
+      samples: (r, l) => [`archivist_last_run_duration_seconds${l} ${(r.durationMs / 1000).toFixed(3)}`],
+    },
+    {
+      name: "archivist_last_run_exit_code",
+      help: "Exit code of the last run (0 ok, 1 warning, other: the failing step).",
+      samples: (r, l) => [`archivist_last_run_exit_code${l} ${r.exitCode}`],
+    },
+    {
+      name: "archivist_last_run_status",
+      help: "1 for the status of the last run.",
+      samples: (r, _l, job) =>
+        ["ok", "warning", "failed"].map((s) => `archivist_last_run_status{job="${job}",status="${s}"} ${r.status === s ? 1 : 0}`),
+    },
+    {
+      name: "archivist_last_archive_size_bytes",
+      help: "Size of the last stored archive.",
+      samples: (r, l) => (r.archive ? [`archivist_last_archive_size_bytes${l} ${r.archive.size}`] : []),
+    },
   ];
-  if (r.archive) lines.push(`archivist_last_archive_size_bytes${l} ${r.archive.size}`);
+
+const labelValue = (job: string) => job.replace(/["\\\n]/g, "_");
+
+/**
+ * The Prometheus text exposition of these runs (one per job), keeping the samples of the jobs that did not run
+ * this time from `previous` (the file as it was), so that several jobs share one textfile.
+ */
+export function promText(results: RunResult[], previous = ""): string {
+  const ran = new Set(results.map((r) => labelValue(r.job)));
+  const kept = previous.split("\n").filter((line) => {
+    const m = /^archivist_\w+\{job="([^"]*)"/.exec(line);
+    return m !== null && !ran.has(m[1]);
+  });
+  const lines: string[] = [];
+  for (const metric of METRICS) {
+    lines.push(`# HELP ${metric.name} ${metric.help}`, `# TYPE ${metric.name} gauge`);
+    lines.push(...kept.filter((l) => l.startsWith(`${metric.name}{`)));
+    for (const r of results) {
+      const job = labelValue(r.job);
+      const before = new RegExp(
+        `^archivist_last_success_timestamp_seconds\\{job="${job.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}"\\} (\\d+)`,
+        "m",
+      )
+        .exec(previous);
+      let last = before && Number(before[1]) > 0 ? Number(before[1]) : undefined;
+      if (r.status !== "failed") last = Math.round(new Date(r.endedAt).getTime() / 1000);
+      lines.push(...metric.samples(r, `{job="${job}"}`, job, last));
+    }
+  }
   return lines.join("\n") + "\n";
 }
 
-/** Write the textfile atomically (temp file in the same directory, then rename). */
-export function writeTextfile(cfg: Config, log: Logger, r: RunResult): void {
-  const path = cfg.monitor.prometheus_textfile;
-  if (!path) return;
-  let lastSuccess: number | undefined;
+/** Write the textfile atomically (temp file in the same directory, then rename) with these runs' metrics. */
+export function writeTextfile(path: string | undefined, log: Logger, results: RunResult[]): void {
+  if (!path || !results.length) return;
+  let previous = "";
   try {
-    const prev = Deno.readTextFileSync(path);
-    const m = /^archivist_last_success_timestamp_seconds\{[^}]*\} (\d+)/m.exec(prev);
-    if (m && Number(m[1]) > 0) lastSuccess = Number(m[1]);
+    previous = Deno.readTextFileSync(path);
   } catch { /* first run */ }
-  if (r.status !== "failed") lastSuccess = Math.round(new Date(r.endedAt).getTime() / 1000);
   const tmp = `${path}.${Deno.pid}.tmp`;
   try {
-    Deno.writeTextFileSync(tmp, promText(r, lastSuccess), { mode: 0o644 });
+    Deno.writeTextFileSync(tmp, promText(results, previous), { mode: 0o644 });
     Deno.renameSync(tmp, path);
   } catch (e) {
     try {

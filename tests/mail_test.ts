@@ -4,12 +4,11 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { SMTPServer } from "smtp-server";
-import { simpleParser } from "mailparser";
 import { makeCert, makeZip, sqlDump, type TestCert } from "../tools/fixtures.ts";
 import { serveBytes, startHttpsSource } from "../tools/https_source.ts";
 import { runCli, type Sandbox, sandbox } from "./helpers/cli.ts";
-import { freePort, waitPort } from "./servers/common.ts";
+import { startSmtpServer } from "./servers/smtp.ts";
+import { freePort } from "./servers/common.ts";
 import { EXIT } from "../src/errors.ts";
 import { shorten } from "../src/mail.ts";
 
@@ -17,50 +16,7 @@ const cert: TestCert = await makeCert(await Deno.makeTempDir({ prefix: "archivis
 const ZIP = makeZip([{ name: "dump.sql", data: sqlDump(20_000) }]);
 const PW = "smtp-Secret-7781";
 
-interface Received {
-  subject: string;
-  text: string;
-  to: string;
-  cc: string;
-  attachments: { filename?: string; content: Uint8Array }[];
-}
-
-async function startSmtp(opts: { secure?: boolean; noTLS?: boolean } = {}) {
-  const received: Received[] = [];
-  const port = freePort();
-  const server = new SMTPServer({
-    secure: !!opts.secure,
-    key: cert.key,
-    cert: cert.cert,
-    // noTLS: a server without STARTTLS that would accept AUTH and mail in clear text, to prove we never fall back.
-    disabledCommands: opts.noTLS ? ["STARTTLS"] : [],
-    allowInsecureAuth: !!opts.noTLS,
-    authOptional: !!opts.noTLS,
-    authMethods: ["PLAIN", "LOGIN"],
-    logger: false,
-    onAuth(auth: any, _s: unknown, cb: (e: Error | null, r?: any) => void) {
-      if (auth.username === "archivist" && auth.password === PW) cb(null, { user: "archivist" });
-      else cb(new Error("Invalid username or password"));
-    },
-    onData(stream: any, _s: unknown, cb: (e?: Error) => void) {
-      simpleParser(stream).then((p: any) => {
-        received.push({
-          subject: p.subject ?? "",
-          text: p.text ?? "",
-          to: p.to?.text ?? "",
-          cc: p.cc?.text ?? "",
-          attachments: p.attachments ?? [],
-        });
-        cb();
-      }, cb);
-    },
-  });
-  // A client that refuses our certificate would otherwise crash the server.
-  server.on("error", () => {});
-  server.listen(port, "127.0.0.1");
-  await waitPort(port, "smtp-server");
-  return { port, received, close: () => new Promise<void>((r) => server.close(() => r())) };
-}
+const startSmtp = (opts: { secure?: boolean; noTLS?: boolean } = {}) => startSmtpServer(cert, PW, opts);
 
 async function withRun(
   routes: Parameters<typeof startHttpsSource>[1],

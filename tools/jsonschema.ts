@@ -6,6 +6,7 @@
 import { configSchema } from "../src/config/schema.ts";
 import type { Field } from "../src/config/fields.ts";
 import { shortDuration, shortSize } from "../src/config/units.ts";
+import { PER_RUN_KEYS } from "../src/config/jobs.ts";
 
 type Json = Record<string, unknown>;
 
@@ -83,9 +84,41 @@ export function fieldSchema(f: Field<unknown>): Json {
   return s;
 }
 
+/** A schema with no key required at any depth (a job's keys may all come from the top level). */
+function relaxed(s: unknown): unknown {
+  if (Array.isArray(s)) return s.map(relaxed);
+  if (!s || typeof s !== "object") return s;
+  const out: Json = {};
+  for (const [k, v] of Object.entries(s as Json)) if (k !== "required") out[k] = relaxed(v);
+  return out;
+}
+
 /** The whole schema, as the text written to archive.schema.json. */
 export function jsonSchema(): string {
-  const root = fieldSchema(configSchema as unknown as Field<unknown>);
+  const root = fieldSchema(configSchema as unknown as Field<unknown>) as Json & { properties: Json; required?: string[] };
+  // jobs: (src/config/jobs.ts): each job is a partial config over the top-level defaults, without the per-run keys.
+  const jobProps: Json = {};
+  for (const [k, v] of Object.entries(root.properties)) {
+    if ((PER_RUN_KEYS as readonly string[]).includes(k)) continue;
+    jobProps[k] = k === "destination" ? { type: "object", description: (v as Json).description } : relaxed(v);
+  }
+  const job = (needsName: boolean) => ({
+    type: "object",
+    properties: jobProps,
+    additionalProperties: false,
+    ...(needsName ? { required: ["name"] } : {}),
+  });
+  root.properties = {
+    ...root.properties,
+    jobs: {
+      description:
+        "Several jobs in one file: a list of jobs (each with a name) or a mapping by name. Each job is the top-level keys deep-merged with its own (log, history and verify stay at the top level).",
+      anyOf: [{ type: "array", minItems: 1, items: job(true) }, { type: "object", minProperties: 1, additionalProperties: job(false) }],
+    },
+  };
+  const required = root.required ?? [];
+  delete root.required;
+  root.anyOf = [{ required }, { required: ["jobs"] }];
   return JSON.stringify(
     {
       $schema: "https://json-schema.org/draft/2020-12/schema",

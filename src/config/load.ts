@@ -7,6 +7,7 @@ import { ConfigError, errMsg } from "../errors.ts";
 import type { Env } from "../env.ts";
 import { Field, FieldError } from "./fields.ts";
 import { configSchema, type RawConfig } from "./schema.ts";
+import { expandJobs } from "./jobs.ts";
 
 export const DEFAULT_CONFIG_PATHS = ["/etc/archivist/archive.yaml", "./archive.yaml"];
 
@@ -16,6 +17,8 @@ export type Config = RawConfig & {
   file: string;
   /** Every secret value, for redaction from logs, history and mail. */
   secretValues: string[];
+  /** How many jobs the file holds (1 without `jobs:`). */
+  jobCount: number;
 };
 
 /** Which config file to use: --config, then $ARCHIVIST_CONFIG, then /etc/archivist/archive.yaml, then ./archive.yaml. */
@@ -40,8 +43,17 @@ function fileExists(p: string): boolean {
   }
 }
 
-/** Read, parse and validate `path`. Throws ConfigError naming the file and the key. */
+/** Read, parse and validate `path`, a one-job file. Throws ConfigError naming the file and the key. */
 export function loadConfig(path: string, env: Env): Config {
+  const jobs = loadJobs(path, env);
+  if (jobs.length > 1) {
+    throw new ConfigError(`${path} has ${jobs.length} jobs (${jobs.map((j) => j.name).join(", ")})`, "name one with --job NAME", "jobs");
+  }
+  return jobs[0];
+}
+
+/** Read, parse and validate `path`: every job it holds (one without `jobs:`). */
+export function loadJobs(path: string, env: Env): Config[] {
   let text: string;
   let mode = 0;
   try {
@@ -61,7 +73,7 @@ export function loadConfig(path: string, env: Env): Config {
     if (e instanceof Deno.errors.IsADirectory) throw new ConfigError(`config file ${path} is a directory`, "", "unreadable");
     throw new ConfigError(`cannot read config file ${path}: ${errMsg(e)}`, "", "unreadable");
   }
-  return parseConfigText(text, path, env, mode);
+  return parseJobsText(text, path, env, mode);
 }
 
 /** The machine's time zone (TZ, else /etc/localtime), as cron sees it; UTC when unknown. */
@@ -69,8 +81,15 @@ export function systemTimeZone(): string {
   return Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC";
 }
 
-/** Validate config text; `mode` is the file's permission bits (for the inline-secret rule). */
+/** Validate one-job config text (a file with jobs: is refused: see parseJobsText). */
 export function parseConfigText(text: string, path: string, env: Env, mode = 0o600): Config {
+  const jobs = parseJobsText(text, path, env, mode);
+  if (jobs.length > 1) throw new ConfigError(`${path} has ${jobs.length} jobs`, "name one with --job NAME", "jobs");
+  return jobs[0];
+}
+
+/** Validate config text into its jobs; `mode` is the file's permission bits (for the inline-secret rule). */
+export function parseJobsText(text: string, path: string, env: Env, mode = 0o600): Config[] {
   const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
   if (doc.errors.length) {
     const e = doc.errors[0];
@@ -83,17 +102,52 @@ export function parseConfigText(text: string, path: string, env: Env, mode = 0o6
   }
   const raw = doc.toJS();
   if (raw === null || raw === undefined) throw new ConfigError(`${path}: the file is empty`, "start from archive.yaml.example", "empty");
-  let cfg: RawConfig;
-  try {
-    cfg = configSchema.parse(raw, "");
-  } catch (e) {
-    if (e instanceof FieldError) throw new ConfigError(`${path}: ${e.path}: ${e.message}`, e.hint, "invalid");
-    throw e;
+  // Not a mapping: the schema says so, as for any other config.
+  const expanded = typeof raw === "object" && !Array.isArray(raw) ? expandJobs(raw as Record<string, unknown>, path) : [{ at: "", raw }];
+  const jobs = expanded.map(({ at, raw: jobRaw }) => {
+    const where = at ? `${at}: ` : "";
+    let cfg: RawConfig;
+    try {
+      cfg = configSchema.parse(jobRaw, "");
+    } catch (e) {
+      if (e instanceof FieldError) throw new ConfigError(`${path}: ${where}${e.path}: ${e.message}`, e.hint, "invalid");
+      throw e;
+    }
+    if (cfg.archive.timezone === "local") cfg.archive.timezone = systemTimeZone();
+    const secretValues: string[] = [];
+    resolveSecrets(configSchema as Field<unknown>, cfg as unknown as Record<string, unknown>, "", {
+      path: at ? `${path} (${at})` : path,
+      mode,
+      env,
+      secretValues,
+    });
+    return { ...cfg, file: path, secretValues, jobCount: expanded.length };
+  });
+  checkJobsApart(jobs, path);
+  return jobs;
+}
+
+/**
+ * Two jobs writing the same archive names into the same place would take each other's names: refused, unless the
+ * name pattern holds {job}. (Retention never deletes another job's archives: each job has its own catalogue.)
+ */
+function checkJobsApart(jobs: RawConfig[], path: string): void {
+  const seen = new Map<string, string>();
+  for (const j of jobs) {
+    if (j.archive.name.includes("{job}")) continue;
+    const d = j.destination as Record<string, unknown>;
+    const place = ["type", "host", "port", "module", "share", "url", "remote", "path"].map((k) => String(d[k] ?? "")).join("\u0000");
+    const key = `${place}\u0000${j.archive.name}`;
+    const other = seen.get(key);
+    if (other) {
+      throw new ConfigError(
+        `${path}: jobs ${other} and ${j.name} store archives named ${j.archive.name} in the same place: they would take each other's names`,
+        'put {job} in archive.name (e.g. "{job}-{YYYY}{MM}{DD}.tgz"), or give each job its own directory',
+        "invalid",
+      );
+    }
+    seen.set(key, j.name);
   }
-  if (cfg.archive.timezone === "local") cfg.archive.timezone = systemTimeZone();
-  const secretValues: string[] = [];
-  resolveSecrets(configSchema as Field<unknown>, cfg as unknown as Record<string, unknown>, "", { path, mode, env, secretValues });
-  return { ...cfg, file: path, secretValues };
 }
 
 interface SecretCtx {
