@@ -61,6 +61,8 @@ interface Parsed {
   targets: string[];
   /** --job NAME. */
   job?: string;
+  /** --destination N (1-based). */
+  destination?: number;
   to?: string;
 }
 
@@ -91,6 +93,7 @@ function parse(argv: string[]): Parsed {
     target: args[0],
     targets: args,
     job: values.job as string | undefined,
+    destination: num("destination", 1),
     to: values.to as string | undefined,
   };
 }
@@ -199,7 +202,17 @@ export async function main(argv: string[], deps: CliDeps = {}): Promise<number> 
     if (e instanceof UsageError) return usageFailure(e);
     throw e;
   }
-  const cfg = selected[0];
+  let cfg = selected[0];
+  if (p.destination !== undefined) {
+    const t = cfg.targets[p.destination - 1];
+    if (!t) {
+      runCleanups();
+      return usageFailure(
+        new UsageError(`--destination ${p.destination}: job ${cfg.name} has ${cfg.targets.length} destination(s)`, p.command),
+      );
+    }
+    cfg = { ...cfg, destination: t.destination, retention: t.retention };
+  }
 
   // Commands that write state_dir run as its owner (read-only ones and dry runs may run as anyone).
   const writes = (p.command === "run" || p.command === "prune") && !p.dryRun || p.command === "check";

@@ -46,6 +46,11 @@ const JOB: OptionSpec = {
   help: "in a config with jobs: the job to work on (needed there, except by verify and history, which take every job)",
 };
 const WITH_JOB = [...COMMON, JOB];
+const DESTINATION: OptionSpec = {
+  name: "destination",
+  value: "N",
+  help: "with destinations: the one to work on, by its place in the list (default 1)",
+};
 
 export const COMMANDS: CommandSpec[] = [
   {
@@ -84,7 +89,7 @@ export const COMMANDS: CommandSpec[] = [
     name: "list",
     summary: "archives on the destination, stored last first, with what keeps each or when it expires",
     maxArgs: 0,
-    options: [...WITH_JOB, JSON_OUT],
+    options: [...WITH_JOB, DESTINATION, JSON_OUT],
     example: "archivist list",
     exits: "simple",
   },
@@ -94,6 +99,7 @@ export const COMMANDS: CommandSpec[] = [
     maxArgs: 0,
     options: [
       ...WITH_JOB,
+      DESTINATION,
       { name: "dry-run", help: "print the whole plan (every archive, keep or delete, and why); delete nothing" },
       { name: "force", help: "apply it beyond retention.max_delete, or with a clock in doubt, once" },
     ],
@@ -115,6 +121,7 @@ export const COMMANDS: CommandSpec[] = [
     maxArgs: 0,
     options: [
       ...WITH_JOB,
+      DESTINATION,
       { name: "sample", value: "N", help: "read back N archives, the ones checked longest ago (default 1)" },
       { name: "all", help: "read back every archive" },
       JSON_OUT,
@@ -129,6 +136,7 @@ export const COMMANDS: CommandSpec[] = [
     maxArgs: 1,
     options: [
       ...WITH_JOB,
+      DESTINATION,
       { name: "to", value: "DIR", help: "where to extract (default: the current directory)" },
       { name: "force", help: "overwrite an existing dump file there" },
     ],

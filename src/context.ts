@@ -57,6 +57,9 @@ export interface RunData {
   dumpMtime?: number; // unzip: the entry's modification time in the zip (Unix seconds): the tar member's mtime
   dumpIgnored?: Record<string, number>; // unzip: volatile lines left out, by pattern
   dumpTail?: Uint8Array; // unzip
+  onlyTo?: string[]; // compare: an unchanged dump still goes to these destinations (they missed the last one)
+  storedOn?: { location: string; name: string }[]; // store, with several destinations: where it went
+  storeFailed?: { location: string; message: string }[]; // store, with several destinations: where it did not
   linkTo?: string; // compare: with check.on_unchanged: link, the archive tonight's dump equals (store links to it)
   archiveName?: string; // pack (store may add a -N counter)
   archivePath?: string; // pack

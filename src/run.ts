@@ -120,7 +120,9 @@ export async function executeRun(deps: RunDeps): Promise<RunResult> {
   const data: RunData = {};
   let error: ArchivistError | undefined;
   let stopStatus: StepStatus | undefined;
-  let transport: Transport | undefined;
+  /** Each destination's transport: created on first use, opened once, closed by the run. */
+  const transports: (Transport | undefined)[] = [];
+  const opened = new Set<number>();
   let releaseLock: (() => void) | undefined;
   let removeWork: (() => void) | undefined;
 
@@ -186,21 +188,129 @@ export async function executeRun(deps: RunDeps): Promise<RunResult> {
     options: deps.options ?? {},
     signal: deps.abort ?? new AbortController().signal,
     progress: deps.progress ?? NO_PROGRESS,
-    async destination(step) {
-      if (!transport) {
-        const privateDir = join(workDir, "private");
-        Deno.mkdirSync(privateDir, { recursive: true, mode: 0o700 });
-        const t = createTransport(config.destination, { log, env: deps.env, privateDir, step });
-        try {
-          await t.open();
-        } catch (e) {
-          await t.close().catch(() => {});
-          throw e;
-        }
-        transport = t;
+    destination: (step) => openAt(0, step),
+  };
+
+  /** The transport of destination `i` (created, not opened): its location names it even when it cannot open. */
+  const transportAt = (i: number, step: StepName): Transport => {
+    if (!transports[i]) {
+      const privateDir = join(workDir, i ? `private-${i + 1}` : "private");
+      Deno.mkdirSync(privateDir, { recursive: true, mode: 0o700 });
+      transports[i] = createTransport(config.targets[i].destination, { log, env: deps.env, privateDir, step });
+    }
+    return transports[i]!;
+  };
+  const openAt = async (i: number, step: StepName): Promise<Transport> => {
+    const t = transportAt(i, step);
+    if (!opened.has(i)) {
+      try {
+        await t.open();
+      } catch (e) {
+        await t.close().catch(() => {});
+        transports[i] = undefined;
+        throw e;
       }
-      return transport;
-    },
+      opened.add(i);
+    }
+    return t;
+  };
+  /** The run as destination `i` sees it: its destination and retention in the config, its transport. */
+  const contextFor = (i: number): RunContext => ({
+    ...ctx,
+    config: { ...config, destination: config.targets[i].destination, retention: config.targets[i].retention },
+    destination: (step) => openAt(i, step),
+  });
+  /** Per destination, each step's outcome; the data each store left (several destinations: store and retention). */
+  const perTarget: RunData[] = [];
+  const several = config.targets.length > 1;
+
+  /**
+   * store over every destination, in order: each stores tonight's archive (or is skipped when compare sent it only
+   * to the ones that missed the last one). The archive counts as stored per store.require; a failed destination is
+   * a warning with `any` (while another has it), the run's failure with `all`.
+   */
+  const storeEach = async (): Promise<void> => {
+    const failures: { location: string; error: ArchivistError }[] = [];
+    const locations = config.targets.map((_, i) => transportAt(i, "store").location);
+    if (data.onlyTo && !locations.some((l) => data.onlyTo!.includes(l))) {
+      const why = `the dump is unchanged and no destination of this config misses the last archive (${
+        data.onlyTo.join(", ")
+      } is no longer one): nothing stored`;
+      record("store", "warning", why, 0);
+      log.warn("store", why);
+      stopStatus = "warning";
+      return;
+    }
+    for (const [i, location] of locations.entries()) {
+      if (data.onlyTo && !data.onlyTo.includes(location)) {
+        record("store", "skipped", `${location}: it holds the last archive, the same data`, 0);
+        continue;
+      }
+      const st = performance.now();
+      const d: RunData = { ...data };
+      try {
+        const out = await storeStep.run(contextFor(i), d);
+        const ms = performance.now() - st;
+        record("store", out.status, `${location}: ${out.message}`, ms);
+        log.info("store", `${location}: ${out.message} [${formatDuration(ms)}]`);
+        perTarget[i] = d;
+      } catch (e) {
+        const err = asArchivistError("store", e);
+        failures.push({ location, error: err });
+        const tolerated = config.store.require === "any";
+        record("store", tolerated ? "warning" : "failed", `${location}: ${err.message}`, performance.now() - st);
+        if (tolerated) log.warn("store", `${location}: FAILED: ${err.message}${err.hint ? ` (hint: ${err.hint})` : ""}`);
+        else log.error("store", `${location}: FAILED: ${err.message}${err.hint ? ` (hint: ${err.hint})` : ""}`);
+      }
+    }
+    const stored = perTarget.filter(Boolean);
+    data.storedOn = stored.map((d) => ({ location: d.storedLocation!, name: d.archiveName! }));
+    data.storeFailed = failures.map((f) => ({ location: f.location, message: f.error.message }));
+    if (stored.length) {
+      Object.assign(data, {
+        archiveName: stored[0].archiveName,
+        archiveSize: stored[0].archiveSize,
+        archiveSha256: stored[0].archiveSha256,
+      });
+      data.storedLocation = stored.map((d) => d.storedLocation).join(", ");
+    }
+    const first = failures[0]?.error;
+    if (first && (config.store.require === "all" || !stored.length)) {
+      error = new ArchivistError(
+        "store",
+        `${failures.length > 1 ? `${failures.length} destinations failed; ` : ""}${failures[0].location}: ${first.message}${
+          stored.length ? ` (stored on ${data.storedOn.map((s) => s.location).join(", ")}; store.require: ${config.store.require})` : ""
+        }`,
+        first.hint,
+        { code: first.code },
+      );
+      return;
+    }
+    data.stored = stored.length > 0;
+  };
+
+  /** retention on every destination that stored tonight's archive, each with its own retention. */
+  const retentionEach = async (): Promise<void> => {
+    data.deleted = [];
+    data.deleteFailed = [];
+    for (const [i] of config.targets.entries()) {
+      const d = perTarget[i];
+      if (!d || (!d.stored && !dry)) continue;
+      const location = transportAt(i, "retention").location;
+      const st = performance.now();
+      try {
+        const out = await retentionStep.run(contextFor(i), d);
+        const ms = performance.now() - st;
+        record("retention", out.status, `${location}: ${out.message}`, ms);
+        (out.status === "warning" ? log.warn : log.info).call(log, "retention", `${location}: ${out.message} [${formatDuration(ms)}]`);
+        data.deleted.push(...(d.deleted ?? []));
+        data.deleteFailed.push(...(d.deleteFailed ?? []));
+      } catch (e) {
+        const err = asArchivistError("retention", e);
+        record("retention", "failed", `${location}: ${err.message}`, performance.now() - st);
+        error ??= new ArchivistError("retention", `${location}: ${err.message}`, err.hint, { code: err.code });
+      }
+    }
   };
 
   for (const step of deps.steps ?? NIGHTLY_STEPS) {
@@ -214,6 +324,10 @@ export async function executeRun(deps: RunDeps): Promise<RunResult> {
     }
     if (error || stopStatus) {
       record(step.name, "skipped", error ? `not run: ${error.step} failed` : "not needed", 0);
+      continue;
+    }
+    if ((several || data.onlyTo) && (step.name === "store" || step.name === "retention")) {
+      await (step.name === "store" ? storeEach() : retentionEach());
       continue;
     }
     const st = performance.now();
@@ -233,8 +347,8 @@ export async function executeRun(deps: RunDeps): Promise<RunResult> {
     }
   }
 
-  if (transport) {
-    await (transport as Transport).close().catch((e) => log.warn("store", `closing the destination: ${e}`));
+  for (const t of transports) {
+    if (t) await t.close().catch((e) => log.warn("store", `closing the destination ${t.location}: ${e}`));
   }
   const endedAt = clock.now();
   if (localDate(endedAt, config.archive.timezone) !== localDate(startedAt, config.archive.timezone)) {

@@ -17,6 +17,8 @@ export interface JobState {
   location: string;
   storedAt: string;
   runId: string;
+  /** With destinations and store.require: any: where the archive could not be stored (the next run sends it). */
+  missingOn?: string[];
 }
 
 export function statePath(stateDir: string, job: string): string {

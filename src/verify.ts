@@ -74,7 +74,12 @@ export async function runVerify(d: VerifyDeps): Promise<Check[]> {
   const runs = readHistory(d.historyFile).runs;
   checks.push(...await guard("source", () => checkSource(c)));
   checks.push(...await guard("work_dir", () => checkWorkDir(c, runs)));
-  checks.push(...await guard("destination", () => checkDestination(d)));
+  // Every destination (destinations:), each named by its place when there are several.
+  for (const [i, t] of c.targets.entries()) {
+    const name = c.targets.length > 1 ? `destination ${i + 1}` : "destination";
+    const own = await guard(name, () => checkDestination({ ...d, config: { ...c, destination: t.destination } }));
+    checks.push(...own.map((x) => ({ ...x, name })));
+  }
   if (c.mail.enabled) {
     checks.push(...await guard("mail", async () => [ok("mail", await verifyMail(c.mail))]));
   }

@@ -68,7 +68,10 @@ Deno.test("archive.schema.json (JSON Schema of archive.yaml, from the config sch
   assert.equal(text, jsonSchema(), "archive.schema.json is out of date: run deno task docs");
   const s = JSON.parse(text);
   assert.equal(s.$schema, "https://json-schema.org/draft/2020-12/schema");
-  assert.deepEqual(s.anyOf.map((a: { required: string[] }) => a.required.sort()), [["destination", "source"], ["jobs"]]);
+  assert.deepEqual(s.anyOf.map((a: { required: string[] }) => a.required.sort()), [["destination", "source"], [
+    "destinations",
+    "source",
+  ], ["jobs"]]);
   assert.deepEqual(s.properties.source.required.sort(), ["entry", "url"]);
   assert.equal(s.properties.source.properties.timeout.default, "2h");
   assert.deepEqual(s.properties.destination.oneOf.map((v: any) => v.properties.type.const).sort(), [

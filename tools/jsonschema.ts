@@ -46,6 +46,10 @@ function defaultOf(f: Field<unknown>): unknown {
 }
 
 export function fieldSchema(f: Field<unknown>): Json {
+  const item = (f as { item?: Field<unknown> }).item;
+  if (item && (item.children || item.variants)) {
+    return { type: "array", minItems: 1, items: fieldSchema(item), ...(f.help ? { description: f.help } : {}) };
+  }
   if (f.variants) {
     return {
       type: "object",
@@ -118,7 +122,8 @@ export function jsonSchema(): string {
   };
   const required = root.required ?? [];
   delete root.required;
-  root.anyOf = [{ required }, { required: ["jobs"] }];
+  // One destination, or several, or jobs (whose keys are checked when archivist expands them).
+  root.anyOf = [{ required: [...required, "destination"] }, { required: [...required, "destinations"] }, { required: ["jobs"] }];
   return JSON.stringify(
     {
       $schema: "https://json-schema.org/draft/2020-12/schema",

@@ -178,12 +178,14 @@ export function size(): Field<number> {
 }
 
 /** A list whose items all parse with `item`. */
-export function list<T>(item: Field<T>): Field<T[]> {
-  return new Field<T[]>(`list of ${item.type}`, (raw, path) => {
-    const arr = typeof raw === "string" ? [raw] : raw;
+export function list<T>(item: Field<T>): Field<T[]> & { item: Field<T> } {
+  const f = new Field<T[]>(`list of ${item.type}`, (raw, path) => {
+    const arr = typeof raw === "string" && !item.children && !item.variants ? [raw] : raw;
     if (!Array.isArray(arr)) throw new FieldError(path, `expected a list, got ${typeName(raw)}`);
     return arr.map((v, i) => item.parse(v, `${path}[${i}]`));
   });
+  // The item's field (secrets inside a list of mappings, the JSON Schema); copied along by optional(), doc()...
+  return Object.assign(f, { item });
 }
 
 type Shape = Record<string, Field<any>>;

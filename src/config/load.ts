@@ -6,13 +6,24 @@ import { parseDocument } from "yaml";
 import { ConfigError, errMsg } from "../errors.ts";
 import type { Env } from "../env.ts";
 import { Field, FieldError } from "./fields.ts";
-import { configSchema, type RawConfig } from "./schema.ts";
+import { configSchema, type RawConfig, type RetentionConfig } from "./schema.ts";
+import type { DestinationConfig } from "../transports/registry.ts";
 import { expandJobs } from "./jobs.ts";
 
 export const DEFAULT_CONFIG_PATHS = ["/etc/archivist/archive.yaml", "./archive.yaml"];
 
+/** One place the archives go, with the retention that applies there. */
+export interface Target {
+  destination: DestinationConfig;
+  retention: RetentionConfig;
+}
+
 /** The validated config, secrets resolved. */
-export type Config = RawConfig & {
+export type Config = Omit<RawConfig, "destination" | "destinations"> & {
+  /** The first (or only) destination; `retention` is its retention. Commands on one destination use these. */
+  destination: DestinationConfig;
+  /** Every destination, in order, each with its retention (destination: alone is one target). */
+  targets: Target[];
   /** The file it came from. */
   file: string;
   /** Every secret value, for redaction from logs, history and mail. */
@@ -121,7 +132,21 @@ export function parseJobsText(text: string, path: string, env: Env, mode = 0o600
       env,
       secretValues,
     });
-    return { ...cfg, file: path, secretValues, jobCount: expanded.length };
+    const targets = (cfg.destinations ?? [cfg.destination!]).map((d) => {
+      const { retention, ...destination } = d as typeof d & { retention?: Record<string, unknown> };
+      const own = Object.fromEntries(Object.entries(retention ?? {}).filter(([, v]) => v !== undefined));
+      return { destination: destination as DestinationConfig, retention: { ...cfg.retention, ...own } as RetentionConfig };
+    });
+    const { destinations: _d, destination: _one, ...rest } = cfg;
+    return {
+      ...rest,
+      destination: targets[0].destination,
+      retention: targets[0].retention,
+      targets,
+      file: path,
+      secretValues,
+      jobCount: expanded.length,
+    };
   });
   checkJobsApart(jobs, path);
   return jobs;
@@ -131,22 +156,24 @@ export function parseJobsText(text: string, path: string, env: Env, mode = 0o600
  * Two jobs writing the same archive names into the same place would take each other's names: refused, unless the
  * name pattern holds {job}. (Retention never deletes another job's archives: each job has its own catalogue.)
  */
-function checkJobsApart(jobs: RawConfig[], path: string): void {
+function checkJobsApart(jobs: { name: string; archive: { name: string }; targets: Target[] }[], path: string): void {
   const seen = new Map<string, string>();
   for (const j of jobs) {
     if (j.archive.name.includes("{job}")) continue;
-    const d = j.destination as Record<string, unknown>;
-    const place = ["type", "host", "port", "module", "share", "url", "remote", "path"].map((k) => String(d[k] ?? "")).join("\u0000");
-    const key = `${place}\u0000${j.archive.name}`;
-    const other = seen.get(key);
-    if (other) {
-      throw new ConfigError(
-        `${path}: jobs ${other} and ${j.name} store archives named ${j.archive.name} in the same place: they would take each other's names`,
-        'put {job} in archive.name (e.g. "{job}-{YYYY}{MM}{DD}.tgz"), or give each job its own directory',
-        "invalid",
-      );
+    for (const t of j.targets) {
+      const d = t.destination as Record<string, unknown>;
+      const place = ["type", "host", "port", "module", "share", "url", "remote", "path"].map((k) => String(d[k] ?? "")).join("\u0000");
+      const key = `${place}\u0000${j.archive.name}`;
+      const other = seen.get(key);
+      if (other) {
+        throw new ConfigError(
+          `${path}: jobs ${other} and ${j.name} store archives named ${j.archive.name} in the same place: they would take each other's names`,
+          'put {job} in archive.name (e.g. "{job}-{YYYY}{MM}{DD}.tgz"), or give each job its own directory',
+          "invalid",
+        );
+      }
+      seen.set(key, j.name);
     }
-    seen.set(key, j.name);
   }
 }
 
@@ -210,6 +237,9 @@ function resolveSecrets(f: Field<unknown>, data: Record<string, unknown> | undef
       if (value) ctx.secretValues.push(value);
     } else if (child.children || child.variants) {
       resolveSecrets(child, data[k] as Record<string, unknown>, keyPath, ctx);
+    } else if ((child as { item?: Field<unknown> }).item && Array.isArray(data[k])) {
+      const item = (child as unknown as { item: Field<unknown> }).item;
+      (data[k] as Record<string, unknown>[]).forEach((d, i) => resolveSecrets(item, d, `${keyPath}[${i}]`, ctx));
     }
   }
 }

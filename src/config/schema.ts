@@ -181,6 +181,31 @@ export const retentionSchema = obj({
   ),
 });
 
+/** A destination's own retention: any key of retention:, the others inherited from it. */
+const retentionOverride = obj(
+  Object.fromEntries(Object.entries(retentionSchema.children!).map(([k, f]) => [k, f.optional()])) as {
+    [K in keyof typeof retentionSchema.children]: Field<unknown>;
+  },
+).optional().doc("This destination's own retention: any key of retention:, the others taken from retention:.");
+
+/** One item of destinations: a destination of any type, with its own retention. */
+const destinationItem = tagged(
+  Object.fromEntries(
+    Object.entries(destinationVariants).map(([k, v]) => [k, obj({ ...(v as Field<unknown>).children!, retention: retentionOverride })]),
+  ) as {
+    [K in keyof typeof destinationVariants]: Field<
+      (typeof destinationVariants)[K] extends Field<infer T> ? T & { retention?: Partial<RetentionShape> } : never
+    >;
+  },
+);
+type RetentionShape = ReturnType<typeof retentionSchema.parse>;
+
+export const storeSchema = obj({
+  require: oneOf("all", "any").default("all").doc(
+    "With destinations: the state advances (the archive counts as stored) when it is stored and verified on all of them (all), or on at least one (any: the others are named in a warning, and the next run sends them the missing copy, even when the dump is unchanged).",
+  ),
+});
+
 export const logSchema = obj({
   file: absPath().default("/var/log/archivist/archivist.log").doc(
     "Human log file. When it cannot be written, the log goes to <state_dir>/archivist.log (with a warning).",
@@ -276,21 +301,30 @@ export const configSchema = obj({
   source: sourceSchema,
   check: checkSchema,
   archive: archiveSchema,
-  destination: tagged(destinationVariants).doc(`Where archives go: type ${Object.keys(TRANSPORTS).join(" | ")}.`),
+  destination: tagged(destinationVariants).optional().doc(`Where archives go: type ${Object.keys(TRANSPORTS).join(" | ")}.`),
+  destinations: list(destinationItem).optional().doc(
+    "Several destinations instead of destination: (the 3-2-1 rule: a NAS and an off-site copy): each archive is stored to every one, in order, each with its own retention (a retention: key inside it).",
+  ),
+  store: storeSchema,
   retention: retentionSchema,
   log: logSchema,
   history: historySchema,
   mail: mailSchema,
   verify: verifySchema,
   monitor: monitorSchema,
-}).refine((c) =>
-  c.check.on_unchanged === "link" && c.destination.type !== "local"
-    ? [
+}).refine((c) => {
+  if (!c.destination && !c.destinations) return ["destination", "is required (or destinations: a list of them)"];
+  if (c.destination && c.destinations) return ["destinations", "give destination: or destinations:, not both"];
+  if (c.destinations && !c.destinations.length) return ["destinations", "is empty: list at least one destination"];
+  const other = (c.destinations ?? [c.destination!]).find((d) => d.type !== "local");
+  if (c.check.on_unchanged === "link" && other) {
+    return [
       "check.on_unchanged",
-      `link makes a hard link on the destination's disk: it needs destination.type: local, not ${c.destination.type} (use skip or archive there)`,
-    ]
-    : undefined
-);
+      `link makes a hard link on the destination's disk: it needs destination.type: local, not ${other.type} (use skip or archive there)`,
+    ];
+  }
+  return undefined;
+});
 
 export type RawConfig = ReturnType<typeof configSchema.parse>;
 export type SourceConfig = RawConfig["source"];

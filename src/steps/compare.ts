@@ -33,6 +33,15 @@ export const compareStep: Step = {
         ignored || "none left out"
       }; content fingerprint ${data.dumpFingerprint!.slice(0, 16)}…)`;
     const same_ = `the dump is ${how}`;
+    // A destination that missed the last archive (store.require: any) gets tonight's, unchanged or not.
+    const unchangedRule = ctx.config.check.on_unchanged;
+    if (last.missingOn?.length && (unchangedRule === "skip" || unchangedRule === "link")) {
+      data.onlyTo = last.missingOn;
+      return Promise.resolve({
+        status: "ok",
+        message: `${same_}, but it is not on ${last.missingOn.join(", ")} yet (that store failed): sending it there only`,
+      });
+    }
     switch (ctx.config.check.on_unchanged) {
       case "skip":
         return Promise.resolve({

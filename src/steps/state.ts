@@ -6,6 +6,7 @@ export const stateStep: Step = {
   name: "state",
   run(ctx: RunContext, data: RunData): Promise<StepOutcome> {
     if (ctx.options.dryRun) return Promise.resolve({ status: "skipped", message: "dry run: the state is not written" });
+    if (!data.stored) return Promise.resolve({ status: "skipped", message: "nothing stored: the state is unchanged" });
     writeState(ctx.config.state_dir, ctx.config.name, {
       sha256: data.dumpSha256!,
       fingerprint: data.dumpFingerprint,
@@ -16,6 +17,7 @@ export const stateStep: Step = {
       location: data.storedLocation!,
       storedAt: ctx.clock.now().toISOString(),
       runId: ctx.runId,
+      ...(data.storeFailed?.length ? { missingOn: data.storeFailed.map((f) => f.location) } : {}),
     });
     return Promise.resolve({ status: "ok", message: `recorded sha256 ${data.dumpSha256!.slice(0, 16)}… of ${data.archiveName}` });
   },
