@@ -1,159 +1,30 @@
 /**
- * Every command, declared once: its options, its arguments, a one-line summary, an example and the exit codes it
- * uses. The command-line parser, `archivist --help`, `archivist COMMAND --help` and the docs test all read this
+ * The command registry, the parser and the help. Every command is declared once, in its own module
+ * (src/commands/<name>.ts: its options, its arguments, a one-line summary, an example, the exit codes it uses, and
+ * its code). The command-line parser, `archivist --help`, `archivist COMMAND --help` and the docs test all read this
  * table, so a command accepts exactly its own options (anything else is exit 2 with that command's usage), and
  * its help cannot drift from what it accepts.
  */
 import { parseArgs } from "node:util";
 import { EXIT_DESCRIPTIONS } from "./errors.ts";
 
-export interface OptionSpec {
-  name: string;
-  short?: string;
-  /** A value it takes ("FILE", "N", "DIR"), or none for a switch. */
-  value?: string;
-  help: string;
-}
+import { type CommandSpec, COMMON, type OptionSpec } from "./commands/options.ts";
+import type { Command } from "./commands/context.ts";
+import { run } from "./commands/run.ts";
+import { history } from "./commands/history.ts";
+import { list } from "./commands/list.ts";
+import { prune } from "./commands/prune.ts";
+import { verify } from "./commands/verify.ts";
+import { check } from "./commands/check.ts";
+import { restoreCommand } from "./commands/restore.ts";
+import { mailTest } from "./commands/mail_test.ts";
 
-export type ExitCodes = "run" | "nagios" | "simple";
+export type { CommandSpec, ExitCodes, OptionSpec } from "./commands/options.ts";
 
-export interface CommandSpec {
-  name: string;
-  summary: string;
-  /** Positional arguments, e.g. "[NAME|latest]". */
-  args?: string;
-  maxArgs: number;
-  options: OptionSpec[];
-  example: string;
-  exits: ExitCodes;
-  /** Exit codes of the run table this command can end with (for `exits: "run"`). */
-  codes?: number[];
-}
+/** Every command, in the order --help lists them; each module declares its options beside its code. */
+export const COMMAND_MODULES: Command[] = [run, history, list, prune, verify, check, restoreCommand, mailTest];
 
-const CONFIG: OptionSpec = {
-  name: "config",
-  short: "c",
-  value: "FILE",
-  help: "config file; otherwise $ARCHIVIST_CONFIG, /etc/archivist/archive.yaml, ./archive.yaml",
-};
-const QUIET: OptionSpec = { name: "quiet", short: "q", help: "only errors on stderr (the log file is unchanged)" };
-const VERBOSE: OptionSpec = { name: "verbose", short: "v", help: "debug lines on stderr and in the log file" };
-const JSON_OUT: OptionSpec = { name: "json", help: "machine-readable output on stdout" };
-const COMMON = [CONFIG, QUIET, VERBOSE];
-const JOB: OptionSpec = {
-  name: "job",
-  value: "NAME",
-  help: "in a config with jobs: the job to work on (needed there, except by verify and history, which take every job)",
-};
-const WITH_JOB = [...COMMON, JOB];
-const DESTINATION: OptionSpec = {
-  name: "destination",
-  value: "N",
-  help: "with destinations: the one to work on, by its place in the list (default 1)",
-};
-
-export const COMMANDS: CommandSpec[] = [
-  {
-    name: "run",
-    summary:
-      "the nightly cycle: fetch, unzip, check, compare, pack, store, state, retention (every job, or the JOBs named, one after the other)",
-    args: "[JOB...]",
-    maxArgs: 100,
-    options: [
-      ...COMMON,
-      {
-        name: "dry-run",
-        help: "fetch, check and pack for real, then only say what store and retention would do: nothing is written " +
-          "to the destination, the state, the catalogue or the history, and no ping or mail goes out",
-      },
-      {
-        name: "progress",
-        help: "a progress line (bytes, rate, ETA) on stderr for fetch, verify, pack and the read-back, even when stderr " +
-          "is not a terminal (default: only on a terminal; never in the log)",
-      },
-      { name: "no-progress", help: "no progress line, even on a terminal" },
-    ],
-    example: "archivist run -c /etc/archivist/archive.yaml",
-    exits: "run",
-    codes: [0, 1, 10, 11, 20, 21, 22, 23, 24, 30, 31, 32, 70, 130],
-  },
-  {
-    name: "history",
-    summary: "the run history, newest last",
-    maxArgs: 0,
-    options: [CONFIG, JOB, { name: "last", value: "N", help: "only the last N runs" }, JSON_OUT],
-    example: "archivist history --last 7",
-    exits: "simple",
-  },
-  {
-    name: "list",
-    summary: "archives on the destination, stored last first, with what keeps each or when it expires",
-    maxArgs: 0,
-    options: [...WITH_JOB, DESTINATION, JSON_OUT],
-    example: "archivist list",
-    exits: "simple",
-  },
-  {
-    name: "prune",
-    summary: "apply retention alone",
-    maxArgs: 0,
-    options: [
-      ...WITH_JOB,
-      DESTINATION,
-      { name: "dry-run", help: "print the whole plan (every archive, keep or delete, and why); delete nothing" },
-      { name: "force", help: "apply it beyond retention.max_delete, or with a clock in doubt, once" },
-    ],
-    example: "archivist prune --dry-run",
-    exits: "run",
-    codes: [0, 1, 10, 11, 31, 32, 70],
-  },
-  {
-    name: "verify",
-    summary: "health check of everything a night needs, archiving nothing (also: archivist --verify)",
-    maxArgs: 0,
-    options: [...WITH_JOB, JSON_OUT],
-    example: "archivist verify",
-    exits: "nagios",
-  },
-  {
-    name: "check",
-    summary: "restore drill: every archive present with its size; a sample read back whole, checksums and dump verified",
-    maxArgs: 0,
-    options: [
-      ...WITH_JOB,
-      DESTINATION,
-      { name: "sample", value: "N", help: "read back N archives, the ones checked longest ago (default 1)" },
-      { name: "all", help: "read back every archive" },
-      JSON_OUT,
-    ],
-    example: "archivist check --sample 2",
-    exits: "nagios",
-  },
-  {
-    name: "restore",
-    summary: "download an archive, check its sha256, extract the dump into DIR, print its path",
-    args: "[NAME|latest]",
-    maxArgs: 1,
-    options: [
-      ...WITH_JOB,
-      DESTINATION,
-      { name: "to", value: "DIR", help: "where to extract (default: the current directory)" },
-      { name: "force", help: "overwrite an existing dump file there" },
-    ],
-    example: "archivist restore latest --to /srv/restore",
-    exits: "run",
-    codes: [0, 10, 50, 70],
-  },
-  {
-    name: "mail-test",
-    summary: "send a test message with the mail settings",
-    maxArgs: 0,
-    options: WITH_JOB,
-    example: "archivist mail-test",
-    exits: "run",
-    codes: [0, 10, 40],
-  },
-];
+export const COMMANDS: CommandSpec[] = COMMAND_MODULES.map((m) => m.spec);
 
 export function commandSpec(name: string): CommandSpec | undefined {
   return COMMANDS.find((c) => c.name === name);

@@ -1,0 +1,46 @@
+/** `archivist verify`: the health check of every job (or the one of --job), archiving nothing. */
+import type { Config } from "../config/load.ts";
+import type { Clock } from "../clock.ts";
+import type { Env } from "../env.ts";
+import type { Logger } from "../log.ts";
+import { type Check, formatChecks, nagios, runVerify } from "../verify.ts";
+import { JSON_OUT, WITH_JOB } from "./options.ts";
+import { type Command, historyPath, type Parsed } from "./context.ts";
+
+async function cmdVerify(jobs: Config[], clock: Clock, env: Env, log: Logger, p: Parsed, out: (s: string) => void): Promise<number> {
+  let mode = 0;
+  try {
+    mode = (Deno.statSync(jobs[0].file).mode ?? 0) & 0o777;
+  } catch { /* read a moment ago */ }
+  const checks: Check[] = [];
+  for (const job of jobs) {
+    const own = await runVerify({
+      config: job,
+      clock,
+      env,
+      log,
+      configMode: mode,
+      historyFile: historyPath(job),
+      programHint: env.get("ARCHIVIST_PROGRAM") ?? (Deno.execPath().endsWith("/archivist") ? Deno.execPath() : undefined),
+    });
+    // With several jobs, each check names its job ("shop: destination").
+    checks.push(...(jobs.length > 1 || job.jobCount > 1 ? own.map((c) => ({ ...c, name: `${job.name}: ${c.name}` })) : own));
+  }
+  const n = nagios(checks);
+  if (p.json) out(JSON.stringify({ status: n.label, code: n.code, summary: n.summary, checks }, null, 2));
+  else out(`ARCHIVIST ${n.label} - ${n.summary}\n${formatChecks(checks)}`);
+  log.info("verify", `${n.label}: ${n.summary}`);
+  return n.code;
+}
+
+export const verify: Command = {
+  spec: {
+    name: "verify",
+    summary: "health check of everything a night needs, archiving nothing (also: archivist --verify)",
+    maxArgs: 0,
+    options: [...WITH_JOB, JSON_OUT],
+    example: "archivist verify",
+    exits: "nagios",
+  },
+  run: (c) => cmdVerify(c.selected, c.clock, c.env, c.log, c.p, c.out),
+};
