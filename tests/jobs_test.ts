@@ -17,10 +17,11 @@ const PW = "smtp-Jobs-4410";
 
 Deno.test("three jobs in one run: one fails, one is unchanged, one is stored; exit code, history, one mail with three sections, ping, textfile", async () => {
   const smtp = await startSmtpServer(cert, PW);
+  let blogZip = makeZip([{ name: "dump.sql", data: sqlDump(50_000, { seed: 2 }) }]);
   const pings: string[] = [];
   const src = startHttpsSource(cert, {
     "/shop.zip": serveBytes(makeZip([{ name: "dump.sql", data: sqlDump(50_000, { seed: 1 }) }])),
-    "/blog.zip": serveBytes(makeZip([{ name: "dump.sql", data: sqlDump(50_000, { seed: 2 }) }])),
+    "/blog.zip": () => new Response(blogZip.slice()),
   });
   // The heartbeat service: plain HTTP on 127.0.0.1, recording what it is told.
   const ac = new AbortController();
@@ -71,9 +72,11 @@ Deno.test("three jobs in one run: one fails, one is unchanged, one is stored; ex
     assert.equal(r.code, EXIT.FETCH, r.stderr);
     assert.ok(Deno.statSync(join(root, "dest", "shop-20261121.tgz")).isFile);
     assert.ok(Deno.statSync(join(root, "blog", "blog-20261121.tgz")).isFile);
-    // The second night: shop is unchanged (skip: warning), blog is run alone first, then all three.
+    // The second night: blog is run alone first (unchanged: a warning); then all three, blog's export having
+    // changed meanwhile: shop unchanged (skip: warning), wiki failing, blog stored (OK).
     r = await night("2026-11-22T02:30:00Z", "blog");
     assert.equal(r.code, EXIT.WARNING, r.stderr);
+    blogZip = makeZip([{ name: "dump.sql", data: sqlDump(50_000, { seed: 3 }) }]);
     smtp.received.length = 0;
     pings.length = 0;
     const history0 = Deno.readTextFileSync(join(root, "state", "history.jsonl")).trim().split("\n").length;
@@ -83,24 +86,28 @@ Deno.test("three jobs in one run: one fails, one is unchanged, one is stored; ex
     const lines = Deno.readTextFileSync(join(root, "state", "history.jsonl")).trim().split("\n").slice(history0).map((l) => JSON.parse(l));
     assert.deepEqual(lines.map((l) => [l.job, l.status, l.exitCode]), [["shop", "warning", 1], ["wiki", "failed", EXIT.FETCH], [
       "blog",
-      "warning",
-      1,
+      "ok",
+      0,
     ]]);
+    assert.ok(Deno.statSync(join(root, "blog", "blog-20261122.tgz")).isFile, "the OK job stored its archive");
     assert.equal(new Set(lines.map((l) => l.runId)).size, 1, "one run id for the invocation");
 
     assert.equal(smtp.received.length, 1, "one mail for the run");
     const m = smtp.received[0];
-    assert.match(m.subject, /^\[archivist\] FAILED 3 jobs: FAILED 1 \(wiki\), WARNING 2 \(shop, blog\)/);
+    assert.match(m.subject, /^\[archivist\] FAILED 3 jobs: FAILED 1 \(wiki\), WARNING 1 \(shop\), OK 1/);
     for (const job of ["shop", "wiki", "blog"]) assert.match(m.text, new RegExp(`=== job ${job}: `));
     assert.match(m.text, /=== job wiki: FAILED ===[\s\S]*Cause: HTTP 404/);
     assert.ok(!m.text.includes(PW));
     assert.ok(lines.every((l) => l.mail.sent === true));
 
     assert.deepEqual(pings.map((p) => p.split(":")[0]), ["start", "fail"], "one start, one end for the shared ping URL");
-    assert.match(pings[1], /FAILED: FAILED 1 \(wiki\), WARNING 2 \(shop, blog\)\nshop: WARNING: [\s\S]*wiki: FAILED: fetch: HTTP 404/);
+    assert.match(
+      pings[1],
+      /FAILED: FAILED 1 \(wiki\), WARNING 1 \(shop\), OK 1\nshop: WARNING: [\s\S]*wiki: FAILED: fetch: HTTP 404[\s\S]*blog: OK: blog-20261122\.tgz/,
+    );
 
     const prom = Deno.readTextFileSync(join(root, "archivist.prom"));
-    for (const [job, code] of [["shop", 1], ["wiki", EXIT.FETCH], ["blog", 1]]) {
+    for (const [job, code] of [["shop", 1], ["wiki", EXIT.FETCH], ["blog", 0]]) {
       assert.match(prom, new RegExp(`^archivist_last_run_exit_code\\{job="${job}"\\} ${code}$`, "m"));
     }
     assert.equal(prom.match(/^# HELP archivist_last_run_exit_code /gm)!.length, 1, "each metric declared once");
@@ -108,7 +115,7 @@ Deno.test("three jobs in one run: one fails, one is unchanged, one is stored; ex
     r = await night("2026-11-23T02:30:00Z", "shop");
     const prom2 = Deno.readTextFileSync(join(root, "archivist.prom"));
     assert.match(prom2, /^archivist_last_run_exit_code\{job="wiki"\} 20$/m);
-    assert.match(prom2, /^archivist_last_run_exit_code\{job="blog"\} 1$/m);
+    assert.match(prom2, /^archivist_last_run_exit_code\{job="blog"\} 0$/m);
 
     // Each job has its own state and catalogue; the other commands take --job, and ask for it when it is missing.
     for (const j of ["shop", "blog"]) assert.ok(Deno.statSync(join(root, "state", `${j}.catalogue.jsonl`)).isFile);

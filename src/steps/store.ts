@@ -41,6 +41,16 @@ async function remoteSha(t: Transport, name: string, workDir: string): Promise<s
   }
 }
 
+/**
+ * The sha256 of `name` as stored: computed by the destination itself where it can (rclone hashsum on a backend with
+ * sha256), else by downloading it. `how` says which, for the log.
+ */
+async function storedSha(t: Transport, name: string, workDir: string): Promise<{ sha256: string; how: string }> {
+  const remote = await t.remoteSha256?.(name);
+  if (remote) return { sha256: remote, how: "hashed by the destination" };
+  return { sha256: await readBackSha(t, name, workDir), how: "read back" };
+}
+
 /** Download `name` and return its sha256. */
 async function readBackSha(t: Transport, name: string, workDir: string): Promise<string> {
   const local = join(workDir, "readback.tgz");
@@ -107,7 +117,7 @@ async function compareExisting(
     return { kind: "other", why: "different content (its sidecar has another sha256)" };
   }
   // No sidecar to trust (or verify: checksum): read it back.
-  const got = await readBackSha(t, name, ctx.workDir);
+  const got = (await storedSha(t, name, ctx.workDir)).sha256;
   if (got === data.archiveSha256) return { kind: "same", sidecar: hasSide, how: "same sha256, read back" };
   return { kind: "other", why: `different content (sha256 ${got.slice(0, 16)}… read back)` };
 }
@@ -291,16 +301,16 @@ export const storeStep: Step = {
         checkSize(list, tmpA, data.archiveSize!, t.location);
         checkSize(list, tmpS, sideSize, t.location);
         if ((cfg.destination as { verify?: string }).verify === "checksum") {
-          const got = await readBackSha(t, tmpA, ctx.workDir);
+          const { sha256: got, how } = await storedSha(t, tmpA, ctx.workDir);
           if (got !== data.archiveSha256) {
             throw new ArchivistError(
               "store",
-              `read-back of ${name} from ${t.location} has sha256 ${got}, expected ${data.archiveSha256}: the stored copy is damaged (removed)`,
+              `${name} on ${t.location} (${how}) has sha256 ${got}, expected ${data.archiveSha256}: the stored copy is damaged (removed)`,
               "check the destination's storage; the state was not advanced",
               { code: "checksum_mismatch" },
             );
           }
-          verified = "sha256 verified by reading it back";
+          verified = how === "read back" ? "sha256 verified by reading it back" : "sha256 verified, hashed by the destination";
         }
         await t.rename(tmpS, side);
         sideInPlace = true;

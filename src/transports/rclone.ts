@@ -315,6 +315,16 @@ export class RcloneTransport implements Transport {
     );
   }
 
+  /** `rclone hashsum sha256` where the backend has sha256 (local, some others); undefined elsewhere (S3: MD5 only). */
+  async remoteSha256(name: string): Promise<string | undefined> {
+    const r = await this.rclone(["hashsum", "sha256", this.path(name)], `sha256 of ${name}`, true);
+    if (r.code !== 0) {
+      if (/hash type not supported|unsupported|not supported/i.test(r.stderr)) return undefined;
+      throw this.classify(r, `sha256 of ${name}`);
+    }
+    return /^([0-9a-f]{64}) /m.exec(r.stdout)?.[1];
+  }
+
   async download(name: string, localPath: string): Promise<void> {
     await this.rclone(["copyto", "--ignore-times", this.path(name), localPath], `download of ${name}`);
   }

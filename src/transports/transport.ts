@@ -54,6 +54,11 @@ export interface Transport {
    * through a temporary name where the filesystem has no hard links. Optional: only a local directory can.
    */
   link?(existing: string, name: string): Promise<"linked" | "copied">;
+  /**
+   * The sha256 of `name` computed where it is stored, without downloading it; undefined when the destination cannot
+   * (optional: rclone's backends with sha256). verify: checksum then downloads it.
+   */
+  remoteSha256?(name: string): Promise<string | undefined>;
   /** Copy `name` to `localPath`. */
   download(name: string, localPath: string): Promise<void>;
   /** Release connections and temporary credentials. Safe to call twice. */
