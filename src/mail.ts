@@ -148,25 +148,23 @@ export function composeJobsReport(cfg: MailConfig, rs: RunResult[], logLines: st
     "",
   ];
   const sections = rs.map((r) => `=== job ${r.job}: ${LABEL[r.status]} ===\n\n${bodyFor(r)}`);
-  return {
-    from: cfg.from ?? `archivist@${hostname()}`,
-    to: cfg.to,
-    cc: cfg.cc,
-    subject: jobsSubjectFor(cfg.subject, rs),
-    text: [overview.join("\n"), ...sections].join("\n"),
-    attachments: cfg.attach_log ? [{ filename: `archivist-${rs[0].runId}.log`, content: logLines.join("\n") + "\n" }] : [],
-  };
+  return message(cfg, jobsSubjectFor(cfg.subject, rs), [overview.join("\n"), ...sections].join("\n"), rs[0].runId, logLines);
 }
 
 /** Compose the report for a run. `logLines` are this run's (already redacted) log lines. */
 export function composeReport(cfg: MailConfig, r: RunResult, logLines: string[]): Message {
+  return message(cfg, subjectFor(cfg.subject, r), bodyFor(r), r.runId, logLines);
+}
+
+/** A report: the configured sender and recipients, and the run's log lines attached when mail.attach_log asks. */
+function message(cfg: MailConfig, subject: string, text: string, runId: string, logLines: string[]): Message {
   return {
     from: cfg.from ?? `archivist@${hostname()}`,
     to: cfg.to,
     cc: cfg.cc,
-    subject: subjectFor(cfg.subject, r),
-    text: bodyFor(r),
-    attachments: cfg.attach_log ? [{ filename: `archivist-${r.runId}.log`, content: logLines.join("\n") + "\n" }] : [],
+    subject,
+    text,
+    attachments: cfg.attach_log ? [{ filename: `archivist-${runId}.log`, content: logLines.join("\n") + "\n" }] : [],
   };
 }
 

@@ -83,20 +83,27 @@ export function promText(results: RunResult[], previous = ""): string {
     const m = /^archivist_\w+\{job="([^"]*)"/.exec(line);
     return m !== null && !ran.has(m[1]);
   });
+  // Each job's last success: this run's end unless it failed, else what the file said.
+  const lastSuccess = results.map((r) => {
+    const job = labelValue(r.job);
+    const before = new RegExp(
+      `^archivist_last_success_timestamp_seconds\\{job="${job.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}"\\} (\\d+)`,
+      "m",
+    )
+      .exec(previous);
+    return r.status !== "failed"
+      ? Math.round(new Date(r.endedAt).getTime() / 1000)
+      : before && Number(before[1]) > 0
+      ? Number(before[1])
+      : undefined;
+  });
   const lines: string[] = [];
   for (const metric of METRICS) {
     lines.push(`# HELP ${metric.name} ${metric.help}`, `# TYPE ${metric.name} gauge`);
     lines.push(...kept.filter((l) => l.startsWith(`${metric.name}{`)));
-    for (const r of results) {
+    for (const [k, r] of results.entries()) {
       const job = labelValue(r.job);
-      const before = new RegExp(
-        `^archivist_last_success_timestamp_seconds\\{job="${job.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}"\\} (\\d+)`,
-        "m",
-      )
-        .exec(previous);
-      let last = before && Number(before[1]) > 0 ? Number(before[1]) : undefined;
-      if (r.status !== "failed") last = Math.round(new Date(r.endedAt).getTime() / 1000);
-      lines.push(...metric.samples(r, `{job="${job}"}`, job, last));
+      lines.push(...metric.samples(r, `{job="${job}"}`, job, lastSuccess[k]));
     }
   }
   return lines.join("\n") + "\n";

@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { hostname } from "node:os";
 import { type Clock, localDate, localParts } from "./clock.ts";
 import type { Config } from "./config/load.ts";
-import type { RunContext, RunData, RunOptions, Step, StepRecord, StepStatus } from "./context.ts";
+import type { RunContext, RunData, RunOptions, Step, StepOutcome, StepRecord, StepStatus } from "./context.ts";
 import type { Env } from "./env.ts";
 import { ArchivistError, asArchivistError, EXIT, type StepName } from "./errors.ts";
 import { formatDuration } from "./config/units.ts";
@@ -220,6 +220,31 @@ export async function executeRun(deps: RunDeps): Promise<RunResult> {
     config: { ...config, destination: config.targets[i].destination, retention: config.targets[i].retention },
     destination: (step) => openAt(i, step),
   });
+  /**
+   * Run one step over `c` and `d`, and record and log what it did (its message prefixed with `label`, the
+   * destination, when it runs once per destination). A failure is returned, not thrown, with the time it took.
+   */
+  const runStep = async (
+    step: Step,
+    c: RunContext,
+    d: RunData,
+    label = "",
+  ): Promise<{ ok: true; out: StepOutcome } | { ok: false; err: unknown; ms: number }> => {
+    const st = performance.now();
+    log.debug(step.name, "start");
+    try {
+      const out = await step.run(c, d);
+      const ms = performance.now() - st;
+      const message = label ? `${label}: ${out.message}` : out.message;
+      record(step.name, out.status, message, ms);
+      const line = `${message} [${formatDuration(ms)}]`;
+      if (out.status === "warning") log.warn(step.name, line);
+      else log.info(step.name, line);
+      return { ok: true, out };
+    } catch (err) {
+      return { ok: false, err, ms: performance.now() - st };
+    }
+  };
   /** Per destination, each step's outcome; the data each store left (several destinations: store and retention). */
   const perTarget: RunData[] = [];
   const several = config.targets.length > 1;
@@ -246,22 +271,17 @@ export async function executeRun(deps: RunDeps): Promise<RunResult> {
         record("store", "skipped", `${location}: it holds the last archive, the same data`, 0);
         continue;
       }
-      const st = performance.now();
       const d: RunData = { ...data };
-      try {
-        const out = await storeStep.run(contextFor(i), d);
-        const ms = performance.now() - st;
-        record("store", out.status, `${location}: ${out.message}`, ms);
-        log.info("store", `${location}: ${out.message} [${formatDuration(ms)}]`);
+      const r = await runStep(storeStep, contextFor(i), d, location);
+      if (r.ok) {
         perTarget[i] = d;
-      } catch (e) {
-        const err = asArchivistError("store", e);
-        failures.push({ location, error: err });
-        const tolerated = config.store.require === "any";
-        record("store", tolerated ? "warning" : "failed", `${location}: ${err.message}`, performance.now() - st);
-        if (tolerated) log.warn("store", `${location}: FAILED: ${err.message}${err.hint ? ` (hint: ${err.hint})` : ""}`);
-        else log.error("store", `${location}: FAILED: ${err.message}${err.hint ? ` (hint: ${err.hint})` : ""}`);
+        continue;
       }
+      const err = asArchivistError("store", r.err);
+      failures.push({ location, error: err });
+      const tolerated = config.store.require === "any";
+      record("store", tolerated ? "warning" : "failed", `${location}: ${err.message}`, r.ms);
+      log.log(tolerated ? "warn" : "error", "store", `${location}: FAILED: ${err.message}${err.hint ? ` (hint: ${err.hint})` : ""}`);
     }
     const stored = perTarget.filter(Boolean);
     data.storedOn = stored.map((d) => ({ location: d.storedLocation!, name: d.archiveName! }));
@@ -297,19 +317,15 @@ export async function executeRun(deps: RunDeps): Promise<RunResult> {
       const d = perTarget[i];
       if (!d || (!d.stored && !dry)) continue;
       const location = transportAt(i, "retention").location;
-      const st = performance.now();
-      try {
-        const out = await retentionStep.run(contextFor(i), d);
-        const ms = performance.now() - st;
-        record("retention", out.status, `${location}: ${out.message}`, ms);
-        (out.status === "warning" ? log.warn : log.info).call(log, "retention", `${location}: ${out.message} [${formatDuration(ms)}]`);
+      const r = await runStep(retentionStep, contextFor(i), d, location);
+      if (r.ok) {
         data.deleted.push(...(d.deleted ?? []));
         data.deleteFailed.push(...(d.deleteFailed ?? []));
-      } catch (e) {
-        const err = asArchivistError("retention", e);
-        record("retention", "failed", `${location}: ${err.message}`, performance.now() - st);
-        error ??= new ArchivistError("retention", `${location}: ${err.message}`, err.hint, { code: err.code });
+        continue;
       }
+      const err = asArchivistError("retention", r.err);
+      record("retention", "failed", `${location}: ${err.message}`, r.ms);
+      error ??= new ArchivistError("retention", `${location}: ${err.message}`, err.hint, { code: err.code });
     }
   };
 
@@ -330,21 +346,14 @@ export async function executeRun(deps: RunDeps): Promise<RunResult> {
       await (step.name === "store" ? storeEach() : retentionEach());
       continue;
     }
-    const st = performance.now();
-    log.debug(step.name, "start");
-    try {
-      const out = await step.run(ctx, data);
-      const ms = performance.now() - st;
-      record(step.name, out.status, out.message, ms);
-      const line = `${out.message} [${formatDuration(ms)}]`;
-      if (out.status === "warning") log.warn(step.name, line);
-      else log.info(step.name, line);
-      if (out.stop) stopStatus = out.status;
-    } catch (e) {
-      // A step that fails because the run was interrupted reports the interruption, not the broken pipe.
-      error = ctx.signal.aborted && !mustRun ? interruptedError(step.name, ctx.signal, data) : asArchivistError(step.name, e);
-      record(step.name, "failed", error.message, performance.now() - st);
+    const r = await runStep(step, ctx, data);
+    if (r.ok) {
+      if (r.out.stop) stopStatus = r.out.status;
+      continue;
     }
+    // A step that fails because the run was interrupted reports the interruption, not the broken pipe.
+    error = ctx.signal.aborted && !mustRun ? interruptedError(step.name, ctx.signal, data) : asArchivistError(step.name, r.err);
+    record(step.name, "failed", error.message, r.ms);
   }
 
   for (const t of transports) {

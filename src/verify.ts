@@ -46,6 +46,12 @@ export interface VerifyDeps {
   historyFile: string;
   /** The program as cron should call it (for the schedule check). */
   programHint?: string;
+  /**
+   * Which checks concern the whole file rather than this job, for a config with jobs: the file's mode and the
+   * schedule (`run`), and the mail server (`mail`). Both default to true; verify makes each once per file (and the
+   * mail check once per distinct mail setting).
+   */
+  once?: { run: boolean; mail: boolean };
 }
 
 function ok(name: string, message: string): Check {
@@ -61,16 +67,19 @@ function crit(name: string, message: string, hint?: string): Check {
 /** Run every check. Never throws: a failing check is a line. */
 export async function runVerify(d: VerifyDeps): Promise<Check[]> {
   const c = d.config;
+  const once = d.once ?? { run: true, mail: true };
   const checks: Check[] = [ok("config", `${c.file} is valid (job ${c.name})`)];
-  checks.push(
-    d.configMode & 0o077
-      ? warn(
-        "config",
-        `${c.file} is readable by group or others (mode ${d.configMode.toString(8).padStart(4, "0")})`,
-        `chmod 600 ${c.file}`,
-      )
-      : ok("config", `${c.file} permissions ${d.configMode.toString(8).padStart(4, "0")}`),
-  );
+  if (once.run) {
+    checks.push(
+      d.configMode & 0o077
+        ? warn(
+          "config",
+          `${c.file} is readable by group or others (mode ${d.configMode.toString(8).padStart(4, "0")})`,
+          `chmod 600 ${c.file}`,
+        )
+        : ok("config", `${c.file} permissions ${d.configMode.toString(8).padStart(4, "0")}`),
+    );
+  }
   const runs = readHistory(d.historyFile).runs;
   checks.push(...await guard("source", () => checkSource(c)));
   checks.push(...await guard("work_dir", () => checkWorkDir(c, runs)));
@@ -80,10 +89,10 @@ export async function runVerify(d: VerifyDeps): Promise<Check[]> {
     const own = await guard(name, () => checkDestination({ ...d, config: { ...c, destination: t.destination } }));
     checks.push(...own.map((x) => ({ ...x, name })));
   }
-  if (c.mail.enabled) {
+  if (c.mail.enabled && once.mail) {
     checks.push(...await guard("mail", async () => [ok("mail", await verifyMail(c.mail))]));
   }
-  checks.push(await checkSchedule(c, d.programHint));
+  if (once.run) checks.push(await checkSchedule(c, d.programHint));
   checks.push(checkLastRun(c, runs, d.historyFile, d.clock));
   checks.push(checkLastCheck(c, runs, d.clock));
   return checks;

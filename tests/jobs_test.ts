@@ -135,6 +135,9 @@ Deno.test("three jobs in one run: one fails, one is unchanged, one is stored; ex
     const verify = await runCli(["verify", "-c", cfgPath], { env: { ARCHIVIST_NOW: "2026-11-23T03:00:00Z" } });
     assert.match(verify.stdout, /^ARCHIVIST CRITICAL - .*wiki: last run/m);
     assert.match(verify.stdout, /shop: destination/);
+    // The file's mode and the schedule concern the file: checked once, not once per job.
+    assert.equal(verify.stdout.match(/^\S+ \w+: schedule /gm)?.length, 1, verify.stdout);
+    assert.equal(verify.stdout.match(/ permissions 0600$/gm)?.length, 1, verify.stdout);
   } finally {
     await src.close();
     await smtp.close();

@@ -101,9 +101,10 @@ async function cmdRun(jobs: Config[], clock: Clock, env: Env, log: Logger, p: Pa
     if (r.error?.code === "interrupted") record(r);
   }
   reporting = true;
-  const resultOf = (j: Config) => results.find((r) => r.job === j.name);
+  /** The results of a group of jobs (those that ran). */
+  const resultsOf = (group: Config[]) => results.filter((r) => group.some((j) => j.name === r.job));
   for (const group of pings) {
-    const rs = group.map(resultOf).filter((r): r is RunResult => !!r);
+    const rs = resultsOf(group);
     if (!rs.length) continue;
     const status = worstStatus(rs);
     const body = rs.length === 1
@@ -112,10 +113,10 @@ async function cmdRun(jobs: Config[], clock: Clock, env: Env, log: Logger, p: Pa
     await ping(group[0], log, status === "failed" ? "/fail" : "", log.runId, body);
   }
   for (const group of groupBy(jobs, (j) => j.monitor.prometheus_textfile)) {
-    writeTextfile(group[0].monitor.prometheus_textfile, log, group.map(resultOf).filter((r): r is RunResult => !!r));
+    writeTextfile(group[0].monitor.prometheus_textfile, log, resultsOf(group));
   }
   for (const group of groupBy(jobs, (j) => JSON.stringify(j.mail))) {
-    await report(group[0], group.map(resultOf).filter((r): r is RunResult => !!r), log);
+    await report(group[0], resultsOf(group), log);
   }
   recordAll();
   unrecord();

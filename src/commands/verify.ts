@@ -7,13 +7,26 @@ import { type Check, formatChecks, nagios, runVerify } from "../verify.ts";
 import { JSON_OUT, WITH_JOB } from "./options.ts";
 import { type Command, historyPath, type Parsed } from "./context.ts";
 
-async function cmdVerify(jobs: Config[], clock: Clock, env: Env, log: Logger, p: Parsed, out: (s: string) => void): Promise<number> {
+async function cmdVerify(
+  jobs: Config[],
+  named: boolean,
+  clock: Clock,
+  env: Env,
+  log: Logger,
+  p: Parsed,
+  out: (s: string) => void,
+): Promise<number> {
   let mode = 0;
   try {
     mode = (Deno.statSync(jobs[0].file).mode ?? 0) & 0o777;
   } catch { /* read a moment ago */ }
   const checks: Check[] = [];
-  for (const job of jobs) {
+  const mailsSeen = new Set<string>();
+  for (const [k, job] of jobs.entries()) {
+    // The file's mode, the schedule and each distinct mail server are checked once, not once per job.
+    const mail = JSON.stringify(job.mail);
+    const once = { run: k === 0, mail: !mailsSeen.has(mail) };
+    mailsSeen.add(mail);
     const own = await runVerify({
       config: job,
       clock,
@@ -22,9 +35,10 @@ async function cmdVerify(jobs: Config[], clock: Clock, env: Env, log: Logger, p:
       configMode: mode,
       historyFile: historyPath(job),
       programHint: env.get("ARCHIVIST_PROGRAM") ?? (Deno.execPath().endsWith("/archivist") ? Deno.execPath() : undefined),
+      once,
     });
-    // With several jobs, each check names its job ("shop: destination").
-    checks.push(...(jobs.length > 1 || job.jobCount > 1 ? own.map((c) => ({ ...c, name: `${job.name}: ${c.name}` })) : own));
+    // With several jobs in the file, each check names its job ("shop: destination").
+    checks.push(...(named ? own.map((c) => ({ ...c, name: `${job.name}: ${c.name}` })) : own));
   }
   const n = nagios(checks);
   if (p.json) out(JSON.stringify({ status: n.label, code: n.code, summary: n.summary, checks }, null, 2));
@@ -42,5 +56,5 @@ export const verify: Command = {
     example: "archivist verify",
     exits: "nagios",
   },
-  run: (c) => cmdVerify(c.selected, c.clock, c.env, c.log, c.p, c.out),
+  run: (c) => cmdVerify(c.selected, c.jobs.length > 1, c.clock, c.env, c.log, c.p, c.out),
 };

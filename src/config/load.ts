@@ -28,8 +28,6 @@ export type Config = Omit<RawConfig, "destination" | "destinations"> & {
   file: string;
   /** Every secret value, for redaction from logs, history and mail. */
   secretValues: string[];
-  /** How many jobs the file holds (1 without `jobs:`). */
-  jobCount: number;
 };
 
 /** Which config file to use: --config, then $ARCHIVIST_CONFIG, then /etc/archivist/archive.yaml, then ./archive.yaml. */
@@ -56,7 +54,11 @@ function fileExists(p: string): boolean {
 
 /** Read, parse and validate `path`, a one-job file. Throws ConfigError naming the file and the key. */
 export function loadConfig(path: string, env: Env): Config {
-  const jobs = loadJobs(path, env);
+  return onlyJob(loadJobs(path, env), path);
+}
+
+/** The one job of a file, or an error naming its jobs. */
+function onlyJob(jobs: Config[], path: string): Config {
   if (jobs.length > 1) {
     throw new ConfigError(`${path} has ${jobs.length} jobs (${jobs.map((j) => j.name).join(", ")})`, "name one with --job NAME", "jobs");
   }
@@ -94,9 +96,7 @@ export function systemTimeZone(): string {
 
 /** Validate one-job config text (a file with jobs: is refused: see parseJobsText). */
 export function parseConfigText(text: string, path: string, env: Env, mode = 0o600): Config {
-  const jobs = parseJobsText(text, path, env, mode);
-  if (jobs.length > 1) throw new ConfigError(`${path} has ${jobs.length} jobs`, "name one with --job NAME", "jobs");
-  return jobs[0];
+  return onlyJob(parseJobsText(text, path, env, mode), path);
 }
 
 /** Validate config text into its jobs; `mode` is the file's permission bits (for the inline-secret rule). */
@@ -145,7 +145,6 @@ export function parseJobsText(text: string, path: string, env: Env, mode = 0o600
       targets,
       file: path,
       secretValues,
-      jobCount: expanded.length,
     };
   });
   checkJobsApart(jobs, path);

@@ -51,6 +51,20 @@ async function storedSha(t: Transport, name: string, workDir: string): Promise<{
   return { sha256: await readBackSha(t, name, workDir), how: "read back" };
 }
 
+/**
+ * Put the sidecar naming `sha256` for archive `name` in place: written to `path`, uploaded under its temporary name,
+ * its size checked, renamed. Returns its size. (A failed step leaves at most the temporary name: the caller cleans.)
+ */
+async function putSidecar(t: Transport, path: string, sha256: string, name: string): Promise<number> {
+  await Deno.writeTextFile(path, sidecarText(sha256, name));
+  const size = (await Deno.stat(path)).size;
+  const tmp = tempName(sidecarName(name));
+  await t.put(path, tmp);
+  checkSize(await t.list(), tmp, size, t.location);
+  await t.rename(tmp, sidecarName(name));
+  return size;
+}
+
 /** Download `name` and return its sha256. */
 async function readBackSha(t: Transport, name: string, workDir: string): Promise<string> {
   const local = join(workDir, "readback.tgz");
@@ -116,10 +130,10 @@ async function compareExisting(
   if (hasSide && side !== undefined && side !== data.archiveSha256) {
     return { kind: "other", why: "different content (its sidecar has another sha256)" };
   }
-  // No sidecar to trust (or verify: checksum): read it back.
-  const got = (await storedSha(t, name, ctx.workDir)).sha256;
-  if (got === data.archiveSha256) return { kind: "same", sidecar: hasSide, how: "same sha256, read back" };
-  return { kind: "other", why: `different content (sha256 ${got.slice(0, 16)}… read back)` };
+  // No sidecar to trust (or verify: checksum): read it back (or have the destination hash it).
+  const { sha256: got, how } = await storedSha(t, name, ctx.workDir);
+  if (got === data.archiveSha256) return { kind: "same", sidecar: hasSide, how: `same sha256, ${how}` };
+  return { kind: "other", why: `different content (sha256 ${got.slice(0, 16)}… ${how})` };
 }
 
 /**
@@ -154,17 +168,13 @@ async function linkUnchanged(
     await t.remove(side);
     ctx.log.warn("store", `removed ${side}, a sidecar without its archive left by an interrupted run`);
   }
-  await Deno.writeTextFile(data.sidecarPath!, sidecarText(rec.sha256, name));
-  const tmpS = tempName(side);
-  const sideSize = (await Deno.stat(data.sidecarPath!)).size;
   let how: "linked" | "copied";
+  let sideSize: number;
   try {
-    await t.put(data.sidecarPath!, tmpS);
-    checkSize(await t.list(), tmpS, sideSize, t.location);
-    await t.rename(tmpS, side);
+    sideSize = await putSidecar(t, data.sidecarPath!, rec.sha256, name);
     how = await t.link!(old, name);
   } catch (e) {
-    for (const n of [tmpS, side]) await t.remove(n).catch(() => {});
+    for (const n of [tempName(side), side]) await t.remove(n).catch(() => {});
     throw e;
   }
   const list = await t.list();
@@ -250,11 +260,7 @@ export const storeStep: Step = {
         if (ex.kind === "same") {
           const done: string[] = [];
           if (!ex.sidecar) {
-            await Deno.writeTextFile(data.sidecarPath!, sidecarText(data.archiveSha256!, name));
-            const tmp = tempName(sidecarName(name));
-            await t.put(data.sidecarPath!, tmp);
-            checkSize(await t.list(), tmp, (await Deno.stat(data.sidecarPath!)).size, t.location);
-            await t.rename(tmp, sidecarName(name));
+            await putSidecar(t, data.sidecarPath!, data.archiveSha256!, name);
             done.push(`uploaded its missing ${sidecarName(name)}`);
           }
           if (!entriesAt(readCatalogue(cfg.state_dir, cfg.name), t.location).some((e) => e.name === name)) {
