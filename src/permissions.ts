@@ -11,6 +11,6 @@ export const DENO_PERMISSIONS: readonly string[] = [
   "--allow-write", // work_dir, state_dir, the log, a local destination, restore targets
   "--allow-net", // the HTTPS source, SMTP, the monitoring ping
   "--allow-env", // ARCHIVIST_* variables, secrets from the environment (`*_env` keys), TMPDIR
-  "--allow-run", // sftp/ssh, curl, smbclient, sendmail, ps: the transfers and mail go through these tools
+  "--allow-run", // sftp/ssh, rsync, rclone, curl, smbclient, sendmail, getent, ps: transfers, mail and lookups go through tools
   "--allow-sys", // the host name (logs, history, lock record) and os facts used by node modules
 ];

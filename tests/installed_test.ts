@@ -152,6 +152,42 @@ Deno.test("the installed archivist, run by cron's minimal environment: run (requ
         await s.stop();
       }
     });
+    await t.step("two jobs, each to the mounted share and to rsync over SSH, through the exact cron line", async () => {
+      const s = await startSshd(join(dd, "sshd-jobs"));
+      try {
+        const both = stringify({
+          state_dir: join(dd, "var/lib/archivist"),
+          work_dir: join(dd, "var/tmp/archivist"),
+          source: { url: src.url("/dump.zip"), entry: "dump.sql", ca_file: cert.caFile, retries: 1, retry_delay: "100ms" },
+          check: { expect_trailer: "-- Dump completed", on_unchanged: "archive" },
+          archive: { timezone: "UTC", name: "{job}-{YYYY}{MM}{DD}.tgz" },
+          destinations: [
+            { type: "local", path: join(mnt, "jobs"), create_dirs: true, require_mount: true },
+            { ...s.destination(join(s.root, "jobs"), { create_dirs: true }), type: "rsync" },
+          ],
+          retention: { max_age: "30d", min_keep: 3 },
+          log: { file: join(dd, "var/log/archivist/archivist.log") },
+          verify: { schedule_file: cronFile },
+          jobs: { blog: {}, wiki: {} },
+        });
+        await Deno.writeTextFile(conf, both);
+        const before = Deno.readTextFileSync(join(dd, "var/lib/archivist/history.jsonl")).trim().split("\n").length;
+        const r = await asCron(command);
+        assert.equal(r.code, 0, r.err + Deno.readTextFileSync(join(dd, "var/log/archivist/cron.log")));
+        for (const dir of [join(mnt, "jobs"), join(s.root, "jobs")]) {
+          const names = [...Deno.readDirSync(dir)].map((e) => e.name).filter((n) => n.endsWith(".tgz")).sort();
+          assert.deepEqual(names.map((n) => n.replace(/\d{8}/, "D")), ["blog-D.tgz", "wiki-D.tgz"], dir);
+        }
+        const lines = Deno.readTextFileSync(join(dd, "var/lib/archivist/history.jsonl")).trim().split("\n").slice(before)
+          .map((l) => JSON.parse(l));
+        assert.deepEqual(lines.map((l) => [l.job, l.status]), [["blog", "ok"], ["wiki", "ok"]]);
+        const l = await asCron(`${q(bin)} list -c ${q(conf)} --job wiki --destination 2`);
+        assert.equal(l.code, 0, l.err);
+        assert.match(l.out, /wiki-\d{8}\.tgz/);
+      } finally {
+        await s.stop();
+      }
+    });
   } finally {
     if (mounted) await sh("umount", [mnt]).catch(() => {});
     await src.close();
