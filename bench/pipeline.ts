@@ -1,5 +1,5 @@
 /**
- * `deno task bench [--size 1GiB] [--recompress] [--verify|--no-verify] [--runs N] [--only archivist,floor] [--json]`: a whole `archivist run` against the shell
+ * `deno task bench [--size 1GiB] [--recompress] [--verify|--no-verify] [--client deno|curl] [--runs N] [--only archivist,floor] [--json]`: a whole `archivist run` against the shell
  * pipelines a sysadmin would write, in the same invocation, alternating, on the same dump served over HTTPS by nginx
  * on 127.0.0.1. Prints medians and the ratios archivist/x for wall time, CPU time and peak RSS, and archivist's MB/s
  * per step (from its history line). Not a test: nothing asserts a time.
@@ -24,9 +24,9 @@ const opt = (name: string) => {
   return i >= 0 ? args[i + 1] : undefined;
 };
 for (const a of args) {
-  if (a.startsWith("--") && !["--size", "--runs", "--recompress", "--json", "--only", "--verify", "--no-verify"].includes(a)) {
+  if (a.startsWith("--") && !["--size", "--runs", "--recompress", "--json", "--only", "--verify", "--no-verify", "--client"].includes(a)) {
     console.error(
-      `deno task bench: unknown option ${a}\nUsage: deno task bench [--size 1GiB] [--recompress] [--verify|--no-verify] [--runs N] [--only archivist,floor] [--json]`,
+      `deno task bench: unknown option ${a}\nUsage: deno task bench [--size 1GiB] [--recompress] [--verify|--no-verify] [--client deno|curl] [--runs N] [--only archivist,floor] [--json]`,
     );
     Deno.exit(2);
   }
@@ -41,6 +41,8 @@ const recompress = args.includes("--recompress");
 /** archive.verify for the archivist runs: the config's default unless --verify or --no-verify. */
 const verify = args.includes("--verify") ? true : args.includes("--no-verify") ? false : undefined;
 const json = args.includes("--json");
+/** source.client for the archivist runs: the config's default unless --client. */
+const client = opt("--client");
 const say = (s: string) => json || console.log(s);
 
 const root = new URL("..", import.meta.url).pathname;
@@ -110,7 +112,7 @@ async function archivist(i: number): Promise<Sample> {
       name: "bench",
       state_dir: join(w, "state"),
       work_dir: join(w, "work"),
-      source: { url, entry: "dump.sql", ca_file: cert.caFile, timeout: "30m" },
+      source: { url, entry: "dump.sql", ca_file: cert.caFile, timeout: "30m", ...(client ? { client } : {}) },
       check: { expect_trailer: "-- Dump completed", on_unchanged: "archive" },
       archive: {
         timezone: "UTC",

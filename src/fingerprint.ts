@@ -185,7 +185,7 @@ self.onmessage = (m) => {
   const d = m.data;
   try {
     if (d.type === "start") e = engine(createHash, d.extra);
-    else if (d.type === "chunk") { e.update(d.data); self.postMessage({ type: "ack", n: d.data.length }); }
+    else if (d.type === "chunk") { e.update(d.data); self.postMessage({ type: "ack", n: d.data.length, data: d.data }, [d.data.buffer]); }
     else if (d.type === "end") self.postMessage({ type: "done", result: e.digest() });
   } catch (err) { self.postMessage({ type: "error", message: String(err && err.message || err) }); }
 };
@@ -206,6 +206,7 @@ self.postMessage({ type: "ready" });`,
         queue.length = 0;
       } else if (d.type === "ack") {
         this.inFlight -= d.n;
+        if (d.data.length === BATCH && this.free.length < 16) this.free.push(d.data);
         if (this.inFlight <= FingerprintWorker.MAX_IN_FLIGHT / 2) this.wake();
       } else if (d.type === "done") this.settle.ok(d.result);
       else if (d.type === "error") this.fail(new Error(`fingerprint worker: ${d.message}`));
@@ -233,6 +234,8 @@ self.postMessage({ type: "ready" });`,
   /** Hand a chunk over (a copy: the caller keeps its buffer). Await the result when it is a promise. */
   /** Chunks are gathered into 1 MiB batches (the copy the worker needs anyway): a message per MiB, not per chunk. */
   private batch = new Uint8Array(BATCH);
+  /** Batches the worker handed back, reused (no allocation and zero-filling of a new MiB each time). */
+  private free: Uint8Array<ArrayBuffer>[] = [];
   private filled = 0;
 
   private send(): void {
@@ -240,7 +243,7 @@ self.postMessage({ type: "ready" });`,
     const data = this.filled === this.batch.length ? this.batch : this.batch.slice(0, this.filled);
     this.inFlight += data.length;
     this.post({ type: "chunk", data }, [data.buffer]);
-    this.batch = new Uint8Array(BATCH);
+    this.batch = this.free.pop() ?? new Uint8Array(BATCH);
     this.filled = 0;
   }
 

@@ -256,18 +256,10 @@ async function attempt(ctx: RunContext, client: Deno.HttpClient | undefined, des
     out = await Deno.open(dest, { write: true, create: true, truncate: true, mode: 0o600 });
     let bytes = 0;
     let head = new Uint8Array(0);
-    // The network hands over 8-16 KiB at a time: gather 1 MiB per write (one await per MiB, not per packet).
-    const pending = new Uint8Array(1 << 20);
-    let filled = 0;
-    const flush = async () => {
-      let w = 0;
-      while (w < filled) w += await out!.write(pending.subarray(w, filled));
-      filled = 0;
-    };
     touch();
     ctx.progress.start("fetch", expected);
     try {
-      for await (const chunk of body) {
+      const onRead = (chunk: Uint8Array) => {
         touch();
         if (head.length < 4) {
           const h = new Uint8Array(head.length + chunk.length);
@@ -296,16 +288,11 @@ async function attempt(ctx: RunContext, client: Deno.HttpClient | undefined, des
           );
         }
         if (!encoded) wireBytes += chunk.length;
-        if (filled + chunk.length > pending.length) await flush();
-        if (chunk.length >= pending.length) {
-          let w = 0;
-          while (w < chunk.length) w += await out.write(chunk.subarray(w));
-        } else {
-          pending.set(chunk, filled);
-          filled += chunk.length;
-        }
+      };
+      for await (const batch of batches(body, onRead)) {
+        let w = 0;
+        while (w < batch.length) w += await out.write(batch.subarray(w));
       }
-      await flush();
     } catch (e) {
       if (e instanceof AttemptError) throw e;
       if (why) throw why;
@@ -360,6 +347,58 @@ async function attempt(ctx: RunContext, client: Deno.HttpClient | undefined, des
       out?.close();
     } catch { /* closed */ }
   }
+}
+
+/** The size of the download's writes. */
+const BATCH = 1 << 20;
+
+/**
+ * A body in batches of up to 1 MiB, for one write each. A byte stream (Deno's fetch body) is read with a BYOB reader
+ * straight into the batch: for-await over the body (one new buffer per 8-16 KiB network read) took 750-950 ms for a
+ * 154 MiB download from nginx, the BYOB reader 250-280 ms (curl 330-550 ms). Another stream (a decoded body) is
+ * copied into the batch. `onRead` sees every read as it arrives (the view is valid during the call only; it may
+ * throw to stop); a batch is valid until the next iteration.
+ */
+export async function* batches(stream: ReadableStream<Uint8Array>, onRead: (c: Uint8Array) => void): AsyncGenerator<Uint8Array> {
+  let buf = new Uint8Array(BATCH);
+  let filled = 0;
+  let byob: ReadableStreamBYOBReader | undefined;
+  try {
+    byob = stream.getReader({ mode: "byob" });
+  } catch { /* not a byte stream */ }
+  if (byob) {
+    try {
+      for (;;) {
+        const { done, value } = await byob.read(buf.subarray(filled));
+        if (value) buf = new Uint8Array(value.buffer); // the read hands the (moved) buffer back
+        if (done) break;
+        onRead(buf.subarray(filled, filled + value.length));
+        filled += value.length;
+        if (BATCH - filled < 64 << 10) (yield buf.subarray(0, filled), filled = 0);
+      }
+    } finally {
+      byob.releaseLock();
+    }
+  } else {
+    const reader = stream.getReader();
+    try {
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        onRead(value);
+        for (let off = 0; off < value.length;) {
+          const n = Math.min(value.length - off, BATCH - filled);
+          buf.set(value.subarray(off, off + n), filled);
+          filled += n;
+          off += n;
+          if (filled === BATCH) (yield buf, filled = 0);
+        }
+      }
+    } finally {
+      reader.releaseLock();
+    }
+  }
+  if (filled) yield buf.subarray(0, filled);
 }
 
 /**
