@@ -163,7 +163,9 @@ try {
       say(
         `  run ${i + 1} ${n.padEnd(9)} ${s.wall.toFixed(2)} s wall, ${s.cpu.toFixed(2)} s CPU, ${
           (s.rssKiB / 1024).toFixed(0)
-        } MiB peak RSS`,
+        } MiB peak RSS${
+          s.steps ? ` (${Object.entries(s.steps).filter(([, ms]) => ms >= 100).map(([k, ms]) => `${k} ${ms} ms`).join(", ")})` : ""
+        }`,
       );
     }
   }

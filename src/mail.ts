@@ -6,9 +6,9 @@
  */
 import { hostname } from "node:os";
 import { Buffer } from "node:buffer";
-import nodemailer from "nodemailer";
+import type Nodemailer from "nodemailer";
 // @ts-types="npm:@types/nodemailer@8.0.2/lib/mail-composer/index.d.ts"
-import MailComposer from "nodemailer/lib/mail-composer/index.js";
+import type MailComposerClass from "nodemailer/lib/mail-composer/index.js";
 import type { MailConfig } from "./config/schema.ts";
 import { formatDuration, formatSize } from "./config/units.ts";
 import { ArchivistError, errMsg } from "./errors.ts";
@@ -248,6 +248,14 @@ function smtpError(cfg: MailConfig, e: unknown): ArchivistError {
 }
 
 /** Send `m`. Throws an ArchivistError of step "mail" with the cause. */
+/**
+ * nodemailer is loaded when a mail is composed or sent, not at start: it is ~10 MiB of memory that a run without
+ * mail, and a run's data steps, do not carry (#16's memory target).
+ */
+const nodemailer = async (): Promise<typeof Nodemailer> => (await import("nodemailer")).default;
+const mailComposer = async (): Promise<typeof MailComposerClass> =>
+  ((await import("nodemailer/lib/mail-composer/index.js")) as { default: typeof MailComposerClass }).default;
+
 export async function sendMail(cfg: MailConfig, m: Message): Promise<string> {
   const options = {
     from: m.from,
@@ -258,6 +266,7 @@ export async function sendMail(cfg: MailConfig, m: Message): Promise<string> {
     attachments: m.attachments,
   };
   if (cfg.transport === "sendmail") {
+    const MailComposer = await mailComposer();
     const raw = await new MailComposer(options).compile().build();
     let r;
     try {
@@ -290,7 +299,7 @@ export async function sendMail(cfg: MailConfig, m: Message): Promise<string> {
     }
     return `handed to ${cfg.sendmail_path}`;
   }
-  const t = nodemailer.createTransport(smtpOptions(cfg));
+  const t = (await nodemailer()).createTransport(smtpOptions(cfg));
   try {
     const info = await t.sendMail(options);
     return `accepted by ${cfg.host} (${info.response ?? "ok"})`;
@@ -317,7 +326,7 @@ export async function verifyMail(cfg: MailConfig): Promise<string> {
       );
     }
   }
-  const t = nodemailer.createTransport(smtpOptions(cfg));
+  const t = (await nodemailer()).createTransport(smtpOptions(cfg));
   try {
     await t.verify();
     return `${cfg.host}:${smtpPort(cfg)} accepts ${cfg.security === "none" ? "clear-text" : "TLS"} connections${

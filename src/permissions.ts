@@ -1,5 +1,5 @@
 /**
- * The one declaration of the Deno permissions archivist runs with. `deno task compile` (tools/compile.ts),
+ * The one declaration of the Deno permissions (and the one V8 flag) archivist runs with. `deno task compile` (tools/compile.ts),
  * `deno task dist` (tools/dist.ts: compiled, or written into the self-extracting file's header) and the test suite's
  * CLI runner (tests/helpers/cli.ts) all read this list, so that a feature needing more than it grants fails a test.
  *
@@ -13,4 +13,5 @@ export const DENO_PERMISSIONS: readonly string[] = [
   "--allow-env", // ARCHIVIST_* variables, secrets from the environment (`*_env` keys), TMPDIR
   "--allow-run", // sftp/ssh, rsync, rclone, curl, smbclient, sendmail, getent, ps: transfers, mail and lookups go through tools
   "--allow-sys", // the host name (logs, history, lock record) and os facts used by node modules
+  "--v8-flags=--expose-gc", // not a permission: paced garbage collection keeps memory flat (src/memory.ts)
 ];

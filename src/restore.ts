@@ -15,6 +15,7 @@ import { readCatalogue } from "./catalogue.ts";
 import { buildInventory } from "./retention/inventory.ts";
 import type { Transport } from "./transports/transport.ts";
 import type { Logger } from "./log.ts";
+import { GcPacer } from "./memory.ts";
 
 function fail(message: string, hint = "", code = "restore"): never {
   throw new ArchivistError("restore", message, hint, { code });
@@ -85,8 +86,10 @@ export async function readTgz(tgz: string, sink: TgzSink): Promise<{ name: strin
   let paxBuf: number[] = [];
   const td = new TextDecoder();
   const str = (b: Uint8Array) => td.decode(b.subarray(0, b.indexOf(0) < 0 ? b.length : b.indexOf(0)));
+  const pacer = new GcPacer();
   try {
     for await (const chunk of gunzip as AsyncIterable<Uint8Array>) {
+      pacer.add(chunk.length); // the pieces before this one are written or hashed
       if (buf.length === 0) buf = chunk; // the usual case inside the dump: no copy
       else {
         const merged = new Uint8Array(buf.length + chunk.length);

@@ -93,3 +93,56 @@ Deno.test("the worker computes the same fingerprint as this thread (volatile lin
     assert.ok(waited > 0, "the worker pushed back at least once (8 MiB in flight)");
   }
 });
+
+Deno.test("the line finder (WebAssembly SIMD) gives the plain scan's fingerprint for any text and chunking; its module is the compiled .wat", async () => {
+  assert.ok(new Fingerprinter().usesFinder, "the finder loads here");
+  assert.ok(!new Fingerprinter([/x/]).usesFinder, "ignore_lines patterns test every line: the plain scan");
+  assert.ok(!new Fingerprinter([], { simd: false }).usesFinder);
+  // Random texts of the lines that matter: volatile ones, dashes and backslashes at and off line starts, long
+  // lines (held past 64 KiB), CRLF, empty lines, a last line without newline; chunkings across the finder's window.
+  let seed = 7;
+  const rnd = (n: number) => ((seed = (seed * 1103515245 + 12345) >>> 0) >>> 8) % n;
+  const lines = [
+    "-- Dump completed on 2026-11-2" + "x",
+    "-- Server version\t10.11",
+    "-- Host: h",
+    "-- kept comment",
+    "\\restrict abc",
+    "\\unrestrict abc",
+    "INSERT INTO t VALUES (1,'-x','\\\\n');",
+    "a-b\\c",
+    "",
+    "-",
+    "\\",
+    "\r",
+    "-" + "y".repeat(70_000),
+    "z".repeat(1 << 17),
+  ];
+  for (let round = 0; round < 40; round++) {
+    const head = round % 2 ? "--\n-- PostgreSQL database dump\n--\n" : "-- MySQL dump 10.13\n";
+    let t = head;
+    const n = 5 + rnd(200);
+    const pool = round % 4 < 2 ? lines.slice(0, -2) : lines; // short texts, chunked down to single bytes
+    for (let i = 0; i < n; i++) t += pool[rnd(pool.length)] + (rnd(9) ? "\n" : "\r\n");
+    if (rnd(2)) t = t.slice(0, -1);
+    const bytes = enc.encode(t);
+    const sizes = bytes.length < 50_000 ? [1, 3, 17, 1000, 65536] : [1000, 4093, 65536, 1 << 20, 3 << 20];
+    const chunk = sizes[rnd(sizes.length)];
+    const plain = new Fingerprinter([], { simd: false }), fast = new Fingerprinter();
+    for (let i = 0; i < bytes.length; i += chunk) {
+      plain.update(bytes.subarray(i, i + chunk));
+      fast.update(bytes.subarray(i, i + chunk));
+    }
+    assert.deepEqual(fast.digest(), plain.digest(), `round ${round}, chunk ${chunk}`);
+  }
+  // Over 1 MiB in one piece: the finder's memory is a 1 MiB window, searched a window at a time.
+  const big = enc.encode(MYSQL("2026-11-24  3:12:47", "(1,'x')".repeat(400_000)) + "-- Dump completed on x\n");
+  const a = new Fingerprinter(), b = new Fingerprinter([], { simd: false });
+  a.update(big);
+  b.update(big);
+  assert.deepEqual(a.digest(), b.digest());
+  // The module in src/line_scan.ts is what src/line_scan.wat compiles to.
+  const { compileLineScan } = await import("../tools/wasm.ts");
+  const { LINE_SCAN_WASM } = await import("../src/line_scan.ts");
+  assert.equal(btoa(String.fromCharCode(...await compileLineScan())), LINE_SCAN_WASM, "run deno task wasm");
+});

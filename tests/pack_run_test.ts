@@ -136,13 +136,13 @@ Deno.test("work_dir fills up while the .tgz is written (a real tmpfs): exit 24 '
   });
 });
 
-Deno.test("a dump over 16 MiB: the content fingerprint runs on a worker and gives the same as in-thread (unchanged next night)", async () => {
+Deno.test("a dump over 16 MiB: the sha256 and the content fingerprint run on a worker and gives the same as in-thread (unchanged next night)", async () => {
   const big = sqlDump(20 * 2 ** 20, { seed: 21 });
   const zip = makeZip([{ name: "dump.sql", data: big }]);
   await withSource({ "/dump.zip": serveBytes(zip) }, async (_src, sb) => {
     const r = await runCli(["run", "-v", "-c", sb.configPath]);
     assert.equal(r.code, EXIT.OK, r.stderr);
-    assert.match(r.stderr, /unzip: content fingerprint on a second core \(a worker\)/);
+    assert.match(r.stderr, /unzip: sha256 and content fingerprint on a second core \(a worker\)/);
     const state = JSON.parse(await Deno.readTextFile(join(sb.stateDir, "testjob.state.json")));
     const { Fingerprinter } = await import("../src/fingerprint.ts");
     const f = new Fingerprinter();

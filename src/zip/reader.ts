@@ -5,8 +5,8 @@
  * real sizes and CRC even when the local header uses a data descriptor). Zip64 archives and entries are supported;
  * stored (0) and deflate (8) are the methods every dump exporter uses, others are refused by name.
  * The entry is inflated with `node:zlib` (native; 3-5× DecompressionStream's throughput here), its CRC-32 computed with
- * `node:zlib` crc32 and its sha256 with `node:crypto`, all in the same pass on a second core (inflate_worker.ts),
- * so a 20 GiB dump is read once.
+ * `node:zlib` crc32 and its sha256 with `node:crypto` (here, or by the caller: the run's fingerprint worker hashes
+ * it on the second core), all in the same pass, so a 20 GiB dump is read once.
  * This is hand-written because no npm library streams one entry of a multi-GiB Zip64 file from disk by random
  * access (fflate works on buffers or forward-only streams of the whole zip).
  */
@@ -14,6 +14,7 @@ import zlib from "node:zlib";
 import fs from "node:fs";
 import { Readable } from "node:stream";
 import { createHash } from "node:crypto";
+import { GcPacer } from "../memory.ts";
 
 /** Why a zip was refused; `code` is stable for tests and the history. */
 /** What to do, by error code, when a call site gives no more specific hint: every failure carries one. */
@@ -292,12 +293,17 @@ export interface ExtractLimits {
    * is awaited before the next chunk (back-pressure from the fingerprint's worker).
    */
   onChunk?: (chunk: Uint8Array) => void | Promise<void>;
+  /**
+   * The caller computes the sha256 of the chunks onChunk sees (the unzip step's fingerprint worker does, on the other
+   * core: this thread's inflate was the slower side of the two); `Extracted.sha256` is then absent.
+   */
+  sha256Elsewhere?: boolean;
 }
 
-/** What extraction measured: the dump's size, sha256, and its last KiB (for the trailer check). */
+/** What extraction measured: the dump's size, sha256 (unless `sha256Elsewhere`), and its last KiB (for the trailer check). */
 export interface Extracted {
   size: number;
-  sha256: string;
+  sha256?: string;
   tail: Uint8Array;
   /** Where the entry's compressed bytes start in the zip (pack copies a deflate entry's bytes from there). */
   dataStart: number;
@@ -353,9 +359,11 @@ export function rangeStream(f: Deno.FsFile, start: number, length: number, what:
   let remaining = length;
   let positioned = false;
   const CHUNK = 1 << 20;
+  const pacer = new GcPacer();
   return new ReadableStream<Uint8Array>({
     async pull(ctrl) {
       if (!positioned) (await f.seek(start, Deno.SeekMode.Start), positioned = true);
+      else pacer.add(CHUNK); // the consumer is done with the previous piece
       if (remaining <= 0) return ctrl.close();
       const buf = new Uint8Array(Math.min(CHUNK, remaining));
       const n = await f.read(buf);
@@ -390,17 +398,18 @@ export async function* inflateEntry(
   // whatever 1 MiB of input inflates to (flat memory; 64 KiB pieces cost 0.2-0.4 s more per GiB in stream
   // overhead). CRC-32 and sha256 in the same pass.
   const src: Readable = entry.compressedSize > 0
-    ? fs.createReadStream(zipPath, { start: dataStart, end: dataStart + entry.compressedSize - 1, highWaterMark: 1 << 20 })
+    ? fs.createReadStream(zipPath, { start: dataStart, end: dataStart + entry.compressedSize - 1, highWaterMark: 256 << 10 })
     : Readable.from([]);
   const inflater = entry.method === 8 ? zlib.createInflateRaw({ chunkSize: 256 << 10 }) : undefined;
   if (inflater) src.on("error", (e) => inflater.destroy(e));
   const data: Readable = inflater ? src.pipe(inflater) : src;
-  const hash = createHash("sha256");
+  const hash = limits.sha256Elsewhere ? undefined : createHash("sha256");
   let crc = 0;
   let size = 0;
   const ceiling = Math.min(limits.maxSize, entry.size);
   const ratioCeiling = Math.max(entry.compressedSize, 1) * limits.maxRatio;
   const iterator = (data as AsyncIterable<Uint8Array>)[Symbol.asyncIterator]();
+  const pacer = new GcPacer();
   try {
     for (;;) {
       let r: IteratorResult<Uint8Array>;
@@ -434,14 +443,15 @@ export async function* inflateEntry(
         );
       }
       crc = zlib.crc32(chunk, crc);
-      hash.update(chunk);
+      hash?.update(chunk);
       yield chunk;
+      pacer.add(chunk.length); // the consumer is done with it
     }
   } finally {
     src.destroy();
     inflater?.destroy();
   }
-  const done = { crc32: crc >>> 0, sha256: hash.digest("hex"), consumed: inflater ? inflater.bytesWritten : size };
+  const done = { crc32: crc >>> 0, sha256: hash?.digest("hex"), consumed: inflater ? inflater.bytesWritten : size };
   info.sha256 = done.sha256;
   // The deflate stream must end exactly at the entry's end: bytes after it would be copied into the archive by pack.
   if (done.consumed !== entry.compressedSize) {
@@ -488,7 +498,7 @@ export async function verifyEntry(zipPath: string, entry: ZipEntry, limits: Extr
       tail = t;
     }
   }
-  return { size, sha256: info.sha256!, tail, dataStart: info.dataStart! };
+  return { size, sha256: info.sha256, tail, dataStart: info.dataStart! };
 }
 
 /**
