@@ -260,7 +260,7 @@ export class FingerprintWorker {
   private result: Promise<FingerprintResult>;
   private settle!: { ok: (r: FingerprintResult) => void; fail: (e: Error) => void };
   private failed: Error | undefined;
-  private static readonly MAX_IN_FLIGHT = 4 << 20;
+  private static readonly MAX_IN_FLIGHT = 2 << 20;
 
   /** `bytes`: the worker also computes the plain sha256 of every byte (FingerprintResult.bytesSha256). */
   constructor(extra: RegExp[] = [], opts: { bytes?: boolean } = {}) {
@@ -294,7 +294,7 @@ self.postMessage({ type: "ready" });`,
         queue.length = 0;
       } else if (d.type === "ack") {
         this.inFlight -= d.n;
-        if (d.data.length === BATCH && this.free.length < 6) this.free.push(d.data);
+        if (d.data.length === BATCH && this.free.length < 3) this.free.push(d.data);
         if (this.inFlight <= FingerprintWorker.MAX_IN_FLIGHT / 2) this.wake();
       } else if (d.type === "done") this.settle.ok(d.result);
       else if (d.type === "error") this.fail(new Error(`fingerprint worker: ${d.message}`));

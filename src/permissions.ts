@@ -13,5 +13,6 @@ export const DENO_PERMISSIONS: readonly string[] = [
   "--allow-env", // ARCHIVIST_* variables, secrets from the environment (`*_env` keys), TMPDIR
   "--allow-run", // sftp/ssh, rsync, rclone, curl, smbclient, sendmail, getent, ps: transfers, mail and lookups go through tools
   "--allow-sys", // the host name (logs, history, lock record) and os facts used by node modules
-  "--v8-flags=--expose-gc", // not a permission: paced garbage collection keeps memory flat (src/memory.ts)
+  // Not permissions: V8 flags. Paced garbage collection and a small young generation keep memory flat (src/memory.ts).
+  "--v8-flags=--expose-gc,--max-semi-space-size=2",
 ];

@@ -142,7 +142,7 @@ Deno.test("a dump over 16 MiB: the sha256 and the content fingerprint run on a w
   await withSource({ "/dump.zip": serveBytes(zip) }, async (_src, sb) => {
     const r = await runCli(["run", "-v", "-c", sb.configPath]);
     assert.equal(r.code, EXIT.OK, r.stderr);
-    assert.match(r.stderr, /unzip: sha256 and content fingerprint on a second core \(a worker\)/);
+    assert.match(r.stderr, /unzip: sha256 and content fingerprint on a second core \(a worker\); garbage collected every 4\.00 MiB/);
     const state = JSON.parse(await Deno.readTextFile(join(sb.stateDir, "testjob.state.json")));
     const { Fingerprinter } = await import("../src/fingerprint.ts");
     const f = new Fingerprinter();

@@ -38,7 +38,9 @@ export function sfxHeader(h: SfxHeader): string {
 }
 
 function template(h: SfxHeader, offset: string): string {
-  for (const p of h.permissions) if (!/^--[a-z-]+(=[A-Za-z0-9_./,:-]+)?$/.test(p)) throw new Error(`permission flag not shell-safe: ${p}`);
+  for (const p of h.permissions) {
+    if (!/^--[a-z0-9-]+(=[A-Za-z0-9_./,:=-]+)?$/.test(p)) throw new Error(`permission flag not shell-safe: ${p}`);
+  }
   return `#!/bin/sh
 # archivist ${h.version}: self-extracting executable, built by \`deno task dist\` (docs/TECHNICAL.md, "One file to copy").
 # After this shell header comes a gzip'd tar holding the Deno ${h.denoVersion} runtime and the archivist bundle. On start

@@ -366,6 +366,8 @@ export async function* batches(stream: ReadableStream<Uint8Array>, onRead: (c: U
   try {
     byob = stream.getReader({ mode: "byob" });
   } catch { /* not a byte stream */ }
+  // Stopped early (onRead threw, the consumer failed): the body is cancelled, which closes the connection.
+  let ended = false;
   if (byob) {
     try {
       for (;;) {
@@ -376,7 +378,9 @@ export async function* batches(stream: ReadableStream<Uint8Array>, onRead: (c: U
         filled += value.length;
         if (BATCH - filled < 64 << 10) (yield buf.subarray(0, filled), filled = 0);
       }
+      ended = true;
     } finally {
+      if (!ended) await byob.cancel().catch(() => {});
       byob.releaseLock();
     }
   } else {
@@ -394,7 +398,9 @@ export async function* batches(stream: ReadableStream<Uint8Array>, onRead: (c: U
           if (filled === BATCH) (yield buf, filled = 0);
         }
       }
+      ended = true;
     } finally {
+      if (!ended) await reader.cancel().catch(() => {});
       reader.releaseLock();
     }
   }

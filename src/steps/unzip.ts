@@ -8,6 +8,7 @@ import { ArchivistError } from "../errors.ts";
 import { formatSize } from "../config/units.ts";
 import { findEntry, readDirectory, verifyEntry, ZipError } from "../zip/reader.ts";
 import { Fingerprinter, FingerprintWorker } from "../fingerprint.ts";
+import { canCollect, GC_EVERY } from "../memory.ts";
 import type { RunContext, RunData, Step, StepOutcome } from "../context.ts";
 
 /**
@@ -39,12 +40,13 @@ export const unzipStep: Step = {
       // worker also takes the byte sha256: this thread's inflate is then the only large work left here.
       const patterns = ctx.config.check.ignore_lines.map((s) => new RegExp(s));
       const fp = entry.size > 16 * 2 ** 20 ? new FingerprintWorker(patterns, { bytes: true }) : new Fingerprinter(patterns);
-      ctx.log.debug(
-        "unzip",
-        fp instanceof FingerprintWorker
-          ? "sha256 and content fingerprint on a second core (a worker)"
-          : "content fingerprint in this thread",
-      );
+      const where = fp instanceof FingerprintWorker
+        ? "sha256 and content fingerprint on a second core (a worker)"
+        : "content fingerprint in this thread";
+      const memory = canCollect()
+        ? `garbage collected every ${formatSize(GC_EVERY)} (flat memory)`
+        : "the runtime was started without --v8-flags=--expose-gc: memory is left to V8's own pace (a higher peak)";
+      ctx.log.debug("unzip", `${where}; ${memory}`);
       let seen = 0;
       ctx.progress.start("verify", entry.size);
       const ex = await verifyEntry(zipPath, entry, {
