@@ -175,7 +175,10 @@ Deno.test("the self-extracting file alone, as another user under env -i: version
     await t.step("a night: the HTTPS source into a mounted local destination (require_mount), then verify and restore latest", async () => {
       const r = await as(home, TEST_USER, [bin, "run", "-v", "-c", conf]);
       assert.equal(r.code, 0, r.err);
-      assert.match(r.err, /unzip: sha256 and content fingerprint on a second core \(a worker\); garbage collected every 4\.00 MiB \(flat memory\)/);
+      assert.match(
+        r.err,
+        /unzip: sha256 and content fingerprint on a second core \(a worker\); garbage collected every 4\.00 MiB \(flat memory\)/,
+      );
       assert.match(r.err, /store: stored \d{8}\.tgz/);
       const files = [...Deno.readDirSync(join(mnt, "db"))].map((e) => e.name).sort();
       assert.equal(files.length, 2, files.join(", "));
