@@ -19,6 +19,48 @@ export interface ExecOptions {
   timeoutMs?: number;
   env?: Record<string, string>;
   cwd?: string;
+  /** A transfer tool's own progress output, read while it runs (curl's bar, rsync's progress2, rclone's stats). */
+  progress?: ExecProgress;
+}
+
+/**
+ * Where a tool prints its progress, and how to read it. The stream is cut into segments at `\r` and `\n` (progress
+ * lines are redrawn with `\r`); a segment `parse` reads is reported and left out of the captured output, so error
+ * classification sees only the tool's other words.
+ */
+export interface ExecProgress {
+  stream: "stdout" | "stderr";
+  /** Bytes done according to one segment, or undefined for any other text. */
+  parse: (segment: string) => number | undefined;
+  onBytes: (done: number) => void;
+}
+
+/** Read a child's stream to its end as text; with `p`, report and drop the progress segments as they arrive. */
+async function readText(stream: ReadableStream<Uint8Array>, p?: ExecProgress): Promise<string> {
+  const td = new TextDecoder();
+  let text = "";
+  let pending = "";
+  const segment = (seg: string) => {
+    if (!seg.trim()) return;
+    const n = p!.parse(seg);
+    if (n !== undefined) p!.onBytes(n);
+    else text += seg + "\n";
+  };
+  const take = (final: boolean) => {
+    for (let i = pending.search(/[\r\n]/); i >= 0; i = pending.search(/[\r\n]/)) {
+      segment(pending.slice(0, i));
+      pending = pending.slice(i + 1);
+    }
+    if (final && pending) (segment(pending), pending = "");
+  };
+  for await (const c of stream) {
+    if (!p) text += td.decode(c, { stream: true });
+    else (pending += td.decode(c, { stream: true }), take(false));
+  }
+  if (!p) return text + td.decode();
+  pending += td.decode();
+  take(true);
+  return text;
 }
 
 /**
@@ -103,6 +145,15 @@ export async function exec(cmd: string, args: string[], opts: ExecOptions = {}, 
       const w = child.stdin.getWriter();
       await w.write(new TextEncoder().encode(opts.stdin)).catch(() => {});
       await w.close().catch(() => {});
+    }
+    if (opts.progress) {
+      const p = opts.progress;
+      const [stdout, stderr, status] = await Promise.all([
+        readText(child.stdout, p.stream === "stdout" ? p : undefined),
+        readText(child.stderr, p.stream === "stderr" ? p : undefined),
+        child.status,
+      ]);
+      return { code: status.code, stdout, stderr, timedOut };
     }
     const out = await child.output();
     const td = new TextDecoder();

@@ -1,5 +1,5 @@
 /**
- * Progress of the long steps (fetch, verify, pack, read back, upload of a local copy) on a terminal: one line on
+ * Progress of the long steps (fetch, verify, pack, read back, upload where the transport can tell) on a terminal: one line on
  * stderr, rewritten in place at most five times a second, with bytes, rate and ETA when the total is known, and
  * erased when the step ends or a log line is printed. Never in the log file, never without a terminal: cron and
  * systemd see nothing of it (`--progress` / `--no-progress` override the terminal test).
@@ -7,6 +7,8 @@
 import { formatSize } from "./config/units.ts";
 
 export interface Progress {
+  /** A line is drawn at all (a terminal, or --progress): work done only for the line can be skipped otherwise. */
+  readonly shown: boolean;
   /** A long step begins; `total` in bytes when known. */
   start(label: string, total?: number): void;
   /** `done` bytes so far (absolute, not a delta). */
@@ -17,7 +19,7 @@ export interface Progress {
   clear(): void;
 }
 
-export const NO_PROGRESS: Progress = { start() {}, update() {}, end() {}, clear() {} };
+export const NO_PROGRESS: Progress = { shown: false, start() {}, update() {}, end() {}, clear() {} };
 
 const CLEAR = "\r\x1b[K";
 
@@ -44,6 +46,7 @@ export function terminalProgress(
 ): Progress {
   let label = "", total: number | undefined, started = 0, last = -Infinity, shown = false, active = false;
   return {
+    shown: true,
     start(l, t) {
       label = l;
       total = t;

@@ -19,3 +19,24 @@ Deno.test("a child tool's environment holds PATH, HOME, proxies and LC_ALL=C, an
     Deno.env.delete("https_proxy");
   }
 });
+
+Deno.test("a tool's progress output is read while it runs and left out of what errors are judged on", async () => {
+  const seen: number[] = [];
+  // curl's bar redraws with \r; its error comes last on a line of its own. Split writes test segments across reads.
+  const script = `printf '\\r###   12.5%%' >&2; sleep 0.2; printf '\\r######   5' >&2; printf '0.0%%' >&2; sleep 0.2; ` +
+    `printf '\\r########## 100.0%%\\n' >&2; printf 'curl: (55) Send failure: Broken pipe\\n' >&2; echo out; exit 55`;
+  const r = await exec("sh", ["-c", script], {
+    progress: {
+      stream: "stderr",
+      parse: (seg) => {
+        const m = /^[#\s]*(\d+(?:\.\d)?)%\s*$/.exec(seg);
+        return m ? Math.round(Number(m[1]) * 10) : undefined;
+      },
+      onBytes: (n) => seen.push(n),
+    },
+  });
+  assert.deepEqual(seen, [125, 500, 1000]);
+  assert.equal(r.code, 55);
+  assert.equal(r.stderr, "curl: (55) Send failure: Broken pipe\n", "only the error is left");
+  assert.equal(r.stdout, "out\n", "the other stream is read whole");
+});

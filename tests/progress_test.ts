@@ -39,7 +39,7 @@ Deno.test("terminalProgress redraws at most every 200 ms, erases on end and befo
   assert.equal(out[4], "\r\x1b[K");
 });
 
-Deno.test("a run: --progress draws on stderr for fetch, verify, pack, read back; never in the log; off without a terminal", async () => {
+Deno.test("a run: --progress draws on stderr for fetch, verify, pack, read back, upload (a local copy); never in the log; off without a terminal", async () => {
   const cert = await makeCert(await Deno.makeTempDir({ prefix: "archivist-progress-" }));
   const src = startHttpsSource(cert, { "/dump.zip": serveBytes(makeZip([{ name: "dump.sql", data: sqlDump(400_000) }])) });
   const sb = await sandbox({ url: src.url("/dump.zip"), caFile: cert.caFile }, {
@@ -49,7 +49,9 @@ Deno.test("a run: --progress draws on stderr for fetch, verify, pack, read back;
   try {
     const r = await runCli(["run", "--progress", "-c", sb.configPath]);
     assert.equal(r.code, 0, r.stderr);
-    for (const label of ["fetch", "verify", "pack", "read back"]) assert.ok(r.stderr.includes(`\r\x1b[K${label.padEnd(10)}  `), label);
+    for (const label of ["fetch", "verify", "pack", "read back", "upload"]) {
+      assert.ok(r.stderr.includes(`\r\x1b[K${label.padEnd(10)}  `), label);
+    }
     const logText = await Deno.readTextFile(sb.logFile);
     assert.ok(!logText.includes("\x1b[K") && !logText.includes("\r"), "nothing of it in the log");
     const plain = await runCli(["run", "-c", sb.configPath]);

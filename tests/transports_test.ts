@@ -194,7 +194,11 @@ Deno.test("sftp against OpenSSH sshd", async (t) => {
   const s = await startSshd(join(top, "sshd"));
   const base = (over: Record<string, unknown> = {}) => s.destination(over.path as string, { timeout: "10s", ...over });
   try {
-    const target: Target = { config: (sub, over) => base({ path: join(s.root, sub), ...over }), serverPath: (sub) => join(s.root, sub) };
+    const target: Target = {
+      config: (sub, over) => base({ path: join(s.root, sub), ...over }),
+      serverPath: (sub) => join(s.root, sub),
+      progress: false, // sftp -b shows no progress meter
+    };
     await conformance(t, target);
 
     await t.step("one SSH login serves every command (ControlMaster), counted in sshd's log", async () => {
@@ -430,7 +434,12 @@ Deno.test("smb against Samba smbd", async (t) => {
     ...over,
   });
   try {
-    await conformance(t, { config: (sub, over) => base({ path: sub, ...over }), serverPath: (sub) => join(s.root, sub), own: chownTest });
+    await conformance(t, {
+      config: (sub, over) => base({ path: sub, ...over }),
+      serverPath: (sub) => join(s.root, sub),
+      own: chownTest,
+      progress: false, // smbclient shows none
+    });
     await t.step("wrong password: login refused", async () => {
       await expectCode(makeTransport(base({ password: "wrong" }), priv).open(), "auth", /login refused by 127\.0\.0\.1:\d+/);
     });
@@ -512,7 +521,12 @@ Deno.test("smb against a hardened Samba (SMB3 only, encryption and signing requi
     ...over,
   });
   try {
-    await conformance(t, { config: (sub, over) => base({ path: sub, ...over }), serverPath: (sub) => join(s.root, sub), own: chownTest });
+    await conformance(t, {
+      config: (sub, over) => base({ path: sub, ...over }),
+      serverPath: (sub) => join(s.root, sub),
+      own: chownTest,
+      progress: false, // smbclient shows none
+    });
     await fullRun(t, base({ path: "nightly", create_dirs: true }), join(s.root, "nightly"), s.password, "smbclient", chownTest);
   } finally {
     await s.stop();
@@ -529,6 +543,7 @@ Deno.test("sftp into a chroot (Match User, ChrootDirectory %h, ForceCommand inte
       config: (sub, over) => base({ path: `${acct.writable}/${sub}`, ...over }),
       serverPath: (sub) => join(acct.chroot, "files", sub),
       own,
+      progress: false,
     });
     await t.step("a path given as it is on the server's disk is 'not found', and the hint says the user may be confined", async () => {
       await expectCode(

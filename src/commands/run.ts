@@ -161,7 +161,7 @@ export const run: Command = {
       },
       {
         name: "progress",
-        help: "a progress line (bytes, rate, ETA) on stderr for fetch, verify, pack and the read-back, even when stderr " +
+        help: "a progress line (bytes, rate, ETA) on stderr for fetch, verify, pack, the read-back and the upload, even when stderr " +
           "is not a terminal (default: only on a terminal; never in the log)",
       },
       { name: "no-progress", help: "no progress line, even on a terminal" },

@@ -301,7 +301,10 @@ export const storeStep: Step = {
       let verified = "size verified";
       let sideInPlace = false;
       try {
-        await t.put(data.archivePath!, tmpA);
+        // A progress line for the upload where the transport can tell how far it is (see Transport.put).
+        ctx.progress.start("upload", data.archiveSize);
+        await t.put(data.archivePath!, tmpA, ctx.progress.shown ? (n) => ctx.progress.update(n) : undefined)
+          .finally(() => ctx.progress.end());
         await t.put(data.sidecarPath!, tmpS);
         list = await t.list();
         checkSize(list, tmpA, data.archiveSize!, t.location);

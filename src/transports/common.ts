@@ -1,6 +1,6 @@
 /** Pieces shared by the network transports: common config keys and error construction. */
 import { ArchivistError } from "../errors.ts";
-import { exec, type ExecResult, MissingToolError } from "../exec.ts";
+import { exec, type ExecProgress, type ExecResult, MissingToolError } from "../exec.ts";
 import { bool, duration, int, nonEmpty, oneOf, str } from "../config/fields.ts";
 
 /** Keys every network destination has. */
@@ -123,15 +123,38 @@ export function dirLevels(path: string): string[] {
   return parts.map((_, i) => (abs ? "/" : "") + parts.slice(0, i + 1).join("/"));
 }
 
+/** An upload whose progress is wanted: the file's size and who hears the bytes sent. */
+export interface UploadProgress {
+  size: number;
+  onBytes: (done: number) => void;
+}
+
+/** curl's progress bar: "######    45.2%" (per mille of the size). */
+export function curlProgress(p: UploadProgress): ExecProgress {
+  return {
+    stream: "stderr",
+    parse: (seg) => {
+      const m = /^[#\s]*(\d{1,3}(?:\.\d)?)%\s*$/.exec(seg);
+      return m ? Math.min(p.size, Math.round((p.size * Number(m[1])) / 100)) : undefined;
+    },
+    onBytes: p.onBytes,
+  };
+}
+
 /**
  * Run curl with the options every curl transport shares: quiet with errors shown, a connect timeout, a stall
  * timeout (under 1 byte/s for `timeoutMs`, at least 30 s), the CA file, and the protocol's own `args`.
  * A missing curl becomes a store error naming the Debian package.
  */
-export async function curl(args: string[], opts: { timeoutMs: number; caFile?: string }): Promise<ExecResult> {
+export async function curl(
+  args: string[],
+  opts: { timeoutMs: number; caFile?: string; progress?: UploadProgress },
+): Promise<ExecResult> {
   const s = Math.max(1, Math.round(opts.timeoutMs / 1000));
+  const p = opts.progress;
   const base = [
-    "--silent",
+    // With progress wanted, curl's bar on stderr ("####   45.2%"), read and left out of what errors are judged on.
+    p ? "--progress-bar" : "--silent",
     "--show-error",
     "--connect-timeout",
     String(s),
@@ -142,7 +165,7 @@ export async function curl(args: string[], opts: { timeoutMs: number; caFile?: s
     ...(opts.caFile ? ["--cacert", opts.caFile] : []),
   ];
   try {
-    return await exec("curl", [...base, ...args], {}, "curl");
+    return await exec("curl", [...base, ...args], p ? { progress: curlProgress(p) } : {}, "curl");
   } catch (e) {
     toolMissing(e);
   }

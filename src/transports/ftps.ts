@@ -19,6 +19,7 @@ import {
   probeName,
   remoteDir,
   storeErr,
+  type UploadProgress,
   verifyField,
 } from "./common.ts";
 import type { RemoteEntry, Transport, TransportContext, TransportKind } from "./transport.ts";
@@ -141,10 +142,10 @@ export class FtpsTransport implements Transport {
     return `${scheme}://${this.cfg.host}:${this.cfg.port}/${p.startsWith("/") ? "%2F" : ""}${segs.join("/")}/${encodeURIComponent(name)}`;
   }
 
-  private async curl(args: string[], what: string, allowFail = false): Promise<ExecResult> {
+  private async curl(args: string[], what: string, allowFail = false, progress?: UploadProgress): Promise<ExecResult> {
     const ftp = ["--disable-epsv", "--ftp-pasv", "--netrc-file", this.netrc, "--tls-max", this.cfg.tls_max];
     if (this.cfg.tls === "explicit") ftp.push("--ssl-reqd");
-    const r = await curl([...ftp, ...args], { timeoutMs: this.cfg.timeout, caFile: this.cfg.ca_file });
+    const r = await curl([...ftp, ...args], { timeoutMs: this.cfg.timeout, caFile: this.cfg.ca_file, progress });
     if (r.code !== 0 && !allowFail) throw classify(r, this.cfg, what);
     return r;
   }
@@ -164,9 +165,10 @@ export class FtpsTransport implements Transport {
     this.ctx.log.info(this.ctx.step ?? "store", `created remote directory ${this.cfg.path}`);
   }
 
-  async put(localPath: string, name: string): Promise<void> {
+  async put(localPath: string, name: string, onBytes?: (done: number) => void): Promise<void> {
     checkName(name);
-    const r = await this.curl(["-T", localPath, this.url(name)], `upload of ${name}`, true);
+    const progress = onBytes && { size: (await Deno.stat(localPath)).size, onBytes };
+    const r = await this.curl(["-T", localPath, this.url(name)], `upload of ${name}`, true, progress);
     if (r.code !== 0) {
       let err = classify(r, this.cfg, `upload of ${name}`);
       if (err.code === "transfer_cut") err = (await this.cutCause(name, err)) ?? err;

@@ -10,7 +10,7 @@
  */
 import { join } from "node:path";
 import { absPath, bool, duration, obj, oneOf, str } from "../config/fields.ts";
-import { exec, type ExecResult } from "../exec.ts";
+import { exec, type ExecProgress, type ExecResult } from "../exec.ts";
 import { writePrivateFile } from "../exec.ts";
 import { checkName, diskFull, isBodyTempOf, storeErr, toolMissing, verifyField } from "./common.ts";
 import type { RemoteEntry, Removal, Transport, TransportContext, TransportKind } from "./transport.ts";
@@ -70,7 +70,7 @@ export class RcloneTransport implements Transport {
     return this.dir.endsWith(":") ? `${this.dir}${name}` : `${this.dir}/${name}`;
   }
 
-  private async rclone(args: string[], what: string, allowFail = false): Promise<ExecResult> {
+  private async rclone(args: string[], what: string, allowFail = false, progress?: ExecProgress): Promise<ExecResult> {
     const s = `${Math.max(1, Math.round(this.cfg.timeout / 1000))}s`;
     const common = [
       "--config",
@@ -92,7 +92,7 @@ export class RcloneTransport implements Transport {
     ];
     let r: ExecResult;
     try {
-      r = await exec("rclone", [...args, ...common], {}, "rclone");
+      r = await exec("rclone", [...args, ...common], progress ? { progress } : {}, "rclone");
     } catch (e) {
       toolMissing(e);
     }
@@ -233,9 +233,20 @@ export class RcloneTransport implements Transport {
     this.ctx.log.info(this.ctx.step ?? "store", `created remote directory ${this.cfg.remote}`);
   }
 
-  async put(localPath: string, name: string): Promise<void> {
-    // --ignore-times: always send (a leftover of the same size and time must not pass for this file).
-    const r = await this.rclone(["copyto", "--ignore-times", localPath, this.path(name)], `upload of ${name}`, true);
+  async put(localPath: string, name: string, onBytes?: (done: number) => void): Promise<void> {
+    // --ignore-times: always send (a leftover of the same size and time must not pass for this file). With
+    // progress wanted, one stats line every 500 ms at the log level shown ("ERROR :  1.2 MiB / 3 MiB, 41%, ...").
+    const size = onBytes ? (await Deno.stat(localPath)).size : 0;
+    const progress: ExecProgress | undefined = onBytes && {
+      stream: "stderr",
+      parse: (seg) => {
+        const m = /^\d{4}\/\d\d\/\d\d \d\d:\d\d:\d\d \w+\s*:\s+[\d.]+ \S+ \/ [\d.]+ \S+, (\d+)%,/.exec(seg);
+        return m ? Math.round((size * Number(m[1])) / 100) : undefined;
+      },
+      onBytes,
+    };
+    const stats = progress ? ["--stats", "500ms", "--stats-one-line", "--stats-log-level", "ERROR"] : [];
+    const r = await this.rclone(["copyto", "--ignore-times", ...stats, localPath, this.path(name)], `upload of ${name}`, true, progress);
     if (r.code !== 0) {
       // Whatever the failed upload left: the file itself, and a WebDAV server's body temp file beside it.
       for (const e of await this.list().catch(() => [])) {

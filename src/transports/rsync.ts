@@ -16,7 +16,7 @@
  */
 import { join } from "node:path";
 import { nonEmpty, obj, oneOf, secretFields } from "../config/fields.ts";
-import { exec, type ExecResult, writePrivateFile } from "../exec.ts";
+import { exec, type ExecProgress, type ExecResult, writePrivateFile } from "../exec.ts";
 import type { ArchivistError } from "../errors.ts";
 import { checkName, dirLevels, diskFull, missingDir, networkFields, remoteDir, storeErr, toolMissing, verifyField } from "./common.ts";
 import { firstLine, sshFields, SshSession } from "./ssh.ts";
@@ -244,10 +244,11 @@ export class RsyncTransport implements Transport {
     this.createDirs = opts.create_dirs;
   }
 
-  private async rsync(args: string[], what: string, allowFail = false): Promise<ExecResult> {
+  private async rsync(args: string[], what: string, allowFail = false, progress?: ExecProgress): Promise<ExecResult> {
     let r: ExecResult;
     try {
-      r = await exec("rsync", [`--timeout=${Math.max(1, Math.round(this.timeout / 1000))}`, ...this.remote.args(), ...args], {}, "rsync");
+      const opts = progress ? { progress } : {};
+      r = await exec("rsync", [`--timeout=${Math.max(1, Math.round(this.timeout / 1000))}`, ...this.remote.args(), ...args], opts, "rsync");
     } catch (e) {
       toolMissing(e);
     }
@@ -319,11 +320,21 @@ export class RsyncTransport implements Transport {
     this.ctx.log.info(this.ctx.step ?? "store", `created remote directory ${this.remote.path}`);
   }
 
-  async put(localPath: string, name: string): Promise<void> {
+  async put(localPath: string, name: string, onBytes?: (done: number) => void): Promise<void> {
     checkName(name);
     // --inplace: written straight into the temporary name (no hidden ".NAME.XXXXXX" beside it); --ignore-times:
-    // a leftover of the same size and time is not taken for this file.
-    const r = await this.rsync(["-t", "--inplace", "--ignore-times", localPath, this.remote.dir + name], `upload of ${name}`, true);
+    // a leftover of the same size and time is not taken for this file. With progress wanted, --info=progress2 on
+    // stdout: "   12,345,678  45%  12.34MB/s    0:00:05".
+    const progress: ExecProgress | undefined = onBytes && {
+      stream: "stdout",
+      parse: (seg) => {
+        const m = /^\s*([\d,]+)\s+\d+%/.exec(seg);
+        return m ? Number(m[1].replaceAll(",", "")) : undefined;
+      },
+      onBytes,
+    };
+    const args = ["-t", "--inplace", "--ignore-times", ...(progress ? ["--info=progress2"] : []), localPath, this.remote.dir + name];
+    const r = await this.rsync(args, `upload of ${name}`, true, progress);
     if (r.code !== 0) {
       await this.deleteNames([name]).catch(() => {});
       throw this.classify(r, `upload of ${name}`);

@@ -36,8 +36,11 @@ export interface Transport {
   /**
    * Write `localPath` to the destination as `name` (the caller passes a temporary name: {@link uploadAtomic} and
    * the store step do). The client tool ends when this returns: no tool is ever left to rename on its own.
+   * `onBytes`, when given (a progress line is shown), hears how many bytes are sent so far where the transport can
+   * tell: local (its own copy), ftps and webdav (curl's bar), rsync (--info=progress2), rclone (its stats); sftp
+   * (batch mode has no meter) and smb (smbclient has none) do not call it.
    */
-  put(localPath: string, name: string): Promise<void>;
+  put(localPath: string, name: string, onBytes?: (done: number) => void): Promise<void>;
   /** Rename `from` to `to` in the destination directory, as a command of its own (`to` must not exist). */
   rename(from: string, to: string): Promise<void>;
   /** The files of the destination directory (not recursive; directories flagged). */

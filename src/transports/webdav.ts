@@ -7,7 +7,18 @@ import { join } from "node:path";
 import { absPath, bool, nonEmpty, obj, oneOf, secretFields, str } from "../config/fields.ts";
 import { type ExecResult, writePrivateFile } from "../exec.ts";
 import { duration } from "../config/fields.ts";
-import { checkName, curl, dirLevels, diskFull, isBodyTempOf, missingDir, netrcLine, storeErr, verifyField } from "./common.ts";
+import {
+  checkName,
+  curl,
+  dirLevels,
+  diskFull,
+  isBodyTempOf,
+  missingDir,
+  netrcLine,
+  storeErr,
+  type UploadProgress,
+  verifyField,
+} from "./common.ts";
 import type { RemoteEntry, Transport, TransportContext, TransportKind } from "./transport.ts";
 
 const davUrl = str((s) => {
@@ -54,10 +65,10 @@ export class WebdavTransport implements Transport {
   }
 
   /** Run curl; returns the HTTP status (0 when no response). */
-  private async curl(args: string[], what: string): Promise<{ status: number; body: string; r: ExecResult }> {
+  private async curl(args: string[], what: string, progress?: UploadProgress): Promise<{ status: number; body: string; r: ExecResult }> {
     const dav = ["--globoff", "--http1.1", "--write-out", "\n%{http_code}"];
     if (this.cfg.user) dav.push("--netrc-file", this.netrc, "--anyauth");
-    const r = await curl([...dav, ...args], { timeoutMs: this.cfg.timeout, caFile: this.cfg.ca_file });
+    const r = await curl([...dav, ...args], { timeoutMs: this.cfg.timeout, caFile: this.cfg.ca_file, progress });
     const nl = r.stdout.lastIndexOf("\n");
     const status = Number(r.stdout.slice(nl + 1)) || 0;
     const body = r.stdout.slice(0, Math.max(0, nl));
@@ -178,12 +189,13 @@ export class WebdavTransport implements Transport {
     this.ctx.log.info(this.ctx.step ?? "store", `created remote directory ${this.base.pathname}`);
   }
 
-  async put(localPath: string, name: string): Promise<void> {
+  async put(localPath: string, name: string, onBytes?: (done: number) => void): Promise<void> {
     const url = this.fileUrl(name);
+    const progress = onBytes && { size: (await Deno.stat(localPath)).size, onBytes };
     const bodyFile = join(this.ctx.privateDir, "put.body");
     const cleanup = () => this.curl(["-X", "DELETE", "-o", "/dev/null", url], "cleanup").catch(() => {});
     try {
-      const put = await this.curl(["-T", localPath, "-o", bodyFile, url], `upload of ${name}`).catch(async (e) => {
+      const put = await this.curl(["-T", localPath, "-o", bodyFile, url], `upload of ${name}`, progress).catch(async (e) => {
         await cleanup();
         throw e;
       });

@@ -20,6 +20,8 @@ export interface Target {
   own?(path: string): Promise<void>;
   /** What a full disk gives, when the server cannot say so (rclone answers a failed write with a bare 405). */
   diskFull?: { code: string; re: RegExp };
+  /** false: the transport's tool cannot tell how far an upload is (sftp in batch mode, smbclient). */
+  progress?: false;
 }
 
 export function makeTransport(raw: Record<string, unknown>, privateDir: string, lines: string[] = []): Transport {
@@ -97,6 +99,19 @@ export async function conformance(t: Deno.TestContext, target: Target): Promise<
     const back = join(work, "back.tgz");
     await tr.download("20261122.tgz", back);
     assert.deepEqual(await Deno.readFile(back), payload);
+  });
+
+  await t.step("an upload told to report progress: the bytes sent, rising to the size (where the tool tells), the same file", async () => {
+    const seen: number[] = [];
+    await tr.put(join(work, "a.tgz"), "20261123.tgz.part", (n) => seen.push(n));
+    assert.deepEqual(await Deno.readFile(join(target.serverPath(sub), "20261123.tgz.part")), payload);
+    if (target.progress === false) assert.deepEqual(seen, [], "this transport was declared unable to report progress");
+    else {
+      assert.ok(seen.length > 0, "progress was reported");
+      assert.equal(seen.at(-1), payload.length, `the last report is the whole file (${seen.join(", ")})`);
+      for (let i = 1; i < seen.length; i++) assert.ok(seen[i] >= seen[i - 1], `progress never goes back (${seen.join(", ")})`);
+    }
+    await tr.remove("20261123.tgz.part");
   });
 
   await t.step("remove deletes one file; removing a missing file is an error", async () => {
