@@ -1,5 +1,5 @@
 /**
- * `deno task bench [--size 1GiB] [--recompress] [--verify|--no-verify] [--client deno|curl] [--runs N] [--only archivist,floor] [--json]`: a whole `archivist run` against the shell
+ * `deno task bench [--size 1GiB] [--recompress] [--verify|--no-verify] [--client deno|curl] [--threads N] [--runs N] [--only archivist,floor] [--json]`: a whole `archivist run` against the shell
  * pipelines a sysadmin would write, in the same invocation, alternating, on the same dump served over HTTPS by nginx
  * on 127.0.0.1. Prints medians and the ratios archivist/x for wall time, CPU time and peak RSS, and archivist's MB/s
  * per step (from its history line). Not a test: nothing asserts a time.
@@ -24,9 +24,12 @@ const opt = (name: string) => {
   return i >= 0 ? args[i + 1] : undefined;
 };
 for (const a of args) {
-  if (a.startsWith("--") && !["--size", "--runs", "--recompress", "--json", "--only", "--verify", "--no-verify", "--client"].includes(a)) {
+  if (
+    a.startsWith("--") &&
+    !["--size", "--runs", "--recompress", "--json", "--only", "--verify", "--no-verify", "--client", "--threads"].includes(a)
+  ) {
     console.error(
-      `deno task bench: unknown option ${a}\nUsage: deno task bench [--size 1GiB] [--recompress] [--verify|--no-verify] [--client deno|curl] [--runs N] [--only archivist,floor] [--json]`,
+      `deno task bench: unknown option ${a}\nUsage: deno task bench [--size 1GiB] [--recompress] [--verify|--no-verify] [--client deno|curl] [--threads N] [--runs N] [--only archivist,floor] [--json]`,
     );
     Deno.exit(2);
   }
@@ -43,6 +46,8 @@ const verify = args.includes("--verify") ? true : args.includes("--no-verify") ?
 const json = args.includes("--json");
 /** source.client for the archivist runs: the config's default unless --client. */
 const client = opt("--client");
+/** archive.threads for the archivist runs (compression threads on the recompress path): the default unless --threads. */
+const threads = opt("--threads");
 const say = (s: string) => json || console.log(s);
 
 const root = new URL("..", import.meta.url).pathname;
@@ -119,6 +124,7 @@ async function archivist(i: number): Promise<Sample> {
         compression_level: 6,
         ...(recompress ? { recompress: "always" } : {}),
         ...(verify !== undefined ? { verify } : {}),
+        ...(threads ? { threads: Number(threads) } : {}),
       },
       destination: { type: "local", path: join(w, "dest"), create_dirs: true },
       retention: { min_keep: 3 },

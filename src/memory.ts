@@ -21,7 +21,8 @@ export const GC_EVERY = 4 << 20;
 export class GcPacer {
   private since = 0;
   private minors = 0;
-  constructor(private readonly every = GC_EVERY) {}
+  /** A collection every `every` bytes; every `majorEvery`-th one a full collection. */
+  constructor(private readonly every = GC_EVERY, private readonly majorEvery = 64) {}
   /** `n` more bytes went through. */
   add(n: number): void {
     this.since += n;
@@ -29,7 +30,7 @@ export class GcPacer {
     this.since = 0;
     // What survives a few minor collections (stream and promise bookkeeping) is promoted and stays until a full
     // collection: one every 64 minor ones (256 MiB; a few ms on this small heap) keeps a 4 GiB run as flat as 1 GiB.
-    gc({ type: ++this.minors % 64 ? "minor" : "major", execution: "sync" });
+    gc({ type: ++this.minors % this.majorEvery ? "minor" : "major", execution: "sync" });
   }
 }
 
