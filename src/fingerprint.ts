@@ -247,7 +247,7 @@ const BATCH = 1 << 20;
 
 /**
  * The same fingerprint on a second core (a Web Worker from a Blob URL: `deno bundle` and `deno compile` carry it in
- * main.ts's output). `update` hands over a copy of the chunk; when more than 8 MiB wait in the worker, it returns a
+ * main.ts's output). `update` hands over a copy of the chunk; when more than 2 MiB wait in the worker, it returns a
  * promise that resolves when the worker has caught up, so memory stays flat. The main thread inflates and CRCs;
  * the worker scans (with the line finder), hashes the kept lines and, with `bytes`, every byte: about the same work
  * on each core (before the line finder, the per-line scan made the worker the slower side with the byte sha256 on
