@@ -3,6 +3,7 @@
  * reads and extends the {@link RunData} and returns a {@link StepOutcome} that the log, the history, the mail
  * and the exit code are built from.
  */
+import type { FingerprintWorker } from "./fingerprint.ts";
 import type { ZipEntry } from "./zip/reader.ts";
 import type { Progress } from "./progress.ts";
 import type { Clock, LocalParts } from "./clock.ts";
@@ -52,6 +53,8 @@ export interface RunData {
   entryDataStart?: number; // unzip: where its compressed bytes start in the zip
   dumpSize?: number; // unzip
   dumpSha256?: string; // unzip
+  /** unzip → pack: the fingerprint's worker, kept for the read-back proof's sha256 (archive.verify); the run closes it. */
+  readBackWorker?: FingerprintWorker;
   dumpFingerprint?: string; // unzip: sha256 of the lines without the volatile ones
   dumpFlavour?: string; // unzip: mysqldump, pg_dump or plain
   dumpMtime?: number; // unzip: the entry's modification time in the zip (Unix seconds): the tar member's mtime

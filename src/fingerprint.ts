@@ -48,6 +48,7 @@ function engine(
   extraSources: string[],
   wasm?: string,
   bytes = false,
+  fingerprint = true,
 ): Engine {
   const FLAVOURS: Flavour[] = [
     {
@@ -201,6 +202,7 @@ function engine(
     finder: finder !== undefined,
     update(chunk: Uint8Array) {
       byteHash?.update(chunk);
+      if (!fingerprint) return; // the byte sha256 only (a read-back's)
       if (!detected) {
         // The first KiB waits until the flavour is known (pg_dump's first line is a bare "--").
         pending.push(chunk.slice());
@@ -262,8 +264,11 @@ export class FingerprintWorker {
   private failed: Error | undefined;
   private static readonly MAX_IN_FLIGHT = 2 << 20;
 
-  /** `bytes`: the worker also computes the plain sha256 of every byte (FingerprintResult.bytesSha256). */
-  constructor(extra: RegExp[] = [], opts: { bytes?: boolean } = {}) {
+  /**
+   * `bytes`: the worker also computes the plain sha256 of every byte (FingerprintResult.bytesSha256);
+   * `fingerprint: false`: only that.
+   */
+  constructor(extra: RegExp[] = [], opts: { bytes?: boolean; fingerprint?: boolean } = {}) {
     workerUrl ??= URL.createObjectURL(
       new Blob([
         `const engine = ${engine.toString()};
@@ -272,7 +277,7 @@ let e;
 self.onmessage = (m) => {
   const d = m.data;
   try {
-    if (d.type === "start") e = engine(createHash, d.extra, d.wasm, d.bytes);
+    if (d.type === "start") e = engine(createHash, d.extra, d.wasm, d.bytes, d.fingerprint);
     else if (d.type === "chunk") { e.update(d.data); self.postMessage({ type: "ack", n: d.data.length, data: d.data }, [d.data.buffer]); }
     else if (d.type === "end") self.postMessage({ type: "done", result: e.digest() });
   } catch (err) { self.postMessage({ type: "error", message: String(err && err.message || err) }); }
@@ -280,10 +285,9 @@ self.onmessage = (m) => {
 self.postMessage({ type: "ready" });`,
       ], { type: "text/javascript" }),
     );
-    this.result = new Promise((ok, fail) => (this.settle = { ok, fail }));
-    this.result.catch(() => {}); // observed by digest()
+    this.result = this.pending();
     this.w = new Worker(workerUrl, { type: "module" });
-    const queue: unknown[] = [{ type: "start", extra: extra.map((r) => r.source), wasm: LINE_SCAN_WASM, bytes: opts.bytes ?? false }];
+    const queue: unknown[] = [FingerprintWorker.start(extra, opts)];
     let ready = false;
     this.post = (msg, transfer) => (ready ? this.w.postMessage(msg, transfer ?? []) : queue.push(msg));
     this.w.onmessage = (m: MessageEvent) => {
@@ -351,15 +355,46 @@ self.postMessage({ type: "ready" });`,
     }
   }
 
-  async digest(): Promise<FingerprintResult> {
+  private pending(): Promise<FingerprintResult> {
+    const p = new Promise<FingerprintResult>((ok, fail) => (this.settle = { ok, fail }));
+    p.catch(() => {}); // observed by digest()
+    return p;
+  }
+
+  /**
+   * The result of the stream so far. The worker ends with it, unless `keep`: then it waits for {@link restart} (the
+   * run's read-back proof reuses it: a second worker's isolate beside the first one's remains cost 15 MiB of peak
+   * RSS) and whoever kept it must close it.
+   */
+  async digest(opts: { keep?: boolean } = {}): Promise<FingerprintResult> {
     if (this.failed) throw this.failed;
     this.send();
     this.post({ type: "end" });
+    let ok = false;
     try {
-      return await this.result;
+      const r = await this.result;
+      ok = true;
+      return r;
     } finally {
-      this.close();
+      if (!opts.keep || !ok) this.close();
+      else this.result = this.pending(); // every chunk was acknowledged before "done": nothing is in flight
     }
+  }
+
+  /** A new stream on the kept worker, with new options (after `digest({ keep: true })`). */
+  restart(extra: RegExp[] = [], opts: { bytes?: boolean; fingerprint?: boolean } = {}): void {
+    if (this.failed) throw this.failed;
+    this.post(FingerprintWorker.start(extra, opts));
+  }
+
+  private static start(extra: RegExp[], opts: { bytes?: boolean; fingerprint?: boolean }) {
+    return {
+      type: "start",
+      extra: extra.map((r) => r.source),
+      wasm: LINE_SCAN_WASM,
+      bytes: opts.bytes ?? false,
+      fingerprint: opts.fingerprint ?? true,
+    };
   }
 
   close(): void {

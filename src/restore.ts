@@ -16,6 +16,7 @@ import { buildInventory } from "./retention/inventory.ts";
 import type { Transport } from "./transports/transport.ts";
 import type { Logger } from "./log.ts";
 import { GcPacer } from "./memory.ts";
+import type { FingerprintWorker } from "./fingerprint.ts";
 
 function fail(message: string, hint = "", code = "restore"): never {
   throw new ArchivistError("restore", message, hint, { code });
@@ -78,7 +79,8 @@ export interface TgzSink {
  * Fails when the archive is damaged, holds no file, or ends inside the file.
  */
 export async function readTgz(tgz: string, sink: TgzSink): Promise<{ name: string; size: number }> {
-  const gunzip = fs.createReadStream(tgz, { highWaterMark: 1 << 20 }).pipe(zlib.createGunzip({ chunkSize: 256 << 10 }));
+  // 256 KiB reads: a 1 MiB read of the archive inflates to ~6.6 MiB at once, which raised the peak RSS by ~20 MiB.
+  const gunzip = fs.createReadStream(tgz, { highWaterMark: 256 << 10 }).pipe(zlib.createGunzip({ chunkSize: 256 << 10 }));
   let buf: Uint8Array = new Uint8Array(0);
   let pax: Record<string, string> = {};
   let opened = false, entry = "";
@@ -196,21 +198,40 @@ export async function extractTgz(tgz: string, dir: string, overwrite: boolean): 
   return { path: final, size: r.size };
 }
 
-/** Read a .tgz through and return the sha256 and size of the file it holds (nothing written). */
-export async function hashTgz(tgz: string, onBytes?: (done: number) => void): Promise<{ name: string; size: number; sha256: string }> {
+/**
+ * Read a .tgz through and return the sha256 and size of the file it holds (nothing written). With `worker` (a kept
+ * FingerprintWorker: pack's read-back), a file over 16 MiB is hashed on it, on the second core, while this thread
+ * gunzips (`archive.verify: true` at 1 GiB: 6.32 → 4.27 s, with the reads below in 256 KiB pieces). The worker
+ * is closed when this returns.
+ */
+export async function hashTgz(
+  tgz: string,
+  onBytes?: (done: number) => void,
+  worker?: FingerprintWorker,
+): Promise<{ name: string; size: number; sha256: string }> {
   const h = createHash("sha256");
+  let on: FingerprintWorker | undefined;
   let done = 0;
-  const r = await readTgz(tgz, {
-    open: () => Promise.resolve(),
-    write: (c) => {
-      h.update(c);
-      onBytes?.(done += c.length);
-      return Promise.resolve();
-    },
-    done: () => Promise.resolve(),
-    abort: () => Promise.resolve(),
-  });
-  return { ...r, sha256: h.digest("hex") };
+  try {
+    const r = await readTgz(tgz, {
+      open: (_name, size) => {
+        if (worker && size > 16 * 2 ** 20) (on = worker).restart([], { bytes: true, fingerprint: false });
+        return Promise.resolve();
+      },
+      write: async (c) => {
+        if (on) {
+          const wait = on.update(c);
+          if (wait) await wait;
+        } else h.update(c);
+        onBytes?.(done += c.length);
+      },
+      done: () => Promise.resolve(),
+      abort: () => Promise.resolve(),
+    });
+    return { ...r, sha256: on ? (await on.digest()).bytesSha256! : h.digest("hex") };
+  } finally {
+    worker?.close();
+  }
 }
 
 /** The whole restore. Returns the dump's path. */

@@ -356,6 +356,9 @@ export async function executeRun(deps: RunDeps): Promise<RunResult> {
     record(step.name, "failed", error.message, r.ms);
   }
 
+  // A worker kept for pack's read-back that pack never used (the run stopped before it): a live worker would keep
+  // the process from exiting.
+  data.readBackWorker?.close();
   for (const t of transports) {
     if (t) await t.close().catch((e) => log.warn("store", `closing the destination ${t.location}: ${e}`));
   }

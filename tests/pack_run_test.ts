@@ -172,3 +172,41 @@ Deno.test("archive.verify is off by default: no read-back, the archive still res
     assert.deepEqual(await Deno.readFile(join(to, "dump.sql")), DUMP);
   });
 });
+
+Deno.test("archive.verify with a dump over 16 MiB: the read-back's sha256 on the fingerprint's kept worker; runs stopped before pack end normally", async () => {
+  const big = sqlDump(20 * 2 ** 20, { seed: 23 });
+  const src = startHttpsSource(cert, { "/dump.zip": serveBytes(makeZip([{ name: "dump.sql", data: big }])) });
+  try {
+    const sb = await sandbox({ url: src.url("/dump.zip"), caFile: cert.caFile }, { archive: { verify: true } });
+    try {
+      const r = await runCli(["run", "-v", "-c", sb.configPath]);
+      assert.equal(r.code, EXIT.OK, r.stderr);
+      assert.match(r.stderr, /pack: read back: the archive restores to the dump/);
+      const state = JSON.parse(await Deno.readTextFile(join(sb.stateDir, "testjob.state.json")));
+      const real = [...new Uint8Array(await crypto.subtle.digest("SHA-256", big as Uint8Array<ArrayBuffer>))].map((b) =>
+        b.toString(16).padStart(2, "0")
+      ).join("");
+      assert.equal(state.sha256, real, "the dump's sha256 (worker, first stream)");
+      // The same night again: unchanged, skipped before pack (the kept worker is closed by the run).
+      const again = await runCli(["run", "-c", sb.configPath]);
+      assert.equal(again.code, EXIT.WARNING, again.stderr);
+      assert.match(again.stderr, /compare: .*(identical|same data)/);
+    } finally {
+      await sb.cleanup();
+    }
+    // A failing check (min_size above the dump): the run stops before pack, and exits.
+    const sb2 = await sandbox({ url: src.url("/dump.zip"), caFile: cert.caFile }, {
+      archive: { verify: true },
+      check: { min_size: "1GiB" },
+    });
+    try {
+      const r = await runCli(["run", "-c", sb2.configPath]);
+      assert.notEqual(r.code, EXIT.OK);
+      assert.match(r.stderr, /check: FAILED/);
+    } finally {
+      await sb2.cleanup();
+    }
+  } finally {
+    await src.close();
+  }
+});

@@ -28,6 +28,7 @@ import { formatName, sidecarName } from "../naming.ts";
 import { padding, tarEnd, tarHeader } from "../tar/writer.ts";
 import { type ExtractLimits, inflateEntry, rangeStream, type ZipEntry, ZipError } from "../zip/reader.ts";
 import { hashTgz } from "../restore.ts";
+import type { FingerprintWorker } from "../fingerprint.ts";
 import { GZIP_HEADER, le32, parallelGzip } from "./pgzip.ts";
 import type { RunContext, RunData, Step, StepOutcome } from "../context.ts";
 
@@ -226,8 +227,9 @@ export async function proveArchive(
   outPath: string,
   want: { name: string; size: number; sha256: string },
   onBytes?: (done: number) => void,
+  worker?: FingerprintWorker,
 ): Promise<void> {
-  const got = await hashTgz(outPath, onBytes).catch((e) => {
+  const got = await hashTgz(outPath, onBytes, worker).catch((e) => {
     throw new ArchivistError("pack", `the archive just written cannot be read back: ${e instanceof Error ? e.message : e}`, HINT_PROOF);
   });
   const diff = [
@@ -276,7 +278,14 @@ export const packStep: Step = {
       ).finally(() => ctx.progress.end());
       if (a.verify) {
         ctx.progress.start("read back", data.dumpSize);
-        await proveArchive(out, { name: data.dumpName!, size: data.dumpSize!, sha256: data.dumpSha256! }, (n) => ctx.progress.update(n))
+        const worker = data.readBackWorker;
+        data.readBackWorker = undefined; // hashTgz closes it
+        await proveArchive(
+          out,
+          { name: data.dumpName!, size: data.dumpSize!, sha256: data.dumpSha256! },
+          (n) => ctx.progress.update(n),
+          worker,
+        )
           .catch(async (e) => {
             await Deno.remove(out).catch(() => {});
             throw e;

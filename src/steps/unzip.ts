@@ -62,7 +62,10 @@ export const unzipStep: Step = {
         if (fp instanceof FingerprintWorker) fp.close();
         throw e;
       }).finally(() => ctx.progress.end());
-      const f = await fp.digest();
+      // With archive.verify the worker stays for pack's read-back (a second worker would add its isolate's memory).
+      const keep = fp instanceof FingerprintWorker && ctx.config.archive.verify;
+      const f = fp instanceof FingerprintWorker ? await fp.digest({ keep }) : fp.digest();
+      if (keep) data.readBackWorker = fp as FingerprintWorker;
       data.dumpFingerprint = f.sha256;
       data.dumpFlavour = f.flavour;
       data.dumpIgnored = f.ignored;
