@@ -716,6 +716,31 @@ Deno.test("rclone with a local remote: conformance, a full run, and the config f
       await Deno.chmod(conf, 0o600);
     }
   });
+  await t.step("an rclone older than 1.52 is refused at open, before it is asked to do anything else", async () => {
+    // Debian 12 ships 1.60 and no older one is at hand: a stand-in answers `rclone version` as 1.50 would (whose
+    // `delete` ignored --files-from-raw and emptied the directory) and records every other call it gets.
+    const bin = join(top, "old-rclone");
+    await Deno.mkdir(bin, { recursive: true });
+    const calls = join(bin, "calls");
+    await Deno.writeTextFile(
+      join(bin, "rclone"),
+      `#!/bin/sh\nif [ "$1" = version ]; then echo "rclone v1.50.2"; echo "- os/arch: linux/amd64"; exit 0; fi\n` +
+        `echo "$*" >> ${calls}\nexit 99\n`,
+      { mode: 0o755 },
+    );
+    const path = Deno.env.get("PATH")!;
+    Deno.env.set("PATH", `${bin}:${path}`);
+    try {
+      await expectCode(
+        makeTransport(base({ remote: `disk:${root}` }), priv).open(),
+        "missing_tool",
+        /rclone 1\.50 is too old: archivist needs rclone 1\.52 or later[\s\S]*newer rclone/,
+      );
+      assert.equal(await Deno.readTextFile(calls).catch(() => ""), "", "nothing but `rclone version` was run");
+    } finally {
+      Deno.env.set("PATH", path);
+    }
+  });
   await t.step("an on-the-fly remote (its settings on the command line) is refused by the config check", () => {
     assert.throws(
       () => makeTransport(base({ remote: ":sftp,host=x,pass=secret:/backup" }), priv),
