@@ -892,6 +892,32 @@ Deno.test("rsync over SSH against OpenSSH sshd", async (t) => {
       });
       await conformance(t, { config: (sub, over) => base(sub, { key_file: key, ...over }), serverPath: (sub) => join(confined, sub) });
     });
+    await t.step("a server without rsync: 'rsync is not installed on HOST', with the apt-get hint", async () => {
+      // A key whose forced command runs the client's command with a PATH that holds no rsync: what a server
+      // without the rsync package answers ("sh: 1: rsync: not found").
+      const key = join(top, "rsync-norsync-key");
+      await sh("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", key]);
+      const pub = (await Deno.readTextFile(`${key}.pub`)).trim();
+      await Deno.writeTextFile(
+        join(top, "rsync-sshd", "authorized_keys"),
+        `command="PATH=/nonexistent exec /bin/sh -c \\"$SSH_ORIGINAL_COMMAND\\"",restrict ${pub}\n`,
+        { append: true },
+      );
+      const tr = makeTransport(base(s.root, { key_file: key }), priv);
+      try {
+        const err = await expectCode(
+          (async () => {
+            await tr.open();
+            await tr.list();
+          })(),
+          "missing_tool",
+          /rsync is not installed on .*127\.0\.0\.1[\s\S]*apt-get install rsync/,
+        );
+        assert.match(err.message, /rsync: not found/);
+      } finally {
+        await tr.close();
+      }
+    });
     await t.step("wrong key: authentication refused, named", async () => {
       const other = join(top, "rsync-other-key");
       await sh("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", other]);
