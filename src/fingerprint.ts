@@ -116,35 +116,12 @@ function engine(
     heldLen = 0;
     holding = false;
   };
-  const scan = (chunk: Uint8Array) => {
-    let pos = 0, runStart = 0;
-    const len = chunk.length;
-    while (pos < len) {
-      if (atLineStart && !holding && candidate(chunk[pos])) {
-        if (pos > runStart) hash.update(chunk.subarray(runStart, pos));
-        holding = true;
-      }
-      const nl = chunk.indexOf(NL, pos);
-      const end = nl < 0 ? len : nl + 1;
-      if (holding) {
-        held.push(chunk.slice(pos, end));
-        heldLen += end - pos;
-        if (nl >= 0) judge();
-        else if (heldLen > HOLD_MAX) {
-          for (const h of held) hash.update(h); // too long to be a volatile line: keep it
-          held = [];
-          heldLen = 0;
-          holding = false;
-        }
-        runStart = end;
-      }
-      atLineStart = nl >= 0;
-      pos = end;
-    }
-    if (!holding && runStart < len) hash.update(chunk.subarray(runStart, len));
-  };
-  /** The same scan with the finder, over `chunk` in its memory: only lines that start with - or \\ are looked at. */
-  const scanFound = (chunk: Uint8Array, find: (p: number, end: number) => number) => {
+  /**
+   * Hash a chunk's kept lines, holding each line that may be left out until its end. Between such lines it skips
+   * ahead to the next line that may need holding: with `find` (the line finder, `chunk` in its memory) straight to
+   * the next newline followed by `-` or `\\`, without it line by line.
+   */
+  const scan = (chunk: Uint8Array, find?: (p: number, end: number) => number) => {
     let pos = 0, runStart = 0;
     const len = chunk.length;
     while (pos < len) {
@@ -155,7 +132,7 @@ function engine(
         heldLen += end - pos;
         if (nl >= 0) judge();
         else if (heldLen > HOLD_MAX) {
-          for (const h of held) hash.update(h);
+          for (const h of held) hash.update(h); // too long to be a volatile line: keep it
           held = [];
           heldLen = 0;
           holding = false;
@@ -167,14 +144,9 @@ function engine(
         if (pos > runStart) hash.update(chunk.subarray(runStart, pos));
         holding = true;
       } else {
-        const nl = find(pos, len); // a newline followed by a candidate, inside the chunk
-        if (nl < 0) {
-          atLineStart = chunk[len - 1] === NL;
-          pos = len;
-        } else {
-          atLineStart = true;
-          pos = nl + 1;
-        }
+        const nl = find ? find(pos, len) : chunk.indexOf(NL, pos);
+        atLineStart = nl >= 0 || chunk[len - 1] === NL;
+        pos = nl < 0 ? len : nl + 1;
       }
     }
     if (!holding && runStart < len) hash.update(chunk.subarray(runStart, len));
@@ -185,7 +157,7 @@ function engine(
     for (let off = 0; off < chunk.length; off += WINDOW) {
       const piece = chunk.subarray(off, off + WINDOW);
       finder.mem.set(piece);
-      scanFound(finder.mem.subarray(0, piece.length), finder.find);
+      scan(finder.mem.subarray(0, piece.length), finder.find);
     }
   };
   /** Detect the flavour from what is pending, then scan it. */

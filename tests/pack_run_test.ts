@@ -25,6 +25,12 @@ async function withSource(routes: Record<string, Route>, fn: (src: HttpsSource, 
   }
 }
 
+/** The sha256 by WebCrypto: another implementation than the node:crypto the worker uses. */
+const sha256Hex = async (b: Uint8Array) =>
+  [...new Uint8Array(await crypto.subtle.digest("SHA-256", b as Uint8Array<ArrayBuffer>))].map((x) => x.toString(16).padStart(2, "0")).join(
+    "",
+  );
+
 const ls = (d: string) => {
   try {
     return [...Deno.readDirSync(d)].map((e) => e.name).sort();
@@ -149,9 +155,7 @@ Deno.test("a dump over 16 MiB: the sha256 and the content fingerprint run on a w
     for (let i = 0; i < big.length; i += 1 << 20) f.update(big.subarray(i, i + (1 << 20)));
     assert.equal(state.fingerprint, f.digest().sha256, "the worker's fingerprint is the in-thread one");
     // The dump's sha256 comes from the worker too: it must be the sha256 of the dump's bytes.
-    const real = [...new Uint8Array(await crypto.subtle.digest("SHA-256", big as Uint8Array<ArrayBuffer>))].map((b) =>
-      b.toString(16).padStart(2, "0")
-    ).join("");
+    const real = await sha256Hex(big);
     assert.equal(state.sha256, real);
     const c = await runCli(["check", "--all", "-c", sb.configPath]);
     assert.equal(c.code, 0, c.stdout + c.stderr);
@@ -183,9 +187,7 @@ Deno.test("archive.verify with a dump over 16 MiB: the read-back's sha256 on the
       assert.equal(r.code, EXIT.OK, r.stderr);
       assert.match(r.stderr, /pack: read back: the archive restores to the dump/);
       const state = JSON.parse(await Deno.readTextFile(join(sb.stateDir, "testjob.state.json")));
-      const real = [...new Uint8Array(await crypto.subtle.digest("SHA-256", big as Uint8Array<ArrayBuffer>))].map((b) =>
-        b.toString(16).padStart(2, "0")
-      ).join("");
+      const real = await sha256Hex(big);
       assert.equal(state.sha256, real, "the dump's sha256 (worker, first stream)");
       // The same night again: unchanged, skipped before pack (the kept worker is closed by the run).
       const again = await runCli(["run", "-c", sb.configPath]);

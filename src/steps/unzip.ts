@@ -63,9 +63,9 @@ export const unzipStep: Step = {
         throw e;
       }).finally(() => ctx.progress.end());
       // With archive.verify the worker stays for pack's read-back (a second worker would add its isolate's memory).
-      const keep = fp instanceof FingerprintWorker && ctx.config.archive.verify;
+      const keep = ctx.config.archive.verify;
       const f = fp instanceof FingerprintWorker ? await fp.digest({ keep }) : fp.digest();
-      if (keep) data.readBackWorker = fp as FingerprintWorker;
+      if (keep && fp instanceof FingerprintWorker) data.readBackWorker = fp;
       data.dumpFingerprint = f.sha256;
       data.dumpFlavour = f.flavour;
       data.dumpIgnored = f.ignored;

@@ -129,17 +129,25 @@ export interface UploadProgress {
   onBytes: (done: number) => void;
 }
 
-/** curl's progress bar: "######    45.2%" (per mille of the size). */
-export function curlProgress(p: UploadProgress): ExecProgress {
+/** The progress wanted for uploading `localPath`: its size and `onBytes`, or none when no one listens. */
+export async function uploadProgress(localPath: string, onBytes?: (done: number) => void): Promise<UploadProgress | undefined> {
+  return onBytes && { size: (await Deno.stat(localPath)).size, onBytes };
+}
+
+/** A tool that tells how far it is as a percentage (the first group of `re`, read in a segment of `stream`). */
+export function percentProgress(p: UploadProgress, stream: ExecProgress["stream"], re: RegExp): ExecProgress {
   return {
-    stream: "stderr",
+    stream,
     parse: (seg) => {
-      const m = /^[#\s]*(\d{1,3}(?:\.\d)?)%\s*$/.exec(seg);
+      const m = re.exec(seg);
       return m ? Math.min(p.size, Math.round((p.size * Number(m[1])) / 100)) : undefined;
     },
     onBytes: p.onBytes,
   };
 }
+
+/** curl's progress bar: "######    45.2%". */
+const CURL_BAR = /^[#\s]*(\d{1,3}(?:\.\d)?)%\s*$/;
 
 /**
  * Run curl with the options every curl transport shares: quiet with errors shown, a connect timeout, a stall
@@ -165,7 +173,7 @@ export async function curl(
     ...(opts.caFile ? ["--cacert", opts.caFile] : []),
   ];
   try {
-    return await exec("curl", [...base, ...args], p ? { progress: curlProgress(p) } : {}, "curl");
+    return await exec("curl", [...base, ...args], p ? { progress: percentProgress(p, "stderr", CURL_BAR) } : {}, "curl");
   } catch (e) {
     toolMissing(e);
   }

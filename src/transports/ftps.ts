@@ -20,6 +20,7 @@ import {
   remoteDir,
   storeErr,
   type UploadProgress,
+  uploadProgress,
   verifyField,
 } from "./common.ts";
 import type { RemoteEntry, Transport, TransportContext, TransportKind } from "./transport.ts";
@@ -167,7 +168,7 @@ export class FtpsTransport implements Transport {
 
   async put(localPath: string, name: string, onBytes?: (done: number) => void): Promise<void> {
     checkName(name);
-    const progress = onBytes && { size: (await Deno.stat(localPath)).size, onBytes };
+    const progress = await uploadProgress(localPath, onBytes);
     const r = await this.curl(["-T", localPath, this.url(name)], `upload of ${name}`, true, progress);
     if (r.code !== 0) {
       let err = classify(r, this.cfg, `upload of ${name}`);

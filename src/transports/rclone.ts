@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { absPath, bool, duration, obj, oneOf, str } from "../config/fields.ts";
 import { exec, type ExecProgress, type ExecResult } from "../exec.ts";
 import { writePrivateFile } from "../exec.ts";
-import { checkName, diskFull, isBodyTempOf, storeErr, toolMissing, verifyField } from "./common.ts";
+import { checkName, diskFull, isBodyTempOf, percentProgress, storeErr, toolMissing, uploadProgress, verifyField } from "./common.ts";
 import type { RemoteEntry, Removal, Transport, TransportContext, TransportKind } from "./transport.ts";
 
 export const rcloneSchema = obj({
@@ -236,15 +236,8 @@ export class RcloneTransport implements Transport {
   async put(localPath: string, name: string, onBytes?: (done: number) => void): Promise<void> {
     // --ignore-times: always send (a leftover of the same size and time must not pass for this file). With
     // progress wanted, one stats line every 500 ms at the log level shown ("ERROR :  1.2 MiB / 3 MiB, 41%, ...").
-    const size = onBytes ? (await Deno.stat(localPath)).size : 0;
-    const progress: ExecProgress | undefined = onBytes && {
-      stream: "stderr",
-      parse: (seg) => {
-        const m = /^\d{4}\/\d\d\/\d\d \d\d:\d\d:\d\d \w+\s*:\s+[\d.]+ \S+ \/ [\d.]+ \S+, (\d+)%,/.exec(seg);
-        return m ? Math.round((size * Number(m[1])) / 100) : undefined;
-      },
-      onBytes,
-    };
+    const p = await uploadProgress(localPath, onBytes);
+    const progress = p && percentProgress(p, "stderr", /^\d{4}\/\d\d\/\d\d \d\d:\d\d:\d\d \w+\s*:\s+[\d.]+ \S+ \/ [\d.]+ \S+, (\d+)%,/);
     const stats = progress ? ["--stats", "500ms", "--stats-one-line", "--stats-log-level", "ERROR"] : [];
     const r = await this.rclone(["copyto", "--ignore-times", ...stats, localPath, this.path(name)], `upload of ${name}`, true, progress);
     if (r.code !== 0) {

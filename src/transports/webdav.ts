@@ -17,6 +17,7 @@ import {
   netrcLine,
   storeErr,
   type UploadProgress,
+  uploadProgress,
   verifyField,
 } from "./common.ts";
 import type { RemoteEntry, Transport, TransportContext, TransportKind } from "./transport.ts";
@@ -191,7 +192,7 @@ export class WebdavTransport implements Transport {
 
   async put(localPath: string, name: string, onBytes?: (done: number) => void): Promise<void> {
     const url = this.fileUrl(name);
-    const progress = onBytes && { size: (await Deno.stat(localPath)).size, onBytes };
+    const progress = await uploadProgress(localPath, onBytes);
     const bodyFile = join(this.ctx.privateDir, "put.body");
     const cleanup = () => this.curl(["-X", "DELETE", "-o", "/dev/null", url], "cleanup").catch(() => {});
     try {
