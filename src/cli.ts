@@ -6,7 +6,7 @@ import { type Clock, fixedClock, systemClock } from "./clock.ts";
 import { type Config, findConfigPath, loadJobs } from "./config/load.ts";
 import { type Env, processEnv } from "./env.ts";
 import { asArchivistError, EXIT } from "./errors.ts";
-import { COMMAND_MODULES, commandHelp, generalHelp, parseCommandLine, UsageError } from "./commands.ts";
+import { COMMAND_MODULES, commandHelp, generalHelp, parseCommandLine, UsageError, usageExit } from "./commands.ts";
 import { type Parsed } from "./commands/context.ts";
 import { type Level, Logger, newRunId } from "./log.ts";
 import { onCleanup, runCleanups } from "./cleanup.ts";
@@ -49,6 +49,7 @@ function parse(argv: string[]): Parsed {
     verbose: !!values.verbose,
     json: !!values.json,
     dryRun: !!values["dry-run"],
+    runs: !!values.runs,
     progress: values.progress ? true : values["no-progress"] ? false : undefined,
     force: !!values.force,
     last: num("last", 0),
@@ -100,13 +101,13 @@ function selectJobs(jobs: Config[], p: Parsed): Config[] {
   throw new UsageError(`${jobs[0].file} has ${jobs.length} jobs (${all}): name one with --job NAME`, p.command);
 }
 
-/** Report a usage error the way the parser does; exit 2. */
+/** Report a usage error the way the parser does; exit 2 (3, UNKNOWN, for verify and check). */
 function usageFailure(e: UsageError): number {
   console.error(`archivist: ${e.message}`);
   if (e.command) {
     console.error(`Usage: ${commandHelp(e.command).split("\n")[2].replace(/^Usage: /, "")}\nTry 'archivist ${e.command} --help'.`);
   }
-  return EXIT.USAGE;
+  return usageExit(e.command);
 }
 
 /** Run the CLI; returns the exit code. */

@@ -6,7 +6,7 @@
  * its help cannot drift from what it accepts.
  */
 import { parseArgs } from "node:util";
-import { EXIT_DESCRIPTIONS } from "./errors.ts";
+import { EXIT, EXIT_DESCRIPTIONS } from "./errors.ts";
 
 import { type CommandSpec, COMMON, type OptionSpec } from "./commands/options.ts";
 import type { Command } from "./commands/context.ts";
@@ -113,13 +113,24 @@ function usageLine(c: CommandSpec): string {
   return `archivist ${c.name} ${opts}${c.args ? ` ${c.args}` : ""}`;
 }
 
+/** The exit code a bad command line gives: 3 (UNKNOWN) for the Nagios checks, so a typo is never CRITICAL. */
+export function usageExit(command: string | undefined): number {
+  return command && commandSpec(command)?.exits === "nagios" ? NAGIOS_UNKNOWN : EXIT.USAGE;
+}
+const NAGIOS_UNKNOWN = 3;
+
+/** The exit codes of a command with what each means for it: the one table its help and its man page show. */
+export function exitTable(c: CommandSpec): [number, string][] {
+  if (c.exits === "nagios") {
+    return [[0, "OK"], [1, "WARNING"], [2, "CRITICAL"], [3, "UNKNOWN (also a bad command line)"]];
+  }
+  if (c.exits === "simple") return [[0, "done"], [2, "bad command line"], [10, "config problem"]];
+  return EXIT_DESCRIPTIONS.filter(([code]) => code === 2 || c.codes!.includes(code)).map(([code, d]) => [code, c.exitText?.[code] ?? d]);
+}
+
 /** Exit code lines of a command. */
 function exitLines(c: CommandSpec): string[] {
-  if (c.exits === "nagios") return ["  0  OK", "  1  WARNING", "  2  CRITICAL", "  3  UNKNOWN", "  (and 2 for a bad command line)"];
-  if (c.exits === "simple") return ["  0  done", "  2  bad command line", " 10  config problem"];
-  return EXIT_DESCRIPTIONS.filter(([code]) => code === 2 || c.codes!.includes(code)).map(([code, d]) =>
-    `${String(code).padStart(3)}  ${d}`
-  );
+  return exitTable(c).map(([code, d]) => `${String(code).padStart(3)}  ${d}`);
 }
 
 /** `archivist COMMAND --help`. */

@@ -84,7 +84,7 @@ export class Logger {
     return out;
   }
 
-  log(level: Level, step: string, message: string): void {
+  log(level: Level, step: string, message: string, toStderr = true): void {
     const now = this.opts.now?.() ?? new Date();
     const text = this.redact(message);
     const line = `${localIso(now)} ${level.toUpperCase().padEnd(5)} [${this.runId}] ${step}: ${text}`;
@@ -98,7 +98,7 @@ export class Logger {
         }
       }
     }
-    if (this.stderrLevel !== "off" && RANK[level] >= RANK[this.stderrLevel]) {
+    if (toStderr && this.stderrLevel !== "off" && RANK[level] >= RANK[this.stderrLevel]) {
       this.beforeStderr?.();
       Deno.stderr.writeSync(this.enc.encode(`${level === "error" ? "ERROR " : level === "warn" ? "WARN  " : ""}${step}: ${text}\n`));
     }
@@ -108,6 +108,11 @@ export class Logger {
   /** The one line that says which step failed, the cause and the hint: "step: FAILED: cause (hint: ...)". */
   failure(step: string, err: { message: string; hint?: string }): void {
     this.log("error", step, `FAILED: ${err.message}${err.hint ? ` (hint: ${err.hint})` : ""}`);
+  }
+
+  /** A line for the log file only: what the command prints on stdout already (e.g. prune's plan). */
+  fileOnly(level: Level, step: string, msg: string): void {
+    this.log(level, step, msg, false);
   }
 
   debug(step: string, msg: string): void {

@@ -338,11 +338,13 @@ export async function executeRun(deps: RunDeps): Promise<RunResult> {
       record(step.name, "failed", error.message, 0);
       continue;
     }
-    if (error || stopStatus) {
+    // A dry run previews the whole night: after an unchanged dump it still shows what store and retention see.
+    const preview = dry && !error && stopStatus && (step.name === "store" || step.name === "retention");
+    if ((error || stopStatus) && !preview) {
       record(step.name, "skipped", error ? `not run: ${error.step} failed` : "not needed", 0);
       continue;
     }
-    if ((several || data.onlyTo) && (step.name === "store" || step.name === "retention")) {
+    if ((several || data.onlyTo || preview) && (step.name === "store" || step.name === "retention")) {
       await (step.name === "store" ? storeEach() : retentionEach());
       continue;
     }

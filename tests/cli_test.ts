@@ -57,6 +57,75 @@ Deno.test("each command refuses options that are not its own, with its usage and
   }
 });
 
+Deno.test("a bad command line of verify or check is UNKNOWN (3) for Nagios, never CRITICAL; other commands exit 2", async () => {
+  for (const args of [["verify", "--bogus"], ["--verify", "--bogus"], ["check", "--sample", "x"], ["verify", "extra"]]) {
+    const r = await runCli(args);
+    assert.equal(r.code, 3, `${args.join(" ")}: ${r.stderr}`);
+    assert.match(r.stderr, /Usage: archivist (verify|check) /);
+  }
+  assert.equal((await runCli(["prune", "--bogus"])).code, EXIT.USAGE);
+});
+
+Deno.test("each command's --help shows its own exit codes, in its own words", async () => {
+  const help = async (c: string) => (await runCli([c, "--help"])).stdout.split("Exit codes:\n")[1];
+  assert.match(await help("run"), /^ {2}0 {2}success: archive stored/m);
+  assert.match(await help("prune"), /^ {2}0 {2}success: retention applied/m);
+  assert.match(await help("prune"), /^ {2}1 {2}warning: a deletion failed/m);
+  assert.match(await help("restore"), /^ {2}0 {2}success: the dump is extracted/m);
+  assert.match(await help("mail-test"), /^ {2}0 {2}success: the test mail was handed/m);
+  assert.match(await help("verify"), /^ {2}3 {2}UNKNOWN \(also a bad command line\)/m);
+  for (const c of COMMANDS.filter((c) => c.name !== "run")) {
+    assert.doesNotMatch(await help(c.name), /archive stored|dump unchanged/, `${c.name} --help borrows run's words`);
+  }
+});
+
+Deno.test("scripts read stdout: run --json, prune --dry-run's plan (text and --json), history --runs leaves out check lines", async () => {
+  let seed = 1;
+  const src = startHttpsSource(cert, {
+    "/dump.zip": () => new Response(makeZip([{ name: "dump.sql", data: sqlDump(40_000, { seed }) }]).slice()),
+  });
+  const sb = await sandbox({ url: src.url("/dump.zip"), caFile: cert.caFile }, { retention: { max_age: "1d", min_keep: 1 } });
+  try {
+    for (const d of ["20", "21"]) {
+      seed = Number(d);
+      const r = await runCli(["run", "--json", "-c", sb.configPath], { env: { ARCHIVIST_NOW: `2026-11-${d}T02:30:00Z` } });
+      assert.equal(r.code, 0, r.stderr);
+      const [res] = JSON.parse(r.stdout);
+      assert.equal(res.status, "ok");
+      assert.equal(res.archive.name, `202611${d}.tgz`);
+    }
+    const check = await runCli(["check", "-c", sb.configPath], { env: { ARCHIVIST_NOW: "2026-11-22T03:00:00Z" } });
+    assert.equal(check.code, 0, check.stdout + check.stderr);
+    const last = await runCli(["history", "--runs", "--last", "1", "--json", "-c", sb.configPath]);
+    const [line] = JSON.parse(last.stdout);
+    assert.equal(line.command, "run", "the last run line, not the check after it");
+    assert.equal(line.archive.name, "20261121.tgz");
+    const all = JSON.parse((await runCli(["history", "--last", "1", "--json", "-c", sb.configPath])).stdout);
+    assert.equal(all[0].command, "check");
+
+    const plan = await runCli(["prune", "-n", "-c", sb.configPath], { env: { ARCHIVIST_NOW: "2026-11-23T02:30:00Z" } });
+    assert.equal(plan.code, 0, plan.stderr);
+    assert.match(plan.stdout, /^delete 20261120\.tgz 2026-11-20: older than max_age/m);
+    assert.match(plan.stdout, /^keep {3}20261121\.tgz 2026-11-21: min_keep/m);
+    assert.doesNotMatch(plan.stderr, /20261120\.tgz 2026-11-20/, "the plan is on stdout, once");
+    assert.match(Deno.readTextFileSync(sb.logFile), /prune: delete 20261120\.tgz/, "and in the log file");
+    const json = await runCli(["prune", "--dry-run", "--json", "-c", sb.configPath], { env: { ARCHIVIST_NOW: "2026-11-23T02:30:00Z" } });
+    const p = JSON.parse(json.stdout);
+    assert.equal(p.dryRun, true);
+    const keep = Object.fromEntries(p.archives.map((a: { name: string; keep: boolean }) => [a.name, a.keep]));
+    assert.deepEqual(keep, { "20261120.tgz": false, "20261121.tgz": true });
+    assert.deepEqual(p.deleted, []);
+    const real = JSON.parse(
+      (await runCli(["prune", "--json", "-c", sb.configPath], { env: { ARCHIVIST_NOW: "2026-11-23T02:30:00Z" } })).stdout,
+    );
+    assert.deepEqual(real.deleted, ["20261120.tgz"]);
+    assert.throws(() => Deno.statSync(join(sb.dest, "20261120.tgz")), Deno.errors.NotFound);
+  } finally {
+    await src.close();
+    await sb.cleanup();
+  }
+});
+
 Deno.test("COMMAND --help prints that command's usage, its options only, an example and its exit codes", async () => {
   for (const c of COMMANDS) {
     const r = await runCli([c.name, "--help"]);
@@ -105,6 +174,24 @@ Deno.test("run --dry-run fetches, checks and packs, says what store and retentio
     const real = await runCli(["run", "-c", sb.configPath], { env: { ARCHIVIST_NOW: "2026-11-23T02:30:00Z" } });
     assert.equal(real.code, 0, real.stderr);
     assert.match(real.stderr, /deleted 20261120\.tgz/);
+    // The same dump again: a dry run still previews the whole night, store and retention included (-n is --dry-run).
+    const same = await runCli(["run", "-n", "-c", sb.configPath], { env: { ARCHIVIST_NOW: "2026-11-24T02:30:00Z" } });
+    assert.equal(same.code, EXIT.WARNING, same.stderr);
+    assert.match(same.stderr, /compare: the dump is identical to the one archived as 20261123\.tgz/);
+    assert.match(
+      same.stderr,
+      /store: .*dry run: the dump is unchanged: nothing would be stored on .*dest \(reachable; \d archive\(s\) of this job there, the last 20261123\.tgz\)/,
+    );
+    assert.match(
+      same.stderr,
+      /retention: .*dry run: would delete \d+ of \d+ archive\(s\) \(a real night applies retention only after storing an archive: not tonight\)/,
+    );
+    // ... and so a destination that has gone is noticed by the dry run of an unchanged night.
+    await Deno.rename(sb.dest, `${sb.dest}.moved`);
+    await sb.writeConfig({ retention: { max_age: "2d", min_keep: 1 }, destination: { create_dirs: false } });
+    const gone = await runCli(["run", "-n", "-c", sb.configPath], { env: { ARCHIVIST_NOW: "2026-11-24T02:30:00Z" } });
+    assert.equal(gone.code, EXIT.STORE, gone.stderr);
+    assert.match(gone.stderr, /store: FAILED: /);
   } finally {
     await src.close();
     await sb.cleanup();

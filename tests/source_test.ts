@@ -418,9 +418,10 @@ Deno.test("source.client: curl accepts a self-signed CA:TRUE certificate given a
 Deno.test("conditional download: a 304 is 'unchanged upstream' without downloading; a new ETag is archived; on_unchanged: archive downloads anyway; both clients", async () => {
   for (const client of ["deno", "curl"]) {
     let version = 1;
-    let fullGets = 0;
+    let fullGets = 0, requests = 0;
     const zips: Record<number, Uint8Array> = { 1: ZIP, 2: makeZip([{ name: "dump.sql", data: sqlDump(100_000, { seed: 5 }) }]) };
     const route: Route = (req) => {
+      requests++;
       const etag = `"v${version}"`;
       if (req.headers.get("if-none-match") === etag) return new Response(null, { status: 304, headers: { etag } });
       fullGets++;
@@ -439,6 +440,24 @@ Deno.test("conditional download: a 304 is 'unchanged upstream' without downloadi
         /fetch: unchanged upstream \(304 Not Modified\) since the zip archived as 20261121\.tgz \(ETag "v1"\): nothing downloaded \(check\.on_unchanged: skip\)/,
       );
       assert.equal(fullGets, 1, "the 304 night downloaded nothing");
+      // A 304 is an answer: with on_unchanged: fail it is exit 23 at once, never retried as a network error.
+      await sb.writeConfig({ source: { client, retries: 3, retry_delay: "5s" }, check: { on_unchanged: "fail" } });
+      const asked = requests;
+      r = await night("22");
+      assert.equal(r.code, EXIT.COMPARE, `${client}: ${r.stderr}`);
+      assert.match(r.stderr, /compare: FAILED: unchanged upstream \(304 Not Modified\).*\(hint: the export on the server did not run/);
+      assert.doesNotMatch(r.stderr, /retrying/);
+      assert.equal(requests - asked, 1, "one request, no retry");
+      // A dry run of a 304 night still shows the store and the retention a real night would meet.
+      await sb.writeConfig({ source: { client } });
+      r = await runCli(["run", "--dry-run", "-c", sb.configPath], { env: { ARCHIVIST_NOW: "2026-11-22T02:30:00Z" } });
+      assert.equal(r.code, EXIT.WARNING, `${client}: ${r.stderr}`);
+      assert.match(
+        r.stderr,
+        /store: .*dry run: the dump is unchanged: nothing would be stored on .* \(reachable; 1 archive\(s\) of this job there, the last 20261121\.tgz\)/,
+      );
+      assert.match(r.stderr, /retention: .*dry run: would delete 0 of 1 archive\(s\)/);
+      await sb.writeConfig({ source: { client } });
       version = 2;
       r = await night("23");
       assert.equal(r.code, 0, r.stderr);

@@ -5,7 +5,7 @@
  * install.sh installs them under PREFIX/share/man; tests/docs_test.ts checks they are current and that groff
  * formats them without a warning.
  */
-import { COMMANDS, type OptionSpec } from "../src/commands.ts";
+import { COMMANDS, exitTable, type OptionSpec } from "../src/commands.ts";
 import { EXIT_DESCRIPTIONS } from "../src/errors.ts";
 import { configSchema, walkSchema } from "../src/config/schema.ts";
 import { fmtDefault } from "./gendocs.ts";
@@ -58,13 +58,13 @@ export function archivistMan(version: string): string {
     lines.push(".PP", "Options:", ".RS");
     for (const o of [...c.options, HELP_OPTION]) lines.push(...optionItem(o));
     lines.push(".RE", ".PP", "Example:", ".PP", ".RS", ".nf", roff(c.example), ".fi", ".RE");
-    if (c.exits === "nagios") lines.push(".PP", "Exit codes: Nagios (0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN).");
-    else if (c.exits === "simple") lines.push(".PP", "Exit codes: 0 done, 2 bad command line, 10 config problem.");
-    else lines.push(".PP", `Exit codes: ${[2, ...c.codes!].sort((a, b) => a - b).join(", ")} (see EXIT STATUS).`);
+    lines.push(".PP", "Exit codes:", ".RS", ...exitItems(exitTable(c)), ".RE");
   }
   lines.push(
     ".SH EXIT STATUS",
-    roff("run, prune, restore and mail-test; verify and check use the Nagios codes 0 to 3."),
+    roff(
+      "Every code of run, prune, restore and mail-test (each command above lists its own); verify and check use the Nagios codes 0 to 3, and 3 for a bad command line.",
+    ),
     ...exitItems(EXIT_DESCRIPTIONS),
     ".SH ENVIRONMENT",
     ".TP",

@@ -19,6 +19,8 @@ export interface Parsed {
   verbose: boolean;
   json: boolean;
   dryRun: boolean;
+  /** history --runs: only the nightly runs' lines. */
+  runs: boolean;
   /** --progress (true), --no-progress (false), or neither (the terminal decides). */
   progress?: boolean;
   force: boolean;

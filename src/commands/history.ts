@@ -9,7 +9,7 @@ import { type Command, historyPath, type Parsed } from "./context.ts";
 
 function cmdHistory(cfg: Config, p: Parsed, out: (s: string) => void, job?: string): number {
   const read = readHistory(historyPath(cfg));
-  const runs = job === undefined ? read.runs : read.runs.filter((r) => r.job === job);
+  const runs = read.runs.filter((r) => (job === undefined || r.job === job) && (!p.runs || r.command === "run"));
   const bad = read.bad;
   const shown = p.last !== undefined ? runs.slice(-p.last) : runs;
   if (p.json) {
@@ -41,8 +41,14 @@ export const history: Command = {
     name: "history",
     summary: "the run history, newest last",
     maxArgs: 0,
-    options: [CONFIG, JOB, { name: "last", value: "N", help: "only the last N runs" }, JSON_OUT],
-    example: "archivist history --last 7",
+    options: [
+      CONFIG,
+      JOB,
+      { name: "last", value: "N", help: "only the last N lines" },
+      { name: "runs", help: "only the nightly runs (leave out the lines of check and other commands)" },
+      JSON_OUT,
+    ],
+    example: "archivist history --runs --last 1 --json",
     exits: "simple",
   },
   run: (c) => cmdHistory(c.cfg, c.p, c.out, c.jobs.length > 1 && c.p.job !== undefined ? c.p.job : undefined),

@@ -41,6 +41,7 @@ export const mailTest: Command = {
     example: "archivist mail-test",
     exits: "run",
     codes: [0, 10, 40],
+    exitText: { 0: "success: the test mail was handed to the mail server", 40: "mail: the test mail could not be sent" },
   },
   run: (c) => cmdMailTest(c.cfg, c.log),
 };

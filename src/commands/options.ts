@@ -23,6 +23,8 @@ export interface CommandSpec {
   exits: ExitCodes;
   /** Exit codes of the run table this command can end with (for `exits: "run"`). */
   codes?: number[];
+  /** What a code means for this command where the run table's words do not fit (e.g. 0 for restore). */
+  exitText?: Record<number, string>;
 }
 
 export const CONFIG: OptionSpec = {

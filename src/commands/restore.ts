@@ -40,6 +40,7 @@ export const restoreCommand: Command = {
     example: "archivist restore latest --to /srv/restore",
     exits: "run",
     codes: [0, 10, 50, 70],
+    exitText: { 0: "success: the dump is extracted, its sha256 checked" },
   },
   run: (c) => cmdRestore(c.cfg, c.clock, c.env, c.log, c.p, c.out),
 };

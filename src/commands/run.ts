@@ -10,7 +10,7 @@ import { installSignalHandlers, onCleanup, runCleanups } from "../cleanup.ts";
 import { composeJobsReport, composeReport, jobsSummary, sendMail, shouldSend, summary, worstStatus } from "../mail.ts";
 import { ping, writeTextfile } from "../monitor.ts";
 import { progressFor } from "../progress.ts";
-import { COMMON } from "./options.ts";
+import { COMMON, JSON_OUT } from "./options.ts";
 import { type Command, historyPath, type Parsed } from "./context.ts";
 
 /** The exit code of several jobs' runs: the first failed job's code, else 1 for a warning, else 0. */
@@ -31,7 +31,7 @@ function groupBy<T>(items: T[], key: (t: T) => string | undefined): T[][] {
   return [...groups.values()];
 }
 
-async function cmdRun(jobs: Config[], clock: Clock, env: Env, log: Logger, p: Parsed): Promise<number> {
+async function cmdRun(jobs: Config[], clock: Clock, env: Env, log: Logger, p: Parsed, out: (s: string) => void): Promise<number> {
   const progress = progressFor(p.progress, p.quiet);
   log.beforeStderr = () => progress.clear();
   const many = jobs.length > 1;
@@ -56,6 +56,7 @@ async function cmdRun(jobs: Config[], clock: Clock, env: Env, log: Logger, p: Pa
         }),
       );
     }
+    if (p.json) out(JSON.stringify(rs, null, 2));
     return worstExit(rs);
   }
   // Every job's run writes exactly one history line, whatever happens after the steps: before the best-effort
@@ -120,6 +121,7 @@ async function cmdRun(jobs: Config[], clock: Clock, env: Env, log: Logger, p: Pa
   }
   recordAll();
   unrecord();
+  if (p.json) out(JSON.stringify(results, null, 2));
   return worstExit(results);
 }
 
@@ -156,6 +158,7 @@ export const run: Command = {
       ...COMMON,
       {
         name: "dry-run",
+        short: "n",
         help: "fetch, check and pack for real, then only say what store and retention would do: nothing is written " +
           "to the destination, the state, the catalogue or the history, and no ping or mail goes out",
       },
@@ -165,10 +168,11 @@ export const run: Command = {
           "is not a terminal (default: only on a terminal; never in the log)",
       },
       { name: "no-progress", help: "no progress line, even on a terminal" },
+      { ...JSON_OUT, help: "at the end, each job's result on stdout as a JSON array (the shape of `history --json`)" },
     ],
     example: "archivist run -c /etc/archivist/archive.yaml",
     exits: "run",
     codes: [0, 1, 10, 11, 20, 21, 22, 23, 24, 30, 31, 32, 70, 130],
   },
-  run: (c) => cmdRun(c.selected, c.clock, c.env, c.log, c.p),
+  run: (c) => cmdRun(c.selected, c.clock, c.env, c.log, c.p, c.out),
 };

@@ -74,10 +74,16 @@ export async function planRetention(
   return { ...inv, decisions, doomed, doubt, refusal, catalogue: cat };
 }
 
+/** The local date an archive is judged by (YYYY-MM-DD). */
+export function decisionDate(d: Decision): string {
+  const a = d.archive;
+  return `${a.year}-${String(a.month).padStart(2, "0")}-${String(a.day).padStart(2, "0")}`;
+}
+
 /** One line per archive for the log and `prune --dry-run`. */
 export function describeDecision(d: Decision): string {
   const a = d.archive;
-  const date = `${a.year}-${String(a.month).padStart(2, "0")}-${String(a.day).padStart(2, "0")}`;
+  const date = decisionDate(d);
   const how = a.dated === "stored" ? "" : ` (dated by ${a.dated})`;
   const state = a.problem ? ` [incomplete: ${a.problem}]` : "";
   return `${d.keep ? "keep  " : "delete"} ${a.name} ${date}${how}${state}: ${d.reasons.join(", ")}`;
@@ -94,7 +100,7 @@ export async function applyRetention(
   now: Date,
   protect: ReadonlySet<string>,
   log: Logger,
-  opts: { dryRun?: boolean; force?: boolean; step?: string; inRun?: boolean } = {},
+  opts: { dryRun?: boolean; force?: boolean; step?: string; inRun?: boolean; planTo?: (line: string) => void } = {},
 ): Promise<RetentionResult> {
   const step = opts.step ?? "retention";
   const plan = await planRetention(t, cfg, now, protect, log, { dryRun: opts.dryRun });
@@ -119,10 +125,15 @@ export async function applyRetention(
     } ${plan.doomed.length} (${age}, min_keep ${cfg.retention.min_keep})`,
   );
   if (opts.dryRun) {
-    // The whole plan, always: the case max_delete refuses is the one a user most needs to review.
-    for (const d of plan.decisions) log.info(step, describeDecision(d));
-    for (const side of plan.orphanSidecars) log.info(step, `delete ${side}: its archive is gone`);
-    if (plan.refusal) log.warn(step, `a real prune would delete nothing: ${plan.refusal.message} (hint: ${plan.refusal.hint})`);
+    // The whole plan, always: the case max_delete refuses is the one a user most needs to review. With planTo (prune
+    // --dry-run) it goes to stdout, and to the log file only.
+    const say = (level: "info" | "warn", line: string) => {
+      if (opts.planTo) (opts.planTo(line), log.fileOnly(level, step, line));
+      else log.log(level, step, line);
+    };
+    for (const d of plan.decisions) say("info", describeDecision(d));
+    for (const side of plan.orphanSidecars) say("info", `delete ${side}: its archive is gone`);
+    if (plan.refusal) say("warn", `a real prune would delete nothing: ${plan.refusal.message} (hint: ${plan.refusal.hint})`);
     return res;
   }
   if (plan.doubt && opts.inRun) {

@@ -491,6 +491,8 @@ export const fetchStep: Step = {
           }${i ? ` after ${i + 1} attempts` : ""}`;
           return { status: "ok", message: msg };
         } catch (e) {
+          // An answer (a 304 under on_unchanged: fail) is final: only a failed attempt is retried.
+          if (e instanceof ArchivistError) throw e;
           const a = e instanceof AttemptError ? e : new AttemptError("network", errMsg(e), true);
           if (!a.retryable || i >= cfg.retries || ctx.signal.aborted) {
             throw new ArchivistError("fetch", a.message + (i ? ` (after ${i + 1} attempts)` : ""), a.hint, { code: a.kind });

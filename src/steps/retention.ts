@@ -13,7 +13,8 @@ export const retentionStep: Step = {
         : r.refusal
         ? ` (a real run would refuse: ${r.refusal.message})`
         : "";
-      return { status: "ok", message: `dry run: would delete ${r.doomed.length} of ${r.decisions.length} archive(s)${refuse}` };
+      const when = data.archivePath ? "" : " (a real night applies retention only after storing an archive: not tonight)";
+      return { status: "ok", message: `dry run: would delete ${r.doomed.length} of ${r.decisions.length} archive(s)${refuse}${when}` };
     }
     if (!data.stored) return { status: "skipped", message: "nothing stored: retention not applied" };
     const t = await ctx.destination("retention");

@@ -222,6 +222,17 @@ export const storeStep: Step = {
         const temps = list.filter((e) => isTempName(e.name) && parseAny(patterns, tempTarget(e.name)!.replace(/\.sha256$/, ""), cfg.name));
         for (const e of temps) ctx.log.info("store", `dry run: would remove ${e.name}, left by an interrupted upload`);
       } else await cleanTemps(ctx, t, list, patterns);
+      if (dry && !data.archivePath) {
+        // The dump is unchanged (or unchanged upstream): a real night stores nothing; the preview proves the place.
+        const ours = entriesAt(cat, t.location).filter((e) => list.some((l) => l.name === e.name));
+        return {
+          status: "ok",
+          message:
+            `dry run: the dump is unchanged: nothing would be stored on ${t.location} (reachable; ${ours.length} archive(s) of this job there${
+              ours.length ? `, the last ${ours[ours.length - 1].name}` : ""
+            })`,
+        };
+      }
       const entries = new Map(list.map((e) => [e.name, e]));
       const record = (name: string, over: Partial<StoredRecord> = {}) =>
         appendCatalogue(cfg.state_dir, cfg.name, {
