@@ -105,9 +105,16 @@ export class Logger {
     this.opts.sink?.(line);
   }
 
+  /**
+   * The job whose lines these are, when one command runs several jobs: failure lines then name it, so that a
+   * FAILED line read alone says which job failed.
+   */
+  job?: string;
+
   /** The one line that says which step failed, the cause and the hint: "step: FAILED: cause (hint: ...)". */
-  failure(step: string, err: { message: string; hint?: string }): void {
-    this.log("error", step, `FAILED: ${err.message}${err.hint ? ` (hint: ${err.hint})` : ""}`);
+  failure(step: string, err: { message: string; hint?: string }, level: Level = "error", where = ""): void {
+    const job = this.job ? ` (job ${this.job})` : "";
+    this.log(level, step, `${where}FAILED${job}: ${err.message}${err.hint ? ` (hint: ${err.hint})` : ""}`);
   }
 
   /** A line for the log file only: what the command prints on stdout already (e.g. prune's plan). */

@@ -35,7 +35,13 @@ export async function ping(cfg: Config, log: Logger, kind: "" | "/start" | "/fai
   }
 }
 
-/** The metrics, in order: name, help, and the sample(s) of one run (`job` label value, the job's last success). */
+/**
+ * The label that names the job. Not `job`: Prometheus sets `job` itself (the scrape job) and renames ours to
+ * `exported_job`. Files written before 2026-12 used `job`; their lines are read (and rewritten) as `archivist_job`.
+ */
+export const JOB_LABEL = "archivist_job";
+
+/** The metrics, in order: name, help, and the sample(s) of one run (the job's label value, its last success). */
 const METRICS: { name: string; help: string; samples(r: RunResult, l: string, job: string, lastSuccess: number | undefined): string[] }[] =
   [
     {
@@ -62,7 +68,7 @@ const METRICS: { name: string; help: string; samples(r: RunResult, l: string, jo
       name: "archivist_last_run_status",
       help: "1 for the status of the last run.",
       samples: (r, _l, job) =>
-        ["ok", "warning", "failed"].map((s) => `archivist_last_run_status{job="${job}",status="${s}"} ${r.status === s ? 1 : 0}`),
+        ["ok", "warning", "failed"].map((s) => `archivist_last_run_status{${JOB_LABEL}="${job}",status="${s}"} ${r.status === s ? 1 : 0}`),
     },
     {
       name: "archivist_last_archive_size_bytes",
@@ -79,15 +85,16 @@ const labelValue = (job: string) => job.replace(/["\\\n]/g, "_");
  */
 export function promText(results: RunResult[], previous = ""): string {
   const ran = new Set(results.map((r) => labelValue(r.job)));
+  previous = previous.replace(/^(archivist_\w+\{)job="/gm, `$1${JOB_LABEL}="`); // the label's old name
   const kept = previous.split("\n").filter((line) => {
-    const m = /^archivist_\w+\{job="([^"]*)"/.exec(line);
+    const m = new RegExp(`^archivist_\\w+\\{${JOB_LABEL}="([^"]*)"`).exec(line);
     return m !== null && !ran.has(m[1]);
   });
   // Each job's last success: this run's end unless it failed, else what the file said.
   const lastSuccess = results.map((r) => {
     const job = labelValue(r.job);
     const before = new RegExp(
-      `^archivist_last_success_timestamp_seconds\\{job="${job.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}"\\} (\\d+)`,
+      `^archivist_last_success_timestamp_seconds\\{${JOB_LABEL}="${job.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}"\\} (\\d+)`,
       "m",
     )
       .exec(previous);
@@ -103,7 +110,7 @@ export function promText(results: RunResult[], previous = ""): string {
     lines.push(...kept.filter((l) => l.startsWith(`${metric.name}{`)));
     for (const [k, r] of results.entries()) {
       const job = labelValue(r.job);
-      lines.push(...metric.samples(r, `{job="${job}"}`, job, lastSuccess[k]));
+      lines.push(...metric.samples(r, `{${JOB_LABEL}="${job}"}`, job, lastSuccess[k]));
     }
   }
   return lines.join("\n") + "\n";

@@ -281,7 +281,7 @@ export async function executeRun(deps: RunDeps): Promise<RunResult> {
       failures.push({ location, error: err });
       const tolerated = config.store.require === "any";
       record("store", tolerated ? "warning" : "failed", `${location}: ${err.message}`, r.ms);
-      log.log(tolerated ? "warn" : "error", "store", `${location}: FAILED: ${err.message}${err.hint ? ` (hint: ${err.hint})` : ""}`);
+      log.failure("store", err, tolerated ? "warn" : "error", `${location}: `);
     }
     const stored = perTarget.filter(Boolean);
     data.storedOn = stored.map((d) => ({ location: d.storedLocation!, name: d.archiveName! }));
@@ -412,7 +412,7 @@ export async function executeRun(deps: RunDeps): Promise<RunResult> {
       formatDuration(result.durationMs)
     } (exit ${exitCode}); nothing was written`
     : error
-    ? `FAILED at ${error.step} (exit ${exitCode}) in ${formatDuration(result.durationMs)}`
+    ? `FAILED${log.job ? ` (job ${log.job})` : ""} at ${error.step} (exit ${exitCode}) in ${formatDuration(result.durationMs)}`
     : `${status.toUpperCase()}${result.archive ? `: ${result.archive.name} on ${result.archive.location}` : ""} in ${
       formatDuration(result.durationMs)
     } (exit ${exitCode})`;

@@ -82,6 +82,10 @@ Deno.test("three jobs in one run: one fails, one is unchanged, one is stored; ex
     const history0 = Deno.readTextFileSync(join(root, "state", "history.jsonl")).trim().split("\n").length;
     r = await night("2026-11-22T03:30:00Z");
     assert.equal(r.code, EXIT.FETCH, "the worst job's code: wiki's fetch failure");
+    // A FAILED line read alone says which job failed, in the log file and on stderr.
+    assert.match(r.stderr, /fetch: FAILED \(job wiki\): HTTP 404/);
+    assert.match(r.stderr, /run: FAILED \(job wiki\) at fetch \(exit 20\)/);
+    assert.match(Deno.readTextFileSync(join(root, "archivist.log")), /ERROR \[\S+\] fetch: FAILED \(job wiki\): HTTP 404/);
 
     const lines = Deno.readTextFileSync(join(root, "state", "history.jsonl")).trim().split("\n").slice(history0).map((l) => JSON.parse(l));
     assert.deepEqual(lines.map((l) => [l.job, l.status, l.exitCode]), [["shop", "warning", 1], ["wiki", "failed", EXIT.FETCH], [
@@ -108,14 +112,14 @@ Deno.test("three jobs in one run: one fails, one is unchanged, one is stored; ex
 
     const prom = Deno.readTextFileSync(join(root, "archivist.prom"));
     for (const [job, code] of [["shop", 1], ["wiki", EXIT.FETCH], ["blog", 0]]) {
-      assert.match(prom, new RegExp(`^archivist_last_run_exit_code\\{job="${job}"\\} ${code}$`, "m"));
+      assert.match(prom, new RegExp(`^archivist_last_run_exit_code\\{archivist_job="${job}"\\} ${code}$`, "m"));
     }
     assert.equal(prom.match(/^# HELP archivist_last_run_exit_code /gm)!.length, 1, "each metric declared once");
     // One job run alone keeps the others' lines in the shared textfile.
     r = await night("2026-11-23T02:30:00Z", "shop");
     const prom2 = Deno.readTextFileSync(join(root, "archivist.prom"));
-    assert.match(prom2, /^archivist_last_run_exit_code\{job="wiki"\} 20$/m);
-    assert.match(prom2, /^archivist_last_run_exit_code\{job="blog"\} 0$/m);
+    assert.match(prom2, /^archivist_last_run_exit_code\{archivist_job="wiki"\} 20$/m);
+    assert.match(prom2, /^archivist_last_run_exit_code\{archivist_job="blog"\} 0$/m);
 
     // Each job has its own state and catalogue; the other commands take --job, and ask for it when it is missing.
     for (const j of ["shop", "blog"]) assert.ok(Deno.statSync(join(root, "state", `${j}.catalogue.jsonl`)).isFile);

@@ -563,19 +563,30 @@ Deno.test("heartbeat ping: /start, success and /fail with the run id and the sum
         monitor: { ping_url: `http://127.0.0.1:${port}/ping/abc`, prometheus_textfile: textfile },
         verify: { schedule_file: "/nonexistent" },
       });
+      // A textfile of an older release (label `job`): its other job's lines are kept, under the new label.
+      await Deno.writeTextFile(
+        textfile,
+        'archivist_last_run_exit_code{job="other"} 20\narchivist_last_success_timestamp_seconds{job="other"} 7\n',
+      );
       assert.equal((await runCli(["run", "-c", sb.configPath], { env: { ARCHIVIST_NOW: NOW } })).code, 0);
       const rid = JSON.parse(Deno.readTextFileSync(sb.historyFile).trim()).runId;
       assert.deepEqual(hits.map((h) => [h.method, h.path, h.rid]), [["GET", "/ping/abc/start", rid], ["POST", "/ping/abc", rid]]);
       assert.match(hits[1].body, /^OK: 20261122\.tgz /);
       let prom = await Deno.readTextFile(textfile);
-      assert.match(prom, /^archivist_last_run_timestamp_seconds\{job="testjob"\} \d+$/m);
-      assert.match(prom, /^archivist_last_run_exit_code\{job="testjob"\} 0$/m);
-      assert.match(prom, /^archivist_last_run_status\{job="testjob",status="ok"\} 1$/m);
+      assert.match(prom, /^archivist_last_run_exit_code\{archivist_job="other"\} 20$/m);
+      assert.match(prom, /^archivist_last_success_timestamp_seconds\{archivist_job="other"\} 7$/m);
+      assert.doesNotMatch(prom, /\{job=/, "no label Prometheus would rename to exported_job");
+      assert.match(prom, /^archivist_last_run_timestamp_seconds\{archivist_job="testjob"\} \d+$/m);
+      assert.match(prom, /^archivist_last_run_exit_code\{archivist_job="testjob"\} 0$/m);
+      assert.match(prom, /^archivist_last_run_status\{archivist_job="testjob",status="ok"\} 1$/m);
       assert.match(
         prom,
-        new RegExp(`^archivist_last_archive_size_bytes\\{job="testjob"\\} ${Deno.statSync(join(sb.dest, "20261122.tgz")).size}$`, "m"),
+        new RegExp(
+          `^archivist_last_archive_size_bytes\\{archivist_job="testjob"\\} ${Deno.statSync(join(sb.dest, "20261122.tgz")).size}$`,
+          "m",
+        ),
       );
-      const success = /^archivist_last_success_timestamp_seconds\{job="testjob"\} (\d+)$/m.exec(prom)![1];
+      const success = /^archivist_last_success_timestamp_seconds\{archivist_job="testjob"\} (\d+)$/m.exec(prom)![1];
       assert.ok(Number(success) > 0);
 
       // A failing run pings /fail with the cause; the last success timestamp is kept.
@@ -588,8 +599,8 @@ Deno.test("heartbeat ping: /start, success and /fail with the run id and the sum
       assert.deepEqual(hits.map((h) => h.path), ["/ping/abc/start", "/ping/abc/fail"]);
       assert.match(hits[1].body, /^FAILED: fetch: HTTP 404/);
       prom = await Deno.readTextFile(textfile);
-      assert.match(prom, /^archivist_last_run_status\{job="testjob",status="failed"\} 1$/m);
-      assert.match(prom, new RegExp(`^archivist_last_success_timestamp_seconds\\{job="testjob"\\} ${success}$`, "m"));
+      assert.match(prom, /^archivist_last_run_status\{archivist_job="testjob",status="failed"\} 1$/m);
+      assert.match(prom, new RegExp(`^archivist_last_success_timestamp_seconds\\{archivist_job="testjob"\\} ${success}$`, "m"));
       assert.ok(![...Deno.readDirSync(sb.root)].some((e) => e.name.endsWith(".tmp")), "written atomically, no temp file left");
 
       // The ping service is down: the run still succeeds, the log says why.

@@ -43,6 +43,7 @@ async function cmdRun(jobs: Config[], clock: Clock, env: Env, log: Logger, p: Pa
     for (const job of jobs) {
       if (abortDry.signal.aborted) break;
       if (many) log.info("run", `job ${job.name} (dry run)`);
+      log.job = many ? job.name : undefined;
       rs.push(
         await executeRun({
           config: job,
@@ -97,7 +98,9 @@ async function cmdRun(jobs: Config[], clock: Clock, env: Env, log: Logger, p: Pa
       continue;
     }
     if (many) log.info("run", `job ${job.name} (${i + 1} of ${jobs.length})`);
+    log.job = many ? job.name : undefined;
     const r = await executeRun({ config: job, clock, env, log, abort: abort.signal, progress });
+    log.job = undefined;
     results.push(r);
     if (r.error?.code === "interrupted") record(r);
   }
