@@ -286,7 +286,7 @@ export const monitorSchema = obj({
   ),
   ping_timeout: duration().timer().default(10_000).doc("Timeout of each ping.", "10s"),
   prometheus_textfile: absPath().optional().doc(
-    "node_exporter textfile collector file, written atomically after each run (last run, last success, duration, archive size, status), each sample labelled archivist_job=\"NAME\".",
+    'node_exporter textfile collector file, written atomically after each run (last run, last success, duration, archive size, status), each sample labelled archivist_job="NAME".',
     "/var/lib/prometheus/node-exporter/archivist.prom",
   ),
 });
