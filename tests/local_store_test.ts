@@ -37,6 +37,14 @@ async function withSource(fn: (src: HttpsSource, sb: Sandbox, serve: (zip: Uint8
 
 const night = (sb: Sandbox, iso: string) => runCli(["run", "-c", sb.configPath], { env: { ARCHIVIST_NOW: iso } });
 
+Deno.test("without mode: archive and sidecar are 0600, for their owner only, whatever the umask", async () => {
+  await withSource(async (_src, sb) => {
+    const r = await night(sb, "2026-11-22T02:30:00Z");
+    assert.equal(r.code, 0, r.stderr);
+    for (const n of ["20261122.tgz", "20261122.tgz.sha256"]) assert.equal(Deno.statSync(join(sb.dest, n)).mode! & 0o7777, 0o600, n);
+  });
+});
+
 Deno.test("owner, group and mode are given to each archive and sidecar before it appears", async () => {
   await ensureUser(randomPassword());
   const uid = Number((await sh("id", ["-u", TEST_USER])).trim());

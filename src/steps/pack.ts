@@ -90,7 +90,7 @@ async function packReuse(p: PackInput, outPath: string, signal?: AbortSignal): P
   const head = tarHeader(p.memberName, entry.size, p.mtime);
   const pad = padding(entry.size);
   const tail = new Uint8Array(pad.length + tarEnd(head.length + entry.size + pad.length).length);
-  const out = await Deno.open(outPath, { write: true, create: true, truncate: true, mode: 0o640 });
+  const out = await Deno.open(outPath, { write: true, create: true, truncate: true, mode: 0o600 });
   const zip = await Deno.open(p.zipPath, { read: true });
   try {
     const w = new HashingWriter(out);
@@ -145,7 +145,7 @@ export async function packStream(
   threads = 1,
 ): Promise<{ size: number; sha256: string }> {
   if (threads > 1) {
-    const out = await Deno.open(outPath, { write: true, create: true, truncate: true, mode: 0o640 });
+    const out = await Deno.open(outPath, { write: true, create: true, truncate: true, mode: 0o600 });
     try {
       const w = new HashingWriter(out);
       for await (const piece of parallelGzip(tarOf(name, size, mtime, chunks), level, threads)) {
@@ -170,7 +170,7 @@ export async function packStream(
     Readable.from(tarOf(name, size, mtime, chunks)),
     zlib.createGzip({ level }),
     tap,
-    fs.createWriteStream(outPath, { mode: 0o640 }),
+    fs.createWriteStream(outPath, { mode: 0o600 }),
     ...(signal ? [{ signal }] : []),
   );
   return { size: written, sha256: hash.digest("hex") };
@@ -299,7 +299,7 @@ export const packStep: Step = {
       data.archiveSize = r.size;
       data.archiveSha256 = r.sha256;
       data.sidecarPath = join(ctx.workDir, sidecarName(name));
-      await Deno.writeTextFile(data.sidecarPath, sidecarText(r.sha256, name));
+      await Deno.writeTextFile(data.sidecarPath, sidecarText(r.sha256, name), { mode: 0o600 });
       const ratio = data.dumpSize ? ` (${((r.size / data.dumpSize) * 100).toFixed(1)}% of the dump)` : "";
       return { status: "ok", message: `${name}: ${formatSize(r.size)}${ratio}, sha256 ${r.sha256}` };
     } catch (e) {

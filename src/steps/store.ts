@@ -56,7 +56,7 @@ async function storedSha(t: Transport, name: string, workDir: string): Promise<{
  * its size checked, renamed. Returns its size. (A failed step leaves at most the temporary name: the caller cleans.)
  */
 async function putSidecar(t: Transport, path: string, sha256: string, name: string): Promise<number> {
-  await Deno.writeTextFile(path, sidecarText(sha256, name));
+  await Deno.writeTextFile(path, sidecarText(sha256, name), { mode: 0o600 });
   const size = (await Deno.stat(path)).size;
   const tmp = tempName(sidecarName(name));
   await t.put(path, tmp);
@@ -291,7 +291,7 @@ export const storeStep: Step = {
         name = next;
       }
       if (name !== data.archiveName) data.archiveName = name;
-      await Deno.writeTextFile(data.sidecarPath!, sidecarText(data.archiveSha256!, name));
+      await Deno.writeTextFile(data.sidecarPath!, sidecarText(data.archiveSha256!, name), { mode: 0o600 });
       const side = sidecarName(name);
       if (dry) {
         return {

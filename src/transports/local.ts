@@ -25,6 +25,9 @@ const fileMode = new Field<number>("file mode", (raw, path) => {
   return mode;
 });
 
+/** The mode of an archive and its sidecar without `mode:`: a whole database, for its owner only. */
+export const ARCHIVE_MODE = 0o600;
+
 /** A user or group: a name, or a numeric id. */
 const nameOrId = new Field<string>("name or id", (raw, path) => {
   const v = typeof raw === "number" && Number.isInteger(raw) && raw >= 0 ? String(raw) : raw;
@@ -49,7 +52,10 @@ export const localSchema = obj({
     "Group given to each archive and sidecar (a name or a gid); as another user than root, one of the run user's groups.",
     "backup",
   ),
-  mode: fileMode.optional().doc("Permissions of each archive and sidecar (octal, as chmod; default: 0600, the work files').", "0640"),
+  mode: fileMode.optional().doc(
+    "Permissions of each archive and sidecar (octal, as chmod). Default 0600: an archive holds a whole database, readable by its owner only.",
+    "0640",
+  ),
   verify: verifyField,
 });
 export type LocalConfig = typeof localSchema extends { parse(r: unknown, p: string): infer T } ? T : never;
@@ -199,7 +205,7 @@ export class LocalTransport implements Transport {
         throw e;
       }
     }
-    if (this.cfg.mode !== undefined) await Deno.chmod(path, this.cfg.mode);
+    await Deno.chmod(path, this.cfg.mode ?? ARCHIVE_MODE);
   }
 
   async open(): Promise<void> {
