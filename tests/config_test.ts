@@ -176,3 +176,71 @@ Deno.test("ftps tls_max takes 1.2 or 1.3 quoted or not (YAML reads an unquoted 1
   assert.equal((parse(ftps("1.2")).destination as { tls_max: string }).tls_max, "1.2");
   fails(ftps(1.1), /destination\.tls_max: expected 1\.2 or 1\.3, got 1\.1/);
 });
+
+Deno.test("files the run trusts are refused when others could change them or another user owns them (exit 10, the key, the fix)", async (t) => {
+  const dir = await Deno.makeTempDir({ prefix: "archivist-trust-" });
+  const file = async (name: string, text: string, mode: number, uid?: number) => {
+    const p = join(dir, name);
+    await Deno.writeTextFile(p, text);
+    await Deno.chmod(p, mode);
+    if (uid !== undefined) await Deno.chown(p, uid, null);
+    return p;
+  };
+  const refused = (cfgPath: string, re: RegExp) =>
+    assert.throws(() => loadConfig(cfgPath, env), (err: unknown) => {
+      assert.ok(err instanceof ConfigError, String(err));
+      assert.equal(err.exitCode, 10);
+      assert.match(`${err.message} (hint: ${err.hint})`, re);
+      return true;
+    });
+  try {
+    await t.step("a config writable by group or others", async () => {
+      const p = await file("a.yaml", stringify(MIN), 0o666);
+      refused(p, /config file .*a\.yaml is writable by group and others \(mode 0666, owner root\).*hint: run: chmod go-w .*a\.yaml/);
+      await Deno.chmod(p, 0o620);
+      refused(p, /is writable by its group \(mode 0620/);
+      await Deno.chmod(p, 0o644);
+      assert.equal(loadConfig(p, env).name, "archivist", "readable by others is no write access (inline secrets aside)");
+    });
+    await t.step("a config of another user than the run user or root", async () => {
+      const p = await file("b.yaml", stringify(MIN), 0o600, 65534);
+      refused(p, /config file .*b\.yaml belongs to nobody, but archivist runs as root.*hint: run: chown root: .*b\.yaml/);
+    });
+    await t.step("a secret file, an ssh key, a CA file, the sendmail program", async () => {
+      const pw = await file("pw", "secret\n", 0o664);
+      const key = await file("key", "KEY\n", 0o600, 65534);
+      const hosts = await file("known_hosts", "", 0o644);
+      const ca = await file("ca.pem", "-----BEGIN CERTIFICATE-----\n", 0o646);
+      const sendmail = await file("sendmail", "#!/bin/sh\n", 0o775);
+      const cases: [Record<string, unknown>, RegExp][] = [
+        [
+          { source: { ...MIN.source, auth: { type: "basic", username: "u", password_file: pw } } },
+          /source\.auth\.password_file .*pw is writable by its group/,
+        ],
+        [
+          { destination: { type: "sftp", host: "h", user: "u", path: "/x", key_file: key, known_hosts_file: hosts } },
+          /destination\.key_file .*key belongs to nobody/,
+        ],
+        [{ source: { ...MIN.source, ca_file: ca } }, /source\.ca_file .*ca\.pem is writable by others \(mode 0646/],
+        [
+          { mail: { to: ["a@b.example"], transport: "sendmail", sendmail_path: sendmail } },
+          /mail\.sendmail_path .*sendmail is writable by its group/,
+        ],
+      ];
+      for (const [over, re] of cases) refused(await file("c.yaml", stringify({ ...MIN, ...over }), 0o600), re);
+      await Deno.chmod(pw, 0o600);
+      assert.ok(
+        loadConfig(
+          await file(
+            "d.yaml",
+            stringify({ ...MIN, source: { ...MIN.source, auth: { type: "basic", username: "u", password_file: pw } } }),
+            0o600,
+          ),
+          env,
+        ),
+      );
+    });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

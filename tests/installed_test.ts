@@ -131,6 +131,30 @@ Deno.test("the installed archivist, run by cron's minimal environment: run (requ
       assert.match(g.err, /unzip: .*; garbage collected every 4\.00 MiB \(flat memory\)/);
     });
 
+    await t.step(
+      "a config others can write is refused through the installed file: exit 10 in cron.log, verify CRITICAL, nothing stored",
+      async () => {
+        const cronLogPath = join(dd, "var/log/archivist/cron.log");
+        const before = [...Deno.readDirSync(join(mnt, "db"))].map((e) => e.name).sort();
+        await Deno.chmod(conf, 0o666);
+        try {
+          await Deno.writeTextFile(cronLogPath, "");
+          const r = await asCron(command);
+          assert.equal(r.code, EXIT.CONFIG);
+          assert.match(
+            await Deno.readTextFile(cronLogPath),
+            /config: FAILED: config file \S+archive\.yaml is writable by group and others \(mode 0666, owner root\).*\(hint: run: chmod go-w /,
+          );
+          const v = await asCron(`${q(bin)} verify -c ${q(conf)}`);
+          assert.equal(v.code, 2, v.out);
+          assert.match(v.out, /^ARCHIVIST CRITICAL - config: config file \S+ is writable by group and others/);
+          assert.deepEqual([...Deno.readDirSync(join(mnt, "db"))].map((e) => e.name).sort(), before, "nothing stored, nothing deleted");
+        } finally {
+          await Deno.chmod(conf, 0o600);
+        }
+      },
+    );
+
     await t.step("two runs started together through the installed file: one runs, the other exits 11", async () => {
       const [a, b] = await Promise.all([asCron(`${q(bin)} run -c ${q(conf)}`), asCron(`${q(bin)} run -c ${q(conf)}`)]);
       const codes = [a.code, b.code].sort((x, y) => x - y);

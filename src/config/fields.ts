@@ -29,6 +29,8 @@ export class Field<T> {
     readonly variants: Record<string, Field<unknown>> | undefined = undefined,
     /** A secret triple's inline key: "required" when one of the three must be given. */
     readonly secret: false | "optional" | "required" = false,
+    /** A file the run trusts (a key, a CA, a program it runs): refused at load when others could change it. */
+    readonly trusted = false,
   ) {}
 
   private with(p: Partial<Field<unknown>>): Field<any> {
@@ -55,6 +57,11 @@ export class Field<T> {
   /** Mark as a secret: never shown in docs examples, logs or dumps. */
   markSecret(required = false): Field<T> {
     return this.with({ secret: required ? "required" : "optional" });
+  }
+
+  /** Mark as a file the run trusts: writable by anyone but its owner, or owned by another user, is refused. */
+  trust(): Field<T> {
+    return this.with({ trusted: true });
   }
 
   /** Add a check over the parsed value (cross-key rules); `fn` returns [subkey, message] when something is wrong. */
@@ -284,7 +291,7 @@ export function secretFields<N extends string>(
     [name]: nonEmpty("string").optional().markSecret(required).doc(
       `${what}, inline. Refused unless the config file is mode 0600 (or stricter); prefer ${name}_file.`,
     ),
-    [`${name}_file`]: absPath().optional().doc(
+    [`${name}_file`]: absPath().trust().optional().doc(
       `File holding the ${what} (first line; keep it mode 0600).`,
       `/etc/archivist/${name}.secret`,
     ),

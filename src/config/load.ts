@@ -9,6 +9,7 @@ import { Field, FieldError } from "./fields.ts";
 import { configSchema, type RawConfig, type RetentionConfig } from "./schema.ts";
 import type { DestinationConfig } from "../transports/registry.ts";
 import { expandJobs } from "./jobs.ts";
+import { checkTrustedFiles, unsafeFile } from "./trust.ts";
 
 export const DEFAULT_CONFIG_PATHS = ["/etc/archivist/archive.yaml", "./archive.yaml"];
 
@@ -71,8 +72,11 @@ export function loadJobs(path: string, env: Env): Config[] {
   let mode = 0;
   try {
     mode = (Deno.statSync(path).mode ?? 0) & 0o777;
+    const unsafe = unsafeFile(path, "config file");
+    if (unsafe) throw unsafe;
     text = Deno.readTextFileSync(path);
   } catch (e) {
+    if (e instanceof ConfigError) throw e;
     if (e instanceof Deno.errors.NotFound) {
       throw new ConfigError(`config file ${path} not found`, "check the path given with --config or $ARCHIVIST_CONFIG", "missing");
     }
@@ -125,6 +129,7 @@ export function parseJobsText(text: string, path: string, env: Env, mode = 0o600
       throw e;
     }
     if (cfg.archive.timezone === "local") cfg.archive.timezone = systemTimeZone();
+    checkTrustedFiles(configSchema as Field<unknown>, cfg, "", at ? `${path} (${at})` : path);
     const secretValues: string[] = [];
     resolveSecrets(configSchema as Field<unknown>, cfg as unknown as Record<string, unknown>, "", {
       path: at ? `${path} (${at})` : path,

@@ -59,7 +59,7 @@ export const sourceSchema = obj({
     "Name of the SQL dump inside the zip: an exact path, or a glob (*, ?) matching exactly one entry.",
     "dump.sql",
   ),
-  ca_file: absPath().optional().doc(
+  ca_file: absPath().trust().optional().doc(
     "PEM file of extra CA certificates to trust (a private CA or a self-signed server).",
     "/etc/archivist/ca.pem",
   ),
@@ -240,13 +240,13 @@ export const mailSchema = obj({
   transport: oneOf("sendmail", "smtp").default("sendmail").doc(
     "sendmail: the machine's mail system (sendmail -t -oi). smtp: talk to an SMTP server directly.",
   ),
-  sendmail_path: absPath().default("/usr/sbin/sendmail").doc("The sendmail program (Postfix, Exim and msmtp all provide one)."),
+  sendmail_path: absPath().trust().default("/usr/sbin/sendmail").doc("The sendmail program (Postfix, Exim and msmtp all provide one)."),
   host: nonEmpty("host name").optional().doc("SMTP server (transport: smtp).", "smtp.example.org"),
   port: int(1, 65535).optional().doc("SMTP port. Default: 587 for starttls, 465 for tls, 25 for none.", 587),
   security: oneOf("starttls", "tls", "none").default("starttls").doc(
     "starttls: plain connection upgraded with STARTTLS, required (never falls back to clear text). tls: TLS from the first byte (SMTPS). none: clear text, only when written explicitly.",
   ),
-  ca_file: absPath().optional().doc(
+  ca_file: absPath().trust().optional().doc(
     "PEM file of the CA that signed the SMTP server's certificate (when not a public CA).",
     "/etc/archivist/smtp-ca.pem",
   ),

@@ -41,7 +41,7 @@ export const ftpsSchema = obj({
   tls: oneOf("explicit", "implicit").default("explicit").doc(
     "explicit: AUTH TLS on the control port (usually 21). implicit: TLS from the first byte (usually port 990).",
   ),
-  ca_file: absPath().optional().doc(
+  ca_file: absPath().trust().optional().doc(
     "PEM file of the CA that signed the server's certificate (when not a public CA).",
     "/etc/archivist/ftp-ca.pem",
   ),

@@ -28,11 +28,11 @@ export const rcloneSchema = obj({
     "NAME:PATH: a remote of config_file and the directory (or bucket/prefix) that receives the archives.",
     "offsite:backups/db",
   ),
-  config_file: absPath().doc(
+  config_file: absPath().trust().doc(
     "The rclone.conf defining the remote (mode 600; writable by the run user when the remote refreshes OAuth tokens).",
     "/etc/archivist/rclone.conf",
   ),
-  ca_file: absPath().optional().doc(
+  ca_file: absPath().trust().optional().doc(
     "PEM file of the CA that signed the server's certificate, when it is not in the system's store (rclone --ca-cert).",
     "/etc/archivist/ca.pem",
   ),

@@ -18,8 +18,11 @@ import type { TransportContext } from "./transport.ts";
 export function sshFields() {
   return {
     user: nonEmpty("user name").doc("SSH user.", "backup"),
-    key_file: absPath().doc("Private key file (no passphrase, mode 600).", "/etc/archivist/id_ed25519"),
-    known_hosts_file: absPath().doc("known_hosts file holding the server's host key (strict checking).", "/etc/archivist/known_hosts"),
+    key_file: absPath().trust().doc("Private key file (no passphrase, mode 600).", "/etc/archivist/id_ed25519"),
+    known_hosts_file: absPath().trust().doc(
+      "known_hosts file holding the server's host key (strict checking).",
+      "/etc/archivist/known_hosts",
+    ),
     host_key: oneOf("strict", "accept-new").default("strict").doc(
       "strict: the host key must already be in known_hosts_file. accept-new: record an unknown key on first contact (its fingerprint is logged); a changed key is still refused.",
     ),

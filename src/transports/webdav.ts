@@ -38,7 +38,7 @@ export const webdavSchema = obj({
   url: davUrl.doc("URL of the directory that receives the archives.", "https://dav.example.org/backup/db/"),
   user: nonEmpty("user name").optional().doc("User for basic/digest authentication.", "backup"),
   ...secretFields("password", "WebDAV password"),
-  ca_file: absPath().optional().doc(
+  ca_file: absPath().trust().optional().doc(
     "PEM file of the CA that signed the server's certificate (when not a public CA).",
     "/etc/archivist/dav-ca.pem",
   ),
