@@ -11,7 +11,8 @@ Usage: install.sh [options]
   --prefix DIR        install under DIR (default /usr/local): DIR/bin/archivist
   --destdir DIR       stage everything under DIR (packaging, tests): nothing outside DIR is touched or read
                       (no systemctl, no final verify)
-  --schedule "M H DOM MON DOW"   cron schedule (default "30 2 * * *": 02:30 every night); with --systemd it is
+  --schedule "M H DOM MON DOW"   cron schedule (default "30 2 * * *": 02:30 every night); each field is checked
+                      against its range (a line that would never fire is refused); with --systemd it is
                       translated to OnCalendar= when that can be done exactly, and refused otherwise
   --user USER         run as USER (default root); config, logs, state and work files belong to it; re-running
                       with another --user moves every file of the previous user to the new one
@@ -45,20 +46,26 @@ VERIFY=1
 UNINSTALL=0
 PURGE=0
 PRINT_CAL=""
+bad_option() { echo "install.sh: $*" >&2; echo "Try 'install.sh --help'." >&2; exit 2; }
+# value OPTION ARGS...: the value given to OPTION, or exit 2 when there is none (the next word is an option, or none).
+value() {
+  if [ $# -lt 2 ] || [ -z "$2" ] || [[ $2 == --* ]]; then bad_option "$1 needs a value"; fi
+  printf '%s' "$2"
+}
 while [ $# -gt 0 ]; do
   case "$1" in
-    --prefix) PREFIX=$2; PREFIX_SET=1; shift 2 ;;
-    --destdir) DESTDIR=$2; shift 2 ;;
-    --schedule) SCHEDULE=$2; shift 2 ;;
-    --user) RUN_USER=$2; shift 2 ;;
-    --binary) BINARY=$2; shift 2 ;;
+    --prefix) PREFIX=$(value "$@"); PREFIX_SET=1; shift 2 ;;
+    --destdir) DESTDIR=$(value "$@"); shift 2 ;;
+    --schedule) SCHEDULE=$(value "$@"); shift 2 ;;
+    --user) RUN_USER=$(value "$@"); shift 2 ;;
+    --binary) BINARY=$(value "$@"); shift 2 ;;
     --no-compile) NO_COMPILE=1; shift ;;
     --systemd) SYSTEMD=1; shift ;;
     --cron) SYSTEMD=0; shift ;;
     --no-verify) VERIFY=0; shift ;;
     --uninstall) UNINSTALL=1; shift ;;
     --purge) PURGE=1; shift ;;
-    --print-calendar) PRINT_CAL=$2; shift 2 ;;
+    --print-calendar) PRINT_CAL=$(value "$@"); shift 2 ;;
     -h|--help) usage; exit 0 ;;
     *) echo "install.sh: unknown option $1" >&2; usage >&2; exit 2 ;;
   esac
@@ -149,10 +156,42 @@ SCHEDULE=${SCHEDULE:-"30 2 * * *"}
 RUN_USER=${RUN_USER:-root}
 SYSTEMD=${SYSTEMD:-0}
 
-# The schedule must be five cron fields.
-if ! printf '%s\n' "$SCHEDULE" | grep -Eq '^[0-9*/,-]+( +[0-9A-Za-z*/,-]+){4}$'; then
-  fail "--schedule must be five cron fields like \"30 2 * * *\", got \"$SCHEDULE\""
-fi
+# The schedule must be five cron fields, each within its range: a line that never fires is refused (exit 2).
+cron_range() { # cron_range FIELD NAME MIN MAX [NAMES]: the problem with one field, or nothing
+  local f=${1,,} name=$2 min=$3 max=$4 names=${5:-} part base step a b i=0 n
+  if [ -n "$names" ]; then
+    for n in $names; do f=${f//$n/$((i + min))}; i=$((i + 1)); done
+  fi
+  IFS=, read -ra parts <<<"$f"
+  [ "${#parts[@]}" -gt 0 ] && [[ $f != *, ]] || { echo "the $name field \"$1\" is empty"; return; }
+  for part in "${parts[@]}"; do
+    base=${part%%/*} step=""
+    [[ $part == */* ]] && step=${part#*/}
+    if [ -n "$step" ] && ! [[ $step =~ ^[0-9]+$ && $((10#$step)) -ge 1 ]]; then echo "the $name field \"$1\": step \"/$step\" is not a number of 1 or more"; return; fi
+    if [ "$base" = "*" ]; then continue; fi
+    if [[ $base =~ ^([0-9]+)-([0-9]+)$ ]]; then a=$((10#${BASH_REMATCH[1]})) b=$((10#${BASH_REMATCH[2]}))
+    elif [[ $base =~ ^[0-9]+$ ]]; then a=$((10#$base)) b=$a
+    else echo "the $name field \"$1\": \"$part\" is not a number, a range or */N"; return; fi
+    if [ "$a" -gt "$b" ]; then echo "the $name field \"$1\": the range $base runs backwards"; return; fi
+    if [ "$a" -lt "$min" ] || [ "$b" -gt "$max" ]; then echo "the $name field \"$1\": $base is outside $min-$max"; return; fi
+  done
+}
+check_schedule() {
+  local m h dom mon dow extra why
+  read -r m h dom mon dow extra <<<"$1"
+  if [ -z "${dow:-}" ] || [ -n "${extra:-}" ]; then echo "must be five cron fields like \"30 2 * * *\""; return; fi
+  for why in "$(cron_range "$m" minute 0 59)" "$(cron_range "$h" hour 0 23)" "$(cron_range "$dom" day-of-month 1 31)" \
+    "$(cron_range "$mon" month 1 12 "jan feb mar apr may jun jul aug sep oct nov dec")" \
+    "$(cron_range "$dow" day-of-week 0 7 "sun mon tue wed thu fri sat")"; do
+    if [ -n "$why" ]; then echo "$why"; return; fi
+  done
+  # A day that February never has, in February only: the line would never fire.
+  if [[ ${mon,,} =~ ^(2|feb)$ ]] && [[ $dom =~ ^[0-9,]+$ ]] && ! tr ',' '\n' <<<"$dom" | awk '$1 < 30 { f = 1 } END { exit !f }'; then
+    echo "day $dom of February never comes"
+  fi
+}
+why=$(check_schedule "$SCHEDULE")
+[ -z "$why" ] || bad_option "--schedule \"$SCHEDULE\": $why (minute 0-59, hour 0-23, day 1-31, month 1-12, weekday 0-7)"
 id "$RUN_USER" >/dev/null 2>&1 || fail "user $RUN_USER does not exist (create it, or pass --user)"
 if [ -z "$DESTDIR" ] && [ "$(id -u)" -ne 0 ]; then fail "run as root (or use --destdir to stage the files)"; fi
 

@@ -83,7 +83,7 @@ Deno.test("install.sh into a --destdir: files, modes, cron line, the installed f
         env: { MANWIDTH: "100", MANPAGER: "cat" },
         stdout: "piped",
       }).output();
-      assert.match(new TextDecoder().decode(man.stdout), /^ +--dry-run$/m, "man archivist shows run's options");
+      assert.match(new TextDecoder().decode(man.stdout), /^ +-n, --dry-run$/m, "man archivist shows run's options");
       const lines = await cronLine();
       assert.equal(lines.length, 1);
       assert.match(
@@ -238,14 +238,42 @@ Deno.test("install.sh into a --destdir: files, modes, cron line, the installed f
       assert.throws(() => Deno.lstatSync(join(dd, "etc/systemd/system/timers.target.wants/archivist.timer")), "dangling link removed");
       assert.match((await cronLine())[0], /^30 2 \* \* 1 root /, "the cron entry with the remembered schedule");
     });
-    await t.step("bad input: a wrong schedule or an unknown user stops with a message", async () => {
-      let r = await bash([install, "--destdir", dd, "--schedule", "every night"]);
-      assert.equal(r.code, 1);
-      assert.match(r.out, /--schedule must be five cron fields/);
-      r = await bash([install, "--destdir", dd, "--user", "no-such-user-xyz"]);
-      assert.equal(r.code, 1);
-      assert.match(r.out, /user no-such-user-xyz does not exist/);
-    });
+    await t.step(
+      "bad input: a schedule that never fires, an option without its value, an unknown user: a message, nothing installed",
+      async () => {
+        const cronBefore = await Deno.readTextFile(join(dd, "etc/cron.d/archivist"));
+        const bad: [string[], RegExp][] = [
+          [["--schedule", "every night"], /--schedule "every night": must be five cron fields/],
+          [["--schedule", "99 2 * * *"], /the minute field "99": 99 is outside 0-59/],
+          [["--schedule", "30 24 * * *"], /the hour field "24": 24 is outside 0-23/],
+          [["--schedule", "0 3 32 * *"], /the day-of-month field "32": 32 is outside 1-31/],
+          [["--schedule", "0 3 * 13 *"], /the month field "13": 13 is outside 1-12/],
+          [["--schedule", "0 3 * * 9"], /the day-of-week field "9": 9 is outside 0-7/],
+          [["--schedule", "*/0 * * * *"], /step "\/0" is not a number of 1 or more/],
+          [["--schedule", "0 5-2 * * *"], /the range 5-2 runs backwards/],
+          [["--schedule", "0 3 30 feb *"], /day 30 of February never comes/],
+          [["--prefix"], /--prefix needs a value/],
+          [["--prefix", "--no-verify"], /--prefix needs a value/],
+          [["--schedule"], /--schedule needs a value/],
+          [["--user", ""], /--user needs a value/],
+        ];
+        for (const [args, re] of bad) {
+          const r = await bash([install, "--destdir", dd, ...args]);
+          assert.equal(r.code, 2, `${args.join(" ")}: ${r.out}`);
+          assert.match(r.out, re);
+          assert.doesNotMatch(r.out, /unbound variable/);
+        }
+        assert.equal(await Deno.readTextFile(join(dd, "etc/cron.d/archivist")), cronBefore, "the cron entry is untouched");
+        // Every form cron takes is accepted: names, lists, ranges, steps.
+        const ok = await bash([install, "--destdir", dd, "--no-compile", "--no-verify", "--schedule", "*/20 1-5/2 1,15 jan-jun mon-fri"]);
+        assert.equal(ok.code, 0, ok.out);
+        assert.match((await cronLine())[0], /^\*\/20 1-5\/2 1,15 jan-jun mon-fri root /);
+        await bash([install, "--destdir", dd, "--no-compile", "--no-verify", "--schedule", "30 2 * * 1"]);
+        let r = await bash([install, "--destdir", dd, "--user", "no-such-user-xyz"]);
+        assert.equal(r.code, 1);
+        assert.match(r.out, /user no-such-user-xyz does not exist/);
+      },
+    );
     await t.step("--uninstall keeps config, logs and state; --purge removes them and the work dir", async () => {
       let r = await bash([install, "--destdir", dd, "--uninstall"]);
       assert.equal(r.code, 0, r.out);
