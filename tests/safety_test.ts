@@ -83,9 +83,9 @@ Deno.test("editing archive.name never makes a young archive look expired; the dr
     });
     const dry = await runCli(["prune", "--dry-run", "-c", sb.configPath], { env: at("2026-11-21") });
     assert.equal(dry.code, 0, dry.stderr);
-    const planned = [...dry.stderr.matchAll(/prune: delete (\S+)/g)].map((m) => m[1]);
+    const planned = [...dry.stdout.matchAll(/^delete (\S+)/gm)].map((m) => m[1]);
     assert.deepEqual(planned, ["20261110.tgz"], "only the archive stored 11 days ago is due");
-    assert.equal([...dry.stderr.matchAll(/prune: keep /g)].length, 10, "the dry run prints every archive");
+    assert.equal([...dry.stdout.matchAll(/^keep /gm)].length, 10, "the dry run prints every archive on stdout");
     const r = await runCli(["run", "-c", sb.configPath], { env: at("2026-11-21") });
     assert.equal(r.code, 0, r.stderr);
     const h = history(sb).at(-1);

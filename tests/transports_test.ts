@@ -152,7 +152,7 @@ async function fullRun(
       assert.match(list.stdout, /20260101\.tgz .*not in the catalogue/);
       const dry = await runCli(["prune", "--dry-run", "-c", cfg], { env: later });
       assert.equal(dry.code, 0, dry.stderr);
-      assert.match(dry.stderr, /prune: keep {3}20261122\.tgz /);
+      assert.match(dry.stdout, /^keep {3}20261122\.tgz /m);
       const to = join(root, "restored");
       const rest = await runCli(["restore", "latest", "--to", to, "-c", cfg], { env: later });
       assert.equal(rest.code, 0, rest.stderr);
