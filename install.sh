@@ -353,6 +353,18 @@ if [ "$SYSTEMD" = 1 ] && [ "$PROBE" = 1 ] && [ "$SYSTEMD_UP" = 0 ]; then
 fi
 if [ "$SYSTEMD" = 1 ]; then
   remove "$CRON"
+  # The sandbox the config needs (`archivist unit`): every path it writes and the capabilities it uses, so that what
+  # cron runs, the unit runs. Run as the run user (the config belongs to it); the cache stays inside --destdir.
+  runas=()
+  if [ "$RUN_USER" != "$(id -un)" ] && command -v runuser >/dev/null 2>&1; then runas=(runuser -u "$RUN_USER" --); fi
+  if ! SANDBOX=$(ARCHIVIST_CACHE="$(R "$CACHE_DIR")" "${runas[@]}" "$(R "$BIN")" unit -q -c "$(R "$CONF")" --user "$RUN_USER" 2>"$BUILD/unit.err"); then
+    sed 's/^/  /' "$BUILD/unit.err" >&2
+    echo "  could not derive the service's sandbox from $CONF (above): it allows archivist's own directories only; fix the config and re-run install.sh" >&2
+    SANDBOX="ReadWritePaths=-$STATE_DIR -$WORK_DIR -$LOG_DIR -$CACHE_DIR
+CapabilityBoundingSet=
+PrivateTmp=yes"
+    STATUS=1
+  fi
   write "$UNIT_DIR/archivist.service" 0644 <<EOF
 [Unit]
 Description=archivist: nightly database dump archive
@@ -365,12 +377,11 @@ User=$RUN_USER
 ExecStart=$BIN run --quiet -c $CONF
 Nice=10
 IOSchedulingClass=idle
-# Hardening: archivist writes only its state, work, log and cache directories (and a local destination: add it with
-# systemctl edit archivist.service -> [Service] ReadWritePaths=/mnt/backup).
+# Hardening. The paths archivist writes and the capabilities it uses come from the config (archivist unit): after
+# adding a local destination or destination.owner, re-run install.sh; archivist verify says when the unit would block.
 ProtectSystem=strict
-ReadWritePaths=$STATE_DIR $WORK_DIR $LOG_DIR $CACHE_DIR
 ProtectHome=read-only
-PrivateTmp=yes
+$SANDBOX
 PrivateDevices=yes
 # Not NoNewPrivileges=yes: Postfix's and Exim's sendmail need their setgid/setuid helper, and mail.transport:
 # sendmail is the default. With mail.transport: smtp (or no mail), add NoNewPrivileges=yes with systemctl edit.
@@ -386,7 +397,6 @@ RestrictSUIDSGID=yes
 LockPersonality=yes
 RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX
 SystemCallArchitectures=native
-CapabilityBoundingSet=
 UMask=0027
 EOF
   write "$UNIT_DIR/archivist.timer" 0644 <<EOF

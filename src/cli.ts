@@ -60,6 +60,7 @@ function parse(argv: string[]): Parsed {
     job: values.job as string | undefined,
     destination: num("destination", 1),
     to: values.to as string | undefined,
+    user: values.user as string | undefined,
   };
 }
 
@@ -70,9 +71,9 @@ function configOrFail(p: Parsed, env: Env, log: Logger): Config[] {
   for (const s of jobs.flatMap((j) => j.secretValues)) log.addSecret(s);
   const cfg = jobs[0]; // log, history and verify are per run: every job has the same
   const level: Level = p.verbose ? "debug" : cfg.log.level;
-  const readOnly = p.command === "history" || p.command === "list" || p.command === "verify" || p.command === "check";
+  const readOnly = ["history", "list", "verify", "check", "unit"].includes(p.command);
   log.setLevels(level, p.quiet ? "error" : p.verbose ? "debug" : readOnly ? "warn" : "info");
-  if (p.command === "history") return jobs;
+  if (p.command === "history" || p.command === "unit") return jobs; // they print; no log file
   const warn = log.openFile(cfg.log.file, [
     join(cfg.state_dir, "archivist.log"),
     join(Deno.env.get("TMPDIR") ?? "/tmp", `archivist-${cfg.name}.log`),
@@ -149,7 +150,8 @@ export async function main(argv: string[], deps: CliDeps = {}): Promise<number> 
       runCleanups();
       return NAGIOS.CRITICAL;
     }
-    if (!log.filePath) log.openFile("/var/log/archivist/archivist.log", []);
+    // The default log gets the failure, except from the commands that only print (history, unit).
+    if (!log.filePath && p.command !== "history" && p.command !== "unit") log.openFile("/var/log/archivist/archivist.log", []);
     log.failure("config", err);
     runCleanups();
     return err.exitCode;

@@ -22,6 +22,7 @@ import { uploadAtomic } from "./transports/transport.ts";
 import { PROBE_NAME, probeName } from "./transports/common.ts";
 import { findEntry, readDirectoryFrom, ZipError, type ZipSource } from "./zip/reader.ts";
 import { headCurl } from "./steps/fetch_curl.ts";
+import { readUnit, sandboxNeeds, sandboxProblems, unitLines } from "./sandbox.ts";
 import { statusHint } from "./steps/fetch_errors.ts";
 
 export type CheckStatus = "ok" | "warn" | "crit";
@@ -308,6 +309,24 @@ async function checkDestination(d: VerifyDeps): Promise<Check[]> {
     }
     return [crit("destination", err.message, err.hint || undefined)];
   }
+}
+
+/**
+ * Would the installed systemd service's sandbox block what this config does (a path it writes, a capability it uses)?
+ * Checked against the unit file, since verify itself does not run inside the sandbox. No line without the unit.
+ */
+export function checkSandbox(jobs: Config[]): Check | undefined {
+  const unitFile = jobs[0].verify.unit_file;
+  const unit = readUnit(unitFile);
+  if (!unit) return undefined;
+  const needs = sandboxNeeds(jobs, unit.user);
+  const problems = sandboxProblems(needs, unit);
+  if (!problems.length) return ok("sandbox", `${unitFile} allows every path and capability this config needs`);
+  return crit(
+    "sandbox",
+    `${unitFile} would block the night: ${problems.join("; ")}`,
+    `re-run install.sh (it derives the unit from the config), or systemctl edit archivist.service and set: ${unitLines(needs).join(" ")}`,
+  );
 }
 
 const TIMER_UNITS = ["/etc/systemd/system/archivist.timer", "/lib/systemd/system/archivist.timer"];

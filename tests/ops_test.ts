@@ -189,7 +189,20 @@ Deno.test("install.sh into a --destdir: files, modes, cron line, the installed f
     await t.step(
       "--systemd (staged) translates the schedule exactly, hardens the service, and refuses what it cannot translate",
       async () => {
+        // A config that cannot be read: the unit gets archivist's own directories only, and install.sh says so (exit 1).
         let r = await bash([install, "--destdir", dd, "--no-compile", "--no-verify", "--systemd", "--schedule", "0 */6 * * *"]);
+        assert.equal(r.code, 1, r.out);
+        assert.match(r.out, /source\.url: is required[\s\S]*could not derive the service's sandbox from \/etc\/archivist\/archive\.yaml/);
+        // The config as a user writes it, with a local destination and an owner for its archives.
+        const conf = join(dd, "etc/archivist/archive.yaml");
+        await Deno.writeTextFile(
+          conf,
+          (await Deno.readTextFile(join(ROOT, "archive.yaml.example"))).replace(
+            /^ {2}path: \/mnt\/backup\/db$/m,
+            "  path: /srv/dumps\n  owner: nobody",
+          ),
+        );
+        r = await bash([install, "--destdir", dd, "--no-compile", "--no-verify", "--systemd", "--schedule", "0 */6 * * *"]);
         assert.equal(r.code, 0, r.out);
         assert.throws(() => Deno.statSync(join(dd, "etc/cron.d/archivist")));
         let timer = await Deno.readTextFile(join(dd, "etc/systemd/system/archivist.timer"));
@@ -200,13 +213,20 @@ Deno.test("install.sh into a --destdir: files, modes, cron line, the installed f
         for (
           const k of [
             "ProtectSystem=strict",
-            "ReadWritePaths=/var/lib/archivist /var/tmp/archivist /var/log/archivist",
             "PrivateTmp=yes",
             "ProtectHome=read-only",
+            "\nCapabilityBoundingSet=CAP_CHOWN CAP_FOWNER CAP_DAC_READ_SEARCH\n",
           ]
         ) {
           assert.ok(service.includes(k), k);
         }
+        // The paths come from the config (archivist unit): archivist's own directories and the local destination.
+        const rw = /^ReadWritePaths=(.*)$/m.exec(service)![1].split(" ");
+        for (const p of ["/var/lib/archivist", "/var/tmp/archivist", "/var/log/archivist", "/var/cache/archivist", "/srv/dumps"]) {
+          assert.ok(rw.includes(`-${p}`), `${p} in ${rw}`);
+        }
+        assert.match(service, /^# writes \/srv\/dumps \(destination\.path\)$/m);
+        assert.match(service, /^# uses CAP_CHOWN \(destination\.owner\/group\)$/m);
         const sa = await new Deno.Command("sh", {
           args: ["-c", `command -v systemd-analyze && systemd-analyze security --offline=yes --root=${dd} archivist.service`],
           stdout: "piped",
@@ -269,7 +289,7 @@ Deno.test("install.sh into a --destdir: files, modes, cron line, the installed f
         assert.equal(ok.code, 0, ok.out);
         assert.match((await cronLine())[0], /^\*\/20 1-5\/2 1,15 jan-jun mon-fri root /);
         await bash([install, "--destdir", dd, "--no-compile", "--no-verify", "--schedule", "30 2 * * 1"]);
-        let r = await bash([install, "--destdir", dd, "--user", "no-such-user-xyz"]);
+        const r = await bash([install, "--destdir", dd, "--user", "no-such-user-xyz"]);
         assert.equal(r.code, 1);
         assert.match(r.out, /user no-such-user-xyz does not exist/);
       },

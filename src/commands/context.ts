@@ -35,6 +35,8 @@ export interface Parsed {
   /** --destination N (1-based). */
   destination?: number;
   to?: string;
+  /** unit --user: the service's User=. */
+  user?: string;
 }
 
 export interface CommandContext {

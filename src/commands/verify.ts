@@ -3,7 +3,7 @@ import type { Config } from "../config/load.ts";
 import type { Clock } from "../clock.ts";
 import type { Env } from "../env.ts";
 import type { Logger } from "../log.ts";
-import { type Check, formatChecks, nagios, runVerify } from "../verify.ts";
+import { type Check, checkSandbox, formatChecks, nagios, runVerify } from "../verify.ts";
 import { JSON_OUT, WITH_JOB } from "./options.ts";
 import { type Command, historyPath, type Parsed } from "./context.ts";
 
@@ -40,6 +40,8 @@ async function cmdVerify(
     // With several jobs in the file, each check names its job ("shop: destination").
     checks.push(...(named ? own.map((c) => ({ ...c, name: `${job.name}: ${c.name}` })) : own));
   }
+  const sandbox = checkSandbox(jobs);
+  if (sandbox) checks.push(sandbox);
   const n = nagios(checks);
   if (p.json) out(JSON.stringify({ status: n.label, code: n.code, summary: n.summary, checks }, null, 2));
   else out(`ARCHIVIST ${n.label} - ${n.summary}\n${formatChecks(checks)}`);

@@ -268,6 +268,9 @@ export const verifySchema = obj({
   schedule_file: absPath().default("/etc/cron.d/archivist").doc(
     "Cron file checked by `archivist verify` (install.sh writes it). A systemd timer archivist.timer is accepted instead.",
   ),
+  unit_file: absPath().default("/etc/systemd/system/archivist.service").doc(
+    "The systemd service of install.sh --systemd: when it exists, `archivist verify` checks that its sandbox (ReadWritePaths=, CapabilityBoundingSet=, PrivateTmp=, with its drop-ins) allows every path and capability this config needs.",
+  ),
 });
 
 const pingUrl = str((s) => {

@@ -350,8 +350,35 @@ export class LocalTransport implements Transport {
   }
 }
 
+/** Can root write into `dir` without CAP_DAC_OVERRIDE (by its mode bits alone)? A missing dir will be root's. */
+function rootWritesByMode(dir: string): boolean {
+  try {
+    const st = Deno.statSync(dir);
+    const mode = st.mode ?? 0;
+    return st.uid === 0 ? !!(mode & 0o200) : !!(mode & 0o002) || (st.gid === 0 && !!(mode & 0o020));
+  } catch {
+    return true;
+  }
+}
+
 export const local: TransportKind<LocalConfig> = {
   schema: localSchema,
   packages: [],
   create: (cfg, ctx) => new LocalTransport(cfg, ctx),
+  sandbox(cfg, runUser) {
+    const capabilities = [];
+    if (runUser === "root" && !rootWritesByMode(cfg.path)) {
+      capabilities.push({ what: "CAP_DAC_OVERRIDE", why: `path (${cfg.path} is not writable by root without it)` });
+    }
+    if (runUser === "root" && (cfg.owner !== undefined || cfg.group !== undefined)) {
+      // Given away, the file is another user's: setting its mode takes CAP_FOWNER, reopening it (fsync, read-back)
+      // CAP_DAC_READ_SEARCH.
+      capabilities.push(
+        { what: "CAP_CHOWN", why: "owner/group" },
+        { what: "CAP_FOWNER", why: "mode, set after the owner" },
+        { what: "CAP_DAC_READ_SEARCH", why: "owner (the archive is read again once given away)" },
+      );
+    }
+    return { writes: [{ what: cfg.path, why: "path" }], capabilities };
+  },
 };

@@ -19,7 +19,7 @@ import { nonEmpty, obj, oneOf, secretFields } from "../config/fields.ts";
 import { exec, type ExecProgress, type ExecResult, writePrivateFile } from "../exec.ts";
 import type { ArchivistError } from "../errors.ts";
 import { checkName, dirLevels, diskFull, missingDir, networkFields, remoteDir, storeErr, toolMissing, verifyField } from "./common.ts";
-import { firstLine, sshFields, SshSession } from "./ssh.ts";
+import { firstLine, sshFields, sshSandbox, SshSession } from "./ssh.ts";
 import type { RemoteEntry, Removal, Transport, TransportContext, TransportKind } from "./transport.ts";
 
 export const rsyncSchema = obj({
@@ -454,6 +454,7 @@ export const rsync: TransportKind<RsyncConfig> = {
   schema: rsyncSchema,
   packages: ["rsync", "openssh-client"],
   create: (cfg, ctx) => new RsyncTransport(new SshRemote(cfg, ctx), ctx, cfg),
+  sandbox: (cfg) => sshSandbox(cfg),
 };
 
 export const rsyncd: TransportKind<RsyncdConfig> = {

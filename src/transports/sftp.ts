@@ -18,7 +18,7 @@ import {
   toolMissing,
   verifyField,
 } from "./common.ts";
-import { firstLine, sshFields, SshSession } from "./ssh.ts";
+import { firstLine, sshFields, sshSandbox, SshSession } from "./ssh.ts";
 import type { RemoteEntry, Removal, Transport, TransportContext, TransportKind } from "./transport.ts";
 
 export const sftpSchema = obj({
@@ -176,4 +176,5 @@ export const sftp: TransportKind<SftpConfig> = {
   schema: sftpSchema,
   packages: ["openssh-client"],
   create: (cfg, ctx) => new SftpTransport(cfg, ctx),
+  sandbox: (cfg) => sshSandbox(cfg),
 };

@@ -12,7 +12,7 @@ import { privateTempDir } from "../fsutil.ts";
 import { commandLine } from "../procs.ts";
 import type { ArchivistError } from "../errors.ts";
 import { storeErr, toolMissing } from "./common.ts";
-import type { TransportContext } from "./transport.ts";
+import type { SandboxNeed, TransportContext } from "./transport.ts";
 
 /** The keys of an SSH login (besides host, port and path). */
 export function sshFields() {
@@ -37,6 +37,12 @@ export interface SshConfig {
   known_hosts_file: string;
   host_key: "strict" | "accept-new";
   timeout: number;
+}
+
+/** The sandbox needs of an SSH login: with host_key: accept-new, ssh writes the new key into known_hosts_file. */
+export function sshSandbox(cfg: SshConfig): { writes: SandboxNeed[]; capabilities: SandboxNeed[] } {
+  const dir = cfg.known_hosts_file.replace(/\/[^/]*$/, "") || "/";
+  return { writes: cfg.host_key === "accept-new" ? [{ what: dir, why: "known_hosts_file (host_key: accept-new)" }] : [], capabilities: [] };
 }
 
 /** The first meaningful line of a tool's stderr. */

@@ -100,6 +100,17 @@ export interface TransportKind<C> {
   /** Debian packages holding the client tools it shells out to (for error hints and test setup). */
   packages: string[];
   create(config: C, ctx: TransportContext): Transport;
+  /**
+   * What a systemd sandbox must let this destination do on this machine (src/sandbox.ts): the paths it writes and the
+   * capabilities it uses as `runUser`, each with the key that needs it. None when it only talks to a server.
+   */
+  sandbox?(config: C, runUser: string): { writes: SandboxNeed[]; capabilities: SandboxNeed[] };
+}
+
+/** A path written, or a capability used (CAP_CHOWN...), and the destination key that needs it. */
+export interface SandboxNeed {
+  what: string;
+  why: string;
 }
 
 /**
