@@ -63,6 +63,7 @@ export interface RunData {
   onlyTo?: string[]; // compare: an unchanged dump still goes to these destinations (they missed the last one)
   storedOn?: { location: string; name: string }[]; // store, with several destinations: where it went
   storeFailed?: { location: string; message: string }[]; // store, with several destinations: where it did not
+  unchangedSince?: string; // compare or fetch (304): the dump is the last archive's data, unchanged since then
   linkTo?: string; // compare: with check.on_unchanged: link, the archive tonight's dump equals (store links to it)
   archiveName?: string; // pack (store may add a -N counter)
   archivePath?: string; // pack

@@ -58,6 +58,8 @@ export interface RunResult {
     zipSize?: number;
   };
   archive?: { name: string; size: number; sha256: string; location: string };
+  /** The dump was the last archive's data, unchanged since this time (compare, or a 304). */
+  unchangedSince?: string;
   retention?: { deleted: string[]; failed: { name: string; error: string }[] };
   /** `archivist check` lines only: the outcome and the archives read back. */
   check?: { status: string; summary: string; read: string[] };
@@ -404,6 +406,7 @@ export async function executeRun(deps: RunDeps): Promise<RunResult> {
     archive: data.stored
       ? { name: data.archiveName!, size: data.archiveSize!, sha256: data.archiveSha256!, location: data.storedLocation! }
       : undefined,
+    unchangedSince: data.unchangedSince,
     retention: data.deleted ? { deleted: data.deleted, failed: data.deleteFailed ?? [] } : undefined,
     logFile: log.filePath,
   };

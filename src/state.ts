@@ -16,6 +16,8 @@ export interface JobState {
   size: number;
   location: string;
   storedAt: string;
+  /** When the archived data last changed (storedAt of the night it changed; absent in older states: storedAt). */
+  changedAt?: string;
   runId: string;
   /** With destinations and store.require: any: where the archive could not be stored (the next run sends it). */
   missingOn?: string[];
@@ -46,6 +48,25 @@ export function readState(stateDir: string, job: string): JobState | undefined {
       `move it away (mv ${p} ${p}.bad): the next run then archives whatever it finds`,
     );
   }
+}
+
+/** When the data of the last archive last changed. */
+export function changedAt(s: JobState): string {
+  return s.changedAt ?? s.storedAt;
+}
+
+/**
+ * "the export has not changed for 2d 4h" with how that stands against check.max_unchanged, for the message of an
+ * unchanged night (compare, or fetch's 304).
+ */
+export function unchangedFor(s: JobState, now: Date, maxUnchanged: number | undefined, fmt: (ms: number) => string): string {
+  const ms = Math.max(0, now.getTime() - new Date(changedAt(s)).getTime());
+  const rule = maxUnchanged === undefined
+    ? ""
+    : ms <= maxUnchanged
+    ? ` (within check.max_unchanged, ${fmt(maxUnchanged)})`
+    : ` (more than check.max_unchanged, ${fmt(maxUnchanged)})`;
+  return `the export has not changed for ${fmt(ms)}${rule}`;
 }
 
 /** Replace the state atomically. */

@@ -3,7 +3,7 @@
  * One line per check (✓ ok, ! warning, ✗ critical) with a hint; the result maps to Nagios plugin exit codes
  * (0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN) so that it can run as a monitoring check.
  */
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import type { Clock } from "./clock.ts";
 import type { Config } from "./config/load.ts";
 import { formatDuration, formatSize } from "./config/units.ts";
@@ -225,7 +225,8 @@ async function checkSource(c: Config): Promise<Check[]> {
         else out.push(warn("source", `could not look inside the zip: ${errMsg(e)}`, "the entry is checked at the next run"));
       }
     } else {
-      out.push(warn("source", "the server does not offer byte ranges: the entry inside the zip is checked only at run time"));
+      // Not a fault: many servers offer no ranges. The night checks the entry; verify cannot without downloading.
+      out.push(ok("source", "the server offers no byte ranges: the entry inside the zip is checked at run time"));
     }
     return out;
   } finally {
@@ -356,7 +357,17 @@ async function checkSchedule(c: Config, program?: string): Promise<Check> {
   );
   if (lines.length) {
     const configOf = (l: string) => /(?:-c|--config)[ =](\S+)/.exec(l)?.[1];
-    const line = lines.find((l) => configOf(l) === c.file) ?? (c.file === DEFAULT_CONFIG ? lines.find((l) => !configOf(l)) : undefined);
+    // The same file however it was named: verify -c archive.yaml in /etc/archivist is the cron line's absolute path.
+    const real = (p: string) => {
+      try {
+        return Deno.realPathSync(p);
+      } catch {
+        return resolve(p);
+      }
+    };
+    const mine = real(c.file);
+    const line = lines.find((l) => configOf(l) !== undefined && real(configOf(l)!) === mine) ??
+      (mine === real(DEFAULT_CONFIG) ? lines.find((l) => !configOf(l)) : undefined);
     if (!line) {
       return warn(
         "schedule",
@@ -433,6 +444,20 @@ function checkLastRun(c: Config, runs: RunResult[], historyFile: string, clock: 
   }
   if (last.status === "failed") {
     return crit("last run", `FAILED ${when} at ${last.error?.step}: ${last.error?.message}`, last.error?.hint || undefined);
+  }
+  if (last.status === "warning" && last.unchangedSince && last.warnings.every((w) => /^(fetch|compare): /.test(w))) {
+    // An unchanged night: normal for check.max_unchanged (a weekend), a warning past it or without it.
+    const still = clock.now().getTime() - new Date(last.unchangedSince).getTime();
+    const max = c.check.max_unchanged;
+    const msg = `unchanged ${when}: the export has not changed for ${formatDuration(Math.max(0, still))}`;
+    if (max !== undefined && still <= max) return ok("last run", `${msg} (within check.max_unchanged, ${formatDuration(max)})`);
+    return warn(
+      "last run",
+      max === undefined ? msg : `${msg}, more than check.max_unchanged (${formatDuration(max)})`,
+      max === undefined
+        ? "check the export on the database server; if the data is unchanged on some days, set check.max_unchanged (e.g. 3d)"
+        : "check the export on the database server: did its job run?",
+    );
   }
   if (last.status === "warning") return warn("last run", `WARNING ${when}: ${last.warnings[0] ?? ""}`);
   return ok("last run", `OK ${when}${last.archive ? `: ${last.archive.name} (${formatSize(last.archive.size)})` : ""}`);

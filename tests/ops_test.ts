@@ -6,8 +6,8 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { makeCert, makeZip, sqlDump, type TestCert } from "../tools/fixtures.ts";
-import { type Route, startHttpsSource } from "../tools/https_source.ts";
-import { ROOT, runCli, type Sandbox, sandbox } from "./helpers/cli.ts";
+import { type Route, serveBytes, startHttpsSource } from "../tools/https_source.ts";
+import { MAIN, ROOT, runCli, type Sandbox, sandbox } from "./helpers/cli.ts";
 import { EXIT } from "../src/errors.ts";
 import { DENO_PERMISSIONS } from "../src/permissions.ts";
 import { DENO_VERSION } from "../src/runtime.ts";
@@ -386,6 +386,49 @@ async function withCron(fn: () => Promise<void>) {
     }
   }
 }
+
+Deno.test("verify is OK on healthy setups: a relative -c, a source without byte ranges, an unchanged weekend within check.max_unchanged", async () => {
+  // serveBytes offers no Range: an ordinary static server.
+  await withSandbox(serveBytes(ZIP), (sb, cron) =>
+    withCron(async () => {
+      await sb.writeConfig({ verify: { schedule_file: cron }, check: { max_unchanged: "3d" } });
+      const night = (iso: string) => runCli(["run", "-c", sb.configPath], { env: { ARCHIVIST_NOW: iso } });
+      assert.equal((await night("2026-11-20T02:30:00Z")).code, 0);
+      // Saturday and Sunday: the export does not change. Exit 1 as ever, and the night says for how long.
+      const sat = await night("2026-11-21T02:30:00Z");
+      assert.equal(sat.code, EXIT.WARNING, sat.stderr);
+      assert.match(
+        sat.stderr,
+        /not archived again \(check\.on_unchanged: skip\); the export has not changed for 1d \(within check\.max_unchanged, 3d\)/,
+      );
+      assert.equal((await night("2026-11-22T02:30:00Z")).code, EXIT.WARNING);
+      // verify by hand from /etc/archivist's place, with a relative -c: the cron line names the absolute path.
+      const v = await new Deno.Command(Deno.execPath(), {
+        args: ["run", ...DENO_PERMISSIONS, "--quiet", MAIN, "verify", "-c", "archive.yaml"],
+        cwd: sb.root,
+        env: { NO_COLOR: "1", ARCHIVIST_NOW: "2026-11-22T09:00:00Z" },
+        stdout: "piped",
+      }).output();
+      const out = new TextDecoder().decode(v.stdout);
+      assert.equal(v.code, 0, out);
+      assert.match(out, /^ARCHIVIST OK - /);
+      assert.match(out, /✓ source +the server offers no byte ranges: the entry inside the zip is checked at run time/);
+      assert.match(out, /✓ schedule +.*30 2 \* \* \* as root; cron is running/);
+      assert.match(out, /✓ last run +unchanged 6h 30m ago: the export has not changed for 2d 6h 30m \(within check\.max_unchanged, 3d\)/);
+      // Past max_unchanged: a WARNING that says for how long, in verify and in the night's own line.
+      const wed = await night("2026-11-24T02:30:00Z");
+      assert.match(wed.stderr, /the export has not changed for 4d \(more than check\.max_unchanged, 3d\)/);
+      const late = await runCli(["verify", "-c", sb.configPath], { env: { ARCHIVIST_NOW: "2026-11-24T09:00:00Z" } });
+      assert.equal(late.code, 1, late.stdout);
+      assert.match(
+        late.stdout,
+        /! last run +unchanged 6h 30m ago: the export has not changed for 4d 6h 30m, more than check\.max_unchanged \(3d\)/,
+      );
+      // The state records when the data last changed (an unchanged night does not move it).
+      const state = JSON.parse(Deno.readTextFileSync(join(sb.stateDir, "testjob.state.json")));
+      assert.equal(state.changedAt, "2026-11-20T02:30:00.000Z");
+    }));
+});
 
 Deno.test("verify: every check passes after a good run (exit 0), and --json is machine-readable", async () => {
   await withSandbox(rangeRoute(ZIP), (sb) =>

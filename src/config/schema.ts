@@ -105,6 +105,10 @@ export const checkSchema = obj({
   on_unchanged: oneOf("skip", "archive", "fail", "link").default("skip").doc(
     "When the dump is the same as the last archived one (see compare): skip (exit 1, warning), archive anyway, fail (exit 23), or link: tonight's name becomes a hard link to the archive it equals, with its own sidecar (a local destination only: an archive per day, one copy on disk).",
   ),
+  max_unchanged: duration().optional().doc(
+    "How long an unchanged export is normal (e.g. 3d over a weekend). An unchanged night still exits 1 and says for how long the export has not changed; `archivist verify` is OK within this time, WARNING past it. Unset: every unchanged night is a WARNING in verify.",
+    "3d",
+  ),
   compare: oneOf("content", "bytes").default("content").doc(
     "How 'the same dump' is decided. content: the same lines, ignoring those the dump tool changes on every run (mysqldump's '-- Dump completed on' date, pg_dump's \\restrict keys, version and host comments) and check.ignore_lines. bytes: byte for byte.",
   ),

@@ -9,7 +9,8 @@
  * sha256 decides.
  */
 import { ArchivistError } from "../errors.ts";
-import { readState } from "../state.ts";
+import { changedAt, readState, unchangedFor } from "../state.ts";
+import { formatDuration } from "../config/units.ts";
 import type { RunContext, RunData, Step, StepOutcome } from "../context.ts";
 
 export const compareStep: Step = {
@@ -33,6 +34,8 @@ export const compareStep: Step = {
         ignored || "none left out"
       }; content fingerprint ${data.dumpFingerprint!.slice(0, 16)}…)`;
     const same_ = `the dump is ${how}`;
+    data.unchangedSince = changedAt(last);
+    const forHowLong = unchangedFor(last, ctx.clock.now(), ctx.config.check.max_unchanged, formatDuration);
     // A destination that missed the last archive (store.require: any) gets tonight's, unchanged or not.
     const unchangedRule = ctx.config.check.on_unchanged;
     if (last.missingOn?.length && (unchangedRule === "skip" || unchangedRule === "link")) {
@@ -46,7 +49,7 @@ export const compareStep: Step = {
       case "skip":
         return Promise.resolve({
           status: "warning",
-          message: `${same_}: not archived again (check.on_unchanged: skip)`,
+          message: `${same_}: not archived again (check.on_unchanged: skip); ${forHowLong}`,
           stop: true,
         });
       case "archive":

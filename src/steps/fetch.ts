@@ -15,7 +15,7 @@ import type { RunContext, RunData, Step, StepOutcome } from "../context.ts";
 import type { Logger } from "../log.ts";
 import { AttemptError, conditionalHeaders, type Fetched, printable, statusHint, zipSignature } from "./fetch_errors.ts";
 import { attemptCurl } from "./fetch_curl.ts";
-import { readState } from "../state.ts";
+import { changedAt, readState, unchangedFor } from "../state.ts";
 import { waitReady } from "./ready.ts";
 
 export function describeNetworkError(e: unknown, url: URL, cfg: SourceConfig): AttemptError {
@@ -464,7 +464,9 @@ export const fetchStep: Step = {
                 : `Last-Modified ${last?.lastModified}`
             }): nothing downloaded`;
             if (ctx.config.check.on_unchanged === "skip") {
-              return { status: "warning", message: `${same} (check.on_unchanged: skip)`, stop: true };
+              if (last) data.unchangedSince = changedAt(last);
+              const forHowLong = last ? `; ${unchangedFor(last, ctx.clock.now(), ctx.config.check.max_unchanged, formatDuration)}` : "";
+              return { status: "warning", message: `${same} (check.on_unchanged: skip)${forHowLong}`, stop: true };
             }
             if (ctx.config.check.on_unchanged === "fail") {
               throw new ArchivistError(

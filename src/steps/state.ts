@@ -16,6 +16,7 @@ export const stateStep: Step = {
       size: data.archiveSize!,
       location: data.storedLocation!,
       storedAt: ctx.clock.now().toISOString(),
+      changedAt: data.unchangedSince ?? ctx.clock.now().toISOString(),
       runId: ctx.runId,
       ...(data.storeFailed?.length ? { missingOn: data.storeFailed.map((f) => f.location) } : {}),
     });
