@@ -23,7 +23,7 @@ import { packStep } from "./steps/pack.ts";
 import { storeStep } from "./steps/store.ts";
 import { stateStep } from "./steps/state.ts";
 import { retentionStep } from "./steps/retention.ts";
-import { createTransport } from "./transports/registry.ts";
+import { createTransport, locationOf } from "./transports/registry.ts";
 import type { Transport } from "./transports/transport.ts";
 
 export const NIGHTLY_STEPS: Step[] = [fetchStep, unzipStep, checkStep, compareStep, packStep, storeStep, stateStep, retentionStep];
@@ -37,6 +37,8 @@ export interface RunResult {
   host: string;
   command: string;
   configFile: string;
+  /** The destinations this line describes (absent in lines of older versions): verify reads only its own. */
+  destinations?: string[];
   startedAt: string;
   endedAt: string;
   durationMs: number;
@@ -383,6 +385,7 @@ export async function executeRun(deps: RunDeps): Promise<RunResult> {
     host: hostname(),
     command: deps.command ?? "run",
     configFile: config.file,
+    destinations: config.targets.map((t) => locationOf(t.destination)),
     startedAt: startedAt.toISOString(),
     endedAt: endedAt.toISOString(),
     durationMs: Math.round(performance.now() - t0),

@@ -21,6 +21,25 @@ export interface JobState {
   runId: string;
   /** With destinations and store.require: any: where the archive could not be stored (the next run sends it). */
   missingOn?: string[];
+  /** Every destination the archive was stored on (absent in older states: `location`). */
+  locations?: string[];
+}
+
+/** The destinations a state describes: where its archive is, and where it is still missing. */
+export function stateLocations(s: JobState): string[] {
+  return [...(s.locations ?? s.location.split(", ")), ...(s.missingOn ?? [])];
+}
+
+/**
+ * The state, when it describes these destinations: a config copy with another destination (same name and
+ * state_dir), or an edited destination, must never take "same as the last archive" from records of another
+ * place, or tonight's change would be skipped where it was never stored. Undefined otherwise.
+ */
+export function stateFor(stateDir: string, job: string, locations: string[]): { state?: JobState; other?: JobState } {
+  const s = readState(stateDir, job);
+  if (!s) return {};
+  const known = stateLocations(s);
+  return locations.every((l) => known.includes(l)) ? { state: s } : { other: s };
 }
 
 export function statePath(stateDir: string, job: string): string {

@@ -17,7 +17,7 @@ import { nearestExisting } from "./fsutil.ts";
 import type { Logger } from "./log.ts";
 import { verifyMail } from "./mail.ts";
 import { authHeaders, describeNetworkError, makeClient } from "./steps/fetch.ts";
-import { withTransport } from "./transports/registry.ts";
+import { locationOf, withTransport } from "./transports/registry.ts";
 import { uploadAtomic } from "./transports/transport.ts";
 import { PROBE_NAME, probeName } from "./transports/common.ts";
 import { findEntry, readDirectoryFrom, ZipError, type ZipSource } from "./zip/reader.ts";
@@ -81,7 +81,10 @@ export async function runVerify(d: VerifyDeps): Promise<Check[]> {
         : ok("config", `${c.file} permissions ${d.configMode.toString(8).padStart(4, "0")}`),
     );
   }
-  const runs = readHistory(d.historyFile).runs;
+  // Only the lines that describe this job's destinations: a copy of the config (same name, another destination)
+  // keeps its own lines, and they never stand for this one's nights or drills.
+  const mine = c.targets.map((t) => locationOf(t.destination));
+  const runs = readHistory(d.historyFile).runs.filter((r) => !r.destinations || r.destinations.some((l) => mine.includes(l)));
   checks.push(...await guard("source", () => checkSource(c)));
   checks.push(...await guard("work_dir", () => checkWorkDir(c, runs)));
   // Every destination (destinations:), each named by its place when there are several.

@@ -661,3 +661,40 @@ Deno.test("SIGKILL during an FTPS upload: no archive ever appears under its fina
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   }
 });
+
+Deno.test("a copy of the config (same name and state_dir, another destination) keeps its own records: its check never stands for the real job, its run never makes the real night skip", async () => {
+  await withSource({}, async (sb) => {
+    await nights(sb, ["2026-11-20"]);
+    // The copy: the same job name, state_dir and history, another destination (here a wrong, empty path).
+    const copy = join(sb.root, "copy.yaml");
+    const other = join(sb.root, "elsewhere");
+    await Deno.mkdir(other);
+    const text = Deno.readTextFileSync(sb.configPath).replace(`path: ${sb.dest}`, `path: ${other}`);
+    assert.notEqual(text, Deno.readTextFileSync(sb.configPath));
+    await Deno.writeTextFile(copy, text, { mode: 0o600 });
+    const c = await runCli(["check", "-c", copy], { env: at("2026-11-20") });
+    assert.match(c.stdout, /no archive of the catalogue on \S+elsewhere yet/);
+    const line = history(sb).at(-1);
+    assert.equal(line.command, "check");
+    assert.deepEqual(line.destinations, [other], "the copy's line names the place it describes");
+    const v = await runCli(["verify", "-c", sb.configPath], { env: at("2026-11-20") });
+    assert.match(v.stdout, /✓ last check +`archivist check` has not run yet/, "the copy's check is not the real job's");
+    assert.match(v.stdout, /✓ last run +OK /);
+    // The copy's run stores there and records the state; the real night, same dump, is not skipped as unchanged:
+    // the last archive recorded is not on its destination.
+    const r = await runCli(["run", "-c", copy], { env: at("2026-11-21") });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(
+      r.stderr,
+      /compare: the last archive recorded \(20261120\.tgz\) is on .*dest, not on every destination of this config: archiving/,
+    );
+    const real = await runCli(["run", "-c", sb.configPath], { env: at("2026-11-22") });
+    assert.equal(real.code, 0, real.stderr);
+    assert.match(real.stderr, /compare: the last archive recorded \(20261121\.tgz\) is on .*elsewhere, not on every destination/);
+    assert.deepEqual(ls(sb.dest), withSidecars(["20261120.tgz", "20261122.tgz"]));
+    // Back in step: the next real night with the same dump is unchanged, as before.
+    const next = await runCli(["run", "-c", sb.configPath], { env: at("2026-11-23") });
+    assert.equal(next.code, EXIT.WARNING, next.stderr);
+    assert.match(next.stderr, /compare: the dump is identical to the one archived as 20261122\.tgz/);
+  });
+});

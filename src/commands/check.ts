@@ -6,6 +6,7 @@ import type { Env } from "../env.ts";
 import type { Logger } from "../log.ts";
 import { asArchivistError } from "../errors.ts";
 import { appendHistory } from "../history.ts";
+import { locationOf } from "../transports/registry.ts";
 import type { RunResult } from "../run.ts";
 import { NAGIOS } from "../verify.ts";
 import { type CheckReport, runCheck } from "../check.ts";
@@ -41,6 +42,7 @@ async function cmdCheck(cfg: Config, clock: Clock, env: Env, log: Logger, p: Par
     host: hostname(),
     command: "check",
     configFile: cfg.file,
+    destinations: [locationOf(cfg.destination)],
     startedAt: started.toISOString(),
     endedAt: clock.now().toISOString(),
     durationMs: Math.round(performance.now() - t0),

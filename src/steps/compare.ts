@@ -9,14 +9,27 @@
  * sha256 decides.
  */
 import { ArchivistError } from "../errors.ts";
-import { changedAt, readState, unchangedFor } from "../state.ts";
+import { changedAt, stateFor, stateLocations, unchangedFor } from "../state.ts";
+import { locationOf } from "../transports/registry.ts";
 import { formatDuration } from "../config/units.ts";
 import type { RunContext, RunData, Step, StepOutcome } from "../context.ts";
 
 export const compareStep: Step = {
   name: "compare",
   run(ctx: RunContext, data: RunData): Promise<StepOutcome> {
-    const last = readState(ctx.config.state_dir, ctx.config.name);
+    const { state: last, other } = stateFor(
+      ctx.config.state_dir,
+      ctx.config.name,
+      ctx.config.targets.map((t) => locationOf(t.destination)),
+    );
+    if (other) {
+      return Promise.resolve({
+        status: "ok",
+        message: `the last archive recorded (${other.archive}) is on ${
+          stateLocations(other).join(", ")
+        }, not on every destination of this config: archiving tonight's dump (another config with this name and state_dir, or an edited destination)`,
+      });
+    }
     if (!last) return Promise.resolve({ status: "ok", message: "no previous archive recorded: first run" });
     const byContent = ctx.config.check.compare === "content" && !!last.fingerprint && !!data.dumpFingerprint;
     const sameBytes = last.sha256 === data.dumpSha256;

@@ -1,7 +1,8 @@
 /** What a failed download attempt is, shared by the Deno fetch client and the curl client of the fetch step. */
 import type { SourceConfig } from "../config/schema.ts";
 import type { RunContext } from "../context.ts";
-import { readState } from "../state.ts";
+import { stateFor } from "../state.ts";
+import { locationOf } from "../transports/registry.ts";
 
 /** Error classes of a failed attempt. */
 export type Kind =
@@ -62,7 +63,8 @@ export function conditionalHeaders(ctx: RunContext, unconditional = false): Reco
   if (unconditional || !ctx.config.source.conditional) return {};
   let st;
   try {
-    st = readState(ctx.config.state_dir, ctx.config.name);
+    // Only the validators of an archive that is on these destinations: a 304 must never skip a change elsewhere.
+    st = stateFor(ctx.config.state_dir, ctx.config.name, ctx.config.targets.map((t) => locationOf(t.destination))).state;
   } catch {
     return {};
   }

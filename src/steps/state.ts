@@ -15,6 +15,7 @@ export const stateStep: Step = {
       archive: data.archiveName!,
       size: data.archiveSize!,
       location: data.storedLocation!,
+      locations: data.storedOn?.length ? data.storedOn.map((s) => s.location) : [data.storedLocation!],
       storedAt: ctx.clock.now().toISOString(),
       changedAt: data.unchangedSince ?? ctx.clock.now().toISOString(),
       runId: ctx.runId,

@@ -5,6 +5,8 @@
 import type { Transport, TransportContext, TransportKind } from "./transport.ts";
 import { onCleanup, trackDir } from "../cleanup.ts";
 import { privateTempDir } from "../fsutil.ts";
+import { Logger } from "../log.ts";
+import { mapEnv } from "../env.ts";
 import { local } from "./local.ts";
 import { sftp } from "./sftp.ts";
 import { ftps } from "./ftps.ts";
@@ -33,6 +35,12 @@ export type DestinationConfig = {
 export function createTransport(cfg: DestinationConfig, ctx: TransportContext): Transport {
   const kind = TRANSPORTS[cfg.type as DestinationType] as TransportKind<DestinationConfig>;
   return kind.create(cfg, ctx);
+}
+
+/** Where a destination is, as its transport names it (the catalogue's and the history's `location`); opens nothing. */
+export function locationOf(cfg: DestinationConfig): string {
+  const quiet = new Logger({ runId: "location", stderrLevel: "off" });
+  return createTransport(cfg, { log: quiet, env: mapEnv({}), privateDir: "/nonexistent" }).location;
 }
 
 /**
