@@ -2,10 +2,18 @@
  * The dump's content fingerprint: a sha256 of its lines without the ones a dump tool changes on every run, computed
  * in the same pass as the byte sha256 (the unzip step feeds both), so that "unchanged" means "the same data".
  *
- *  - mysqldump / mariadb-dump: `-- Dump completed on <date>`, `-- Server version\t…`, `-- Host: …`;
- *  - pg_dump: `\restrict KEY` / `\unrestrict KEY` (a random key in every dump since 15.14/16.10/17.6),
- *    `-- Dumped by pg_dump version …`, `-- Dumped from database version …`;
+ *  - mysqldump / mariadb-dump: `-- Host: …`, `-- Server version\t…` in its header, `-- Dump completed on <date>` in
+ *    its trailer;
+ *  - pg_dump: `\restrict KEY` (a random key in every dump since 15.14/16.10/17.6), `-- Dumped from database version …`,
+ *    `-- Dumped by pg_dump version …` in its header, `\unrestrict KEY` in its trailer;
  *  - plus the user's own `check.ignore_lines` regular expressions, tested against every line.
+ *
+ * A built-in line is left out only where the tool writes it: in the header (the comments and blank lines before the
+ * first statement) or in the trailer (the comments and blank lines after the last one). The same text anywhere else
+ * (a COPY row, a line of a multi-line string, a routine body) is data, and a change to it is a change. A trailer
+ * pattern met in the body is held, with the comment and blank lines after it, until the next statement line (then
+ * all of them are data) or the end (then it was the trailer); a spurious "changed" is possible, a skipped change
+ * is not.
  *
  * The flavour is recognised from the header comment in the dump's first KiB. Lines are hashed in runs (one update per run of kept lines,
  * not per line), and a line is only held in memory while it may be ignored: a built-in volatile line starts with
@@ -14,12 +22,15 @@
 import { createHash } from "node:crypto";
 import { LINE_SCAN_WASM } from "./line_scan.ts";
 
-/** A flavour of dump: how it is recognised and which of its lines change on every run. */
+/** A flavour of dump: how it is recognised and which of its lines change on every run, where. */
 export interface Flavour {
   name: string;
   /** Recognises the flavour in the dump's first KiB (a header line, not necessarily the first one). */
   detect: RegExp;
-  volatile: RegExp[];
+  /** Left out in the header only. */
+  header: RegExp[];
+  /** Left out in the trailer only. */
+  trailer: RegExp[];
 }
 
 export interface FingerprintResult {
@@ -55,14 +66,18 @@ function engine(
       name: "mysqldump",
       // MariaDB 10.11.8+ writes "/*M!999999\- enable the sandbox mode */" before this header.
       detect: /^-- (MySQL|MariaDB) dump /m,
-      volatile: [/^-- Dump completed on /, /^-- Server version\t/, /^-- Host: /],
+      header: [/^-- Server version\t/, /^-- Host: /],
+      trailer: [/^-- Dump completed on /],
     },
     {
       name: "pg_dump",
       detect: /^-- PostgreSQL database dump/m,
-      volatile: [/^\\restrict /, /^\\unrestrict /, /^-- Dumped by pg_dump version /, /^-- Dumped from database version /],
+      header: [/^\\restrict /, /^-- Dumped by pg_dump version /, /^-- Dumped from database version /],
+      trailer: [/^\\unrestrict /],
     },
   ];
+  /** MariaDB 10.11.8+ writes this before its header: part of the header. */
+  const SANDBOX_LINE = /^\/\*M!999999\\- enable the sandbox mode \*\/\s*$/;
   const HOLD_MAX = 64 * 1024;
   const NL = 10, DASH = 45, BACKSLASH = 92;
   const extra = extraSources.map((src) => new RegExp(src));
@@ -105,16 +120,56 @@ function engine(
     for (const p of parts) (out.set(p, o), o += p.length);
     return out;
   };
+  /**
+   * Where the scan is: in the header (every line is judged, until the first statement line), in the body (only lines
+   * that may be left out are held), or deferring (a trailer pattern met: it and the comment and blank lines after it
+   * wait, each judged, until a statement line makes them data or the end makes them the trailer).
+   */
+  let zone: "header" | "body" | "deferring" = "header";
+  let deferred: { parts: Uint8Array[]; pattern?: RegExp }[] = [];
+  let deferredLen = 0;
+  const count = (re: RegExp) => ignored.set(re.source, (ignored.get(re.source) ?? 0) + 1);
+  /** The deferred lines are data after all: hash them, in order, the volatile-looking ones too. */
+  const flushDeferred = () => {
+    for (const d of deferred) for (const h of d.parts) hash.update(h);
+    deferred = [];
+    deferredLen = 0;
+    zone = "body";
+  };
   /** Does a line starting with byte `b` need holding? */
-  const candidate = (b: number) => extra.length > 0 || b === DASH || b === BACKSLASH;
+  const candidate = (b: number) => zone !== "body" || extra.length > 0 || b === DASH || b === BACKSLASH;
+  /** A comment or blank line: what a header or a trailer is made of. */
+  const commentOrBlank = (line: string) => line.trim() === "" || line.startsWith("--");
   const judge = () => {
-    const line = td.decode(held.length === 1 ? held[0] : concat(held, heldLen)).replace(/\r?\n$/, "");
-    const p = [...(flavour?.volatile ?? []), ...extra].find((re) => re.test(line));
-    if (p) ignored.set(p.source, (ignored.get(p.source) ?? 0) + 1);
-    else for (const h of held) hash.update(h);
+    const parts = held;
+    const line = td.decode(parts.length === 1 ? parts[0] : concat(parts, heldLen)).replace(/\r?\n$/, "");
+    const len = heldLen;
     held = [];
     heldLen = 0;
     holding = false;
+    const user = extra.find((re) => re.test(line)); // the user's patterns apply everywhere
+    if (user) return void count(user);
+    if (zone === "header") {
+      const p = flavour?.header.find((re) => re.test(line));
+      if (p) return void count(p);
+      for (const h of parts) hash.update(h);
+      if (!commentOrBlank(line) && !SANDBOX_LINE.test(line)) zone = "body";
+      return;
+    }
+    const trailer = flavour?.trailer.find((re) => re.test(line));
+    if (zone === "body") {
+      if (!trailer) { for (const h of parts) hash.update(h); }
+      else (zone = "deferring", deferred = [{ parts, pattern: trailer }], deferredLen = len);
+      return;
+    }
+    if (trailer || commentOrBlank(line)) {
+      deferred.push({ parts, pattern: trailer });
+      deferredLen += len;
+      if (deferredLen > HOLD_MAX) flushDeferred(); // too long for a trailer: data
+      return;
+    }
+    flushDeferred(); // a statement after it: what was held is data
+    for (const h of parts) hash.update(h);
   };
   /**
    * Hash a chunk's kept lines, holding each line that may be left out until its end. Between such lines it skips
@@ -132,7 +187,10 @@ function engine(
         heldLen += end - pos;
         if (nl >= 0) judge();
         else if (heldLen > HOLD_MAX) {
-          for (const h of held) hash.update(h); // too long to be a volatile line: keep it
+          // Too long to be a volatile line: data, and a statement (the header ends; what was deferred is data).
+          if (zone === "deferring") flushDeferred();
+          zone = "body";
+          for (const h of held) hash.update(h);
           held = [];
           heldLen = 0;
           holding = false;
@@ -187,6 +245,12 @@ function engine(
     digest(): FingerprintResult {
       if (!detected) flush();
       if (holding) judge(); // a last line without a newline
+      // The end: what was deferred was the trailer. Its volatile lines are left out, the rest hashed in order.
+      for (const d of deferred) {
+        if (d.pattern) count(d.pattern);
+        else for (const h of d.parts) hash.update(h);
+      }
+      deferred = [];
       return {
         sha256: hash.digest("hex"),
         ...(byteHash ? { bytesSha256: byteHash.digest("hex") } : {}),

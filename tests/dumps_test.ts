@@ -128,3 +128,85 @@ Deno.test("the same dump twice gives a byte-identical archive: a second run the 
     await sb.cleanup();
   }
 });
+
+/** Data that reads like the dump tool's own volatile lines, each changed between two nights. */
+const LOOKALIKES: {
+  name: string;
+  start: (dir: string) => Promise<DbServer>;
+  db: string;
+  args: string[];
+  setup: string;
+  change: string;
+  trailer: string;
+  line: RegExp;
+}[] = [
+  {
+    name: "pg_dump, a COPY row",
+    start: startPostgres,
+    db: "postgres",
+    args: [],
+    setup: "CREATE TABLE notes (v TEXT, id INT); INSERT INTO notes VALUES ('-- Dumped from database version 15', 1);",
+    change: "UPDATE notes SET v = '-- Dumped from database version 16';",
+    trailer: "-- PostgreSQL database dump complete",
+    line: /^-- Dumped from database version 15\t1$/m,
+  },
+  {
+    name: "pg_dump --inserts, a line of a multi-line string",
+    start: startPostgres,
+    db: "postgres",
+    args: ["--inserts"],
+    setup: "CREATE TABLE notes (id INT, v TEXT); INSERT INTO notes VALUES (1, E'first line\\n-- Dumped by pg_dump version 15');",
+    change: "UPDATE notes SET v = E'first line\\n-- Dumped by pg_dump version 16';",
+    trailer: "-- PostgreSQL database dump complete",
+    line: /^-- Dumped by pg_dump version 15'\);$/m,
+  },
+  {
+    name: "mariadb-dump --routines, a routine body",
+    start: startMariadb,
+    db: "shop",
+    args: ["--routines"],
+    setup: "CREATE DATABASE shop; USE shop; CREATE TABLE t (id INT); " +
+      "CREATE PROCEDURE p() SELECT 'x\n-- Dump completed on 2026-11-20  1:00:00\n-- Server version\t10.11';",
+    change:
+      "USE shop; DROP PROCEDURE p; CREATE PROCEDURE p() SELECT 'x\n-- Dump completed on 2026-11-21  1:00:00\n-- Server version\t10.11';",
+    trailer: "-- Dump completed",
+    line: /^-- Dump completed on 2026-11-20 {2}1:00:00$/m,
+  },
+];
+
+for (const c of LOOKALIKES) {
+  Deno.test(`${c.name} that reads like the dump tool's volatile line: a change to it is archived, never called unchanged`, async () => {
+    const dir = await Deno.makeTempDir({ prefix: "archivist-lookalike-" });
+    await Deno.chmod(dir, 0o755);
+    const server = await c.start(dir);
+    let body: Uint8Array = new Uint8Array();
+    const src = startHttpsSource(cert, { "/dump.zip": () => new Response(body.slice()) });
+    const sb = await sandbox({ url: src.url("/dump.zip"), caFile: cert.caFile }, { check: { expect_trailer: c.trailer } });
+    try {
+      await server.sql(c.setup);
+      const d1 = await server.dump(c.db, c.args);
+      assert.match(new TextDecoder().decode(d1), c.line, "the premise: the data holds a line like the tool's own");
+      await server.sql(c.change);
+      const d2 = await server.dump(c.db, c.args);
+      const night = async (dump: Uint8Array, day: string) => {
+        body = makeZip([{ name: "dump.sql", data: dump }]);
+        return await runCli(["run", "-c", sb.configPath], { env: { ARCHIVIST_NOW: `2026-11-${day}T02:30:00Z` } });
+      };
+      assert.equal((await night(d1, "21")).code, 0);
+      const n2 = await night(d2, "22");
+      assert.equal(n2.code, 0, n2.stderr);
+      assert.match(n2.stderr, /compare: dump changed since 20261121\.tgz/);
+      assert.ok(Deno.statSync(join(sb.dest, "20261122.tgz")).isFile, "the change is archived");
+      // The tool's own volatile lines are still left out: the same data dumped again is unchanged.
+      await sleep(1100);
+      const n3 = await night(await server.dump(c.db, c.args), "23");
+      assert.equal(n3.code, EXIT.WARNING, n3.stderr);
+      assert.match(n3.stderr, /compare: the dump is (identical to|the same data as) the one archived as 20261122\.tgz/);
+    } finally {
+      await src.close();
+      await sb.cleanup();
+      await server.stop();
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+    }
+  });
+}

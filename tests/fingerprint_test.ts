@@ -56,14 +56,42 @@ Deno.test("property: any chunking gives the same fingerprint (lines split across
 
 Deno.test("long lines stream through (no buffering), a long dash line is data, and check.ignore_lines applies to every line", () => {
   const long = "-" + "x".repeat(200_000) + "\n";
-  const a = fp(MYSQL("d1") + long, 4096), b = fp(MYSQL("d2") + long, 100_000);
+  const withLong = (when: string, l = long) => MYSQL(when).replace("-- not volatile", `${l}-- not volatile`);
+  const a = fp(withLong("d1"), 4096), b = fp(withLong("d2"), 100_000);
   assert.equal(a.sha256, b.sha256);
-  assert.notEqual(fp(MYSQL("d1") + long).sha256, fp(MYSQL("d1") + long.replace("xx", "xy")).sha256);
+  assert.notEqual(fp(withLong("d1")).sha256, fp(withLong("d1", long.replace("xx", "xy"))).sha256);
+  // After the trailer, a long line makes the "trailer" data: the dump goes on, so its date line is not the end.
+  assert.notEqual(fp(MYSQL("d1") + long).sha256, fp(MYSQL("d2") + long).sha256);
   const gen = (t: string) => `-- MySQL dump 10.13\nSET @x=1;\n/* generated ${t} */\nINSERT 1;\n`;
   assert.notEqual(fp(gen("a")).sha256, fp(gen("b")).sha256);
   const extra = [/^\/\* generated /];
   assert.equal(fp(gen("a"), 5, extra).sha256, fp(gen("b"), 3, extra).sha256);
   assert.deepEqual(fp(gen("a"), 5, extra).ignored, { "^\\/\\* generated ": 1 });
+});
+
+Deno.test("a volatile-looking line is left out only where the dump tool writes it: not in a COPY row, a multi-line string or a routine body", () => {
+  // pg_dump: a COPY row whose text starts like the header's version line, and one like the trailer's \unrestrict.
+  const pgRow = (v: string) => PG("k", `1\ta\n-- Dumped from database version ${v}\n\\unrestrict ${v}\n2\tb\n`);
+  assert.notEqual(fp(pgRow("15")).sha256, fp(pgRow("16")).sha256, "a changed COPY row is a change");
+  assert.equal(fp(pgRow("15")).ignored["^-- Dumped from database version "], 1, "only the header's line is left out");
+  // pg_dump --inserts: a multi-line string value.
+  const pgInsert = (v: string) =>
+    PG("k", "").replace(
+      "COPY public.t (id, v) FROM stdin;\n\\.\n",
+      `INSERT INTO public.t VALUES (1, 'line one\n-- Dumped by pg_dump version ${v}');\n`,
+    );
+  assert.notEqual(fp(pgInsert("1")).sha256, fp(pgInsert("2")).sha256);
+  // mysqldump: a routine body with a line like the header's and the trailer's.
+  const routine = (v: string) =>
+    MYSQL("2026-11-23  3:12:45").replace(
+      "-- not volatile",
+      `DELIMITER ;;\nCREATE PROCEDURE p() BEGIN\n-- Server version\t${v}\n-- Dump completed on ${v}\nSELECT 1;\nEND ;;\nDELIMITER ;\n-- not volatile`,
+    );
+  assert.notEqual(fp(routine("a")).sha256, fp(routine("b")).sha256, "a changed routine body is a change");
+  // The real header and trailer still go, however they are chunked.
+  const r = routine("a");
+  for (const size of [1, 5, 64, 4096]) assert.equal(fp(r, size).sha256, fp(routine("a").replace("3:12:45", "4:00:00"), size).sha256);
+  assert.deepEqual(fp(r).ignored, { "^-- Dump completed on ": 1, "^-- Server version\\t": 1, "^-- Host: ": 1 });
 });
 
 Deno.test("MariaDB 10.11.8+ dumps start with a sandbox-mode line before the header: still a mysqldump", () => {

@@ -9,8 +9,8 @@ import { freePort, type Server, startProcess } from "./common.ts";
 export interface DbServer extends Server {
   /** Run SQL (statements separated by ;). */
   sql(statements: string): Promise<string>;
-  /** One dump of `db`, as the dump tool writes it. */
-  dump(db: string): Promise<Uint8Array>;
+  /** One dump of `db`, as the dump tool writes it (with the tool's extra options `args`). */
+  dump(db: string, args?: string[]): Promise<Uint8Array>;
 }
 
 async function waitFor(what: string, probe: () => Promise<boolean>, log: () => string, ms = 30_000) {
@@ -58,8 +58,8 @@ export async function startMariadb(dir: string): Promise<DbServer> {
       if (!r.ok) throw new Error(`mariadb: ${r.err}`);
       return new TextDecoder().decode(r.out);
     },
-    async dump(db) {
-      const r = await output("mariadb-dump", [...client, "--single-transaction", db]);
+    async dump(db, args = []) {
+      const r = await output("mariadb-dump", [...client, "--single-transaction", ...args, db]);
       if (!r.ok) throw new Error(`mariadb-dump: ${r.err}`);
       return r.out;
     },
@@ -97,8 +97,8 @@ export async function startPostgres(dir: string): Promise<DbServer> {
       if (!r.ok) throw new Error(`psql: ${r.err}`);
       return new TextDecoder().decode(r.out);
     },
-    async dump(db) {
-      const r = await output("pg_dump", [...conn, db]);
+    async dump(db, args = []) {
+      const r = await output("pg_dump", [...conn, ...args, db]);
       if (!r.ok) throw new Error(`pg_dump: ${r.err}`);
       return r.out;
     },
