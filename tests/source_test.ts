@@ -476,6 +476,48 @@ Deno.test("conditional download: a 304 is 'unchanged upstream' without downloadi
   }
 });
 
+Deno.test("a zip rewritten within the second of the last download is downloaded and archived, not answered 304 (a Last-Modified within a second of Date is weak); both clients", async () => {
+  for (const client of ["deno", "curl"]) {
+    // A static server of one-second resolution (Python's http.server, many others): Last-Modified, no ETag, and
+    // If-Modified-Since honoured by comparing whole seconds.
+    let zip = ZIP, mtime = "Sun, 22 Nov 2026 01:00:00 GMT", date = mtime, sentIms: (string | null)[] = [];
+    const route: Route = (req) => {
+      const ims = req.headers.get("if-modified-since");
+      sentIms.push(ims);
+      const headers = { "last-modified": mtime, date };
+      if (ims && Date.parse(mtime) <= Date.parse(ims)) return new Response(null, { status: 304, headers });
+      return new Response(zip.slice(), { headers });
+    };
+    await withSource(route, async (sb) => {
+      await sb.writeConfig({ source: { client } });
+      const night = (day: string) => runCli(["run", "-c", sb.configPath], { env: { ARCHIVIST_NOW: `2026-11-${day}T02:30:00Z` } });
+      // Night 1: downloaded in the very second the zip was written.
+      let r = await night("21");
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(
+        r.stderr,
+        /fetch: Last-Modified Sun, 22 Nov 2026 01:00:00 GMT is within a second of the response .*: not kept for a conditional download/,
+      );
+      // The export rewrites the zip within that same second: same Last-Modified, new data.
+      zip = makeZip([{ name: "dump.sql", data: sqlDump(100_000, { seed: 9 }) }]);
+      sentIms = [];
+      r = await night("22");
+      assert.equal(r.code, 0, `${client}: ${r.stderr}`);
+      assert.deepEqual(sentIms, [null], "no If-Modified-Since from a weak validator");
+      assert.match(r.stderr, /compare: dump changed since 20261121\.tgz/);
+      // A Last-Modified a second or more before the response is a validator: sent, and its 304 respected.
+      date = "Sun, 22 Nov 2026 01:00:05 GMT";
+      zip = makeZip([{ name: "dump.sql", data: sqlDump(100_000, { seed: 10 }) }]);
+      assert.equal((await night("23")).code, 0);
+      sentIms = [];
+      r = await night("24");
+      assert.deepEqual(sentIms, [mtime]);
+      assert.equal(r.code, EXIT.WARNING, r.stderr);
+      assert.match(r.stderr, /unchanged upstream \(304 Not Modified\)/);
+    });
+  }
+});
+
 Deno.test("ready marker: not there is 'the export was not ready' (exit 20); ready_wait polls until it appears; ready_newer refuses yesterday's marker", async () => {
   await withSource(serveBytes(ZIP), async (sb) => {
     const marker = join(sb.root, "export.ready");

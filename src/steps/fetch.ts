@@ -13,7 +13,7 @@ import { formatDuration, formatSize } from "../config/units.ts";
 import type { SourceConfig } from "../config/schema.ts";
 import type { RunContext, RunData, Step, StepOutcome } from "../context.ts";
 import type { Logger } from "../log.ts";
-import { AttemptError, conditionalHeaders, type Fetched, printable, statusHint, zipSignature } from "./fetch_errors.ts";
+import { AttemptError, conditionalHeaders, type Fetched, printable, statusHint, validators, zipSignature } from "./fetch_errors.ts";
 import { attemptCurl } from "./fetch_curl.ts";
 import { changedAt, readState, unchangedFor } from "../state.ts";
 import { waitReady } from "./ready.ts";
@@ -336,6 +336,7 @@ async function attempt(ctx: RunContext, client: Deno.HttpClient | undefined, des
       status: res.status,
       etag: res.headers.get("etag") ?? undefined,
       lastModified: res.headers.get("last-modified") ?? undefined,
+      date: res.headers.get("date") ?? undefined,
     };
   } finally {
     ctx.signal.removeEventListener("abort", onRunAbort);
@@ -449,6 +450,7 @@ export const fetchStep: Step = {
     const dest = join(ctx.workDir, "download.zip");
     const client = cfg.client === "curl" ? undefined : makeClient(cfg);
     const t0 = performance.now();
+    const startedAt = new Date(); // the wall clock, not the run date: it is held against the server's file times
     ctx.log.info("fetch", `GET ${cfg.url}${cfg.ca_file ? ` (trusting ${cfg.ca_file})` : ""}${cfg.client === "curl" ? " with curl" : ""}`);
     try {
       await waitReady(ctx, client);
@@ -486,8 +488,10 @@ export const fetchStep: Step = {
           const secs = (performance.now() - t0) / 1000;
           data.zipPath = dest;
           data.zipSize = r.bytes;
-          data.etag = r.etag;
-          data.lastModified = r.lastModified;
+          const v = validators(r, startedAt);
+          data.etag = v.etag;
+          data.lastModified = v.lastModified;
+          if (v.racy) ctx.log.info("fetch", `${v.racy}: not kept for a conditional download (the next night downloads and compares)`);
           const msg = `downloaded ${formatSize(r.bytes)} in ${formatDuration(secs * 1000)}${
             secs > 0.5 ? ` (${formatSize(Math.round(r.bytes / secs))}/s)` : ""
           }${i ? ` after ${i + 1} attempts` : ""}`;

@@ -243,6 +243,7 @@ export async function attemptCurl(ctx: RunContext, dest: string, unconditional =
   await Deno.remove(headersFile).catch(() => {});
   const etag = /^etag:\s*(.+?)\s*$/im.exec(hdr)?.[1];
   const lastModified = /^last-modified:\s*(.+?)\s*$/im.exec(hdr)?.[1];
+  const date = /^date:\s*(.+?)\s*$/im.exec(hdr)?.[1];
   if (status === 304) {
     await Deno.remove(dest).catch(() => {});
     return { bytes: 0, status };
@@ -280,5 +281,5 @@ export async function attemptCurl(ctx: RunContext, dest: string, unconditional =
       "the URL probably serves an error or login page: check source.url and source.auth",
     );
   }
-  return { bytes, status, etag, lastModified };
+  return { bytes, status, etag, lastModified, date };
 }

@@ -56,6 +56,24 @@ export interface Fetched {
   status: number;
   etag?: string;
   lastModified?: string;
+  /** The response's Date (when a Last-Modified is judged). */
+  date?: string;
+}
+
+/**
+ * The validators worth keeping for the next conditional download, and why not when none. A Last-Modified less than
+ * a second before the response's Date (or the download's start, without a Date) is weak (RFC 9110 §8.8.2.2): the
+ * zip may be rewritten within that same second and be answered 304, its change never archived. Then neither it nor
+ * an ETag (static servers derive theirs from the same second) is kept: the next night downloads and compares, as
+ * git does with a racy index entry.
+ */
+export function validators(r: Fetched, started: Date): { etag?: string; lastModified?: string; racy?: string } {
+  if (!r.lastModified) return { etag: r.etag };
+  const lm = Date.parse(r.lastModified), at = r.date ? Date.parse(r.date) : started.getTime();
+  if (Number.isFinite(lm) && Number.isFinite(at) && lm > at - 1000) {
+    return { racy: `Last-Modified ${r.lastModified} is within a second of the response (${r.date ?? started.toUTCString()})` };
+  }
+  return { etag: r.etag, lastModified: r.lastModified };
 }
 
 /** If-None-Match / If-Modified-Since for the last archived zip, when source.conditional is on. */
