@@ -106,7 +106,10 @@ export function foldCatalogue(path: string, text: string | undefined): Catalogue
   let seq = 0;
   const history: { r: StoredRecord; clock?: ClockFlag }[] = [];
   const key = (location: string, name: string) => `${location}\u0000${name}`;
-  for (const line of (text ?? "").split("\n")) {
+  const lines = (text ?? "").split("\n");
+  // A last line without its newline was torn by a crash: not "bad" (the next append sets it aside, and says so).
+  if (lines.length && lines[lines.length - 1] !== "") lines.pop();
+  for (const line of lines) {
     if (!line.trim()) continue;
     let r: CatalogueRecord;
     try {
@@ -184,13 +187,47 @@ export function entriesAt(cat: Catalogue, location: string): CatalogueEntry[] {
 }
 
 /**
- * Append records with a single write (and fsync): they are what retention trusts, so they must be durable
- * before the run goes on. Throws a state error: the caller decides whether that fails the run.
+ * A last line cut short (power lost during a write): moved to `<catalogue>.torn`, the file cut back to its last whole
+ * line, so that the next record is never appended onto it and lost. Returns what was done, for a warning.
  */
-export function appendCatalogue(stateDir: string, job: string, ...records: CatalogueRecord[]): void {
+function setAsideTornTail(path: string): string | undefined {
+  let f: Deno.FsFile;
+  try {
+    f = Deno.openSync(path, { read: true, write: true });
+  } catch {
+    return undefined; // no catalogue yet
+  }
+  try {
+    const size = f.statSync().size;
+    if (size === 0) return undefined;
+    const tailLen = Math.min(size, 1 << 20);
+    const tail = new Uint8Array(tailLen);
+    f.seekSync(size - tailLen, Deno.SeekMode.Start);
+    for (let got = 0; got < tailLen;) got += f.readSync(tail.subarray(got)) ?? tailLen;
+    if (tail[tailLen - 1] === 10) return undefined;
+    const nl = tail.lastIndexOf(10);
+    const keep = nl < 0 ? size - tailLen : size - tailLen + nl + 1;
+    const torn = tail.subarray(nl + 1);
+    Deno.writeFileSync(`${path}.torn`, torn, { append: true, mode: 0o640 });
+    Deno.writeFileSync(`${path}.torn`, new TextEncoder().encode("\n"), { append: true });
+    f.truncateSync(keep);
+    f.syncSync();
+    return `the catalogue's last line was cut short (${torn.length} bytes: a crash or power loss while it was written): set aside in ${path}.torn; the records after it are intact`;
+  } finally {
+    f.close();
+  }
+}
+
+/**
+ * Append records with a single write (and fsync): they are what retention trusts, so they must be durable
+ * before the run goes on. A torn last line is set aside first (returned as a warning to log). Throws a state error:
+ * the caller decides whether that fails the run.
+ */
+export function appendCatalogue(stateDir: string, job: string, ...records: CatalogueRecord[]): string | undefined {
   const path = cataloguePath(stateDir, job);
   try {
     Deno.mkdirSync(stateDir, { recursive: true, mode: 0o750 });
+    const repaired = setAsideTornTail(path);
     const f = Deno.openSync(path, { append: true, create: true, mode: 0o640 });
     try {
       f.writeSync(new TextEncoder().encode(records.map((r) => JSON.stringify(r)).join("\n") + "\n"));
@@ -198,6 +235,7 @@ export function appendCatalogue(stateDir: string, job: string, ...records: Catal
     } finally {
       f.close();
     }
+    return repaired;
   } catch (e) {
     throw new ArchivistError(
       "state",

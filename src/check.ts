@@ -123,7 +123,7 @@ export async function runCheck(cfg: Config, clock: Clock, env: Env, log: Logger,
       results.push({ name: e.name, storedAt: e.storedAt, status: r.status, depth, message: r.message });
       (r.status === "ok" ? log.info : log.warn).call(log, "check", `${e.name}: ${r.message}`);
       try {
-        appendCatalogue(cfg.state_dir, cfg.name, {
+        const mended = appendCatalogue(cfg.state_dir, cfg.name, {
           op: "checked",
           name: e.name,
           location: t.location,
@@ -132,6 +132,7 @@ export async function runCheck(cfg: Config, clock: Clock, env: Env, log: Logger,
           depth,
           message: r.message,
         });
+        if (mended) log.warn("check", mended);
       } catch (err) {
         log.warn("check", errMsg(err));
       }

@@ -698,3 +698,31 @@ Deno.test("a copy of the config (same name and state_dir, another destination) k
     assert.match(next.stderr, /compare: the dump is identical to the one archived as 20261122\.tgz/);
   });
 });
+
+Deno.test("a torn last catalogue line (power lost while it was written) is set aside with a warning: the next records are intact, retention and check stay right", async () => {
+  await withSource({ ...NIGHTLY, retention: { max_age: "2d", min_keep: 1 } }, async (sb) => {
+    await nights(sb, ["2026-11-20", "2026-11-21"]);
+    const catalogue = join(sb.stateDir, "testjob.catalogue.jsonl");
+    const whole = Deno.readTextFileSync(catalogue);
+    // The record of the 21st cut in the middle, as a crash during its write leaves it.
+    const lastLine = whole.trimEnd().split("\n").at(-1)!;
+    Deno.writeTextFileSync(catalogue, whole.slice(0, whole.length - 1 - Math.floor(lastLine.length / 2)));
+    const r = await runCli(["run", "-c", sb.configPath], { env: at("2026-11-23") });
+    assert.equal(r.code, EXIT.WARNING, r.stderr);
+    assert.match(
+      r.stderr,
+      /store: .*the catalogue's last line was cut short \(\d+ bytes: a crash or power loss while it was written\): set aside in \S+\.torn/,
+    );
+    assert.ok(Deno.readTextFileSync(`${catalogue}.torn`).includes('"op":"stored"'), "the torn bytes are kept aside");
+    const lines = Deno.readTextFileSync(catalogue).trimEnd().split("\n");
+    for (const l of lines) JSON.parse(l); // every line whole
+    // Retention deleted the 20th (older than 2d) and recorded it; check then agrees with the destination.
+    assert.ok(lines.some((l) => l.includes('"op":"deleted"') && l.includes("20261120.tgz")), "the deletion is recorded");
+    const c = await runCli(["check", "-c", sb.configPath], { env: at("2026-11-23") });
+    assert.equal(c.code, 0, c.stdout + c.stderr);
+    // The night after: nothing left to mend, an ordinary night.
+    const next = await runCli(["run", "-c", sb.configPath], { env: at("2026-11-24") });
+    assert.equal(next.code, 0, next.stderr);
+    assert.doesNotMatch(next.stderr, /cut short/);
+  });
+});

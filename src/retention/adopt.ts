@@ -70,7 +70,8 @@ export function adoptLegacy(
     log.info(step, `would adopt ${records.length} archive(s) already on ${location} into a new catalogue (dry run: not written)`);
     return records;
   }
-  appendCatalogue(cfg.state_dir, cfg.name, ...records);
+  const mended = appendCatalogue(cfg.state_dir, cfg.name, ...records);
+  if (mended) log.warn(step, mended);
   log.info(step, `adopted ${records.length} archive(s) already on ${location} into the new catalogue (written before it existed)`);
   return records;
 }

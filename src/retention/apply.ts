@@ -170,7 +170,8 @@ export async function applyRetention(
       records.push({ op: "deleted", name: o.name, location: t.location, at: now.toISOString(), reason: why.get(o.name)! });
     }
     try {
-      if (records.length) appendCatalogue(cfg.state_dir, cfg.name, ...records);
+      const mended = records.length ? appendCatalogue(cfg.state_dir, cfg.name, ...records) : undefined;
+      if (mended) log.warn(step, mended);
     } catch (e) {
       log.warn(step, asArchivistError("state", e).message);
     }

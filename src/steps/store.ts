@@ -207,7 +207,9 @@ export const storeStep: Step = {
     const t = await ctx.destination("store");
     const cfg = ctx.config;
     const dry = !!ctx.options.dryRun;
-    try {
+    /** What the catalogue needed mending for (a torn last line set aside): the night says so. */
+    const mended: string[] = [];
+    const outcome = await (async (): Promise<StepOutcome> => {
       let list = await t.list();
       const adopted = adoptLegacy(cfg, t.location, list, ctx.log, "store", !dry);
       const cat = readCatalogue(cfg.state_dir, cfg.name, dry ? adopted : []);
@@ -234,8 +236,8 @@ export const storeStep: Step = {
         };
       }
       const entries = new Map(list.map((e) => [e.name, e]));
-      const record = (name: string, over: Partial<StoredRecord> = {}) =>
-        appendCatalogue(cfg.state_dir, cfg.name, {
+      const record = (name: string, over: Partial<StoredRecord> = {}) => {
+        const note = appendCatalogue(cfg.state_dir, cfg.name, {
           op: "stored",
           name,
           location: t.location,
@@ -252,6 +254,13 @@ export const storeStep: Step = {
           ...(doubt ? { clock: doubt.flag } : {}),
           ...over,
         });
+        if (note) mended.push(note);
+      };
+      if (cat.bad) {
+        mended.push(
+          `the catalogue ${cat.path} has ${cat.bad} unreadable line(s): the archives they record are listed as not catalogued and never deleted`,
+        );
+      }
       if (data.linkTo && t.link && !entries.has(data.archiveName!)) {
         const linked = await linkUnchanged(ctx, t, data, entries, cat, record);
         if (linked) return linked;
@@ -346,8 +355,11 @@ export const storeStep: Step = {
       data.storedLocation = t.location;
       record(name);
       return { status: "ok", message: `stored ${name} (${formatSize(size)}, ${verified}) and ${side} on ${t.location}` };
-    } catch (e) {
+    })().catch((e) => {
       throw asArchivistError("store", e);
-    }
+    });
+    if (!mended.length) return outcome;
+    for (const m of mended) ctx.log.warn("store", m);
+    return { status: "warning", message: `${outcome.message}; ${mended.join("; ")}` };
   },
 };
