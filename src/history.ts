@@ -6,8 +6,25 @@ import { dirname } from "node:path";
 import { errMsg } from "./errors.ts";
 import type { RunResult } from "./run.ts";
 
-/** Append one run. Returns an error message instead of throwing: history must never break a run. */
-export function appendHistory(path: string, r: RunResult): string | undefined {
+/**
+ * What the report of a run did, written after the job's own line (which is written as soon as the job ends, so a
+ * kill loses no night): the mail's outcome, and the exit code when a signal cut the report (130). Folded into the
+ * job's line by {@link readHistory}.
+ */
+export interface ReportLine {
+  command: "report";
+  runId: string;
+  job: string;
+  exitCode: number;
+  mail?: { sent: boolean; message: string };
+}
+
+export function reportLine(r: RunResult): ReportLine {
+  return { command: "report", runId: r.runId, job: r.job, exitCode: r.exitCode, mail: r.mail };
+}
+
+/** Append one run (or a report line). Returns an error message instead of throwing: history must never break a run. */
+export function appendHistory(path: string, r: RunResult | ReportLine): string | undefined {
   try {
     Deno.mkdirSync(dirname(path), { recursive: true, mode: 0o750 });
     const f = Deno.openSync(path, { append: true, create: true, mode: 0o640 });
@@ -35,11 +52,20 @@ export function readHistory(path: string): { runs: RunResult[]; bad: number } {
   let bad = 0;
   for (const line of text.split("\n")) {
     if (!line.trim()) continue;
+    let o: RunResult | ReportLine;
     try {
-      runs.push(JSON.parse(line));
+      o = JSON.parse(line);
     } catch {
       bad++;
+      continue;
     }
+    if (o.command !== "report") {
+      runs.push(o as RunResult);
+      continue;
+    }
+    const rep = o as ReportLine;
+    const run = runs.findLast((r) => r.runId === rep.runId && r.job === rep.job);
+    if (run) Object.assign(run, { exitCode: rep.exitCode, ...(rep.mail ? { mail: rep.mail } : {}) });
   }
   return { runs, bad };
 }

@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { makeCert, makeZip, sh, sqlDump, type TestCert } from "../tools/fixtures.ts";
 import { startHttpsSource } from "../tools/https_source.ts";
-import { runCli, type Sandbox, sandbox } from "./helpers/cli.ts";
+import { historyRuns, runCli, type Sandbox, sandbox } from "./helpers/cli.ts";
 import { startSshd } from "./servers/sshd.ts";
 import { EXIT } from "../src/errors.ts";
 
@@ -65,7 +65,7 @@ Deno.test("two destinations, each with its own retention: a NAS keeps 2 days, th
     assert.match(log, new RegExp(`store: ${nas}: stored 20261123\\.tgz`));
     assert.match(log, /store: sftp:\/\/\S+offsite: stored 20261123\.tgz/);
     assert.match(log, new RegExp(`retention: ${nas}: deleted 1 \\(20261120\\.tgz\\)`));
-    const hist = JSON.parse(Deno.readTextFileSync(sb.historyFile).trim().split("\n").pop()!);
+    const hist = historyRuns(sb.historyFile).at(-1);
     assert.equal(hist.steps.filter((s: { step: string }) => s.step === "store").length, 2, "one store record per destination");
     // The commands on one destination take --destination N; verify checks both.
     const list2 = await runCli(["list", "-c", sb.configPath, "--destination", "2"]);
@@ -127,7 +127,7 @@ Deno.test("the off-site copy fails with store.require: any: a warning naming it;
     }
     assert.equal(r.code, EXIT.WARNING, r.stderr);
     assert.match(r.stderr, /store: sftp:\/\/\S+offsite: FAILED: /);
-    const hist = JSON.parse(Deno.readTextFileSync(sb.historyFile).trim().split("\n").pop()!);
+    const hist = historyRuns(sb.historyFile).at(-1);
     assert.equal(hist.status, "warning");
     assert.ok(hist.warnings.some((w: string) => /^store: sftp:\/\/\S+offsite: /.test(w)), JSON.stringify(hist.warnings));
     assert.deepEqual(names(nas), ["20261122.tgz"]);

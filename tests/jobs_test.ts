@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { stringify } from "yaml";
 import { makeCert, makeZip, sqlDump, type TestCert } from "../tools/fixtures.ts";
 import { serveBytes, startHttpsSource } from "../tools/https_source.ts";
-import { runCli } from "./helpers/cli.ts";
+import { historyRuns, runCli, spawnCli } from "./helpers/cli.ts";
 import { startSmtpServer } from "./servers/smtp.ts";
 import { EXIT } from "../src/errors.ts";
 
@@ -79,7 +79,7 @@ Deno.test("three jobs in one run: one fails, one is unchanged, one is stored; ex
     blogZip = makeZip([{ name: "dump.sql", data: sqlDump(50_000, { seed: 3 }) }]);
     smtp.received.length = 0;
     pings.length = 0;
-    const history0 = Deno.readTextFileSync(join(root, "state", "history.jsonl")).trim().split("\n").length;
+    const history0 = historyRuns(join(root, "state", "history.jsonl")).length;
     r = await night("2026-11-22T03:30:00Z");
     assert.equal(r.code, EXIT.FETCH, "the worst job's code: wiki's fetch failure");
     // A FAILED line read alone says which job failed, in the log file and on stderr.
@@ -87,7 +87,7 @@ Deno.test("three jobs in one run: one fails, one is unchanged, one is stored; ex
     assert.match(r.stderr, /run: FAILED \(job wiki\) at fetch \(exit 20\)/);
     assert.match(Deno.readTextFileSync(join(root, "archivist.log")), /ERROR \[\S+\] fetch: FAILED \(job wiki\): HTTP 404/);
 
-    const lines = Deno.readTextFileSync(join(root, "state", "history.jsonl")).trim().split("\n").slice(history0).map((l) => JSON.parse(l));
+    const lines = historyRuns(join(root, "state", "history.jsonl")).slice(history0);
     assert.deepEqual(lines.map((l) => [l.job, l.status, l.exitCode]), [["shop", "warning", 1], ["wiki", "failed", EXIT.FETCH], [
       "blog",
       "ok",
@@ -179,6 +179,49 @@ Deno.test("jobs: a wrong jobs section is refused naming the job and the key", as
       if (!String(re).includes("?!")) assert.equal(r.code, EXIT.CONFIG, r.stderr);
     }
   } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test("SIGKILL during a later job: the jobs already finished keep their history lines (each is written when its job ends)", async () => {
+  let stalled = false;
+  const src = startHttpsSource(cert, {
+    "/shop.zip": serveBytes(makeZip([{ name: "dump.sql", data: sqlDump(20_000, { seed: 1 }) }])),
+    // wiki's export never comes: the run hangs in its fetch until it is killed.
+    "/wiki.zip": () => (stalled = true, new Response(new ReadableStream({ start() {} }), { headers: { "content-length": "999999" } })),
+  });
+  const root = await Deno.makeTempDir({ prefix: "archivist-jobskill-" });
+  try {
+    const cfgPath = join(root, "archive.yaml");
+    await Deno.writeTextFile(
+      cfgPath,
+      stringify({
+        state_dir: join(root, "state"),
+        work_dir: join(root, "work"),
+        log: { file: join(root, "archivist.log") },
+        source: { entry: "dump.sql", ca_file: cert.caFile, retries: 0 },
+        check: { expect_trailer: "-- Dump completed" },
+        archive: { timezone: "UTC", name: "{job}-{YYYY}{MM}{DD}.tgz" },
+        destination: { type: "local", path: join(root, "dest"), create_dirs: true },
+        jobs: {
+          shop: { source: { url: src.url("/shop.zip") } },
+          blog: { source: { url: src.url("/missing.zip") } },
+          wiki: { source: { url: src.url("/wiki.zip") } },
+        },
+      }),
+      { mode: 0o600 },
+    );
+    const child = spawnCli(["run", "-c", cfgPath], { ARCHIVIST_NOW: "2026-11-22T02:30:00Z" });
+    for (let i = 0; i < 800 && !stalled; i++) await new Promise((r) => setTimeout(r, 25));
+    assert.ok(stalled, "the run reached wiki's fetch");
+    child.kill("SIGKILL");
+    await child.output();
+    const lines = historyRuns(join(root, "state", "history.jsonl"));
+    assert.deepEqual(lines.map((l) => [l.job, l.status, l.exitCode]), [["shop", "ok", 0], ["blog", "failed", EXIT.FETCH]]);
+    const h = await runCli(["history", "--job", "blog", "-c", cfgPath]);
+    assert.match(h.stdout, /FAILED +exit 20 .*fetch: HTTP 404/);
+  } finally {
+    await src.close();
     await Deno.remove(root, { recursive: true });
   }
 });

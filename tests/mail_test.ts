@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { makeCert, makeZip, sqlDump, type TestCert } from "../tools/fixtures.ts";
 import { serveBytes, startHttpsSource } from "../tools/https_source.ts";
-import { runCli, type Sandbox, sandbox } from "./helpers/cli.ts";
+import { historyRuns, runCli, type Sandbox, sandbox } from "./helpers/cli.ts";
 import { startSmtpServer } from "./servers/smtp.ts";
 import { freePort } from "./servers/common.ts";
 import { EXIT } from "../src/errors.ts";
@@ -45,7 +45,7 @@ async function withRun(
 }
 
 function lastHistory(sb: Sandbox) {
-  return JSON.parse(Deno.readTextFileSync(sb.historyFile).trim().split("\n").pop()!);
+  return historyRuns(sb.historyFile).at(-1);
 }
 
 Deno.test("STARTTLS + AUTH: a failed run mails FAILED with cause, hint, steps, and this run's log attached", async () => {

@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { makeCert, makeZip, sh, sqlDump, type TestCert } from "../tools/fixtures.ts";
 import { type HttpsSource, serveBytes, startHttpsSource } from "../tools/https_source.ts";
-import { ROOT, runCli, type Sandbox, sandbox, spawnCli } from "./helpers/cli.ts";
+import { historyRuns, ROOT, runCli, type Sandbox, sandbox, spawnCli } from "./helpers/cli.ts";
 import { EXIT } from "../src/errors.ts";
 
 const certDir = await Deno.makeTempDir({ prefix: "archivist-cert-" });
@@ -38,7 +38,7 @@ function ls(dir: string): string[] {
 }
 
 function history(sb: Sandbox): any[] {
-  return Deno.readTextFileSync(sb.historyFile).trim().split("\n").map((l) => JSON.parse(l));
+  return historyRuns(sb.historyFile);
 }
 
 Deno.test("a first run archives the dump as a dated .tgz with a sha256sum sidecar, logs and records it", async () => {

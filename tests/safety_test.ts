@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { Buffer } from "node:buffer";
 import { makeCert, makeZip, sh, sqlDump, type TestCert } from "../tools/fixtures.ts";
 import { type HttpsSource, type Route, serveBytes, startHttpsSource } from "../tools/https_source.ts";
-import { runCli, type Sandbox, sandbox, spawnCli } from "./helpers/cli.ts";
+import { historyRuns, runCli, type Sandbox, sandbox, spawnCli } from "./helpers/cli.ts";
 import { startSshd } from "./servers/sshd.ts";
 import { startVsftpd } from "./servers/vsftpd.ts";
 import { EXIT } from "../src/errors.ts";
@@ -54,11 +54,7 @@ function withSidecars(names: string[]): string[] {
   return names.flatMap((n) => [n, `${n}.sha256`]).sort();
 }
 function history(sb: Sandbox): any[] {
-  try {
-    return Deno.readTextFileSync(sb.historyFile).trim().split("\n").filter(Boolean).map((l) => JSON.parse(l));
-  } catch {
-    return [];
-  }
+  return historyRuns(sb.historyFile);
 }
 async function nights(sb: Sandbox, list: string[]) {
   for (const d of list) {

@@ -5,7 +5,7 @@ import type { Clock } from "../clock.ts";
 import type { Env } from "../env.ts";
 import type { Logger } from "../log.ts";
 import { asArchivistError, EXIT } from "../errors.ts";
-import { appendHistory } from "../history.ts";
+import { appendHistory, type ReportLine, reportLine } from "../history.ts";
 import { installSignalHandlers, onCleanup, runCleanups } from "../cleanup.ts";
 import { composeJobsReport, composeReport, jobsSummary, sendMail, shouldSend, summary, worstStatus } from "../mail.ts";
 import { ping, writeTextfile } from "../monitor.ts";
@@ -60,19 +60,23 @@ async function cmdRun(jobs: Config[], clock: Clock, env: Env, log: Logger, p: Pa
     if (p.json) out(JSON.stringify(rs, null, 2));
     return worstExit(rs);
   }
-  // Every job's run writes exactly one history line, whatever happens after the steps: before the best-effort
-  // reporting when interrupted, after it otherwise (so that the mail's outcome is in it), and from the signal
-  // handler when a signal arrives while the report hangs.
+  // Every job's run writes its history line as soon as the job ends, so that a kill during a later job or during the
+  // report loses no night. What the report did (the mail's outcome; exit 130 when a signal cut it) follows as one
+  // `report` line per job, which readHistory folds into the job's line.
   const results: RunResult[] = [];
   let reporting = false;
-  const recorded = new Set<RunResult>();
-  const record = (r: RunResult) => {
-    if (recorded.has(r)) return;
-    recorded.add(r);
-    const herr = appendHistory(historyPath(jobs[0]), r);
+  const append = (line: RunResult | ReportLine) => {
+    const herr = appendHistory(historyPath(jobs[0]), line);
     if (herr) log.warn("history", herr);
   };
-  const recordAll = () => results.forEach(record);
+  const reported = new Set<RunResult>();
+  const recordReports = () => {
+    for (const r of results) {
+      if (reported.has(r) || !r.mail) continue;
+      reported.add(r);
+      append(reportLine(r));
+    }
+  };
   const abort = new AbortController();
   installSignalHandlers((sig) => {
     if (reporting) {
@@ -82,14 +86,14 @@ async function cmdRun(jobs: Config[], clock: Clock, env: Env, log: Logger, p: Pa
         r.mail ??= { sent: false, message: `interrupted by ${sig} before the report went out` };
         r.exitCode = EXIT.INTERRUPTED;
       }
-      recordAll();
+      recordReports();
       runCleanups();
       Deno.exit(EXIT.INTERRUPTED);
     }
     log.error("run", `interrupted by ${sig}: stopping, removing temp files and the lock; nothing more will be archived`);
     abort.abort(sig);
   });
-  const unrecord = onCleanup(recordAll); // also on the grace-period exit
+  const unrecord = onCleanup(recordReports); // also on the grace-period exit
   const pings = groupBy(jobs, (j) => j.monitor.ping_url);
   for (const group of pings) await ping(group[0], log, "/start", log.runId);
   for (const [i, job] of jobs.entries()) {
@@ -102,7 +106,7 @@ async function cmdRun(jobs: Config[], clock: Clock, env: Env, log: Logger, p: Pa
     const r = await executeRun({ config: job, clock, env, log, abort: abort.signal, progress });
     log.job = undefined;
     results.push(r);
-    if (r.error?.code === "interrupted") record(r);
+    append(r);
   }
   reporting = true;
   /** The results of a group of jobs (those that ran). */
@@ -122,7 +126,7 @@ async function cmdRun(jobs: Config[], clock: Clock, env: Env, log: Logger, p: Pa
   for (const group of groupBy(jobs, (j) => JSON.stringify(j.mail))) {
     await report(group[0], resultsOf(group), log);
   }
-  recordAll();
+  recordReports();
   unrecord();
   if (p.json) out(JSON.stringify(results, null, 2));
   return worstExit(results);

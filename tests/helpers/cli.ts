@@ -3,6 +3,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { stringify } from "yaml";
 import { DENO_PERMISSIONS } from "../../src/permissions.ts";
+import { readHistory } from "../../src/history.ts";
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 export const MAIN = join(ROOT, "main.ts");
@@ -11,6 +12,11 @@ export interface CliResult {
   code: number;
   stdout: string;
   stderr: string;
+}
+
+/** The runs of a history file as archivist reads them (each job's line with its report folded in); [] when none. */
+export function historyRuns(path: string): any[] {
+  return readHistory(path).runs;
 }
 
 /** Run `archivist ARGS` in a subprocess. */
