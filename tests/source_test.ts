@@ -480,7 +480,8 @@ Deno.test("a zip rewritten within the second of the last download is downloaded 
   for (const client of ["deno", "curl"]) {
     // A static server of one-second resolution (Python's http.server, many others): Last-Modified, no ETag, and
     // If-Modified-Since honoured by comparing whole seconds.
-    let zip = ZIP, mtime = "Sun, 22 Nov 2026 01:00:00 GMT", date = mtime, sentIms: (string | null)[] = [];
+    const mtime = "Sun, 22 Nov 2026 01:00:00 GMT";
+    let zip = ZIP, date = mtime, sentIms: (string | null)[] = [];
     const route: Route = (req) => {
       const ims = req.headers.get("if-modified-since");
       sentIms.push(ims);
