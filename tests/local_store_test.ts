@@ -207,3 +207,28 @@ Deno.test("on_unchanged: link when the archive it equals is gone: tonight's arch
     );
   });
 });
+
+Deno.test("on_unchanged: link never links to damaged bytes: a byte flipped in the archive it equals (same size), tonight's archive is stored whole and the night says so", async () => {
+  await withSource(async (_src, sb, serve) => {
+    await sb.writeConfig({ check: { on_unchanged: "link" } });
+    assert.equal((await night(sb, "2026-11-20T02:30:00Z")).code, 0);
+    const first = join(sb.dest, "20261120.tgz");
+    const bytes = await Deno.readFile(first);
+    bytes[bytes.length >> 1] ^= 0x01;
+    await Deno.writeFile(first, bytes);
+    serve(makeZip([{ name: "dump.sql", data: dumpAt("2026-11-21  2:00:07") }]));
+    const r = await night(sb, "2026-11-21T02:30:00Z");
+    assert.equal(r.code, EXIT.WARNING, r.stderr);
+    assert.match(
+      r.stderr,
+      /20261120\.tgz, the archive tonight's dump equals, has sha256 [0-9a-f]{64} on \S+ where the catalogue recorded [0-9a-f]{64}: its bytes are damaged; tonight's archive is stored whole/,
+    );
+    const b = Deno.statSync(join(sb.dest, "20261121.tgz"));
+    assert.equal(b.nlink, 1, "not a link to the damaged file");
+    await sh("sha256sum", ["-c", "20261121.tgz.sha256"], { cwd: sb.dest });
+    const out = join(sb.root, "restored");
+    await Deno.mkdir(out);
+    assert.equal((await runCli(["restore", "20261121.tgz", "--to", out, "-c", sb.configPath])).code, 0);
+    assert.deepEqual(await Deno.readFile(join(out, "dump.sql")), dumpAt("2026-11-21  2:00:07"), "tonight's good dump is restorable");
+  });
+});

@@ -139,7 +139,9 @@ async function compareExisting(
 /**
  * check.on_unchanged: link: tonight's name becomes a hard link to the archive tonight's dump equals (its sidecar
  * first, as for an upload), recorded with that archive's sha256 and dump. Undefined when that archive is not on the
- * destination as the catalogue knows it: then tonight's archive is stored as usual.
+ * destination as the catalogue knows it, or its bytes are not the ones recorded (read and hashed now: a link to
+ * damaged bytes would leave no restorable copy of tonight's good dump): then tonight's archive is stored as usual,
+ * and `warn` says why.
  */
 async function linkUnchanged(
   ctx: RunContext,
@@ -148,6 +150,7 @@ async function linkUnchanged(
   entries: Map<string, RemoteEntry>,
   cat: Catalogue,
   record: (name: string, over: Partial<StoredRecord>) => void,
+  warn: (message: string) => void,
 ): Promise<StepOutcome | undefined> {
   const old = data.linkTo!, name = data.archiveName!, side = sidecarName(name);
   const rec = entriesAt(cat, t.location).findLast((e) => e.name === old);
@@ -158,6 +161,13 @@ async function linkUnchanged(
       `${old}, the archive tonight's dump equals, is ${
         !there ? "no longer" : "not as catalogued"
       } on ${t.location}: storing tonight's archive instead of a link`,
+    );
+    return undefined;
+  }
+  const { sha256: got } = await storedSha(t, old, ctx.workDir);
+  if (got !== rec.sha256) {
+    warn(
+      `${old}, the archive tonight's dump equals, has sha256 ${got} on ${t.location} where the catalogue recorded ${rec.sha256}: its bytes are damaged; tonight's archive is stored whole instead of a link to it (run archivist check --all)`,
     );
     return undefined;
   }
@@ -207,7 +217,7 @@ export const storeStep: Step = {
     const t = await ctx.destination("store");
     const cfg = ctx.config;
     const dry = !!ctx.options.dryRun;
-    /** What the catalogue needed mending for (a torn last line set aside): the night says so. */
+    /** What the night must say besides its outcome (a torn catalogue line set aside, a damaged link target). */
     const mended: string[] = [];
     const outcome = await (async (): Promise<StepOutcome> => {
       let list = await t.list();
@@ -262,7 +272,7 @@ export const storeStep: Step = {
         );
       }
       if (data.linkTo && t.link && !entries.has(data.archiveName!)) {
-        const linked = await linkUnchanged(ctx, t, data, entries, cat, record);
+        const linked = await linkUnchanged(ctx, t, data, entries, cat, record, (m) => mended.push(m));
         if (linked) return linked;
       }
 
