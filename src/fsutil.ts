@@ -12,12 +12,50 @@ export function nearestExisting(path: string): string {
     try {
       Deno.statSync(p);
       return p;
-    } catch {
+    } catch (e) {
+      if (isStaleMount(e)) throw e; // a dead FUSE or network mount is there, not missing
       const up = p.replace(/\/[^/]*\/?$/, "") || "/";
       if (up === p) return "/";
       p = up;
     }
   }
+}
+
+/** ENOTCONN: the process behind a FUSE mount (rclone, sshfs) died, or a network mount lost its server. */
+export function isStaleMount(e: unknown): boolean {
+  return /os error 107\b|ENOTCONN|transport endpoint is not connected/i.test(e instanceof Error ? e.message : String(e));
+}
+
+/**
+ * The stale mount point above `path`: the mount point (where the device changes) whose root cannot be listed, or the
+ * highest path that answers ENOTCONN. A dead FUSE mount may still answer stat() for some paths from the kernel's
+ * cache and ENOTCONN for others, so both are tried. Only stat() and readdir: no /proc.
+ */
+export function staleMountPoint(path: string): string {
+  let p = path, stale: string | undefined;
+  while (p !== "/") {
+    const up = p.replace(/\/[^/]*\/?$/, "") || "/";
+    let here: number | undefined;
+    try {
+      here = Deno.statSync(p).dev;
+    } catch (e) {
+      if (isStaleMount(e)) stale = p;
+    }
+    if (here !== undefined) {
+      try {
+        if (Deno.statSync(up).dev !== here) {
+          try {
+            Deno.readDirSync(p).next();
+          } catch (e) {
+            if (isStaleMount(e)) return p; // the dead mount's root, still answering stat()
+          }
+          return stale ?? p;
+        }
+      } catch { /* the parent does not answer: go on up */ }
+    }
+    p = up;
+  }
+  return stale ?? path;
 }
 
 /**

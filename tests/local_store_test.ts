@@ -232,3 +232,66 @@ Deno.test("on_unchanged: link never links to damaged bytes: a byte flipped in th
     assert.deepEqual(await Deno.readFile(join(out, "dump.sql")), dumpAt("2026-11-21  2:00:07"), "tonight's good dump is restorable");
   });
 });
+
+Deno.test("a mount that accepts chown and chmod and ignores them (rclone mount, FUSE): a warning naming the mount, or exit 30 with strict_ownership", async () => {
+  const root = await Deno.makeTempDir({ prefix: "archivist-fuse-" });
+  const backing = join(root, "backing"), mnt = join(root, "mnt");
+  await Deno.mkdir(backing);
+  await Deno.mkdir(mnt);
+  const mount = new Deno.Command("rclone", {
+    args: ["mount", "--config", "/dev/null", backing, mnt, "--allow-non-empty"],
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  try {
+    for (
+      let i = 0;
+      i < 200 &&
+      !/fuse\.rclone/.test(await Deno.readTextFile("/proc/mounts").then((t) => t.split("\n").find((l) => l.includes(mnt)) ?? ""));
+      i++
+    ) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    await withSource(async (_src, sb) => {
+      await sb.writeConfig({ destination: { path: join(mnt, "db"), owner: "nobody", mode: "0640" } });
+      const r = await night(sb, "2026-11-22T02:30:00Z");
+      assert.equal(r.code, EXIT.WARNING, r.stderr);
+      assert.match(
+        r.stderr,
+        new RegExp(
+          `store: .*the filesystem mounted at ${mnt} did not keep the owner nobody \\(uid 65534; it is uid 0\\), mode 0640 \\(it is 0644\\) given to 20261122\\.tgz\\S*: it ignores chown/chmod .*hint: set uid, gid and file_mode in the mount's options`,
+        ),
+      );
+      assert.ok(Deno.statSync(join(backing, "db", "20261122.tgz")).isFile, "the archive is stored all the same");
+      await sb.writeConfig({
+        check: { on_unchanged: "archive" },
+        destination: { path: join(mnt, "db"), owner: "nobody", strict_ownership: true },
+      });
+      const strict = await night(sb, "2026-11-23T02:30:00Z");
+      assert.equal(strict.code, EXIT.STORE, strict.stderr);
+      assert.match(strict.stderr, /store: FAILED: the filesystem mounted at .* did not keep the owner nobody/);
+      // rclone dies (OOM, kill -9): the mount point stays, stale. The night names it and the remount, with
+      // require_mount (it was "not mounted, on the root filesystem") and without.
+      mount.kill("SIGKILL");
+      await mount.status;
+      for (const require_mount of [true, false]) {
+        await sb.writeConfig({ check: { on_unchanged: "archive" }, destination: { path: join(mnt, "db"), require_mount } });
+        const stale = await night(sb, "2026-11-24T02:30:00Z");
+        assert.equal(stale.code, EXIT.STORE, stale.stderr);
+        assert.match(
+          stale.stderr,
+          new RegExp(
+            `store: FAILED: .*${mnt} is a stale mount \\(transport endpoint is not connected\\).*hint: unmount it \\(umount -l ${mnt}`,
+          ),
+        );
+      }
+    });
+  } finally {
+    await new Deno.Command("fusermount3", { args: ["-u", mnt] }).output();
+    try {
+      mount.kill("SIGTERM");
+    } catch { /* it ended with the unmount */ }
+    await mount.status;
+    await Deno.remove(root, { recursive: true }).catch(() => {});
+  }
+});

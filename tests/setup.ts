@@ -31,6 +31,8 @@ export const REQUIRED: Record<string, string> = {
   smbpasswd: "samba-common-bin",
   smbclient: "smbclient",
   rclone: "rclone",
+  // rclone mount (FUSE): a mount that accepts chown and chmod and ignores them (tests/local_store_test.ts).
+  fusermount3: "fuse3",
   rsync: "rsync",
   ps: "procps",
   nginx: "nginx",

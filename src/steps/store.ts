@@ -368,6 +368,7 @@ export const storeStep: Step = {
     })().catch((e) => {
       throw asArchivistError("store", e);
     });
+    mended.push(...(t.notices?.() ?? []));
     if (!mended.length) return outcome;
     for (const m of mended) ctx.log.warn("store", m);
     return { status: "warning", message: `${outcome.message}; ${mended.join("; ")}` };

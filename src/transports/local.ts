@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { ArchivistError, errMsg } from "../errors.ts";
 import { absPath, bool, Field, FieldError, obj, oneOf } from "../config/fields.ts";
 import { exec } from "../exec.ts";
-import { nearestExisting } from "../fsutil.ts";
+import { isStaleMount, nearestExisting, staleMountPoint } from "../fsutil.ts";
 import { diskFull, verifyField } from "./common.ts";
 import { tempName } from "../naming.ts";
 import type { RemoteEntry, Transport, TransportContext, TransportKind } from "./transport.ts";
@@ -52,6 +52,9 @@ export const localSchema = obj({
     "Group given to each archive and sidecar (a name or a gid); as another user than root, one of the run user's groups.",
     "backup",
   ),
+  strict_ownership: bool().default(false).doc(
+    "With owner, group or mode: a filesystem that does not keep them (a FUSE or CIFS mount that ignores chown and chmod) fails the store (exit 30). Off: a warning naming the mount.",
+  ),
   mode: fileMode.optional().doc(
     "Permissions of each archive and sidecar (octal, as chmod). Default 0600: an archive holds a whole database, readable by its owner only.",
     "0640",
@@ -81,6 +84,7 @@ export function mountPointOf(path: string): string {
 function fsError(e: unknown, what: string, path: string, dirOp = false): ArchivistError {
   if (e instanceof ArchivistError) return e;
   const msg = errMsg(e);
+  if (isStaleMount(e)) return staleMount(what, path, e);
   if (e instanceof Deno.errors.NotFound) {
     let dirThere = false;
     try {
@@ -110,6 +114,17 @@ function fsError(e: unknown, what: string, path: string, dirOp = false): Archivi
     });
   }
   return new ArchivistError("store", `${what} ${path}: ${msg}`, "", { cause: e });
+}
+
+/** A stale FUSE or network mount: its process died (or its server went away); only a remount brings it back. */
+function staleMount(what: string, path: string, cause: unknown): ArchivistError {
+  const mp = staleMountPoint(path);
+  return new ArchivistError(
+    "store",
+    `${what}: ${mp} is a stale mount (transport endpoint is not connected): the process or server behind it is gone`,
+    `unmount it (umount -l ${mp}, or fusermount3 -u ${mp}) and mount it again; then find out why it died (its log, the network)`,
+    { code: "stale_mount", cause },
+  );
 }
 
 /** The uid or gid of `nameOrId` from the system's databases (getent: files, LDAP, whatever nsswitch says). */
@@ -206,6 +221,45 @@ export class LocalTransport implements Transport {
       }
     }
     await Deno.chmod(path, this.cfg.mode ?? ARCHIVE_MODE);
+    this.checkOwnership(path, name);
+  }
+
+  private found: string[] = [];
+  notices(): string[] {
+    const n = this.found;
+    this.found = [];
+    return n;
+  }
+
+  /**
+   * Did the filesystem keep what was given? A FUSE mount (rclone, sshfs) or a CIFS mount may accept chown and chmod
+   * and ignore them. What the config asked for is a warning, or an error with strict_ownership; the default mode
+   * only a log line (the mount's options decide there).
+   */
+  private checkOwnership(path: string, name: string): void {
+    const st = Deno.statSync(path);
+    const want = this.cfg.mode ?? ARCHIVE_MODE, mode = (st.mode ?? 0) & 0o7777;
+    const off = [
+      this.uid !== null && st.uid !== this.uid ? `owner ${this.cfg.owner} (uid ${this.uid}; it is uid ${st.uid})` : "",
+      this.gid !== null && st.gid !== this.gid ? `group ${this.cfg.group} (gid ${this.gid}; it is gid ${st.gid})` : "",
+      mode !== want ? `mode ${want.toString(8).padStart(4, "0")} (it is ${mode.toString(8).padStart(4, "0")})` : "",
+    ].filter(Boolean);
+    if (!off.length) return;
+    let where = this.cfg.path;
+    try {
+      where = `the filesystem mounted at ${mountPointOf(Deno.realPathSync(this.cfg.path))}`;
+    } catch { /* the path itself */ }
+    const msg = `${where} did not keep the ${off.join(", ")} given to ${name}: it ignores chown/chmod (a FUSE or CIFS mount?)`;
+    const asked = this.cfg.owner !== undefined || this.cfg.group !== undefined || this.cfg.mode !== undefined;
+    if (!asked) return void this.ctx.log.info(this.ctx.step ?? "store", `${msg}; set the mount's own options (uid, gid, file_mode)`);
+    if (this.cfg.strict_ownership) {
+      throw new ArchivistError("store", msg, "set uid, gid and file_mode in the mount's options, or store elsewhere", {
+        code: "permission",
+      });
+    }
+    if (!this.found.length) {
+      this.found.push(`${msg} (hint: set uid, gid and file_mode in the mount's options; strict_ownership: true makes this an error)`);
+    }
   }
 
   async open(): Promise<void> {
@@ -216,6 +270,7 @@ export class LocalTransport implements Transport {
       try {
         mp = mountPointOf(Deno.realPathSync(nearestExisting(dir)));
       } catch (e) {
+        if (isStaleMount(e)) throw staleMount("cannot check that the destination is mounted", dir, e);
         throw new ArchivistError("store", `cannot check that ${dir} is mounted: ${errMsg(e)}`, "check the path and its permissions", {
           code: "not_mounted",
         });

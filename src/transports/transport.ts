@@ -62,6 +62,8 @@ export interface Transport {
    * (optional: rclone's backends with sha256). verify: checksum then downloads it.
    */
   remoteSha256?(name: string): Promise<string | undefined>;
+  /** What the operations so far found that the night must report as a warning (then forgotten), if any. */
+  notices?(): string[];
   /** Copy `name` to `localPath`. */
   download(name: string, localPath: string): Promise<void>;
   /** Release connections and temporary credentials. Safe to call twice. */
