@@ -46,6 +46,7 @@ Deno.test("a minimal config gets every default", () => {
     owner: undefined,
     group: undefined,
     mode: undefined,
+    strict_ownership: false,
   });
 });
 
