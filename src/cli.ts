@@ -52,6 +52,7 @@ function parse(argv: string[]): Parsed {
     runs: !!values.runs,
     progress: values.progress ? true : values["no-progress"] ? false : undefined,
     force: !!values.force,
+    fallback: !!values.fallback,
     last: num("last", 0),
     sample: num("sample", 1) ?? 1,
     all: !!values.all,

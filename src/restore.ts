@@ -23,10 +23,17 @@ function fail(message: string, hint = "", code = "restore"): never {
 }
 
 /**
- * Pick the archive: an exact name, or for "latest" the complete archive stored last (the catalogue's order, not the
- * date in the name: a clock that was wrong once cannot make an old archive "latest").
+ * Pick the archive: an exact name, or for "latest" the archive stored last (the catalogue's order, not the date in
+ * the name: a clock that was wrong once cannot make an old archive "latest"). When that one is incomplete, an older
+ * complete one only with `fallback` (and `log` says which was refused and why): never silently.
  */
-export async function pickArchive(t: Transport, cfg: Config, wanted: string, now: Date): Promise<string> {
+export async function pickArchive(
+  t: Transport,
+  cfg: Config,
+  wanted: string,
+  now: Date,
+  opts: { fallback?: boolean; log?: Logger } = {},
+): Promise<string> {
   const list = await t.list();
   if (wanted !== "latest") {
     if (!list.some((e) => e.name === wanted)) {
@@ -44,6 +51,21 @@ export async function pickArchive(t: Transport, cfg: Config, wanted: string, now
     cfg.archive.timezone,
   );
   const best = inv.archives.find((a) => a.complete);
+  const newest = inv.archives[0];
+  if (best && newest !== best) {
+    const refused = inv.archives.slice(0, inv.archives.indexOf(best)).map((a) => `${a.name} (${a.problem ?? "incomplete"})`).join(", ");
+    if (!opts.fallback) {
+      fail(
+        `the newest archive is not complete: ${refused}; refusing to restore an older one without being told`,
+        `restore ${best.name}, the newest complete one, with: archivist restore latest --fallback (or name it); see archivist list`,
+        "incomplete",
+      );
+    }
+    opts.log?.warn(
+      "restore",
+      `--fallback: the newest archive is not complete (${refused}): restoring ${best.name}, the newest complete one`,
+    );
+  }
   if (!best) {
     fail(
       inv.archives.length
@@ -243,8 +265,9 @@ export async function restore(
   toDir: string,
   overwrite: boolean,
   now: Date,
+  fallback = false,
 ): Promise<string> {
-  const name = await pickArchive(t, cfg, wanted, now);
+  const name = await pickArchive(t, cfg, wanted, now, { fallback, log });
   try {
     Deno.mkdirSync(toDir, { recursive: true, mode: 0o700 });
   } catch (e) {

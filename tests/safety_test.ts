@@ -201,7 +201,7 @@ Deno.test("same name already there: a truncated copy with an intact sidecar is n
   });
 });
 
-Deno.test("an archive left without its sidecar is finished by the next run, not duplicated; restore and min_keep skip incomplete ones", async () => {
+Deno.test("an archive left without its sidecar is finished by the next run, not duplicated; min_keep skips incomplete ones, restore latest only when told", async () => {
   await withSource({ ...NIGHTLY, retention: { max_age: "30d", min_keep: 1 } }, async (sb) => {
     await nights(sb, ["2026-11-22"]);
     await Deno.remove(join(sb.dest, "20261122.tgz.sha256"));
@@ -221,14 +221,26 @@ Deno.test("an archive left without its sidecar is finished by the next run, not 
     assert.deepEqual(ls(sb.dest), withSidecars(["20261122.tgz", "20261123.tgz"]));
     assert.match(await sh("sha256sum", ["-c", "20261123.tgz.sha256"], { cwd: sb.dest }), /OK/);
 
-    // Sidecar lost again on the newest: list says so, restore latest takes the newest complete one.
+    // Sidecar lost again on the newest: list says so; restore latest refuses to fall back silently (exit 50, both
+    // archives named), and takes the newest complete one with --fallback, saying so.
     await Deno.remove(join(sb.dest, "20261123.tgz.sha256"));
     const list = await runCli(["list", "-c", sb.configPath], { env: at("2026-11-23") });
     assert.match(list.stdout, /20261123\.tgz .*INCOMPLETE: no \.sha256 sidecar/);
     assert.match(list.stdout, /20261122\.tgz .*kept by min_keep/, "min_keep goes to the newest complete archive");
     const to = await Deno.makeTempDir();
-    const rest = await runCli(["restore", "latest", "--to", to, "-c", sb.configPath], { env: at("2026-11-23") });
+    const refused = await runCli(["restore", "latest", "--to", to, "-c", sb.configPath], { env: at("2026-11-23") });
+    assert.equal(refused.code, EXIT.RESTORE, refused.stderr);
+    assert.match(
+      refused.stderr,
+      /restore: FAILED: the newest archive is not complete: 20261123\.tgz \(no \.sha256 sidecar\); refusing to restore an older one without being told \(hint: restore 20261122\.tgz, the newest complete one, with: archivist restore latest --fallback/,
+    );
+    assert.deepEqual([...Deno.readDirSync(to)], [], "nothing restored");
+    const rest = await runCli(["restore", "latest", "--fallback", "--to", to, "-c", sb.configPath], { env: at("2026-11-23") });
     assert.equal(rest.code, 0, rest.stderr);
+    assert.match(
+      rest.stderr,
+      /restore: --fallback: the newest archive is not complete \(20261123\.tgz \(no \.sha256 sidecar\)\): restoring 20261122\.tgz/,
+    );
     assert.match(rest.stderr, /downloading 20261122\.tgz/);
     // Asked by name, the sidecar-less archive is refused with the file named, not "directory does not exist".
     const named = await runCli(["restore", "20261123.tgz", "--to", to, "-c", sb.configPath], { env: at("2026-11-23") });

@@ -24,6 +24,8 @@ export interface Parsed {
   /** --progress (true), --no-progress (false), or neither (the terminal decides). */
   progress?: boolean;
   force: boolean;
+  /** restore --fallback. */
+  fallback: boolean;
   last?: number;
   sample: number;
   all: boolean;

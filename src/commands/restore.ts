@@ -14,7 +14,7 @@ async function cmdRestore(cfg: Config, clock: Clock, env: Env, log: Logger, p: P
     const path = await withTransport(
       cfg.destination,
       { log, env, step: "restore" },
-      (t) => restore(t, cfg, log, p.target ?? "latest", p.to ?? Deno.cwd(), p.force, clock.now()),
+      (t) => restore(t, cfg, log, p.target ?? "latest", p.to ?? Deno.cwd(), p.force, clock.now(), p.fallback),
     );
     out(path);
     return EXIT.OK;
@@ -36,6 +36,7 @@ export const restoreCommand: Command = {
       DESTINATION,
       { name: "to", value: "DIR", help: "where to extract (default: the current directory)" },
       { name: "force", help: "overwrite an existing dump file there" },
+      { name: "fallback", help: "with latest: when the newest archive is incomplete, restore the newest complete one (said in the log)" },
     ],
     example: "archivist restore latest --to /srv/restore",
     exits: "run",
