@@ -61,6 +61,10 @@ export interface RunData {
   dumpIgnored?: Record<string, number>; // unzip: volatile lines left out, by pattern
   dumpTail?: Uint8Array; // unzip
   onlyTo?: string[]; // compare: an unchanged dump still goes to these destinations (they missed the last one)
+  /** compare, with onlyTo: the archive they missed, and where it is (the catch-up copy sends that one). */
+  catchUp?: { name: string; from: string[] };
+  /** store, for a catch-up copy: the catalogue identity of the archive it completes (run date, dump). */
+  catalogueAs?: Partial<import("./catalogue.ts").StoredRecord>;
   storedOn?: { location: string; name: string }[]; // store, with several destinations: where it went
   storeFailed?: { location: string; message: string }[]; // store, with several destinations: where it did not
   unchangedSince?: string; // compare or fetch (304): the dump is the last archive's data, unchanged since then

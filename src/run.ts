@@ -23,6 +23,7 @@ import { packStep } from "./steps/pack.ts";
 import { storeStep } from "./steps/store.ts";
 import { stateStep } from "./steps/state.ts";
 import { retentionStep } from "./steps/retention.ts";
+import { catchUpCopy } from "./steps/catchup.ts";
 import { createTransport, locationOf } from "./transports/registry.ts";
 import type { Transport } from "./transports/transport.ts";
 
@@ -253,6 +254,25 @@ export async function executeRun(deps: RunDeps): Promise<RunResult> {
   const perTarget: RunData[] = [];
   const several = config.targets.length > 1;
 
+  /** The catch-up copy for `location`: the archive it missed, from a destination that has it (else tonight's). */
+  const catchUp = async (d: RunData, location: string): Promise<void> => {
+    const { name, from } = data.catchUp!;
+    const src = config.targets.findIndex((_, j) => from.includes(transportAt(j, "store").location));
+    const got = src < 0
+      ? `no destination of this config holds ${name} any more (${from.join(", ")})`
+      : await catchUpCopy(config, await openAt(src, "store"), name, workDir).catch((e) => String(e));
+    if (typeof got === "string") {
+      log.warn("store", `${location}: ${got}: storing tonight's archive ${data.archiveName} instead of ${name}`);
+      return;
+    }
+    log.info(
+      "store",
+      `${location}: the catch-up copy is ${name} itself, read from ${transportAt(src, "store").location} (sha256 as catalogued)`,
+    );
+    const { record, ...archive } = got;
+    Object.assign(d, archive, { catalogueAs: record });
+  };
+
   /**
    * store over every destination, in order: each stores tonight's archive (or is skipped when compare sent it only
    * to the ones that missed the last one). The archive counts as stored per store.require; a failed destination is
@@ -276,6 +296,7 @@ export async function executeRun(deps: RunDeps): Promise<RunResult> {
         continue;
       }
       const d: RunData = { ...data };
+      if (data.catchUp) await catchUp(d, location);
       const r = await runStep(storeStep, contextFor(i), d, location);
       if (r.ok) {
         perTarget[i] = d;

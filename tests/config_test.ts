@@ -76,6 +76,11 @@ Deno.test("errors name the key path and what was expected", async (t) => {
     ["relative path", { ...MIN, destination: { type: "local", path: "backup" } }, /destination\.path: expected an absolute path/],
     ["bad regex", { ...MIN, check: { expect_trailer: "(" } }, /check\.expect_trailer: not a valid regular expression/],
     ["YAML syntax", "source:\n  url: [unclosed\n", /line \d+, column \d+: invalid YAML/],
+    [
+      "alias before its anchor",
+      "name: t\nsource: *src\nx: &src { url: https://a.example/d.zip }\n",
+      /archive\.yaml: line 2: the alias \*src is used before its anchor &src is set YAML reads top to bottom/,
+    ],
     ["empty file", "", /the file is empty/],
     ["not a mapping", "- a\n- b\n", /expected a mapping of keys, got a list/],
     [

@@ -138,11 +138,25 @@ Deno.test("the off-site copy fails with store.require: any: a warning naming it;
     assert.equal(r2.code, 0, r2.stderr);
     assert.match(
       await Deno.readTextFile(sb.logFile),
-      /compare: the dump is identical .* but it is not on sftp:\/\/\S+offsite yet \(that store failed\): sending it there only/,
+      /compare: the dump is identical .* but it is not on sftp:\/\/\S+offsite yet \(that store failed\): sending 20261122\.tgz there only/,
+    );
+    // The catch-up copy is the archive it completes: the same name and bytes, read from the NAS.
+    assert.match(
+      r2.stderr,
+      /store: sftp:\/\/\S+offsite: the catch-up copy is 20261122\.tgz itself, read from \S+nas \(sha256 as catalogued\)/,
     );
     assert.deepEqual(names(nas), ["20261122.tgz"], "the NAS already has this data");
-    assert.deepEqual(names(offsite), ["20261123.tgz"]);
+    assert.deepEqual(names(offsite), ["20261122.tgz"], "one archive, one name on both");
+    assert.deepEqual(Deno.readFileSync(join(offsite, "20261122.tgz")), Deno.readFileSync(join(nas, "20261122.tgz")));
     assert.equal(state(sb).missingOn, undefined);
+    assert.equal(state(sb).locations.length, 2, "the state knows it is on both");
+    const to = join(sb.root, "restored-offsite");
+    const rs = await runCli(["restore", "20261122.tgz", "--destination", "2", "--to", to, "-c", sb.configPath]);
+    assert.equal(rs.code, 0, rs.stderr);
+    const cat = Deno.readTextFileSync(join(sb.stateDir, "testjob.catalogue.jsonl")).trim().split("\n").map((l) => JSON.parse(l));
+    const copies = cat.filter((e) => e.op === "stored" && e.name === "20261122.tgz");
+    assert.equal(copies.length, 2);
+    assert.equal(copies[1].runDate, copies[0].runDate, "aged by retention as the archive it completes");
     // And the night after, unchanged again: nothing to send anywhere (skip).
     const r3 = await runCli(["run", "-c", sb.configPath], { env: { ARCHIVIST_NOW: "2026-11-24T02:30:00Z" } });
     assert.equal(r3.code, EXIT.WARNING);

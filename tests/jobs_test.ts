@@ -164,6 +164,10 @@ Deno.test("jobs: a wrong jobs section is refused naming the job and the key", as
     [[{ name: "a" }, { name: "a" }], /jobs\[1\]\.name: a is also the name of jobs\[0\]/],
     [{ a: { log: { level: "debug" } } }, /jobs\.a\.log: is set once for the whole run, at the top level/],
     [{ a: {}, b: {} }, /jobs a and b store archives named \{YYYY\}\{MM\}\{DD\}\.tgz in the same place[\s\S]*put \{job\} in archive\.name/],
+    // The same directory written otherwise: a trailing slash, "./" and "..", a symlink to it.
+    [{ a: {}, b: { destination: { path: join(root, "dest") + "/" } } }, /jobs a and b store archives named .* in the same place/],
+    [{ a: {}, b: { destination: { path: `${root}/x/.././dest` } } }, /jobs a and b store archives named .* in the same place/],
+    [{ a: {}, b: { destination: { path: join(root, "link") } } }, /jobs a and b store archives named .* in the same place/],
     [{ a: { source: { timeout: "soon" } } }, /jobs\.a: source\.timeout: /],
     [[], /jobs: is empty/],
     [
@@ -171,6 +175,8 @@ Deno.test("jobs: a wrong jobs section is refused naming the job and the key", as
       /^(?![\s\S]*unknown key)/,
     ],
   ];
+  await Deno.mkdir(join(root, "dest"));
+  await Deno.symlink(join(root, "dest"), join(root, "link"));
   try {
     for (const [jobs, re] of cases) {
       await Deno.writeTextFile(cfg, stringify({ ...base, jobs }), { mode: 0o600 });

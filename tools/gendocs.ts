@@ -19,7 +19,7 @@ const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
 
 export function fmtDefault(type: string, v: unknown): string {
   if (v === undefined) return "";
-  if (type === "duration" && typeof v === "number") return shortDuration(v);
+  if (type.startsWith("duration") && typeof v === "number") return shortDuration(v);
   if (type === "size" && typeof v === "number") return shortSize(v);
   return typeof v === "string" ? v : JSON.stringify(v);
 }

@@ -153,7 +153,7 @@ export const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /**
  * A duration such as `30s`, `5m`, `12h`, `30d`, `1h30m`, in milliseconds. `timer()` bounds it for use as a
- * timeout or delay (below 24 days): a longer timer would overflow and fire at once.
+ * timeout or delay (24 days at most): a timer past 24.8 days would overflow and fire at once.
  */
 export function duration(): Field<number> & { timer(): Field<number> } {
   const parse = (raw: unknown, path: string) => {
@@ -167,8 +167,8 @@ export function duration(): Field<number> & { timer(): Field<number> } {
   f.timer = () =>
     new Field<number>("duration up to 24d", (raw, path) => {
       const ms = parse(raw, path);
-      if (ms < 1 || ms >= 24 * 86_400_000) {
-        throw new FieldError(path, `${raw} is out of range for a timeout: give between 1ms and 23d (timers overflow past 24.8 days)`);
+      if (ms < 1 || ms > 24 * 86_400_000) {
+        throw new FieldError(path, `${raw} is out of range for a timeout: give between 1ms and 24d (timers overflow past 24.8 days)`);
       }
       return ms;
     });

@@ -2,7 +2,8 @@
  * Finding, reading and validating the config file, once, at the edge. Everything after this works on the typed
  * {@link Config}; every error here names the file and the key path.
  */
-import { parseDocument } from "yaml";
+import { posix } from "node:path";
+import { isAlias, parseDocument, visit } from "yaml";
 import { ConfigError, errMsg } from "../errors.ts";
 import type { Env } from "../env.ts";
 import { Field, FieldError } from "./fields.ts";
@@ -103,9 +104,38 @@ export function parseConfigText(text: string, path: string, env: Env, mode = 0o6
   return onlyJob(parseJobsText(text, path, env, mode), path);
 }
 
+/** The first alias whose anchor is not set above it, with its line (1-based), or undefined. */
+function firstUnresolvedAlias(doc: ReturnType<typeof parseDocument>, text: string): { name: string; line: number } | undefined {
+  const anchors = new Set<string>();
+  let found: { name: string; line: number } | undefined;
+  visit(doc, {
+    Node(_key, node) {
+      if (found) return visit.BREAK;
+      if (isAlias(node)) {
+        if (!anchors.has(node.source)) {
+          const at = node.range?.[0] ?? 0;
+          found = { name: node.source, line: text.slice(0, at).split("\n").length };
+          return visit.BREAK;
+        }
+      } else if ((node as { anchor?: string }).anchor) anchors.add((node as { anchor: string }).anchor);
+      return undefined;
+    },
+  });
+  return found;
+}
+
 /** Validate config text into its jobs; `mode` is the file's permission bits (for the inline-secret rule). */
 export function parseJobsText(text: string, path: string, env: Env, mode = 0o600): Config[] {
   const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
+  // An alias used before its anchor is no parse error: toJS() throws, naming neither file nor line.
+  const unresolved = doc.errors.length ? undefined : firstUnresolvedAlias(doc, text);
+  if (unresolved) {
+    throw new ConfigError(
+      `${path}: line ${unresolved.line}: the alias *${unresolved.name} is used before its anchor &${unresolved.name} is set`,
+      "YAML reads top to bottom: define the &anchor above every *alias to it",
+      "yaml",
+    );
+  }
   if (doc.errors.length) {
     const e = doc.errors[0];
     const where = e.linePos?.[0] ? ` line ${e.linePos[0].line}, column ${e.linePos[0].col}` : "";
@@ -166,7 +196,9 @@ function checkJobsApart(jobs: { name: string; archive: { name: string }; targets
     if (j.archive.name.includes("{job}")) continue;
     for (const t of j.targets) {
       const d = t.destination as Record<string, unknown>;
-      const place = ["type", "host", "port", "module", "share", "url", "remote", "path"].map((k) => String(d[k] ?? "")).join("\u0000");
+      // The same directory however it is written: "dest/", "./dest", a symlink to it.
+      const same = (k: string) => k === "path" && typeof d.path === "string" ? samePlace(d.path, d.type === "local") : String(d[k] ?? "");
+      const place = ["type", "host", "port", "module", "share", "url", "remote", "path"].map(same).join("\u0000");
       const key = `${place}\u0000${j.archive.name}`;
       const other = seen.get(key);
       if (other) {
@@ -177,6 +209,21 @@ function checkJobsApart(jobs: { name: string; archive: { name: string }; targets
         );
       }
       seen.set(key, j.name);
+    }
+  }
+}
+
+/** A path in one spelling: normalised (no "./", "..", trailing "/"); for a local one, its symlinks resolved. */
+function samePlace(p: string, local: boolean): string {
+  const norm = posix.normalize(p).replace(/(.)\/+$/, "$1");
+  if (!local) return norm;
+  const rest: string[] = [];
+  for (let at = norm;; at = posix.dirname(at)) {
+    try {
+      return posix.join(Deno.realPathSync(at), ...rest.reverse());
+    } catch {
+      if (at === "/" || at === ".") return norm;
+      rest.push(posix.basename(at));
     }
   }
 }

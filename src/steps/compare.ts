@@ -53,9 +53,13 @@ export const compareStep: Step = {
     const unchangedRule = ctx.config.check.on_unchanged;
     if (last.missingOn?.length && (unchangedRule === "skip" || unchangedRule === "link")) {
       data.onlyTo = last.missingOn;
+      data.catchUp = {
+        name: last.archive,
+        from: (last.locations ?? last.location.split(", ")).filter((l) => !last.missingOn!.includes(l)),
+      };
       return Promise.resolve({
         status: "ok",
-        message: `${same_}, but it is not on ${last.missingOn.join(", ")} yet (that store failed): sending it there only`,
+        message: `${same_}, but it is not on ${last.missingOn.join(", ")} yet (that store failed): sending ${last.archive} there only`,
       });
     }
     switch (ctx.config.check.on_unchanged) {

@@ -7,6 +7,9 @@ export const stateStep: Step = {
   run(ctx: RunContext, data: RunData): Promise<StepOutcome> {
     if (ctx.options.dryRun) return Promise.resolve({ status: "skipped", message: "dry run: the state is not written" });
     if (!data.stored) return Promise.resolve({ status: "skipped", message: "nothing stored: the state is unchanged" });
+    // A catch-up night completes the last archive: it is now where it was, and where it went tonight.
+    const stored = data.storedOn?.length ? data.storedOn.map((s) => s.location) : [data.storedLocation!];
+    const locations = [...new Set([...(data.catchUp?.from ?? []), ...stored])];
     writeState(ctx.config.state_dir, ctx.config.name, {
       sha256: data.dumpSha256!,
       fingerprint: data.dumpFingerprint,
@@ -14,8 +17,8 @@ export const stateStep: Step = {
       lastModified: data.lastModified,
       archive: data.archiveName!,
       size: data.archiveSize!,
-      location: data.storedLocation!,
-      locations: data.storedOn?.length ? data.storedOn.map((s) => s.location) : [data.storedLocation!],
+      location: locations.join(", "),
+      locations,
       storedAt: ctx.clock.now().toISOString(),
       changedAt: data.unchangedSince ?? ctx.clock.now().toISOString(),
       runId: ctx.runId,

@@ -294,7 +294,7 @@ export const storeStep: Step = {
             done.push(`uploaded its missing ${sidecarName(name)}`);
           }
           if (!entriesAt(readCatalogue(cfg.state_dir, cfg.name), t.location).some((e) => e.name === name)) {
-            record(name);
+            record(name, data.catalogueAs ?? {});
             done.push("recorded it in the catalogue");
           }
           data.archiveName = name;
@@ -363,7 +363,7 @@ export const storeStep: Step = {
       checkSize(list, side, sideSize, t.location);
       data.stored = true;
       data.storedLocation = t.location;
-      record(name);
+      record(name, data.catalogueAs ?? {});
       return { status: "ok", message: `stored ${name} (${formatSize(size)}, ${verified}) and ${side} on ${t.location}` };
     })().catch((e) => {
       throw asArchivistError("store", e);
