@@ -19,7 +19,7 @@ import { formatSize } from "./config/units.ts";
 import type { Logger } from "./log.ts";
 import { appendCatalogue, type CatalogueEntry, entriesAt, readCatalogue } from "./catalogue.ts";
 import { sidecarName } from "./naming.ts";
-import { hashTgz, sha256File } from "./restore.ts";
+import { hashTgz, judgeSidecar, sha256File } from "./restore.ts";
 import { withTransport } from "./transports/registry.ts";
 import type { Transport } from "./transports/transport.ts";
 
@@ -62,12 +62,10 @@ async function readBack(t: Transport, e: CatalogueEntry, dir: string): Promise<{
   try {
     await t.download(e.name, tgz);
     await t.download(sidecarName(e.name), side);
-    const want = /^([0-9a-f]{64})\s/.exec(await Deno.readTextFile(side))?.[1];
-    if (!want) return { status: "crit", message: `${sidecarName(e.name)} holds no sha256` };
     const got = await sha256File(tgz);
-    if (got !== want) {
-      return { status: "crit", message: `sha256 ${got.slice(0, 16)}… differs from its sidecar ${want.slice(0, 16)}…: damaged` };
-    }
+    const verdict = judgeSidecar(e.name, got, await Deno.readTextFile(side), e.sha256);
+    if (!verdict.ok) return { status: "crit", message: verdict.message };
+    if (verdict.sidecarDamaged) return { status: "warn", message: verdict.sidecarDamaged };
     if (e.sha256 && got !== e.sha256) {
       return {
         status: "crit",

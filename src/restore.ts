@@ -11,7 +11,7 @@ import { ArchivistError, asArchivistError, errMsg } from "./errors.ts";
 import type { Config } from "./config/load.ts";
 import { formatSize } from "./config/units.ts";
 import { sidecarName } from "./naming.ts";
-import { readCatalogue } from "./catalogue.ts";
+import { entriesAt, readCatalogue } from "./catalogue.ts";
 import { buildInventory } from "./retention/inventory.ts";
 import type { Transport } from "./transports/transport.ts";
 import type { Logger } from "./log.ts";
@@ -76,6 +76,40 @@ export async function pickArchive(
     );
   }
   return best.name;
+}
+
+/**
+ * An archive's sha256 `got` held against its sidecar's text and the sha256 the catalogue recorded when it was stored.
+ * When they disagree, the catalogue (written before the archive was renamed into place) tells which one is damaged:
+ * an archive that still has the recorded sha256 is intact, and only its sidecar needs rewriting.
+ */
+export function judgeSidecar(
+  name: string,
+  got: string,
+  sidecar: string | undefined,
+  recorded: string | undefined,
+): { ok: true; sidecarDamaged?: string } | { ok: false; message: string } {
+  const want = sidecar === undefined ? undefined : /^([0-9a-f]{64})\s/.exec(sidecar)?.[1];
+  if (want === got) return { ok: true };
+  const what = want ? `says sha256 ${want}` : sidecar === undefined ? "cannot be read" : "holds no sha256";
+  if (recorded === got) {
+    return {
+      ok: true,
+      sidecarDamaged: `${
+        sidecarName(name)
+      } ${what}, but ${name} has the sha256 recorded when it was stored (${got}): the archive is intact, its sidecar damaged (rewrite it: echo "${got}  ${name}" > ${
+        sidecarName(name)
+      })`,
+    };
+  }
+  return {
+    ok: false,
+    message: want
+      ? `checksum mismatch for ${name}: sha256 ${got}, the sidecar says ${want}${
+        recorded ? ` and the catalogue ${recorded}` : ""
+      }: the archive is damaged or was changed`
+      : `${sidecarName(name)} ${what}, and ${name} has no sha256 on record to trust instead`,
+  };
 }
 
 export async function sha256File(path: string): Promise<string> {
@@ -282,26 +316,29 @@ export async function restore(
     } catch (e) {
       throw asArchivistError("restore", e);
     }
+    let sidecarText: string | undefined;
+    let sideErr = "";
     try {
       await t.download(sidecarName(name), side);
+      sidecarText = await Deno.readTextFile(side);
     } catch (e) {
-      fail(
-        `cannot read ${sidecarName(name)} on ${t.location}: ${asArchivistError("restore", e).message}`,
-        "without the sidecar the archive cannot be verified",
-        "no_sidecar",
-      );
+      sideErr = asArchivistError("restore", e).message;
     }
-    const want = /^([0-9a-f]{64})\s/.exec(await Deno.readTextFile(side))?.[1];
-    if (!want) fail(`${sidecarName(name)} holds no sha256`, "the sidecar is damaged", "no_sidecar");
     const got = await sha256File(tgz);
-    if (got !== want) {
-      fail(
-        `checksum mismatch for ${name}: sha256 ${got}, the sidecar says ${want}: the archive is damaged or was changed`,
-        "try an older archive (archivist list), and check the destination's storage",
-        "checksum_mismatch",
-      );
+    const recorded = entriesAt(readCatalogue(cfg.state_dir, cfg.name), t.location).findLast((e) => e.name === name)?.sha256;
+    const verdict = judgeSidecar(name, got, sidecarText, recorded);
+    if (!verdict.ok) {
+      if (sidecarText === undefined) {
+        fail(
+          `cannot read ${sidecarName(name)} on ${t.location}: ${sideErr}`,
+          "without the sidecar the archive cannot be verified",
+          "no_sidecar",
+        );
+      }
+      fail(verdict.message, "try an older archive (archivist list), and check the destination's storage", "checksum_mismatch");
     }
-    log.info("restore", `${name}: sha256 ${got} matches its sidecar`);
+    if (verdict.sidecarDamaged) log.warn("restore", verdict.sidecarDamaged);
+    else log.info("restore", `${name}: sha256 ${got} matches its sidecar`);
     const r = await extractTgz(tgz, toDir, overwrite);
     log.info("restore", `extracted ${r.path} (${formatSize(r.size)})`);
     return r.path;

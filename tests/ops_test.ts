@@ -625,6 +625,23 @@ Deno.test("restore: round trip, by name, tampered archive refused, nothing overw
     assert.equal(r.code, EXIT.RESTORE);
     assert.match(r.stderr, /no archive 20200101\.tgz on /);
 
+    // A damaged sidecar, the archive intact: the catalogue's sha256 says which is which. Restore goes on (a warning),
+    // check is a WARNING about the sidecar, not a damaged archive.
+    const sidePath = join(sb.dest, "20261122.tgz.sha256");
+    const sideText = await Deno.readTextFile(sidePath);
+    await Deno.writeTextFile(sidePath, `${"0".repeat(64)}  20261122.tgz\n`);
+    r = await runCli(["restore", "latest", "--force", "-c", sb.configPath, "--to", to]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(
+      r.stderr,
+      /restore: 20261122\.tgz\.sha256 says sha256 0{64}, but 20261122\.tgz has the sha256 recorded when it was stored .*: the archive is intact, its sidecar damaged \(rewrite it: echo "/,
+    );
+    assert.deepEqual(await Deno.readFile(join(to, "dump.sql")), DUMP);
+    const c = await runCli(["check", "-c", sb.configPath]);
+    assert.equal(c.code, 1, c.stdout);
+    assert.match(c.stdout, /20261122\.tgz: 20261122\.tgz\.sha256 says sha256 0{64}, but .*the archive is intact, its sidecar damaged/);
+    await Deno.writeTextFile(sidePath, sideText);
+
     // Tamper with the stored archive: one byte changed.
     const tgz = join(sb.dest, "20261122.tgz");
     const bytes = await Deno.readFile(tgz);
