@@ -102,6 +102,21 @@ function interruptedError(step: StepName, signal: AbortSignal, data: RunData): A
   );
 }
 
+/** The error of a step whose work dir vanished while it ran, or undefined when the work dir is there. */
+function workDirGone(step: StepName, workDir: string): ArchivistError | undefined {
+  try {
+    Deno.statSync(workDir);
+    return undefined;
+  } catch {
+    return new ArchivistError(
+      step,
+      `the run's work directory ${workDir} was removed while ${step} used it: nothing was stored`,
+      "something cleans work_dir while archivist runs (systemd-tmpfiles, a tmp cleaner cron job, a person): exclude it, or set work_dir to a directory of archivist's own",
+      { code: "work_dir_gone" },
+    );
+  }
+}
+
 /** Remove work dirs of this job left by runs that were killed (we hold the lock, so none is in use). */
 function removeStaleWorkDirs(workRoot: string, job: string, log: Logger): void {
   try {
@@ -378,8 +393,11 @@ export async function executeRun(deps: RunDeps): Promise<RunResult> {
       if (r.out.stop) stopStatus = r.out.status;
       continue;
     }
-    // A step that fails because the run was interrupted reports the interruption, not the broken pipe.
-    error = ctx.signal.aborted && !mustRun ? interruptedError(step.name, ctx.signal, data) : asArchivistError(step.name, r.err);
+    // A step that fails because the run was interrupted reports the interruption, not the broken pipe; one whose
+    // work dir was removed under it (a tmp cleaner, a hand), that, not a raw "no such file".
+    error = ctx.signal.aborted && !mustRun
+      ? interruptedError(step.name, ctx.signal, data)
+      : workDirGone(step.name, workDir) ?? asArchivistError(step.name, r.err);
     record(step.name, "failed", error.message, r.ms);
   }
 

@@ -1,6 +1,7 @@
 /** Child tools see only the variables they need: never the config's *_env secrets. */
 import assert from "node:assert/strict";
 import { CHILD_ENV, exec } from "../src/exec.ts";
+import { toolSaid } from "../src/transports/common.ts";
 
 Deno.test("a child tool's environment holds PATH, HOME, proxies and LC_ALL=C, and no other variable of archivist's", async () => {
   Deno.env.set("ARCHIVIST_TEST_SMTP_PASSWORD", "s3cr3t-from-env");
@@ -39,4 +40,12 @@ Deno.test("a tool's progress output is read while it runs and left out of what e
   assert.equal(r.code, 55);
   assert.equal(r.stderr, "curl: (55) Send failure: Broken pipe\n", "only the error is left");
   assert.equal(r.stdout, "out\n", "the other stream is read whole");
+});
+
+Deno.test("a tool that dies without a word is described by its exit status, never an empty cause", () => {
+  assert.equal(toolSaid("Connection closed", "sftp", 255), "Connection closed");
+  assert.match(toolSaid("", "sftp", 141), /SIGPIPE\): the connection to the server was lost/);
+  assert.match(toolSaid("", "rsync", 137), /killed \(SIGKILL/);
+  assert.equal(toolSaid("", "rclone", 143), "rclone was ended by signal 15");
+  assert.equal(toolSaid("", "rclone", 1), "rclone printed no error");
 });

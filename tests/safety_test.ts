@@ -301,6 +301,11 @@ Deno.test("the work dir removed under a run: a clear failure with its history li
     assert.notEqual(o.code, EXIT.INTERNAL, stderr);
     assert.notEqual(o.code, 0, stderr);
     assert.doesNotMatch(stderr, /internal| {4}at /, "no stack trace");
+    assert.match(
+      stderr,
+      /FAILED: the run's work directory \S+ was removed while (fetch|unzip) used it: nothing was stored \(hint: something cleans work_dir/,
+    );
+    assert.doesNotMatch(stderr, /No such file|os error 2|free space/);
     const h = history(sb);
     assert.equal(h.length, 1);
     assert.equal(h[0].status, "failed");

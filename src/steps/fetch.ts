@@ -8,7 +8,7 @@
  */
 import { join } from "node:path";
 import { Buffer } from "node:buffer";
-import { ArchivistError, errMsg } from "../errors.ts";
+import { ArchivistError, asArchivistError, errMsg } from "../errors.ts";
 import { formatDuration, formatSize } from "../config/units.ts";
 import type { SourceConfig } from "../config/schema.ts";
 import type { RunContext, RunData, Step, StepOutcome } from "../context.ts";
@@ -497,8 +497,12 @@ export const fetchStep: Step = {
           }${i ? ` after ${i + 1} attempts` : ""}`;
           return { status: "ok", message: msg };
         } catch (e) {
-          // An answer (a 304 under on_unchanged: fail) is final: only a failed attempt is retried.
+          // An answer (a 304 under on_unchanged: fail) is final, and so is a local file error (the work dir gone or
+          // full): only a failed attempt at the network is retried.
           if (e instanceof ArchivistError) throw e;
+          if (e instanceof Deno.errors.NotFound || e instanceof Deno.errors.PermissionDenied || /os error 28\b/.test(errMsg(e))) {
+            throw asArchivistError("fetch", e, `work_dir ${ctx.config.work_dir} must be a writable directory with room for the zip`);
+          }
           const a = e instanceof AttemptError ? e : new AttemptError("network", errMsg(e), true);
           if (!a.retryable || i >= cfg.retries || ctx.signal.aborted) {
             throw new ArchivistError("fetch", a.message + (i ? ` (after ${i + 1} attempts)` : ""), a.hint, { code: a.kind });

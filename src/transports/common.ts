@@ -57,6 +57,19 @@ export function storeErr(code: string, message: string, hint = ""): ArchivistErr
   return new ArchivistError("store", message, hint, { code });
 }
 
+/**
+ * What a transfer tool's stderr said, or, when it said nothing, what its exit status tells: 141 is SIGPIPE (the
+ * connection it wrote to was gone), 137 SIGKILL (killed, maybe by the kernel's out-of-memory killer), 128+N another
+ * signal. Never an empty cause after a colon.
+ */
+export function toolSaid(first: string, tool: string, code: number): string {
+  if (first) return first;
+  if (code === 141) return `${tool} was cut off writing to the connection (SIGPIPE): the connection to the server was lost`;
+  if (code === 137) return `${tool} was killed (SIGKILL: by hand, or by the kernel when memory ran out)`;
+  if (code > 128) return `${tool} was ended by signal ${code - 128}`;
+  return `${tool} printed no error`;
+}
+
 /** Turn a missing client tool into a clear store error. */
 export function toolMissing(e: unknown): never {
   if (e instanceof MissingToolError) throw storeErr("missing_tool", e.message, "install the client tool on this machine");

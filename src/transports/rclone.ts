@@ -12,7 +12,17 @@ import { join } from "node:path";
 import { absPath, bool, duration, obj, oneOf, str } from "../config/fields.ts";
 import { exec, type ExecProgress, type ExecResult } from "../exec.ts";
 import { writePrivateFile } from "../exec.ts";
-import { checkName, diskFull, isBodyTempOf, percentProgress, storeErr, toolMissing, uploadProgress, verifyField } from "./common.ts";
+import {
+  checkName,
+  diskFull,
+  isBodyTempOf,
+  percentProgress,
+  storeErr,
+  toolMissing,
+  toolSaid,
+  uploadProgress,
+  verifyField,
+} from "./common.ts";
 import type { RemoteEntry, Removal, Transport, TransportContext, TransportKind } from "./transport.ts";
 
 export const rcloneSchema = obj({
@@ -183,7 +193,7 @@ export class RcloneTransport implements Transport {
     }
     return storeErr(
       "transfer",
-      `${what} failed on ${where} (rclone exit ${r.code}): ${first}`,
+      `${what} failed on ${where} (rclone exit ${r.code}): ${toolSaid(first, "rclone", r.code)}`,
       "run the same rclone command by hand with -vv to see more",
     );
   }

@@ -18,7 +18,18 @@ import { join } from "node:path";
 import { nonEmpty, obj, oneOf, secretFields } from "../config/fields.ts";
 import { exec, type ExecProgress, type ExecResult, writePrivateFile } from "../exec.ts";
 import type { ArchivistError } from "../errors.ts";
-import { checkName, dirLevels, diskFull, missingDir, networkFields, remoteDir, storeErr, toolMissing, verifyField } from "./common.ts";
+import {
+  checkName,
+  dirLevels,
+  diskFull,
+  missingDir,
+  networkFields,
+  remoteDir,
+  storeErr,
+  toolMissing,
+  toolSaid,
+  verifyField,
+} from "./common.ts";
 import { firstLine, sshFields, sshSandbox, SshSession } from "./ssh.ts";
 import type { RemoteEntry, Removal, Transport, TransportContext, TransportKind } from "./transport.ts";
 
@@ -295,7 +306,7 @@ export class RsyncTransport implements Transport {
     }
     return storeErr(
       "transfer",
-      `${what} failed on ${where} (rsync exit ${r.code}): ${firstLine(err)}`,
+      `${what} failed on ${where} (rsync exit ${r.code}): ${toolSaid(firstLine(err), "rsync", r.code)}`,
       "run the same rsync command by hand with -v to see more",
     );
   }

@@ -16,6 +16,7 @@ import {
   rjoin,
   storeErr,
   toolMissing,
+  toolSaid,
   verifyField,
 } from "./common.ts";
 import { firstLine, sshFields, sshSandbox, SshSession } from "./ssh.ts";
@@ -85,7 +86,11 @@ export class SftpTransport implements Transport {
       return diskFull(what, where, `the server answered "Failure" to a write: ${firstLine(err)}`);
     }
     if (ssh) return ssh;
-    return storeErr("transfer", `${what} failed on ${where} (sftp exit ${r.code}): ${firstLine(err)}`);
+    const said = toolSaid(firstLine(err), "sftp", r.code);
+    if (r.code === 141) {
+      return storeErr("connection", `${what} failed on ${where}: ${said}`, "check the network and the server; the next run retries");
+    }
+    return storeErr("transfer", `${what} failed on ${where} (sftp exit ${r.code}): ${said}`);
   }
 
   async open(): Promise<void> {
