@@ -107,8 +107,9 @@ export function foldCatalogue(path: string, text: string | undefined): Catalogue
   const history: { r: StoredRecord; clock?: ClockFlag }[] = [];
   const key = (location: string, name: string) => `${location}\u0000${name}`;
   const lines = (text ?? "").split("\n");
-  // A last line without its newline was torn by a crash: not "bad" (the next append sets it aside, and says so).
-  if (lines.length && lines[lines.length - 1] !== "") lines.pop();
+  // A last line without its newline was cut by a crash: a whole record is folded (the next append completes it), a
+  // torn one is not "bad" (the next append sets it aside, and says so).
+  if (lines.length && lines[lines.length - 1] !== "" && !wholeJson(lines[lines.length - 1])) lines.pop();
   for (const line of lines) {
     if (!line.trim()) continue;
     let r: CatalogueRecord;
@@ -181,9 +182,38 @@ export function readCatalogue(stateDir: string, job: string, extra: CatalogueRec
   return foldCatalogue(path, text);
 }
 
+/**
+ * When every archive (two or more) the catalogue records at `location` is missing from its listing at once, that is not retention
+ * or a slow loss: the listing is of another place than the one archivist stored to (a wrong rclone crypt password
+ * shows an empty tree, a wrong remote path or share another directory). The error's message, or undefined.
+ */
+export function vanished(cat: Catalogue, location: string, listed: { name: string }[]): ArchivistError | undefined {
+  const mine = entriesAt(cat, location);
+  if (mine.length < 2) return undefined; // one archive gone is `check`'s MISSING, not another place
+  const names = new Set(listed.map((e) => e.name));
+  if (mine.some((e) => names.has(e.name))) return undefined;
+  const last = mine[mine.length - 1];
+  return new ArchivistError(
+    "store",
+    `none of the ${mine.length} archive(s) the catalogue records on ${location} is there (the last, ${last.name}, stored ${last.storedAt}): this is probably not the place they were stored to`,
+    "check the destination: a wrong rclone crypt password or remote path, another share or disk mounted there, a changed path; if they were removed on purpose, move the catalogue aside (mv " +
+      `${cat.path} ${cat.path}.old) and the next night starts a new one`,
+    { code: "vanished" },
+  );
+}
+
 /** The live entries for one destination, oldest stored first. */
 export function entriesAt(cat: Catalogue, location: string): CatalogueEntry[] {
   return cat.entries.filter((e) => e.location === location);
+}
+
+function wholeJson(line: string): boolean {
+  try {
+    JSON.parse(line);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /**
@@ -206,6 +236,12 @@ function setAsideTornTail(path: string): string | undefined {
     for (let got = 0; got < tailLen;) got += f.readSync(tail.subarray(got)) ?? tailLen;
     if (tail[tailLen - 1] === 10) return undefined;
     const nl = tail.lastIndexOf(10);
+    if (wholeJson(new TextDecoder().decode(tail.subarray(nl + 1)))) {
+      // Cut just before its newline: the record is whole, so it is completed, not set aside.
+      f.seekSync(0, Deno.SeekMode.End);
+      f.writeSync(new Uint8Array([10]));
+      return undefined;
+    }
     const keep = nl < 0 ? size - tailLen : size - tailLen + nl + 1;
     const torn = tail.subarray(nl + 1);
     Deno.writeFileSync(`${path}.torn`, torn, { append: true, mode: 0o640 });

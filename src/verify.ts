@@ -18,6 +18,7 @@ import type { Logger } from "./log.ts";
 import { verifyMail } from "./mail.ts";
 import { authHeaders, describeNetworkError, makeClient } from "./steps/fetch.ts";
 import { locationOf, withTransport } from "./transports/registry.ts";
+import { readCatalogue, vanished } from "./catalogue.ts";
 import { uploadAtomic } from "./transports/transport.ts";
 import { PROBE_NAME, probeName } from "./transports/common.ts";
 import { findEntry, readDirectoryFrom, ZipError, type ZipSource } from "./zip/reader.ts";
@@ -287,7 +288,10 @@ async function checkDestination(d: VerifyDeps): Promise<Check[]> {
   const cfg = { ...d.config.destination, create_dirs: false } as typeof d.config.destination;
   try {
     return await withTransport(cfg, { log: d.log, env: d.env, step: "verify" }, async (t, priv) => {
-      for (const e of await t.list()) {
+      const listed = await t.list();
+      const gone = vanished(readCatalogue(d.config.state_dir, d.config.name), t.location, listed);
+      if (gone) return [crit("destination", gone.message, gone.hint)];
+      for (const e of listed) {
         if (PROBE_NAME.test(e.name)) {
           await t.remove(e.name).then(() => d.log.info("verify", `removed ${e.name}, left by a verify that was killed`), () => {});
         }

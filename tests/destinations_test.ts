@@ -173,7 +173,7 @@ Deno.test("the off-site copy fails with store.require: any: a warning naming it;
     assert.equal(r4.code, EXIT.WARNING, r4.stderr);
     assert.match(r4.stderr, /no destination of this config misses the last archive \(sftp:\/\/gone is no longer one\): nothing stored/);
     assert.deepEqual(names(nas), ["20261122.tgz"]);
-    assert.equal(state(sb).archive, "20261123.tgz", "the state is not rewritten for an archive nobody stored");
+    assert.equal(state(sb).archive, "20261122.tgz", "the state is not rewritten for an archive nobody stored");
   });
 });
 

@@ -242,10 +242,11 @@ Deno.test("an archive left without its sidecar is finished by the next run, not 
       /restore: --fallback: the newest archive is not complete \(20261123\.tgz \(no \.sha256 sidecar\)\): restoring 20261122\.tgz/,
     );
     assert.match(rest.stderr, /downloading 20261122\.tgz/);
-    // Asked by name, the sidecar-less archive is refused with the file named, not "directory does not exist".
-    const named = await runCli(["restore", "20261123.tgz", "--to", to, "-c", sb.configPath], { env: at("2026-11-23") });
-    assert.equal(named.code, EXIT.RESTORE);
-    assert.match(named.stderr, /cannot read 20261123\.tgz\.sha256 .*no such file in/);
+    // Asked by name, the sidecar-less archive is restored when its bytes are the ones the catalogue recorded, with
+    // the sidecar's absence said (not "directory does not exist"); without a catalogue record it is refused.
+    const named = await runCli(["restore", "20261123.tgz", "--force", "--to", to, "-c", sb.configPath], { env: at("2026-11-23") });
+    assert.equal(named.code, 0, named.stderr);
+    assert.match(named.stderr, /20261123\.tgz\.sha256 cannot be read, but 20261123\.tgz has the sha256 recorded when it was stored/);
     assert.doesNotMatch(named.stderr, /does not exist/);
     await Deno.remove(to, { recursive: true });
   });
@@ -497,7 +498,10 @@ Deno.test("archivist check: every archive present with its size, a sample read b
     const bad = await runCli(["check", "--all", "-c", sb.configPath], { env });
     assert.equal(bad.code, 2, bad.stdout + bad.stderr);
     assert.match(bad.stdout, /^ARCHIVIST CHECK CRITICAL - /);
-    assert.match(bad.stdout, /✗ 20261121\.tgz +read back +sha256 [0-9a-f]+… differs from its sidecar/);
+    assert.match(
+      bad.stdout,
+      /✗ 20261121\.tgz +read back +checksum mismatch for 20261121\.tgz: sha256 [0-9a-f]+, the sidecar says [0-9a-f]+ and the catalogue [0-9a-f]+: the archive is damaged/,
+    );
     assert.match(bad.stdout, /✗ 20261122\.tgz +listed +missing from /);
     const h = history(sb).filter((x) => x.command === "check");
     assert.equal(h.length, 4, "one history line per check");
@@ -739,5 +743,27 @@ Deno.test("a torn last catalogue line (power lost while it was written) is set a
     const next = await runCli(["run", "-c", sb.configPath], { env: at("2026-11-24") });
     assert.equal(next.code, 0, next.stderr);
     assert.doesNotMatch(next.stderr, /cut short/);
+  });
+});
+
+Deno.test("every catalogued archive gone from the destination at once (a wrong crypt password, another share mounted): the night fails naming the likely causes, verify is CRITICAL", async () => {
+  await withSource(NIGHTLY, async (sb) => {
+    await nights(sb, ["2026-11-20", "2026-11-21"]);
+    // Another, empty directory now answers at that path (as a crypt remote with a wrong password lists nothing).
+    await Deno.rename(sb.dest, `${sb.dest}.real`);
+    await Deno.mkdir(sb.dest);
+    const r = await runCli(["run", "-c", sb.configPath], { env: at("2026-11-22") });
+    assert.equal(r.code, EXIT.STORE, r.stderr);
+    assert.match(
+      r.stderr,
+      /store: FAILED: none of the 2 archive\(s\) the catalogue records on \S+ is there \(the last, 20261121\.tgz, stored .*\): this is probably not the place they were stored to \(hint: check the destination: a wrong rclone crypt password/,
+    );
+    assert.deepEqual(ls(sb.dest), [], "no second tree is started beside the first");
+    const v = await runCli(["verify", "-c", sb.configPath], { env: at("2026-11-22") });
+    assert.match(v.stdout, /✗ destination +none of the 2 archive\(s\)/);
+    // The right place back: an ordinary night.
+    await Deno.remove(sb.dest);
+    await Deno.rename(`${sb.dest}.real`, sb.dest);
+    assert.equal((await runCli(["run", "-c", sb.configPath], { env: at("2026-11-22") })).code, 0);
   });
 });

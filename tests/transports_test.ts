@@ -18,7 +18,7 @@ import { startApacheDav } from "./servers/apache.ts";
 import { startProftpd, startPureFtpd } from "./servers/ftpd.ts";
 import { startRsyncd } from "./servers/rsyncd.ts";
 import { TEST_USER } from "./servers/common.ts";
-import { runCli, spawnCli } from "./helpers/cli.ts";
+import { runCli, sandbox, spawnCli } from "./helpers/cli.ts";
 import { EXIT } from "../src/errors.ts";
 import { parseMlsd } from "../src/transports/ftps.ts";
 import { uploadAtomic } from "../src/transports/transport.ts";
@@ -960,5 +960,73 @@ Deno.test("rsyncd against rsync --daemon (a module with auth users and a secrets
     });
   } finally {
     await s.stop();
+  }
+});
+
+Deno.test("rsync daemons set up otherwise: refuse options = delete is named before anything is uploaded (store exit 30, prune 31); max connections = 1 works every night", async (t) => {
+  const src = startHttpsSource(cert, { "/dump.zip": serveBytes(makeZip([{ name: "dump.sql", data: bigDump(300_000) }])) });
+  try {
+    await t.step("refuse options = delete", async () => {
+      const s = await startRsyncd(join(top, "rsyncd-nodelete"), ["refuse options = delete"]);
+      const sb = await sandbox({ url: src.url("/dump.zip"), caFile: cert.caFile });
+      try {
+        const destination = {
+          type: "rsyncd",
+          host: "127.0.0.1",
+          port: s.port,
+          module: s.module,
+          user: s.user,
+          password: s.password,
+          path: undefined,
+        };
+        await sb.writeConfig({ destination, check: { on_unchanged: "archive" } });
+        for (const day of ["22", "23"]) {
+          const r = await runCli(["run", "-c", sb.configPath], { env: { ARCHIVIST_NOW: `2026-11-${day}T02:30:00Z` } });
+          assert.equal(r.code, EXIT.STORE, r.stderr);
+          assert.match(
+            r.stderr,
+            /store: FAILED: rsync:\/\/\S+ refuses --delete \(rsync: The server is configured to refuse --delete\): archivist could neither replace its temporary uploads nor apply retention there \(hint: remove delete from `refuse options`/,
+          );
+        }
+        assert.deepEqual([...Deno.readDirSync(s.root)], [], "no leftovers pile up: nothing was uploaded");
+        const p = await runCli(["prune", "-c", sb.configPath]);
+        assert.equal(p.code, EXIT.RETENTION, p.stderr);
+        assert.match(p.stderr, /refuses --delete/);
+        const v = await runCli(["verify", "-c", sb.configPath]);
+        assert.match(v.stdout, /✗ destination +rsync:\/\/\S+ refuses --delete/);
+      } finally {
+        await sb.cleanup();
+        await s.stop();
+      }
+    });
+    await t.step("max connections = 1: the commands of a night wait for the slot, every night stores", async () => {
+      const s = await startRsyncd(join(top, "rsyncd-oneconn"), ["max connections = 1"]);
+      const sb = await sandbox({ url: src.url("/dump.zip"), caFile: cert.caFile });
+      try {
+        const destination = {
+          type: "rsyncd",
+          host: "127.0.0.1",
+          port: s.port,
+          module: s.module,
+          user: s.user,
+          password: s.password,
+          path: undefined,
+        };
+        await sb.writeConfig({ destination, check: { on_unchanged: "archive" }, retention: { max_age: "1d", min_keep: 1 } });
+        for (const day of ["20", "21", "22"]) {
+          const r = await runCli(["run", "-c", sb.configPath], { env: { ARCHIVIST_NOW: `2026-11-${day}T02:30:00Z` } });
+          assert.equal(r.code, 0, r.stderr);
+          assert.doesNotMatch(r.stderr, /max connections/);
+        }
+        const names = [...Deno.readDirSync(s.root)].map((e) => e.name);
+        assert.ok(names.includes("20261122.tgz") && names.includes("20261122.tgz.sha256"), names.join(", "));
+        assert.ok(!names.some((n) => n.endsWith(".part")), "no temporary upload left");
+      } finally {
+        await sb.cleanup();
+        await s.stop();
+      }
+    });
+  } finally {
+    await src.close();
   }
 });

@@ -19,7 +19,7 @@ import { createHash } from "node:crypto";
 import { ArchivistError, asArchivistError } from "../errors.ts";
 import { formatSize } from "../config/units.ts";
 import { formatName, isTempName, sidecarName, tempName, tempTarget } from "../naming.ts";
-import { appendCatalogue, type Catalogue, entriesAt, readCatalogue, type StoredRecord } from "../catalogue.ts";
+import { appendCatalogue, type Catalogue, entriesAt, readCatalogue, type StoredRecord, vanished } from "../catalogue.ts";
 import { readState } from "../state.ts";
 import { parseAny, runDateOf } from "../retention/inventory.ts";
 import { clockDoubt } from "../retention/clockcheck.ts";
@@ -223,6 +223,8 @@ export const storeStep: Step = {
       let list = await t.list();
       const adopted = adoptLegacy(cfg, t.location, list, ctx.log, "store", !dry);
       const cat = readCatalogue(cfg.state_dir, cfg.name, dry ? adopted : []);
+      const gone = vanished(cat, t.location, list);
+      if (gone) throw gone;
       const patterns = new Set([cfg.archive.name, ...cat.patterns]);
       // The clock is judged before this archive joins the history (it must not vouch for itself).
       const doubt = clockDoubt(ctx.startedAt, cat, readState(cfg.state_dir, cfg.name), cfg.retention.max_age);

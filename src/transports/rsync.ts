@@ -17,7 +17,7 @@
 import { join } from "node:path";
 import { nonEmpty, obj, oneOf, secretFields } from "../config/fields.ts";
 import { exec, type ExecProgress, type ExecResult, writePrivateFile } from "../exec.ts";
-import type { ArchivistError } from "../errors.ts";
+import { ArchivistError } from "../errors.ts";
 import {
   checkName,
   dirLevels,
@@ -169,8 +169,8 @@ class DaemonRemote implements Remote {
     if (/@ERROR: max connections/i.test(err)) {
       return storeErr(
         "busy",
-        `the rsync daemon ${where} refuses more connections (max connections)`,
-        "try later, or raise `max connections` on the server",
+        `the rsync daemon ${where} refuses more connections (max connections), still after 15 s of retries`,
+        "another client holds the module's connections: try later, or raise `max connections` on the server",
       );
     }
     if (/@ERROR: access denied/i.test(err)) {
@@ -256,15 +256,55 @@ export class RsyncTransport implements Transport {
   }
 
   private async rsync(args: string[], what: string, allowFail = false, progress?: ExecProgress): Promise<ExecResult> {
-    let r: ExecResult;
-    try {
-      const opts = progress ? { progress } : {};
-      r = await exec("rsync", [`--timeout=${Math.max(1, Math.round(this.timeout / 1000))}`, ...this.remote.args(), ...args], opts, "rsync");
-    } catch (e) {
-      toolMissing(e);
+    let r!: ExecResult;
+    // A daemon with `max connections` frees a slot only once the previous connection's process has ended: the next
+    // command of the same night may arrive first. Wait and retry briefly (about 15 s in all) before giving up.
+    for (let attempt = 0, wait = 250; attempt < 7; attempt++, wait *= 2) {
+      try {
+        const opts = progress ? { progress } : {};
+        r = await exec(
+          "rsync",
+          [`--timeout=${Math.max(1, Math.round(this.timeout / 1000))}`, ...this.remote.args(), ...args],
+          opts,
+          "rsync",
+        );
+      } catch (e) {
+        toolMissing(e);
+      }
+      if (r.code !== 5 || !/@ERROR: max connections/i.test(r.stderr)) break;
+      this.ctx.log.debug(this.ctx.step ?? "store", `${this.remote.where}: max connections reached, retrying in ${wait} ms`);
+      await new Promise((ok) => setTimeout(ok, wait));
     }
     if (r.code !== 0 && !allowFail) throw this.classify(r, what);
     return r;
+  }
+
+  /**
+   * Can archivist delete here? A server that refuses --delete (rsyncd's `refuse options = delete`, rrsync -no-del)
+   * would keep every temporary upload and never let retention work: found out before anything is uploaded, by a dry
+   * run that could delete nothing but a name that is not there.
+   */
+  private async probeDelete(): Promise<void> {
+    const empty = join(this.ctx.privateDir, "rsync-empty");
+    await Deno.mkdir(empty, { recursive: true });
+    const r = await this.rsync(
+      ["--dry-run", "-r", "--delete", "--include=/.archivist-no-such-name", "--exclude=*", `${empty}/`, this.remote.dir],
+      "checking that archivist may delete",
+      true,
+    );
+    if (!/refuse --delete|--delete.* (disabled|refused|not allowed)|option --delete has been disabled/i.test(r.stderr)) return;
+    const daemon = this.remote instanceof DaemonRemote;
+    const step = this.ctx.step === "retention" || this.ctx.step === "prune" ? "retention" : "store";
+    throw new ArchivistError(
+      step,
+      `${this.location} refuses --delete (${
+        firstLine(r.stderr)
+      }): archivist could neither replace its temporary uploads nor apply retention there`,
+      daemon
+        ? "remove delete from `refuse options` of the module in rsyncd.conf, or store elsewhere (type: rsync over SSH, sftp)"
+        : "remove -no-del from rrsync in the key's command= (authorized_keys), or store elsewhere",
+      { code: "delete_refused" },
+    );
   }
 
   private classify(r: ExecResult, what: string): ArchivistError {
@@ -315,7 +355,7 @@ export class RsyncTransport implements Transport {
     await this.remote.open();
     const r = await this.rsync(["--list-only", "--no-h", this.remote.dir], `directory ${this.remote.path}`, true);
     if (this.remote instanceof SshRemote) await this.remote.logNewHostKey();
-    if (r.code === 0) return;
+    if (r.code === 0) return await this.probeDelete();
     const e = this.classify(r, `directory ${this.remote.path}`);
     if (e.code !== "missing_dir") throw e;
     if (!this.createDirs) throw missingDir(this.remote.path, this.remote.where);
@@ -329,6 +369,7 @@ export class RsyncTransport implements Transport {
       await Deno.remove(tree, { recursive: true }).catch(() => {});
     }
     this.ctx.log.info(this.ctx.step ?? "store", `created remote directory ${this.remote.path}`);
+    await this.probeDelete();
   }
 
   async put(localPath: string, name: string, onBytes?: (done: number) => void): Promise<void> {

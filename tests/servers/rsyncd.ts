@@ -17,7 +17,8 @@ export interface RsyncdServer extends Server {
   own(path: string): Promise<void>;
 }
 
-export async function startRsyncd(dir: string): Promise<RsyncdServer> {
+/** `module`: more lines for the module (`refuse options = delete`, `max connections = 1`). */
+export async function startRsyncd(dir: string, module: string[] = []): Promise<RsyncdServer> {
   await Deno.mkdir(dir, { recursive: true });
   await ensureUser(randomPassword());
   const port = freePort();
@@ -35,6 +36,7 @@ export async function startRsyncd(dir: string): Promise<RsyncdServer> {
       `pid file = ${join(dir, "rsyncd.pid")}`,
       "use chroot = no",
       `log file = ${join(dir, "rsyncd.log")}`,
+      `lock file = ${join(dir, "rsyncd.lock")}`,
       "[backup]",
       `  path = ${root}`,
       "  read only = false",
@@ -43,6 +45,7 @@ export async function startRsyncd(dir: string): Promise<RsyncdServer> {
       `  auth users = ${user}`,
       `  secrets file = ${secrets}`,
       "  strict modes = yes",
+      ...module.map((l) => `  ${l}`),
       "",
     ].join("\n"),
   );
