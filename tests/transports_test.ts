@@ -17,7 +17,7 @@ import { startNginxDav } from "./servers/nginx.ts";
 import { startApacheDav } from "./servers/apache.ts";
 import { startProftpd, startPureFtpd } from "./servers/ftpd.ts";
 import { startRsyncd } from "./servers/rsyncd.ts";
-import { TEST_USER } from "./servers/common.ts";
+import { freePort, TEST_USER } from "./servers/common.ts";
 import { runCli, sandbox, spawnCli } from "./helpers/cli.ts";
 import { EXIT } from "../src/errors.ts";
 import { parseMlsd } from "../src/transports/ftps.ts";
@@ -1028,5 +1028,62 @@ Deno.test("rsync daemons set up otherwise: refuse options = delete is named befo
     });
   } finally {
     await src.close();
+  }
+});
+
+Deno.test("ftps: a transfer refused for a moment after the login worked (vsftpd max_clients=1, a slot held) is retried and stored; the retry is logged", async () => {
+  const s = await startVsftpd(join(top, "ftp-busy"), cert, { extra: ["max_clients=1"] });
+  const base = ftpsConfig(s);
+  try {
+    const sub = `busy-${crypto.randomUUID().slice(0, 6)}`;
+    await Deno.mkdir(join(s.home, sub), { recursive: true });
+    await chownTest(join(s.home, sub));
+    const logged: string[] = [];
+    const tr = makeTransport(base({ path: sub }), priv, logged);
+    await tr.open();
+    const local = join(priv, "busy.bin");
+    await Deno.writeFile(local, new Uint8Array(200_000).fill(7));
+    // Another client takes the only slot for half a second: the upload is refused (421), then retried.
+    const other = await Deno.connect({ hostname: "127.0.0.1", port: s.port });
+    const held = new Promise<void>((ok) => setTimeout(() => (other.close(), ok()), 500));
+    try {
+      await tr.put(local, "20261122.tgz.part");
+    } finally {
+      await held;
+      await tr.close();
+    }
+    assert.equal(Deno.statSync(join(s.home, sub, "20261122.tgz.part")).size, 200_000);
+    assert.ok(logged.some((l) => /upload of 20261122\.tgz\.part: .*; retrying/.test(l)), logged.join("\n"));
+  } finally {
+    await s.stop();
+  }
+});
+
+Deno.test("ftps: a server that speaks only TLS 1.3 (openssl s_server -tls1_3) with the default tls_max 1.2 gets the tls_max hint", async () => {
+  const port = freePort();
+  const server = new Deno.Command("openssl", {
+    args: ["s_server", "-accept", `127.0.0.1:${port}`, "-tls1_3", "-cert", cert.certFile, "-key", cert.keyFile, "-quiet"],
+    stdin: "piped",
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  try {
+    for (let i = 0; i < 100; i++) {
+      try {
+        (await Deno.connect({ hostname: "127.0.0.1", port })).close();
+        break;
+      } catch {
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    }
+    const cfg = ftpsConfig({ port, user: "u", password: "p" })({ path: "x", tls: "implicit" });
+    await expectCode(
+      makeTransport(cfg, priv).open(),
+      "tls",
+      /TLS handshake with 127\.0\.0\.1:\d+ failed: the server speaks no TLS version up to 1\.2/,
+    ).then((e) => assert.match(e.hint, /set destination\.tls_max: "1\.3"/));
+  } finally {
+    server.kill("SIGTERM");
+    await server.status;
   }
 });

@@ -53,10 +53,27 @@ export const ftpsSchema = obj({
 });
 export type FtpsConfig = ReturnType<typeof ftpsSchema.parse>;
 
-/** curl exit codes → causes. */
-function classify(r: ExecResult, cfg: FtpsConfig, what: string) {
+/**
+ * curl exit codes → causes. `loggedIn`: a login of this run already worked, so a later timeout or TLS failure is the
+ * network or the server's state, never a wrong `tls` setting (the hints follow what already succeeded).
+ */
+function classify(r: ExecResult, cfg: FtpsConfig, what: string, loggedIn = false) {
   const where = `${cfg.host}:${cfg.port}`;
   const msg = r.stderr.trim().split("\n").filter(Boolean).pop() ?? "";
+  if (/protocol version|unsupported protocol|wrong version number|no protocols available/i.test(r.stderr) && cfg.tls_max === "1.2") {
+    return storeErr(
+      "tls",
+      `TLS handshake with ${where} failed: the server speaks no TLS version up to 1.2 (${msg})`,
+      'the server wants TLS 1.3: set destination.tls_max: "1.3"',
+    );
+  }
+  if (loggedIn && [28, 35, 56].includes(r.code) && !/got (452|552|451)\b/.test(r.stderr)) {
+    return storeErr(
+      "transfer_cut",
+      `${what}: the connection to ${where} broke during the transfer (${msg}), after the login had worked`,
+      "a network or server problem, not the configuration: retried, then the next run tries again; a full disk on the server can look like this too",
+    );
+  }
   switch (r.code) {
     case 6:
       return storeErr("dns", `cannot resolve host ${cfg.host}`, "check destination.host and DNS");
@@ -143,11 +160,28 @@ export class FtpsTransport implements Transport {
     return `${scheme}://${this.cfg.host}:${this.cfg.port}/${p.startsWith("/") ? "%2F" : ""}${segs.join("/")}/${encodeURIComponent(name)}`;
   }
 
+  /** A login of this transport worked: later failures are transfers that broke, not a wrong setting. */
+  private loggedIn = false;
+
+  /**
+   * One curl command, retried twice (1 s, then 3 s later) when a transfer broke after the login had worked: a data
+   * connection dropped (426, 425, 421), cut mid-way, or a TLS session that ended (vsftpd over TLS 1.3 does it now and
+   * then). Uploads go to a temporary name, so a retry overwrites what the broken one left.
+   */
   private async curl(args: string[], what: string, allowFail = false, progress?: UploadProgress): Promise<ExecResult> {
     const ftp = ["--disable-epsv", "--ftp-pasv", "--netrc-file", this.netrc, "--tls-max", this.cfg.tls_max];
     if (this.cfg.tls === "explicit") ftp.push("--ssl-reqd");
-    const r = await curl([...ftp, ...args], { timeoutMs: this.cfg.timeout, caFile: this.cfg.ca_file, progress });
-    if (r.code !== 0 && !allowFail) throw classify(r, this.cfg, what);
+    let r!: ExecResult;
+    for (let attempt = 0; attempt < 3; attempt++) {
+      if (attempt) await new Promise((ok) => setTimeout(ok, attempt === 1 ? 1000 : 3000));
+      r = await curl([...ftp, ...args], { timeoutMs: this.cfg.timeout, caFile: this.cfg.ca_file, progress });
+      if (
+        r.code === 0 || !this.loggedIn || classify(r, this.cfg, what, true).code !== "transfer_cut" && !/\b(421|425|426)\b/.test(r.stderr)
+      ) break;
+      if (attempt < 2) this.ctx.log.warn(this.ctx.step ?? "store", `${what}: ${classify(r, this.cfg, what, true).message}; retrying`);
+    }
+    if (r.code === 0) this.loggedIn = true;
+    if (r.code !== 0 && !allowFail) throw classify(r, this.cfg, what, this.loggedIn);
     return r;
   }
 
@@ -171,7 +205,7 @@ export class FtpsTransport implements Transport {
     const progress = await uploadProgress(localPath, onBytes);
     const r = await this.curl(["-T", localPath, this.url(name)], `upload of ${name}`, true, progress);
     if (r.code !== 0) {
-      let err = classify(r, this.cfg, `upload of ${name}`);
+      let err = classify(r, this.cfg, `upload of ${name}`, this.loggedIn);
       if (err.code === "transfer_cut") err = (await this.cutCause(name, err)) ?? err;
       await this.curl(["--list-only", this.url(), "-Q", `-DELE ${name}`], "cleanup", true).catch(() => {});
       throw err;
@@ -191,7 +225,7 @@ export class FtpsTransport implements Transport {
       const p = await this.curl(["-T", local, this.url(probe)], `upload of ${probe} (a test write)`, true);
       await this.curl(["--list-only", this.url(), "-Q", `-DELE ${probe}`], "cleanup", true).catch(() => {});
       if (p.code === 0) return undefined;
-      const e = classify(p, this.cfg, `upload of ${probe} (a test write)`);
+      const e = classify(p, this.cfg, `upload of ${probe} (a test write)`, this.loggedIn);
       if (e.code !== "disk_full") return undefined;
       return diskFull(
         `upload of ${name}`,

@@ -11,7 +11,11 @@ export interface FtpServer extends Server {
 }
 
 /** vsftpd with explicit TLS (AUTH TLS), or with `implicit` TLS from the first byte (FTPS proper). */
-export async function startVsftpd(dir: string, cert: TestCert, opts: { implicit?: boolean } = {}): Promise<FtpServer> {
+export async function startVsftpd(
+  dir: string,
+  cert: TestCert,
+  opts: { implicit?: boolean; extra?: string[] } = {},
+): Promise<FtpServer> {
   await Deno.mkdir(dir, { recursive: true });
   const password = randomPassword();
   const home = await ensureUser(password);
@@ -50,6 +54,7 @@ export async function startVsftpd(dir: string, cert: TestCert, opts: { implicit?
       "userlist_enable=NO",
       "check_shell=NO",
       `vsftpd_log_file=${join(dir, "vsftpd.log")}`,
+      ...(opts.extra ?? []),
       "",
     ].join("\n"),
   );
