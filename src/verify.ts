@@ -302,6 +302,16 @@ async function checkDestination(d: VerifyDeps): Promise<Check[]> {
       await t.remove(probe);
       const left = (await t.list()).some((e) => e.name === probe);
       if (left) return [warn("destination", `${t.location}: the probe file ${probe} could not be removed`, "check delete permissions")];
+      const kept = await t.keptAfterDelete?.(probe);
+      if (kept) {
+        return [
+          warn(
+            "destination",
+            `${t.location}: the server keeps deleted files (the probe went to ${kept}, a recycle bin): retention's deletions free no space there`,
+            "exclude archivist's directory from the share's recycle bin (recycle:exclude_dir, or vfs objects without recycle), or empty the bin regularly",
+          ),
+        ];
+      }
       return [ok("destination", `${t.location}: connected, directory exists, write + rename + delete of a probe file work`)];
     });
   } catch (e) {

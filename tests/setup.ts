@@ -30,6 +30,8 @@ export const REQUIRED: Record<string, string> = {
   smbd: "samba",
   smbpasswd: "samba-common-bin",
   smbclient: "smbclient",
+  // Samba's vfs recycle (the recycle-bin share of tests/transports_test.ts).
+  "/usr/lib/x86_64-linux-gnu/samba/vfs/recycle.so": "samba-vfs-modules",
   rclone: "rclone",
   // rclone mount (FUSE): a mount that accepts chown and chmod and ignores them (tests/local_store_test.ts).
   fusermount3: "fuse3",

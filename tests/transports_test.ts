@@ -1087,3 +1087,35 @@ Deno.test("ftps: a server that speaks only TLS 1.3 (openssl s_server -tls1_3) wi
     await server.status;
   }
 });
+
+Deno.test("smb with a recycle bin (vfs objects = recycle): verify says deletions free no space there, and leaves no probe in the bin", async () => {
+  const s = await startSmbd(join(top, "smb-recycle"), {
+    share: ["vfs objects = recycle", "recycle:repository = .recycle", "recycle:keeptree = yes"],
+  });
+  const src = startHttpsSource(cert, { "/dump.zip": serveBytes(makeZip([{ name: "dump.sql", data: bigDump(50_000) }])) });
+  const sb = await sandbox({ url: src.url("/dump.zip"), caFile: cert.caFile });
+  try {
+    await Deno.mkdir(join(s.root, "db"), { recursive: true });
+    await chownTest(join(s.root, "db"));
+    const destination = { type: "smb", host: "127.0.0.1", port: s.port, share: s.share, user: s.user, password: s.password, path: "db" };
+    await sb.writeConfig({ destination: { ...destination, create_dirs: undefined } });
+    const v = await runCli(["verify", "-c", sb.configPath]);
+    assert.match(
+      v.stdout,
+      /! destination +smb:\/\/\S+: the server keeps deleted files \(the probe went to \.recycle\/db\/archivist-probe\S*, a recycle bin\): retention's deletions free no space there\n +hint: exclude archivist's directory from the share's recycle bin/,
+    );
+    const bin = join(s.root, ".recycle");
+    const inBin = (() => {
+      try {
+        return [...Deno.readDirSync(join(bin, "db"))].map((e) => e.name);
+      } catch {
+        return [];
+      }
+    })();
+    assert.deepEqual(inBin, [], "the probe is removed from the bin too");
+  } finally {
+    await sb.cleanup();
+    await src.close();
+    await s.stop();
+  }
+});

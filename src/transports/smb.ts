@@ -170,6 +170,24 @@ export class SmbTransport implements Transport {
     await this.smb(`del ${q(name)}`, `deleting ${name}`);
   }
 
+  /** Samba's vfs recycle (`.recycle`, Synology's `#recycle`) moves deleted files there instead of freeing them. */
+  async keptAfterDelete(name: string): Promise<string | undefined> {
+    for (const bin of [".recycle", "#recycle"]) {
+      const r = await this.smb(`recurse ON; ls ${q(`${bin}\\*`)}`, `looking into ${bin}`, { inRoot: true, allowFail: true });
+      if (r.code !== 0) continue;
+      let dir = bin;
+      for (const line of r.stdout.split("\n")) {
+        if (/^\\/.test(line.trim())) dir = line.trim().replace(/^\\/, "");
+        else if (parseSmbLs(line).some((e) => e.name === name)) {
+          const path = `${dir}\\${name}`;
+          await this.smb(`del ${q(path)}`, `removing ${path}`, { inRoot: true, allowFail: true });
+          return path.replaceAll("\\", "/");
+        }
+      }
+    }
+    return undefined;
+  }
+
   async download(name: string, localPath: string): Promise<void> {
     await this.smb(`get ${q(name)} ${q(localPath)}`, `download of ${name}`);
   }

@@ -62,6 +62,11 @@ export interface Transport {
    * (optional: rclone's backends with sha256). verify: checksum then downloads it.
    */
   remoteSha256?(name: string): Promise<string | undefined>;
+  /**
+   * Where a file deleted a moment ago lives on, if the server keeps deleted files (Samba's recycle bin): found,
+   * removed from there, and returned, so that verify can say that retention frees no space. Undefined: gone.
+   */
+  keptAfterDelete?(name: string): Promise<string | undefined>;
   /** What the operations so far found that the night must report as a warning (then forgotten), if any. */
   notices?(): string[];
   /** Copy `name` to `localPath`. */

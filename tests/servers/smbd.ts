@@ -15,7 +15,8 @@ export interface SmbServer extends Server {
  * `hardened`: the settings security guides recommend: SMB3 only, encryption and signing required, and dot-files
  * vetoed (a veto files pattern for every name starting with a dot).
  */
-export async function startSmbd(dir: string, opts: { hardened?: boolean } = {}): Promise<SmbServer> {
+/** `share`: more lines for the [backup] share (e.g. `vfs objects = recycle`). */
+export async function startSmbd(dir: string, opts: { hardened?: boolean; share?: string[] } = {}): Promise<SmbServer> {
   await Deno.mkdir(dir, { recursive: true });
   const password = randomPassword();
   await ensureUser(password);
@@ -52,7 +53,7 @@ ${opts.hardened ? "  server min protocol = SMB3\n  server smb encrypt = required
   path = ${root}
   read only = no
   valid users = ${TEST_USER}
-${opts.hardened ? "  veto files = /.*/\n" : ""}`,
+${opts.hardened ? "  veto files = /.*/\n" : ""}${(opts.share ?? []).map((l) => `  ${l}\n`).join("")}`,
   );
   await sh("smbpasswd", ["-c", conf, "-s", "-a", TEST_USER], { stdin: `${password}\n${password}\n` });
   const p = startProcess("/usr/sbin/smbd", ["-s", conf, "--foreground", "--no-process-group", "--debug-stdout"]);
