@@ -16,9 +16,9 @@ import { startSmbd } from "./servers/smbd.ts";
 import { startNginxDav } from "./servers/nginx.ts";
 import { startApacheDav } from "./servers/apache.ts";
 import { startProftpd, startPureFtpd } from "./servers/ftpd.ts";
-import { startRsyncd } from "./servers/rsyncd.ts";
+import { type RsyncdServer, startRsyncd } from "./servers/rsyncd.ts";
 import { freePort, TEST_USER } from "./servers/common.ts";
-import { runCli, sandbox, spawnCli } from "./helpers/cli.ts";
+import { type CliResult, runCli, type Sandbox, sandbox, spawnCli } from "./helpers/cli.ts";
 import { EXIT } from "../src/errors.ts";
 import { parseMlsd } from "../src/transports/ftps.ts";
 import { uploadAtomic } from "../src/transports/transport.ts";
@@ -399,8 +399,7 @@ Deno.test("webdav against rclone serve webdav over HTTPS", async (t) => {
     await conformance(t, {
       config: (sub, over) => base({ url: s.url(sub + "/"), ...over }),
       serverPath: (sub) => join(s.root, sub),
-      // rclone answers a write that failed (disk full) with a bare 405: the message names both possible causes.
-      diskFull: { code: "transfer", re: /HTTP 405 Method Not Allowed.*rclone answers 405 when the write itself failed: check free space/ },
+      // rclone answers a write that failed (disk full) with a bare 405: a 4 KiB test write tells it from a refused PUT.
     });
     await t.step("wrong password: authentication refused (401)", async () => {
       await expectCode(makeTransport(base({ password: "wrong" }), priv).open(), "auth", /authentication refused .*HTTP 401/);
@@ -544,6 +543,14 @@ Deno.test("sftp into a chroot (Match User, ChrootDirectory %h, ForceCommand inte
       serverPath: (sub) => join(acct.chroot, "files", sub),
       own,
       progress: false,
+    });
+    await t.step("type: rsync to this sftp-only account: the account may allow sftp only, with the hint to use type: sftp", async () => {
+      const cfg = { ...base({ path: `${acct.writable}` }), type: "rsync" };
+      await expectCode(
+        makeTransport(cfg, priv).open(),
+        "shell_not_clean",
+        /is not rsync \(protocol version mismatch\): the account may allow sftp only \(ForceCommand internal-sftp\)[\s\S]*use type: sftp/,
+      );
     });
     await t.step("a path given as it is on the server's disk is 'not found', and the hint says the user may be confined", async () => {
       await expectCode(
@@ -892,6 +899,29 @@ Deno.test("rsync over SSH against OpenSSH sshd", async (t) => {
       });
       await conformance(t, { config: (sub, over) => base(sub, { key_file: key, ...over }), serverPath: (sub) => join(confined, sub) });
     });
+    await t.step("a key restricted to rrsync -ro: the upload is refused as read-only, with the authorized_keys fix", async () => {
+      const ro = join(s.root, "readonly");
+      await Deno.mkdir(join(ro, "sub"), { recursive: true });
+      const key = join(top, "rsync-ro-key");
+      await sh("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", key]);
+      const pub = (await Deno.readTextFile(`${key}.pub`)).trim();
+      await Deno.writeTextFile(join(top, "rsync-sshd", "authorized_keys"), `command="/usr/bin/rrsync -ro ${ro}",restrict ${pub}\n`, {
+        append: true,
+      });
+      const tr = makeTransport(base("sub", { key_file: key }), priv);
+      const local = join(top, "rsync-ro.bin");
+      await Deno.writeFile(local, new Uint8Array(1000));
+      try {
+        await tr.open();
+        await expectCode(
+          tr.put(local, "20261122.tgz.part"),
+          "read_only",
+          /takes rsync read-only \(rrsync -ro[\s\S]*remove -ro from the rrsync command/,
+        );
+      } finally {
+        await tr.close();
+      }
+    });
     await t.step("a server without rsync: 'rsync is not installed on HOST', with the apt-get hint", async () => {
       // A key whose forced command runs the client's command with a PATH that holds no rsync: what a server
       // without the rsync package answers ("sh: 1: rsync: not found").
@@ -965,23 +995,37 @@ Deno.test("rsyncd against rsync --daemon (a module with auth users and a secrets
 
 Deno.test("rsync daemons set up otherwise: refuse options = delete is named before anything is uploaded (store exit 30, prune 31); max connections = 1 works every night", async (t) => {
   const src = startHttpsSource(cert, { "/dump.zip": serveBytes(makeZip([{ name: "dump.sql", data: bigDump(300_000) }])) });
+  /** A night's sandbox storing to a daemon whose module has `module` lines; the archives go to its top. */
+  const withDaemon = async (
+    name: string,
+    module: string[],
+    fn: (s: RsyncdServer, sb: Sandbox, night: (day: string) => Promise<CliResult>) => Promise<void>,
+  ) => {
+    const s = await startRsyncd(join(top, name), module);
+    const sb = await sandbox({ url: src.url("/dump.zip"), caFile: cert.caFile });
+    const destination = {
+      type: "rsyncd",
+      host: "127.0.0.1",
+      port: s.port,
+      module: s.module,
+      user: s.user,
+      password: s.password,
+      path: undefined,
+    };
+    await sb.writeConfig({ destination, check: { on_unchanged: "archive" }, retention: { max_age: "1d", min_keep: 1 } });
+    const night = (day: string) => runCli(["run", "-c", sb.configPath], { env: { ARCHIVIST_NOW: `2026-11-${day}T02:30:00Z` } });
+    try {
+      await fn(s, sb, night);
+    } finally {
+      await sb.cleanup();
+      await s.stop();
+    }
+  };
   try {
-    await t.step("refuse options = delete", async () => {
-      const s = await startRsyncd(join(top, "rsyncd-nodelete"), ["refuse options = delete"]);
-      const sb = await sandbox({ url: src.url("/dump.zip"), caFile: cert.caFile });
-      try {
-        const destination = {
-          type: "rsyncd",
-          host: "127.0.0.1",
-          port: s.port,
-          module: s.module,
-          user: s.user,
-          password: s.password,
-          path: undefined,
-        };
-        await sb.writeConfig({ destination, check: { on_unchanged: "archive" } });
+    await t.step("refuse options = delete", () =>
+      withDaemon("rsyncd-nodelete", ["refuse options = delete"], async (s, sb, night) => {
         for (const day of ["22", "23"]) {
-          const r = await runCli(["run", "-c", sb.configPath], { env: { ARCHIVIST_NOW: `2026-11-${day}T02:30:00Z` } });
+          const r = await night(day);
           assert.equal(r.code, EXIT.STORE, r.stderr);
           assert.match(
             r.stderr,
@@ -994,38 +1038,21 @@ Deno.test("rsync daemons set up otherwise: refuse options = delete is named befo
         assert.match(p.stderr, /refuses --delete/);
         const v = await runCli(["verify", "-c", sb.configPath]);
         assert.match(v.stdout, /✗ destination +rsync:\/\/\S+ refuses --delete/);
-      } finally {
-        await sb.cleanup();
-        await s.stop();
-      }
-    });
-    await t.step("max connections = 1: the commands of a night wait for the slot, every night stores", async () => {
-      const s = await startRsyncd(join(top, "rsyncd-oneconn"), ["max connections = 1"]);
-      const sb = await sandbox({ url: src.url("/dump.zip"), caFile: cert.caFile });
-      try {
-        const destination = {
-          type: "rsyncd",
-          host: "127.0.0.1",
-          port: s.port,
-          module: s.module,
-          user: s.user,
-          password: s.password,
-          path: undefined,
-        };
-        await sb.writeConfig({ destination, check: { on_unchanged: "archive" }, retention: { max_age: "1d", min_keep: 1 } });
-        for (const day of ["20", "21", "22"]) {
-          const r = await runCli(["run", "-c", sb.configPath], { env: { ARCHIVIST_NOW: `2026-11-${day}T02:30:00Z` } });
-          assert.equal(r.code, 0, r.stderr);
-          assert.doesNotMatch(r.stderr, /max connections/);
-        }
-        const names = [...Deno.readDirSync(s.root)].map((e) => e.name);
-        assert.ok(names.includes("20261122.tgz") && names.includes("20261122.tgz.sha256"), names.join(", "));
-        assert.ok(!names.some((n) => n.endsWith(".part")), "no temporary upload left");
-      } finally {
-        await sb.cleanup();
-        await s.stop();
-      }
-    });
+      }));
+    await t.step(
+      "max connections = 1: the commands of a night wait for the slot, every night stores",
+      () =>
+        withDaemon("rsyncd-oneconn", ["max connections = 1"], async (s, _sb, night) => {
+          for (const day of ["20", "21", "22"]) {
+            const r = await night(day);
+            assert.equal(r.code, 0, r.stderr);
+            assert.doesNotMatch(r.stderr, /max connections/);
+          }
+          const names = [...Deno.readDirSync(s.root)].map((e) => e.name);
+          assert.ok(names.includes("20261122.tgz") && names.includes("20261122.tgz.sha256"), names.join(", "));
+          assert.ok(!names.some((n) => n.endsWith(".part")), "no temporary upload left");
+        }),
+    );
   } finally {
     await src.close();
   }

@@ -310,6 +310,28 @@ export class RsyncTransport implements Transport {
   private classify(r: ExecResult, what: string): ArchivistError {
     const err = r.stderr.trim();
     const where = this.remote.where;
+    // What the server's side says about the account comes first: its hints are the right ones.
+    if (/This service allows sftp connections only/i.test(err)) {
+      return storeErr(
+        "sftp_only",
+        `${what}: the account on ${where} allows sftp only (ForceCommand internal-sftp): rsync cannot run there`,
+        "use type: sftp with the same host, user, key and path",
+      );
+    }
+    if (/sending to read-only server is not allowed|read-only server/i.test(err)) {
+      return storeErr(
+        "read_only",
+        `${what}: ${where} takes rsync read-only (rrsync -ro in the key's command=): archivist cannot upload there`,
+        "remove -ro from the rrsync command of this key in the server's authorized_keys",
+      );
+    }
+    if (/protocol version mismatch -- is your shell clean\?/i.test(err)) {
+      return storeErr(
+        "shell_not_clean",
+        `${what}: what answers on ${where} is not rsync (protocol version mismatch): the account may allow sftp only (ForceCommand internal-sftp), or its login prints something first`,
+        "for an sftp-only account use type: sftp with the same host, user, key and path; otherwise make the account's shell startup files print nothing for a non-interactive login",
+      );
+    }
     const conn = this.remote.classify(err, r.code);
     if (conn) return conn;
     if (/No space left on device|Disk quota exceeded|\(28\)|\(122\)/i.test(err)) return diskFull(what, where, firstLine(err));

@@ -15,6 +15,7 @@ import {
   isBodyTempOf,
   missingDir,
   netrcLine,
+  probeName,
   storeErr,
   type UploadProgress,
   uploadProgress,
@@ -207,10 +208,39 @@ export class WebdavTransport implements Transport {
         for (const e of await this.list().catch(() => [])) {
           if (isBodyTempOf(e.name, name)) await this.remove(e.name).catch(() => {});
         }
+        if (put.status === 405 || put.status === 500) {
+          const full = await this.fullDisk(name, put.status);
+          if (full) throw full;
+        }
         throw this.statusError(put.status, `upload of ${name}`, body);
       }
     } finally {
       await Deno.remove(bodyFile).catch(() => {});
+    }
+  }
+
+  /**
+   * A PUT refused with 405 or 500 is a disabled PUT, or (rclone serve webdav, some others) a write that failed on a
+   * full disk. A 4 KiB test write tells: it fails the same way when PUT is refused, and goes through when only the
+   * big file found no room. The disk-full error, or undefined.
+   */
+  private async fullDisk(name: string, status: number): Promise<ReturnType<typeof diskFull> | undefined> {
+    const probe = probeName();
+    const local = join(this.ctx.privateDir, probe);
+    try {
+      await Deno.writeFile(local, new Uint8Array(4096));
+      const p = await this.curl(["-T", local, "-o", "/dev/null", this.fileUrl(probe)], `upload of ${probe} (a test write)`);
+      await this.curl(["-X", "DELETE", "-o", "/dev/null", this.fileUrl(probe)], "cleanup").catch(() => {});
+      if (![200, 201, 204].includes(p.status)) return undefined;
+      return diskFull(
+        `upload of ${name}`,
+        this.location,
+        `HTTP ${status} to the PUT, while a 4 KiB test write went through: no room for the archive`,
+      );
+    } catch {
+      return undefined;
+    } finally {
+      await Deno.remove(local).catch(() => {});
     }
   }
 
