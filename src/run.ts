@@ -25,6 +25,7 @@ import { stateStep } from "./steps/state.ts";
 import { retentionStep } from "./steps/retention.ts";
 import { catchUpCopy } from "./steps/catchup.ts";
 import { createTransport, locationOf } from "./transports/registry.ts";
+import { type Catalogue, entriesAt, readCatalogue, vanished } from "./catalogue.ts";
 import type { Transport } from "./transports/transport.ts";
 
 export const NIGHTLY_STEPS: Step[] = [fetchStep, unzipStep, checkStep, compareStep, packStep, storeStep, stateStep, retentionStep];
@@ -211,12 +212,26 @@ export async function executeRun(deps: RunDeps): Promise<RunResult> {
     destination: (step) => openAt(0, step),
   };
 
+  /**
+   * The catalogue, when it records archives at destination `i` (two or more): its directory existed, so a missing
+   * one is not created afresh (create_dirs is for the first night): it is another place (a wrong crypt password).
+   */
+  const knownAt = (i: number): Catalogue | undefined => {
+    try {
+      const cat = readCatalogue(config.state_dir, config.name);
+      return entriesAt(cat, locationOf(config.targets[i].destination)).length >= 2 ? cat : undefined;
+    } catch {
+      return undefined;
+    }
+  };
   /** The transport of destination `i` (created, not opened): its location names it even when it cannot open. */
   const transportAt = (i: number, step: StepName): Transport => {
     if (!transports[i]) {
       const privateDir = join(workDir, i ? `private-${i + 1}` : "private");
       Deno.mkdirSync(privateDir, { recursive: true, mode: 0o700 });
-      transports[i] = createTransport(config.targets[i].destination, { log, env: deps.env, privateDir, step });
+      const dest = config.targets[i].destination;
+      const own = knownAt(i) && (dest as { create_dirs?: boolean }).create_dirs ? { ...dest, create_dirs: false } : dest;
+      transports[i] = createTransport(own as typeof dest, { log, env: deps.env, privateDir, step });
     }
     return transports[i]!;
   };
@@ -228,7 +243,8 @@ export async function executeRun(deps: RunDeps): Promise<RunResult> {
       } catch (e) {
         await t.close().catch(() => {});
         transports[i] = undefined;
-        throw e;
+        const cat = (e as { code?: string }).code === "missing_dir" ? knownAt(i) : undefined;
+        throw (cat && vanished(cat, t.location, [])) || e;
       }
       opened.add(i);
     }

@@ -1146,3 +1146,42 @@ Deno.test("smb with a recycle bin (vfs objects = recycle): verify says deletions
     await s.stop();
   }
 });
+
+Deno.test("rclone crypt with a wrong password lists nothing: the night fails naming the likely cause instead of writing a second tree beside the first", async () => {
+  const store = join(top, "crypt-store");
+  await Deno.mkdir(store, { recursive: true });
+  const confDir = join(top, "crypt-conf");
+  const crypt = async (password: string) =>
+    await rcloneConf(confDir, {
+      base: { type: "local" },
+      vault: { type: "crypt", remote: `base:${store}`, password: (await sh("rclone", ["obscure", password])).trim() },
+    });
+  const src = startHttpsSource(cert, { "/dump.zip": serveBytes(makeZip([{ name: "dump.sql", data: bigDump(80_000) }])) });
+  const sb = await sandbox({ url: src.url("/dump.zip"), caFile: cert.caFile });
+  try {
+    const conf = await crypt("the right one");
+    await sb.writeConfig({
+      destination: { type: "rclone", remote: "vault:db", config_file: conf, path: undefined, create_dirs: true },
+      check: { on_unchanged: "archive" },
+    });
+    const night = (day: string) => runCli(["run", "-c", sb.configPath], { env: { ARCHIVIST_NOW: `2026-11-${day}T02:30:00Z` } });
+    for (const day of ["20", "21"]) {
+      const r = await night(day);
+      assert.equal(r.code, 0, r.stderr);
+    }
+    const before = [...Deno.readDirSync(join(store, [...Deno.readDirSync(store)][0].name))].length;
+    await crypt("a wrong one");
+    const r = await night("22");
+    assert.equal(r.code, EXIT.STORE, r.stderr);
+    assert.match(
+      r.stderr,
+      /store: FAILED: none of the 2 archive\(s\) the catalogue records on rclone:vault:db is there .*hint: check the destination: a wrong rclone crypt password/,
+    );
+    const dirs = [...Deno.readDirSync(store)];
+    assert.equal(dirs.length, 1, "no second encrypted tree");
+    assert.equal([...Deno.readDirSync(join(store, dirs[0].name))].length, before, "nothing written beside the archives");
+  } finally {
+    await sb.cleanup();
+    await src.close();
+  }
+});
