@@ -346,13 +346,24 @@ if [ -n "$PREV_USER" ] && [ "$PREV_USER" != "$RUN_USER" ]; then
 fi
 
 # 4. Schedule: cron entry, or systemd service + timer. Without a running systemd, cron stays.
+# The lines an admin added to the cron file (a weekly `archivist check`, another config's night) are kept; only what
+# install.sh writes itself (its comment, SHELL, PATH, the night of this config) is replaced.
+OWN_LINES=""
+if [ -f "$(R "$CRON")" ]; then
+  OWN_LINES=$(grep -v -e '^# archivist: nightly database dump archive' -e '^# Kept by install.sh' -e '^SHELL=' -e '^PATH=' \
+    -e " run --quiet -c $CONF >>" "$(R "$CRON")" | sed '/^[[:space:]]*$/d' || true)
+fi
 if [ "$SYSTEMD" = 1 ] && [ "$PROBE" = 1 ] && [ "$SYSTEMD_UP" = 0 ]; then
   echo "  systemd is not running on this machine (PID 1 is $(ps -p 1 -o comm= 2>/dev/null || echo unknown)): keeping the cron entry instead of a timer" >&2
   SYSTEMD=0
   STATUS=1
 fi
 if [ "$SYSTEMD" = 1 ]; then
-  remove "$CRON"
+  if [ -n "$OWN_LINES" ]; then
+    printf '# Kept by install.sh: your own lines (the night itself runs from archivist.timer)\nSHELL=/bin/sh\n%s\n' "$OWN_LINES" | write "$CRON" 0644
+  else
+    remove "$CRON"
+  fi
   # The sandbox the config needs (`archivist unit`): every path it writes and the capabilities it uses, so that what
   # cron runs, the unit runs. Run as the run user (the config belongs to it); the cache stays inside --destdir.
   runas=()
@@ -430,6 +441,8 @@ if [ "$SYSTEMD" = 0 ]; then
 SHELL=/bin/sh
 PATH=$PREFIX/bin$([ "$PREFIX" != /usr/local ] && echo ":/usr/local/bin"):/usr/bin:/bin:/usr/sbin:/sbin
 $SCHEDULE $RUN_USER $BIN run --quiet -c $CONF >>$LOG_DIR/cron.log 2>&1
+${OWN_LINES:+# Kept by install.sh: your own lines (e.g. a weekly check: 0 4 * * 0 $RUN_USER $BIN check --quiet -c $CONF)
+$OWN_LINES}
 EOF
 fi
 

@@ -125,8 +125,17 @@ Deno.test("install.sh into a --destdir: files, modes, cron line, the installed f
     await t.step("a plain upgrade keeps an edited config and the remembered schedule; the new example goes beside it", async () => {
       await Deno.writeTextFile(join(dd, "etc/archivist/archive.yaml"), "name: mine\n");
       await Deno.writeTextFile(join(dd, "etc/archivist/archive.yaml.example"), "old example\n");
+      // The admin's own line in the cron file (the weekly restore drill) survives the upgrade.
+      const drill =
+        "0 4 * * 0 root /usr/local/bin/archivist check --quiet -c /etc/archivist/archive.yaml >>/var/log/archivist/cron.log 2>&1";
+      await Deno.writeTextFile(join(dd, "etc/cron.d/archivist"), `${drill}\n`, { append: true });
       const r = await bash([install, "--destdir", dd, "--no-compile", "--no-verify"]);
       assert.equal(r.code, 0, r.out);
+      const cron = await Deno.readTextFile(join(dd, "etc/cron.d/archivist"));
+      assert.ok(cron.includes(`\n${drill}\n`), cron);
+      assert.equal(cron.split("\n").filter((l) => / run --quiet -c /.test(l)).length, 1, "the night once, not twice");
+      assert.equal((await bash([install, "--destdir", dd, "--no-compile", "--no-verify"])).code, 0);
+      assert.equal(await Deno.readTextFile(join(dd, "etc/cron.d/archivist")), cron, "a second run changes nothing");
       assert.equal(await Deno.readTextFile(join(dd, "etc/archivist/archive.yaml")), "name: mine\n");
       assert.equal(
         await Deno.readTextFile(join(dd, "etc/archivist/archive.yaml.example")),
@@ -182,7 +191,7 @@ Deno.test("install.sh into a --destdir: files, modes, cron line, the installed f
       });
       assert.equal(r.code, 1, r.out);
       assert.match(r.out, /systemd is not running on this machine \(PID 1 is .*\): keeping the cron entry instead of a timer/);
-      assert.equal((await cronLine()).length, 1);
+      assert.equal((await cronLine()).filter((l) => / run --quiet -c /.test(l)).length, 1);
       assert.throws(() => Deno.statSync(join(dd, "etc/systemd/system/archivist.timer")));
       assert.match(await Deno.readTextFile(join(dd, "etc/archivist/install.conf")), /SYSTEMD="0"/);
     });
@@ -204,7 +213,10 @@ Deno.test("install.sh into a --destdir: files, modes, cron line, the installed f
         );
         r = await bash([install, "--destdir", dd, "--no-compile", "--no-verify", "--systemd", "--schedule", "0 */6 * * *"]);
         assert.equal(r.code, 0, r.out);
-        assert.throws(() => Deno.statSync(join(dd, "etc/cron.d/archivist")));
+        // The timer runs the night; the cron file keeps only the admin's own line (the weekly drill).
+        const left = await Deno.readTextFile(join(dd, "etc/cron.d/archivist"));
+        assert.doesNotMatch(left, / run --quiet -c /);
+        assert.match(left, /^0 4 \* \* 0 root \S+ check --quiet /m);
         let timer = await Deno.readTextFile(join(dd, "etc/systemd/system/archivist.timer"));
         assert.match(timer, /OnCalendar=\*-\*-\* 00\/6:00:00/);
         assert.match(timer, /Persistent=true/);
