@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { makeCert, makeZip, type TestCert } from "../tools/fixtures.ts";
 import { startHttpsSource } from "../tools/https_source.ts";
-import { runCli, sandbox } from "./helpers/cli.ts";
+import { type CliResult, runCli, type Sandbox, sandbox } from "./helpers/cli.ts";
 import { type DbServer, startMariadb, startPostgres } from "./servers/dbs.ts";
 import { EXIT } from "../src/errors.ts";
 
@@ -47,15 +47,39 @@ const CASES: Case[] = [
   },
 ];
 
+/**
+ * A real database server started for the test, an HTTPS source serving what `night` is given, and a sandbox whose
+ * config expects `trailer`: `night(dump, day)` zips that dump, serves it and runs that night.
+ */
+async function withDumpNights(
+  name: string,
+  start: (dir: string) => Promise<DbServer>,
+  trailer: string,
+  fn: (server: DbServer, night: (dump: Uint8Array, day: string) => Promise<CliResult>, sb: Sandbox) => Promise<void>,
+) {
+  const dir = await Deno.makeTempDir({ prefix: `archivist-${name}-` });
+  await Deno.chmod(dir, 0o755);
+  const server = await start(dir);
+  let body: Uint8Array = new Uint8Array();
+  const src = startHttpsSource(cert, { "/dump.zip": () => new Response(body.slice()) });
+  const sb = await sandbox({ url: src.url("/dump.zip"), caFile: cert.caFile }, { check: { expect_trailer: trailer } });
+  const night = (dump: Uint8Array, day: string) => {
+    body = makeZip([{ name: "dump.sql", data: dump }]);
+    return runCli(["run", "-c", sb.configPath], { env: { ARCHIVIST_NOW: `2026-11-${day}T02:30:00Z` } });
+  };
+  try {
+    await fn(server, night, sb);
+  } finally {
+    await src.close();
+    await sb.cleanup();
+    await server.stop();
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+}
+
 for (const c of CASES) {
-  Deno.test(`${c.name}: two dumps of unchanged data a second apart are unchanged; a changed row is archived; bytes mode sees every dump as new`, async () => {
-    const dir = await Deno.makeTempDir({ prefix: `archivist-${c.name}-` });
-    await Deno.chmod(dir, 0o755);
-    const server = await c.start(dir);
-    let body: Uint8Array = new Uint8Array();
-    const src = startHttpsSource(cert, { "/dump.zip": () => new Response(body.slice()) });
-    const sb = await sandbox({ url: src.url("/dump.zip"), caFile: cert.caFile }, { check: { expect_trailer: c.trailer } });
-    try {
+  Deno.test(`${c.name}: two dumps of unchanged data a second apart are unchanged; a changed row is archived; bytes mode sees every dump as new`, () =>
+    withDumpNights(c.name, c.start, c.trailer, async (server, night, sb) => {
       await server.sql(c.setup);
       const d1 = await server.dump(c.db);
       await sleep(1100);
@@ -63,10 +87,6 @@ for (const c of CASES) {
       assert.notDeepEqual(d1, d2, "the premise: two dumps of the same data are not byte-identical");
       await server.sql(c.change);
       const d3 = await server.dump(c.db);
-      const night = async (dump: Uint8Array, day: string) => {
-        body = makeZip([{ name: "dump.sql", data: dump }]);
-        return await runCli(["run", "-c", sb.configPath], { env: { ARCHIVIST_NOW: `2026-11-${day}T02:30:00Z` } });
-      };
       const n1 = await night(d1, "21");
       assert.equal(n1.code, 0, n1.stderr);
       assert.match(
@@ -97,13 +117,7 @@ for (const c of CASES) {
       const n4 = await night(await server.dump(c.db), "24");
       assert.equal(n4.code, 0, n4.stderr);
       assert.match(n4.stderr, /dump changed since 20261123\.tgz .*\(compared byte for byte\)/);
-    } finally {
-      await src.close();
-      await sb.cleanup();
-      await server.stop();
-      await Deno.remove(dir, { recursive: true }).catch(() => {});
-    }
-  });
+    }));
 }
 
 Deno.test("the same dump twice gives a byte-identical archive: a second run the same day finds it already stored", async () => {
@@ -175,23 +189,13 @@ const LOOKALIKES: {
 ];
 
 for (const c of LOOKALIKES) {
-  Deno.test(`${c.name} that reads like the dump tool's volatile line: a change to it is archived, never called unchanged`, async () => {
-    const dir = await Deno.makeTempDir({ prefix: "archivist-lookalike-" });
-    await Deno.chmod(dir, 0o755);
-    const server = await c.start(dir);
-    let body: Uint8Array = new Uint8Array();
-    const src = startHttpsSource(cert, { "/dump.zip": () => new Response(body.slice()) });
-    const sb = await sandbox({ url: src.url("/dump.zip"), caFile: cert.caFile }, { check: { expect_trailer: c.trailer } });
-    try {
+  Deno.test(`${c.name} that reads like the dump tool's volatile line: a change to it is archived, never called unchanged`, () =>
+    withDumpNights("lookalike", c.start, c.trailer, async (server, night, sb) => {
       await server.sql(c.setup);
       const d1 = await server.dump(c.db, c.args);
       assert.match(new TextDecoder().decode(d1), c.line, "the premise: the data holds a line like the tool's own");
       await server.sql(c.change);
       const d2 = await server.dump(c.db, c.args);
-      const night = async (dump: Uint8Array, day: string) => {
-        body = makeZip([{ name: "dump.sql", data: dump }]);
-        return await runCli(["run", "-c", sb.configPath], { env: { ARCHIVIST_NOW: `2026-11-${day}T02:30:00Z` } });
-      };
       assert.equal((await night(d1, "21")).code, 0);
       const n2 = await night(d2, "22");
       assert.equal(n2.code, 0, n2.stderr);
@@ -202,11 +206,5 @@ for (const c of LOOKALIKES) {
       const n3 = await night(await server.dump(c.db, c.args), "23");
       assert.equal(n3.code, EXIT.WARNING, n3.stderr);
       assert.match(n3.stderr, /compare: the dump is (identical to|the same data as) the one archived as 20261122\.tgz/);
-    } finally {
-      await src.close();
-      await sb.cleanup();
-      await server.stop();
-      await Deno.remove(dir, { recursive: true }).catch(() => {});
-    }
-  });
+    }));
 }
