@@ -6,7 +6,7 @@ import { type Clock, fixedClock, systemClock } from "./clock.ts";
 import { type Config, findConfigPath, loadJobs } from "./config/load.ts";
 import { type Env, processEnv } from "./env.ts";
 import { asArchivistError, EXIT } from "./errors.ts";
-import { COMMAND_MODULES, commandHelp, generalHelp, parseCommandLine, UsageError, usageExit } from "./commands.ts";
+import { COMMAND_MODULES, commandHelp, commandSpec, generalHelp, parseCommandLine, UsageError, usageExit } from "./commands.ts";
 import { type Parsed } from "./commands/context.ts";
 import { type Level, Logger, newRunId } from "./log.ts";
 import { onCleanup, runCleanups } from "./cleanup.ts";
@@ -74,7 +74,7 @@ function configOrFail(p: Parsed, env: Env, log: Logger): Config[] {
   const level: Level = p.verbose ? "debug" : cfg.log.level;
   const readOnly = ["history", "list", "verify", "check", "unit"].includes(p.command);
   log.setLevels(level, p.quiet ? "error" : p.verbose ? "debug" : readOnly ? "warn" : "info");
-  if (p.command === "history" || p.command === "unit") return jobs; // they print; no log file
+  if (commandSpec(p.command)?.printsOnly) return jobs;
   const warn = log.openFile(cfg.log.file, [
     join(cfg.state_dir, "archivist.log"),
     join(Deno.env.get("TMPDIR") ?? "/tmp", `archivist-${cfg.name}.log`),
@@ -151,8 +151,8 @@ export async function main(argv: string[], deps: CliDeps = {}): Promise<number> 
       runCleanups();
       return NAGIOS.CRITICAL;
     }
-    // The default log gets the failure, except from the commands that only print (history, unit).
-    if (!log.filePath && p.command !== "history" && p.command !== "unit") log.openFile("/var/log/archivist/archivist.log", []);
+    // The default log gets the failure, except from the commands that only print.
+    if (!log.filePath && !commandSpec(p.command)?.printsOnly) log.openFile("/var/log/archivist/archivist.log", []);
     log.failure("config", err);
     runCleanups();
     return err.exitCode;

@@ -24,7 +24,7 @@ import { storeStep } from "./steps/store.ts";
 import { stateStep } from "./steps/state.ts";
 import { retentionStep } from "./steps/retention.ts";
 import { catchUpCopy } from "./steps/catchup.ts";
-import { createTransport, locationOf } from "./transports/registry.ts";
+import { createTransport, locationOf, targetLocations } from "./transports/registry.ts";
 import { type Catalogue, entriesAt, readCatalogue, vanished } from "./catalogue.ts";
 import type { Transport } from "./transports/transport.ts";
 
@@ -440,7 +440,7 @@ export async function executeRun(deps: RunDeps): Promise<RunResult> {
     host: hostname(),
     command: deps.command ?? "run",
     configFile: config.file,
-    destinations: config.targets.map((t) => locationOf(t.destination)),
+    destinations: targetLocations(config.targets),
     startedAt: startedAt.toISOString(),
     endedAt: endedAt.toISOString(),
     durationMs: Math.round(performance.now() - t0),

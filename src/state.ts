@@ -25,9 +25,14 @@ export interface JobState {
   locations?: string[];
 }
 
+/** Where the state's archive was stored (older states: their `location`, joined by ", "). */
+export function storedLocations(s: JobState): string[] {
+  return s.locations ?? s.location.split(", ");
+}
+
 /** The destinations a state describes: where its archive is, and where it is still missing. */
 export function stateLocations(s: JobState): string[] {
-  return [...(s.locations ?? s.location.split(", ")), ...(s.missingOn ?? [])];
+  return [...storedLocations(s), ...(s.missingOn ?? [])];
 }
 
 /**

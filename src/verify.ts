@@ -17,13 +17,13 @@ import { nearestExisting } from "./fsutil.ts";
 import type { Logger } from "./log.ts";
 import { verifyMail } from "./mail.ts";
 import { authHeaders, describeNetworkError, makeClient } from "./steps/fetch.ts";
-import { locationOf, withTransport } from "./transports/registry.ts";
+import { targetLocations, withTransport } from "./transports/registry.ts";
 import { readCatalogue, vanished } from "./catalogue.ts";
 import { uploadAtomic } from "./transports/transport.ts";
 import { PROBE_NAME, probeName } from "./transports/common.ts";
 import { findEntry, readDirectoryFrom, ZipError, type ZipSource } from "./zip/reader.ts";
 import { headCurl } from "./steps/fetch_curl.ts";
-import { readUnit, sandboxNeeds, sandboxProblems, unitLines } from "./sandbox.ts";
+import { readUnit, sandboxNeeds, sandboxProblems, unitLines } from "./config/sandbox.ts";
 import { statusHint } from "./steps/fetch_errors.ts";
 
 export type CheckStatus = "ok" | "warn" | "crit";
@@ -84,7 +84,7 @@ export async function runVerify(d: VerifyDeps): Promise<Check[]> {
   }
   // Only the lines that describe this job's destinations: a copy of the config (same name, another destination)
   // keeps its own lines, and they never stand for this one's nights or drills.
-  const mine = c.targets.map((t) => locationOf(t.destination));
+  const mine = targetLocations(c.targets);
   const runs = readHistory(d.historyFile).runs.filter((r) => !r.destinations || r.destinations.some((l) => mine.includes(l)));
   checks.push(...await guard("source", () => checkSource(c)));
   checks.push(...await guard("work_dir", () => checkWorkDir(c, runs)));

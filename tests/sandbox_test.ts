@@ -11,7 +11,7 @@ import { serveBytes, startHttpsSource } from "../tools/https_source.ts";
 import { MAIN, ROOT, runCli, sandbox } from "./helpers/cli.ts";
 import { DENO_PERMISSIONS } from "../src/permissions.ts";
 import { EXIT } from "../src/errors.ts";
-import { parseUnit, sandboxProblems } from "../src/sandbox.ts";
+import { parseUnit, sandboxProblems } from "../src/config/sandbox.ts";
 
 const cert: TestCert = await makeCert(await Deno.makeTempDir({ prefix: "archivist-sandboxcert-" }));
 const ZIP = makeZip([{ name: "dump.sql", data: sqlDump(40_000) }]);

@@ -23,6 +23,8 @@ export interface CommandSpec {
   exits: ExitCodes;
   /** Exit codes of the run table this command can end with (for `exits: "run"`). */
   codes?: number[];
+  /** It only prints what it read (history, unit): no log file, not even for a config error. */
+  printsOnly?: true;
   /** What a code means for this command where the run table's words do not fit (e.g. 0 for restore). */
   exitText?: Record<number, string>;
 }

@@ -43,17 +43,12 @@ async function cmdPrune(cfg: Config, clock: Clock, env: Env, log: Logger, p: Par
     // A prune changes the destination: one at a time, never beside a run.
     const lock = acquireLock(cfg.state_dir, cfg.name, clock.now(), log);
     onCleanup(() => lock.release());
-    let location = "";
     // The plan on stdout (text, or JSON with --json): a script or a reviewer reads it there, not in the log lines.
     const planTo = p.dryRun && !p.json ? out : p.dryRun ? () => {} : undefined;
-    const r = await withTransport(
-      cfg.destination,
-      { log, env, step: "prune" },
-      (
-        t,
-      ) => (location = t.location,
-        applyRetention(t, cfg, clock.now(), new Set(), log, { dryRun: p.dryRun, force: p.force, step: "prune", planTo })),
-    );
+    const { location, r } = await withTransport(cfg.destination, { log, env, step: "prune" }, async (t) => ({
+      location: t.location,
+      r: await applyRetention(t, cfg, clock.now(), new Set(), log, { dryRun: p.dryRun, force: p.force, step: "prune", planTo }),
+    }));
     if (p.dryRun) log.info("prune", `dry run: ${r.doomed.length} archive(s) would be deleted, nothing deleted`);
     if (p.json) out(pruneJson(cfg, location, p, r));
     return r.failed.length ? EXIT.WARNING : EXIT.OK;

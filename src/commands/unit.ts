@@ -1,7 +1,7 @@
 /** `archivist unit`: the systemd service's sandbox lines this config needs (install.sh writes them into the unit). */
 import type { Config } from "../config/load.ts";
 import { EXIT } from "../errors.ts";
-import { sandboxNeeds, unitLines } from "../sandbox.ts";
+import { sandboxNeeds, unitLines } from "../config/sandbox.ts";
 import { COMMON } from "./options.ts";
 import type { Command } from "./context.ts";
 
@@ -21,6 +21,7 @@ export const unit: Command = {
     options: [...COMMON, { name: "user", value: "USER", help: "the service's User= (default root: capabilities count only for root)" }],
     example: "archivist unit -c /etc/archivist/archive.yaml --user root",
     exits: "simple",
+    printsOnly: true,
   },
   run: (c) => cmdUnit(c.jobs, c.p.user, c.out),
 };

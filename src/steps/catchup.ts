@@ -5,7 +5,7 @@
  * second name, and other bytes, on the destination: `restore NAME` there would find nothing.)
  */
 import { join } from "node:path";
-import { createHash } from "node:crypto";
+import { sha256File } from "../restore.ts";
 import { entriesAt, readCatalogue, type StoredRecord } from "../catalogue.ts";
 import type { Config } from "../config/load.ts";
 import { sidecarName } from "../naming.ts";
@@ -21,13 +21,6 @@ export interface CatchUp {
   record: Partial<StoredRecord>;
 }
 
-async function sha256Of(path: string): Promise<string> {
-  const h = createHash("sha256");
-  using f = await Deno.open(path);
-  for await (const c of f.readable) h.update(c);
-  return h.digest("hex");
-}
-
 /** Fetch archive `name` from `from` for the catch-up copy, or say why it cannot be had (then tonight's is stored). */
 export async function catchUpCopy(cfg: Config, from: Transport, name: string, workDir: string): Promise<CatchUp | string> {
   const rec = entriesAt(readCatalogue(cfg.state_dir, cfg.name), from.location).findLast((e) => e.name === name);
@@ -38,7 +31,7 @@ export async function catchUpCopy(cfg: Config, from: Transport, name: string, wo
   } catch (e) {
     return `${name} could not be read from ${from.location} (${e instanceof Error ? e.message : e})`;
   }
-  const sha = await sha256Of(local);
+  const sha = await sha256File(local);
   if (sha !== rec.sha256) return `${name} on ${from.location} has sha256 ${sha}, the catalogue recorded ${rec.sha256}`;
   return {
     archivePath: local,

@@ -9,8 +9,8 @@
  * sha256 decides.
  */
 import { ArchivistError } from "../errors.ts";
-import { changedAt, stateFor, stateLocations, unchangedFor } from "../state.ts";
-import { locationOf } from "../transports/registry.ts";
+import { changedAt, stateFor, stateLocations, storedLocations, unchangedFor } from "../state.ts";
+import { targetLocations } from "../transports/registry.ts";
 import { formatDuration } from "../config/units.ts";
 import type { RunContext, RunData, Step, StepOutcome } from "../context.ts";
 
@@ -20,7 +20,7 @@ export const compareStep: Step = {
     const { state: last, other } = stateFor(
       ctx.config.state_dir,
       ctx.config.name,
-      ctx.config.targets.map((t) => locationOf(t.destination)),
+      targetLocations(ctx.config.targets),
     );
     if (other) {
       return Promise.resolve({
@@ -55,7 +55,7 @@ export const compareStep: Step = {
       data.onlyTo = last.missingOn;
       data.catchUp = {
         name: last.archive,
-        from: (last.locations ?? last.location.split(", ")).filter((l) => !last.missingOn!.includes(l)),
+        from: storedLocations(last).filter((l) => !last.missingOn!.includes(l)),
       };
       return Promise.resolve({
         status: "ok",

@@ -461,9 +461,7 @@ export const fetchStep: Step = {
           if (r.status === 304) {
             const last = readState(ctx.config.state_dir, ctx.config.name);
             const same = `unchanged upstream (304 Not Modified) since the zip archived as ${last?.archive ?? "?"} (${
-              conditionalHeaders(ctx)["If-None-Match"]
-                ? `ETag ${conditionalHeaders(ctx)["If-None-Match"]}`
-                : `Last-Modified ${last?.lastModified}`
+              last?.etag ? `ETag ${last.etag}` : `Last-Modified ${last?.lastModified}`
             }): nothing downloaded`;
             if (ctx.config.check.on_unchanged === "skip") {
               if (last) data.unchangedSince = changedAt(last);

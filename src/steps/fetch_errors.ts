@@ -2,7 +2,7 @@
 import type { SourceConfig } from "../config/schema.ts";
 import type { RunContext } from "../context.ts";
 import { stateFor } from "../state.ts";
-import { locationOf } from "../transports/registry.ts";
+import { targetLocations } from "../transports/registry.ts";
 
 /** Error classes of a failed attempt. */
 export type Kind =
@@ -82,7 +82,7 @@ export function conditionalHeaders(ctx: RunContext, unconditional = false): Reco
   let st;
   try {
     // Only the validators of an archive that is on these destinations: a 304 must never skip a change elsewhere.
-    st = stateFor(ctx.config.state_dir, ctx.config.name, ctx.config.targets.map((t) => locationOf(t.destination))).state;
+    st = stateFor(ctx.config.state_dir, ctx.config.name, targetLocations(ctx.config.targets)).state;
   } catch {
     return {};
   }

@@ -175,10 +175,10 @@ export class FtpsTransport implements Transport {
     for (let attempt = 0; attempt < 3; attempt++) {
       if (attempt) await new Promise((ok) => setTimeout(ok, attempt === 1 ? 1000 : 3000));
       r = await curl([...ftp, ...args], { timeoutMs: this.cfg.timeout, caFile: this.cfg.ca_file, progress });
-      if (
-        r.code === 0 || !this.loggedIn || classify(r, this.cfg, what, true).code !== "transfer_cut" && !/\b(421|425|426)\b/.test(r.stderr)
-      ) break;
-      if (attempt < 2) this.ctx.log.warn(this.ctx.step ?? "store", `${what}: ${classify(r, this.cfg, what, true).message}; retrying`);
+      if (r.code === 0 || !this.loggedIn) break;
+      const broke = classify(r, this.cfg, what, true);
+      if (broke.code !== "transfer_cut" && !/\b(421|425|426)\b/.test(r.stderr)) break;
+      if (attempt < 2) this.ctx.log.warn(this.ctx.step ?? "store", `${what}: ${broke.message}; retrying`);
     }
     if (r.code === 0) this.loggedIn = true;
     if (r.code !== 0 && !allowFail) throw classify(r, this.cfg, what, this.loggedIn);

@@ -43,6 +43,11 @@ export function locationOf(cfg: DestinationConfig): string {
   return createTransport(cfg, { log: quiet, env: mapEnv({}), privateDir: "/nonexistent" }).location;
 }
 
+/** The locations of a config's destinations, in order. */
+export function targetLocations(targets: { destination: DestinationConfig }[]): string[] {
+  return targets.map((t) => locationOf(t.destination));
+}
+
 /**
  * Open the destination for one command (list, prune, restore, verify), run `fn`, and always close it and remove
  * its private directory (also on SIGINT/SIGTERM). `fn` gets the private directory for scratch files.

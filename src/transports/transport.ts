@@ -108,7 +108,7 @@ export interface TransportKind<C> {
   packages: string[];
   create(config: C, ctx: TransportContext): Transport;
   /**
-   * What a systemd sandbox must let this destination do on this machine (src/sandbox.ts): the paths it writes and the
+   * What a systemd sandbox must let this destination do on this machine (src/config/sandbox.ts): the paths it writes and the
    * capabilities it uses as `runUser`, each with the key that needs it. None when it only talks to a server.
    */
   sandbox?(config: C, runUser: string): { writes: SandboxNeed[]; capabilities: SandboxNeed[] };

@@ -6,9 +6,9 @@
  * the installed unit (with its drop-ins) against the same needs, since verify itself does not run inside it.
  */
 import { dirname, join, resolve } from "node:path";
-import type { Config } from "./config/load.ts";
-import { type DestinationConfig, type DestinationType, TRANSPORTS } from "./transports/registry.ts";
-import type { SandboxNeed, TransportKind } from "./transports/transport.ts";
+import type { Config } from "./load.ts";
+import { type DestinationConfig, type DestinationType, TRANSPORTS } from "../transports/registry.ts";
+import type { SandboxNeed, TransportKind } from "../transports/transport.ts";
 
 export type Need = SandboxNeed;
 
