@@ -8,7 +8,7 @@ import { createHash } from "node:crypto";
 import { makeCert, makeZip, sqlDump, type TestCert } from "../tools/fixtures.ts";
 import { startHttpsSource } from "../tools/https_source.ts";
 import { runCli, sandbox } from "./helpers/cli.ts";
-import { COMMANDS } from "../src/commands.ts";
+import { COMMANDS } from "../src/cli/registry.ts";
 import { EXIT } from "../src/errors.ts";
 import { ensureUser, TEST_USER } from "./servers/common.ts";
 

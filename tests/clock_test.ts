@@ -1,12 +1,12 @@
 /** The run date is fixed at the start, in archive.timezone; a run that crosses midnight keeps it and says so. */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { fixedClock } from "../src/clock.ts";
+import { fixedClock } from "../src/os/clock.ts";
 import { parseConfigText } from "../src/config/load.ts";
-import { mapEnv } from "../src/env.ts";
-import { Logger } from "../src/log.ts";
-import { executeRun } from "../src/run.ts";
-import type { Step } from "../src/context.ts";
+import { mapEnv } from "../src/os/env.ts";
+import { Logger } from "../src/report/log.ts";
+import { executeRun } from "../src/night/run.ts";
+import type { Step } from "../src/night/types.ts";
 import { stringify } from "yaml";
 
 Deno.test("a run that crosses midnight keeps its start date and logs it", async () => {

@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { stringify } from "yaml";
 import { findConfigPath, loadConfig, parseConfigText } from "../src/config/load.ts";
 import { configSchema, walkSchema } from "../src/config/schema.ts";
-import { mapEnv } from "../src/env.ts";
+import { mapEnv } from "../src/os/env.ts";
 import { ConfigError } from "../src/errors.ts";
 import { formatSize, parseDuration, parseSize } from "../src/config/units.ts";
 import { ROOT } from "./helpers/cli.ts";

@@ -12,7 +12,7 @@ import { serveBytes, startHttpsSource } from "../tools/https_source.ts";
 import { ROOT } from "./helpers/cli.ts";
 import { TEST_USER } from "./servers/common.ts";
 import { EXIT } from "../src/errors.ts";
-import { DENO_VERSION } from "../src/runtime.ts";
+import { DENO_VERSION } from "../src/os/runtime.ts";
 import { cacheKey } from "../tools/sfx.ts";
 
 const td = new TextDecoder();
@@ -47,7 +47,7 @@ async function as(home: string, user: string, argv: string[], extraEnv: string[]
 
 const sha256 = async (path: string) => (await sh("sha256sum", [path])).split(" ")[0];
 
-Deno.test("the Deno version is declared once: .ci/run and install.sh install the one src/runtime.ts names", async () => {
+Deno.test("the Deno version is declared once: .ci/run and install.sh install the one src/os/runtime.ts names", async () => {
   assert.match(await Deno.readTextFile(join(ROOT, ".ci/run")), new RegExp(`^DENO_VERSION=${DENO_VERSION.replaceAll(".", "\\.")}$`, "m"));
   const install = await Deno.readTextFile(join(ROOT, "install.sh"));
   const named = [...install.matchAll(/deno@(\d+\.\d+\.\d+)/g)].map((m) => m[1]);

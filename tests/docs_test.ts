@@ -5,8 +5,8 @@ import { commandsReference, DIAGRAMS, DOCS, generated, sourceHash } from "../too
 import { jsonSchema } from "../tools/jsonschema.ts";
 import { ROOT } from "./helpers/cli.ts";
 import { EXIT_DESCRIPTIONS } from "../src/errors.ts";
-import { HELP } from "../src/cli.ts";
-import { COMMANDS } from "../src/commands.ts";
+import { HELP } from "../src/cli/main.ts";
+import { COMMANDS } from "../src/cli/registry.ts";
 import { archivistMan, configMan, roff } from "../tools/manpages.ts";
 import { configSchema, walkSchema } from "../src/config/schema.ts";
 import denoJson from "../deno.json" with { type: "json" };

@@ -1,6 +1,6 @@
 /** Child tools see only the variables they need: never the config's *_env secrets. */
 import assert from "node:assert/strict";
-import { CHILD_ENV, exec } from "../src/exec.ts";
+import { CHILD_ENV, exec } from "../src/os/exec.ts";
 import { toolSaid } from "../src/transports/common.ts";
 
 Deno.test("a child tool's environment holds PATH, HOME, proxies and LC_ALL=C, and no other variable of archivist's", async () => {

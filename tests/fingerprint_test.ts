@@ -1,7 +1,7 @@
 /** The content fingerprint: which lines are left out, and that chunking never changes the result. */
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
-import { Fingerprinter } from "../src/fingerprint.ts";
+import { Fingerprinter } from "../src/formats/fingerprint.ts";
 
 const enc = new TextEncoder();
 
@@ -101,7 +101,7 @@ Deno.test("MariaDB 10.11.8+ dumps start with a sandbox-mode line before the head
 });
 
 Deno.test("the worker computes the same fingerprint as this thread (volatile lines, extra patterns, 40 MiB in 64 KiB chunks)", async () => {
-  const { FingerprintWorker } = await import("../src/fingerprint.ts");
+  const { FingerprintWorker } = await import("../src/formats/fingerprint.ts");
   const body = enc.encode("INSERT INTO `t` VALUES (1,'2026-11-29','x\\\\y');\n-- keep me\n".repeat(700_000));
   const parts = [enc.encode(MYSQL("2026-11-24  3:12:47")), body, enc.encode("-- Generated at 12:00\n")];
   const text = new Uint8Array(parts.reduce((a, p) => a + p.length, 0));
@@ -169,8 +169,8 @@ Deno.test("the line finder (WebAssembly SIMD) gives the plain scan's fingerprint
   a.update(big);
   b.update(big);
   assert.deepEqual(a.digest(), b.digest());
-  // The module in src/line_scan.ts is what src/line_scan.wat compiles to.
+  // The module in src/formats/line_scan.ts is what src/formats/line_scan.wat compiles to.
   const { compileLineScan } = await import("../tools/wasm.ts");
-  const { LINE_SCAN_WASM } = await import("../src/line_scan.ts");
+  const { LINE_SCAN_WASM } = await import("../src/formats/line_scan.ts");
   assert.equal(btoa(String.fromCharCode(...await compileLineScan())), LINE_SCAN_WASM, "run deno task wasm");
 });

@@ -80,8 +80,8 @@ Deno.test("as another user than root: an owner other than itself is refused with
   await Deno.writeTextFile(
     script,
     `import { LocalTransport } from "${src}transports/local.ts";
-import { Logger } from "${src}log.ts";
-import { mapEnv } from "${src}env.ts";
+import { Logger } from "${src}report/log.ts";
+import { mapEnv } from "${src}os/env.ts";
 const [owner, group] = Deno.args;
 const cfg = { type: "local", path: "${dir}/d", create_dirs: true, require_mount: false, verify: "size", owner: owner || undefined, group: group || undefined };
 const t = new LocalTransport(cfg, { log: new Logger({ runId: "x", stderrLevel: "off", sink: () => {} }), env: mapEnv({}), privateDir: "${dir}" });
@@ -117,8 +117,8 @@ try {
     await Deno.writeTextFile(
       join(dir, "link.ts"),
       `import { LocalTransport } from "${src}transports/local.ts";
-import { Logger } from "${src}log.ts";
-import { mapEnv } from "${src}env.ts";
+import { Logger } from "${src}report/log.ts";
+import { mapEnv } from "${src}os/env.ts";
 const t = new LocalTransport({ type: "local", path: "${dir}/d", create_dirs: true, require_mount: false, verify: "size" }, { log: new Logger({ runId: "x", stderrLevel: "off", sink: () => {} }), env: mapEnv({}), privateDir: "${dir}" });
 await t.open();
 console.log(await t.link("20261120.tgz", "20261121.tgz"));

@@ -10,7 +10,7 @@ import { historyRuns, runCli, type Sandbox, sandbox } from "./helpers/cli.ts";
 import { startSmtpServer } from "./servers/smtp.ts";
 import { freePort } from "./servers/common.ts";
 import { EXIT } from "../src/errors.ts";
-import { shorten } from "../src/mail.ts";
+import { shorten } from "../src/report/mail.ts";
 
 const cert: TestCert = await makeCert(await Deno.makeTempDir({ prefix: "archivist-mailcert-" }));
 const ZIP = makeZip([{ name: "dump.sql", data: sqlDump(20_000) }]);

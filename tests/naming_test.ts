@@ -1,7 +1,7 @@
 /** Archive names: formatting with the run's local date across time zones and DST, parsing back, counters. */
 import assert from "node:assert/strict";
-import { localParts } from "../src/clock.ts";
-import { formatName, parseName, patternProblem } from "../src/naming.ts";
+import { localParts } from "../src/os/clock.ts";
+import { formatName, parseName, patternProblem } from "../src/formats/naming.ts";
 
 Deno.test("the name uses the date in archive.timezone, not UTC", () => {
   const t = new Date("2026-11-21T23:30:00Z");

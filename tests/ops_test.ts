@@ -10,7 +10,7 @@ import { type Route, serveBytes, startHttpsSource } from "../tools/https_source.
 import { MAIN, ROOT, runCli, type Sandbox, sandbox } from "./helpers/cli.ts";
 import { EXIT } from "../src/errors.ts";
 import { DENO_PERMISSIONS } from "../src/permissions.ts";
-import { DENO_VERSION } from "../src/runtime.ts";
+import { DENO_VERSION } from "../src/os/runtime.ts";
 import { ensureUser, freePort, TEST_USER } from "./servers/common.ts";
 
 const cert: TestCert = await makeCert(await Deno.makeTempDir({ prefix: "archivist-opscert-" }));

@@ -150,7 +150,7 @@ Deno.test("a dump over 16 MiB: the sha256 and the content fingerprint run on a w
     assert.equal(r.code, EXIT.OK, r.stderr);
     assert.match(r.stderr, /unzip: sha256 and content fingerprint on a second core \(a worker\); garbage collected every 4\.00 MiB/);
     const state = JSON.parse(await Deno.readTextFile(join(sb.stateDir, "testjob.state.json")));
-    const { Fingerprinter } = await import("../src/fingerprint.ts");
+    const { Fingerprinter } = await import("../src/formats/fingerprint.ts");
     const f = new Fingerprinter();
     for (let i = 0; i < big.length; i += 1 << 20) f.update(big.subarray(i, i + (1 << 20)));
     assert.equal(state.fingerprint, f.digest().sha256, "the worker's fingerprint is the in-thread one");

@@ -1,5 +1,5 @@
 /**
- * pack from the zip (src/steps/pack.ts): the deflate-reuse path (a multi-member gzip whose middle member is the zip
+ * pack from the zip (src/night/pack.ts): the deflate-reuse path (a multi-member gzip whose middle member is the zip
  * entry's own deflate bytes) and the recompress path, read back by every reader an operator might use: GNU tar,
  * bsdtar, 7-Zip, Python's tarfile, gzip -t, pigz -t and restore's own reader (node:zlib). Zips from Info-ZIP, Python
  * (with Zip64 records) and the test writer; a stored entry; determinism; a corrupt deflate stream and a deflate
@@ -7,9 +7,9 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { findEntry, readDirectory, verifyEntry, type ZipEntry, ZipError } from "../src/zip/reader.ts";
-import { packArchive, packPath, proveArchive } from "../src/steps/pack.ts";
-import { hashTgz } from "../src/restore.ts";
+import { findEntry, readDirectory, verifyEntry, type ZipEntry, ZipError } from "../src/formats/zip.ts";
+import { packArchive, packPath, proveArchive } from "../src/night/pack.ts";
+import { hashTgz } from "../src/ops/restore.ts";
 import { ArchivistError } from "../src/errors.ts";
 import { makeZip, sh, sqlDump } from "../tools/fixtures.ts";
 

@@ -3,7 +3,7 @@
  * (stderr is a pipe here, as under cron: nothing without it), never in the log file, refused with --no-progress.
  */
 import assert from "node:assert/strict";
-import { progressLine, terminalProgress } from "../src/progress.ts";
+import { progressLine, terminalProgress } from "../src/report/progress.ts";
 import { makeCert, makeZip, sqlDump } from "../tools/fixtures.ts";
 import { serveBytes, startHttpsSource } from "../tools/https_source.ts";
 import { runCli, sandbox } from "./helpers/cli.ts";

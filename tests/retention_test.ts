@@ -4,10 +4,10 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { localParts, pad } from "../src/clock.ts";
-import { formatName, type ParsedName, parseName } from "../src/naming.ts";
+import { localParts, pad } from "../src/os/clock.ts";
+import { formatName, type ParsedName, parseName } from "../src/formats/naming.ts";
 import { type ArchiveInfo, buildInventory, runDateOf } from "../src/retention/inventory.ts";
-import { foldCatalogue, type StoredRecord } from "../src/catalogue.ts";
+import { foldCatalogue, type StoredRecord } from "../src/records/catalogue.ts";
 import { clockDoubt } from "../src/retention/clockcheck.ts";
 import { decide, isoWeek, type Policy } from "../src/retention/policy.ts";
 import { runCli } from "./helpers/cli.ts";

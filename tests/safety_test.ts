@@ -13,7 +13,7 @@ import { startSshd } from "./servers/sshd.ts";
 import { startVsftpd } from "./servers/vsftpd.ts";
 import { EXIT } from "../src/errors.ts";
 import { parseLsLine } from "../src/transports/common.ts";
-import { acquireLock } from "../src/lock.ts";
+import { acquireLock } from "../src/records/lock.ts";
 
 const certDir = await Deno.makeTempDir({ prefix: "archivist-cert-" });
 const cert: TestCert = await makeCert(certDir);

@@ -1,8 +1,8 @@
 /** The .tgz writer: read back by GNU tar and Python's tarfile, including the pax size header past 8 GiB. */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { packFile } from "../src/steps/pack.ts";
-import { tarEnd, tarHeader } from "../src/tar/writer.ts";
+import { packFile } from "../src/night/pack.ts";
+import { tarEnd, tarHeader } from "../src/formats/tar.ts";
 import { sh, sqlDump } from "../tools/fixtures.ts";
 
 const dir = await Deno.makeTempDir({ prefix: "archivist-tar-" });

@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { join } from "node:path";
-import { extractEntry, findEntry, readDirectory, ZipError } from "../src/zip/reader.ts";
+import { extractEntry, findEntry, readDirectory, ZipError } from "../src/formats/zip.ts";
 import { makeZip, sh, sqlDump } from "../tools/fixtures.ts";
 
 const dir = await Deno.makeTempDir({ prefix: "archivist-zip-" });

@@ -12,7 +12,7 @@
 import { join, resolve } from "node:path";
 import denoJson from "../deno.json" with { type: "json" };
 import { DENO_PERMISSIONS } from "../src/permissions.ts";
-import { DENO_VERSION } from "../src/runtime.ts";
+import { DENO_VERSION } from "../src/os/runtime.ts";
 import { EXIT } from "../src/errors.ts";
 import { sfxHeader } from "./sfx.ts";
 

@@ -11,7 +11,7 @@ import { configSchema, walkSchema } from "../src/config/schema.ts";
 import { EXIT_DESCRIPTIONS } from "../src/errors.ts";
 import { shortDuration, shortSize } from "../src/config/units.ts";
 import { jsonSchema } from "./jsonschema.ts";
-import { commandHelp, COMMANDS } from "../src/commands.ts";
+import { commandHelp, COMMANDS } from "../src/cli/registry.ts";
 import { archivistMan, configMan } from "./manpages.ts";
 import denoJson from "../deno.json" with { type: "json" };
 
@@ -61,12 +61,12 @@ export function generated(): Map<string, { before: string; after: string }> {
   return out;
 }
 
-/** docs/COMMANDS.md: every command's `--help`, generated from src/commands.ts (the parser's own declarations). */
+/** docs/COMMANDS.md: every command's `--help`, generated from src/cli/registry.ts (the parser's own declarations). */
 export function commandsReference(): string {
   const parts = [
     "# archivist commands",
     "",
-    "Generated from `src/commands.ts` by `deno task docs`: the same text as `archivist COMMAND --help`, so it cannot",
+    "Generated from `src/cli/registry.ts` by `deno task docs`: the same text as `archivist COMMAND --help`, so it cannot",
     "drift from what each command accepts. Exit codes are listed per command; see also the user guide's troubleshooting.",
     "",
   ];

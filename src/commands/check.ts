@@ -1,17 +1,17 @@
 /** `archivist check`: the restore drill: every archive listed, a sample read back whole. */
 import { hostname } from "node:os";
 import type { Config } from "../config/load.ts";
-import type { Clock } from "../clock.ts";
-import type { Env } from "../env.ts";
-import type { Logger } from "../log.ts";
+import type { Clock } from "../os/clock.ts";
+import type { Env } from "../os/env.ts";
+import type { Logger } from "../report/log.ts";
 import { asArchivistError } from "../errors.ts";
-import { appendHistory } from "../history.ts";
+import { appendHistory } from "../records/history.ts";
 import { locationOf } from "../transports/registry.ts";
-import type { RunResult } from "../run.ts";
-import { NAGIOS } from "../verify.ts";
-import { type CheckReport, runCheck } from "../check.ts";
-import { DESTINATION, JSON_OUT, WITH_JOB } from "./options.ts";
-import { type Command, historyPath, type Parsed } from "./context.ts";
+import type { RunResult } from "../night/run.ts";
+import { NAGIOS } from "../ops/verify.ts";
+import { type CheckReport, runCheck } from "../ops/check.ts";
+import { DESTINATION, JSON_OUT, WITH_JOB } from "../cli/options.ts";
+import { type Command, historyPath, type Parsed } from "../cli/context.ts";
 
 async function cmdCheck(cfg: Config, clock: Clock, env: Env, log: Logger, p: Parsed, out: (s: string) => void): Promise<number> {
   const started = clock.now();

@@ -1,14 +1,14 @@
 /** `archivist list`: the archives on a destination, what keeps each or when it expires. */
 import type { Config } from "../config/load.ts";
-import type { Clock } from "../clock.ts";
-import type { Env } from "../env.ts";
-import type { Logger } from "../log.ts";
+import type { Clock } from "../os/clock.ts";
+import type { Env } from "../os/env.ts";
+import type { Logger } from "../report/log.ts";
 import { formatSize } from "../config/units.ts";
 import { EXIT } from "../errors.ts";
 import { planRetention } from "../retention/apply.ts";
 import { withTransport } from "../transports/registry.ts";
-import { DESTINATION, JSON_OUT, WITH_JOB } from "./options.ts";
-import type { Command, Parsed } from "./context.ts";
+import { DESTINATION, JSON_OUT, WITH_JOB } from "../cli/options.ts";
+import type { Command, Parsed } from "../cli/context.ts";
 
 async function cmdList(cfg: Config, clock: Clock, env: Env, log: Logger, p: Parsed, out: (s: string) => void): Promise<number> {
   const plan = await withTransport(

@@ -1,15 +1,15 @@
 /** `archivist prune`: apply retention alone, under the job's lock. */
 import type { Config } from "../config/load.ts";
-import type { Clock } from "../clock.ts";
-import type { Env } from "../env.ts";
-import type { Logger } from "../log.ts";
+import type { Clock } from "../os/clock.ts";
+import type { Env } from "../os/env.ts";
+import type { Logger } from "../report/log.ts";
 import { ArchivistError, asArchivistError, EXIT } from "../errors.ts";
 import { applyRetention, decisionDate, type RetentionResult } from "../retention/apply.ts";
-import { acquireLock } from "../lock.ts";
-import { onCleanup } from "../cleanup.ts";
+import { acquireLock } from "../records/lock.ts";
+import { onCleanup } from "../os/cleanup.ts";
 import { withTransport } from "../transports/registry.ts";
-import { DESTINATION, JSON_OUT, WITH_JOB } from "./options.ts";
-import type { Command, Parsed } from "./context.ts";
+import { DESTINATION, JSON_OUT, WITH_JOB } from "../cli/options.ts";
+import type { Command, Parsed } from "../cli/context.ts";
 
 /** What `prune --json` prints: the plan, and what was deleted. */
 function pruneJson(cfg: Config, location: string, p: Parsed, r: RetentionResult): string {

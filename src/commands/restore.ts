@@ -1,13 +1,13 @@
 /** `archivist restore [NAME|latest]`: download an archive, check it, extract the dump. */
 import type { Config } from "../config/load.ts";
-import type { Clock } from "../clock.ts";
-import type { Env } from "../env.ts";
-import type { Logger } from "../log.ts";
+import type { Clock } from "../os/clock.ts";
+import type { Env } from "../os/env.ts";
+import type { Logger } from "../report/log.ts";
 import { asArchivistError, EXIT } from "../errors.ts";
 import { withTransport } from "../transports/registry.ts";
-import { restore } from "../restore.ts";
-import { DESTINATION, WITH_JOB } from "./options.ts";
-import type { Command, Parsed } from "./context.ts";
+import { restore } from "../ops/restore.ts";
+import { DESTINATION, WITH_JOB } from "../cli/options.ts";
+import type { Command, Parsed } from "../cli/context.ts";
 
 async function cmdRestore(cfg: Config, clock: Clock, env: Env, log: Logger, p: Parsed, out: (s: string) => void): Promise<number> {
   try {

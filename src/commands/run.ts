@@ -1,17 +1,17 @@
 /** `archivist run [JOB...]`: the nightly cycle of every job (or those named), one after the other, then the reports. */
-import { executeRun, type RunResult } from "../run.ts";
+import { executeRun, type RunResult } from "../night/run.ts";
 import type { Config } from "../config/load.ts";
-import type { Clock } from "../clock.ts";
-import type { Env } from "../env.ts";
-import type { Logger } from "../log.ts";
+import type { Clock } from "../os/clock.ts";
+import type { Env } from "../os/env.ts";
+import type { Logger } from "../report/log.ts";
 import { asArchivistError, EXIT } from "../errors.ts";
-import { appendHistory, type ReportLine, reportLine } from "../history.ts";
-import { installSignalHandlers, onCleanup, runCleanups } from "../cleanup.ts";
-import { composeJobsReport, composeReport, jobsSummary, sendMail, shouldSend, summary, worstStatus } from "../mail.ts";
-import { ping, writeTextfile } from "../monitor.ts";
-import { progressFor } from "../progress.ts";
-import { COMMON, JSON_OUT } from "./options.ts";
-import { type Command, historyPath, type Parsed } from "./context.ts";
+import { appendHistory, type ReportLine, reportLine } from "../records/history.ts";
+import { installSignalHandlers, onCleanup, runCleanups } from "../os/cleanup.ts";
+import { composeJobsReport, composeReport, jobsSummary, sendMail, shouldSend, summary, worstStatus } from "../report/mail.ts";
+import { ping, writeTextfile } from "../report/monitor.ts";
+import { progressFor } from "../report/progress.ts";
+import { COMMON, JSON_OUT } from "../cli/options.ts";
+import { type Command, historyPath, type Parsed } from "../cli/context.ts";
 
 /** The exit code of several jobs' runs: the first failed job's code, else 1 for a warning, else 0. */
 function worstExit(rs: RunResult[]): number {

@@ -1,11 +1,11 @@
 /** `archivist verify`: the health check of every job (or the one of --job), archiving nothing. */
 import type { Config } from "../config/load.ts";
-import type { Clock } from "../clock.ts";
-import type { Env } from "../env.ts";
-import type { Logger } from "../log.ts";
-import { type Check, checkSandbox, formatChecks, nagios, runVerify } from "../verify.ts";
-import { JSON_OUT, WITH_JOB } from "./options.ts";
-import { type Command, historyPath, type Parsed } from "./context.ts";
+import type { Clock } from "../os/clock.ts";
+import type { Env } from "../os/env.ts";
+import type { Logger } from "../report/log.ts";
+import { type Check, checkSandbox, formatChecks, nagios, runVerify } from "../ops/verify.ts";
+import { JSON_OUT, WITH_JOB } from "../cli/options.ts";
+import { type Command, historyPath, type Parsed } from "../cli/context.ts";
 
 async function cmdVerify(
   jobs: Config[],

@@ -5,7 +5,7 @@
 import { posix } from "node:path";
 import { isAlias, parseDocument, visit } from "yaml";
 import { ConfigError, errMsg } from "../errors.ts";
-import type { Env } from "../env.ts";
+import type { Env } from "../os/env.ts";
 import { Field, FieldError } from "./fields.ts";
 import { configSchema, type RawConfig, type RetentionConfig } from "./schema.ts";
 import type { DestinationConfig } from "../transports/registry.ts";

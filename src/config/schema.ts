@@ -3,8 +3,8 @@
  * Validation (load.ts), the typed `Config`, the docs table (tools/gendocs.ts → docs/TECHNICAL.md) and the test
  * that checks archive.yaml.example all read this declaration.
  */
-import { isValidTimeZone } from "../clock.ts";
-import { patternProblem } from "../naming.ts";
+import { isValidTimeZone } from "../os/clock.ts";
+import { patternProblem } from "../formats/naming.ts";
 import { TRANSPORTS } from "../transports/registry.ts";
 import { absPath, bool, duration, Field, int, list, nonEmpty, obj, oneOf, secretFields, size, str, tagged } from "./fields.ts";
 

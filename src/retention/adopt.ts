@@ -4,12 +4,12 @@
  * `archive.name` is the pattern they were written with (its last archive parses under it to the date it was
  * stored). Otherwise nothing is adopted and those files stay "not in the catalogue": listed, never deleted.
  */
-import { appendCatalogue, cataloguePath, type StoredRecord } from "../catalogue.ts";
-import { localDate } from "../clock.ts";
+import { appendCatalogue, cataloguePath, type StoredRecord } from "../records/catalogue.ts";
+import { localDate } from "../os/clock.ts";
 import type { Config } from "../config/load.ts";
-import type { Logger } from "../log.ts";
-import { parseName } from "../naming.ts";
-import { readState } from "../state.ts";
+import type { Logger } from "../report/log.ts";
+import { parseName } from "../formats/naming.ts";
+import { readState } from "../records/state.ts";
 import type { RemoteEntry } from "../transports/transport.ts";
 
 const DAY = 86_400_000;

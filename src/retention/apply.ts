@@ -5,12 +5,12 @@
  */
 import { ArchivistError, asArchivistError } from "../errors.ts";
 import { formatDuration } from "../config/units.ts";
-import { localParts } from "../clock.ts";
-import { appendCatalogue, type Catalogue, type CatalogueRecord, readCatalogue } from "../catalogue.ts";
-import { sidecarName } from "../naming.ts";
-import { readState } from "../state.ts";
+import { localParts } from "../os/clock.ts";
+import { appendCatalogue, type Catalogue, type CatalogueRecord, readCatalogue } from "../records/catalogue.ts";
+import { sidecarName } from "../formats/naming.ts";
+import { readState } from "../records/state.ts";
 import type { Config } from "../config/load.ts";
-import type { Logger } from "../log.ts";
+import type { Logger } from "../report/log.ts";
 import { type RemoteEntry, removeEach, type Transport } from "../transports/transport.ts";
 import { decide, type Decision, policyActive } from "./policy.ts";
 import { buildInventory, type Inventory } from "./inventory.ts";

@@ -11,9 +11,9 @@
  * While in doubt, retention deletes nothing and the run ends with a warning; the archive stored that night is
  * flagged in the catalogue and later dated by the next archive stored with a trusted clock.
  */
-import type { Catalogue, ClockFlag } from "../catalogue.ts";
+import type { Catalogue, ClockFlag } from "../records/catalogue.ts";
 import { formatDuration } from "../config/units.ts";
-import type { JobState } from "../state.ts";
+import type { JobState } from "../records/state.ts";
 
 export interface ClockDoubt {
   flag: ClockFlag;

@@ -12,9 +12,9 @@
  *  - Anything else is **foreign**: never touched.
  *  - An archive is **complete** when its `.sha256` sidecar is there and (catalogued) its size is the recorded one.
  */
-import { localParts } from "../clock.ts";
-import type { Catalogue, CatalogueEntry, ClockFlag } from "../catalogue.ts";
-import { type ParsedName, parseName, sidecarName } from "../naming.ts";
+import { localParts } from "../os/clock.ts";
+import type { Catalogue, CatalogueEntry, ClockFlag } from "../records/catalogue.ts";
+import { type ParsedName, parseName, sidecarName } from "../formats/naming.ts";
 import type { RemoteEntry } from "../transports/transport.ts";
 
 export interface ArchiveInfo extends ParsedName {

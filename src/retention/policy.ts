@@ -15,8 +15,8 @@
  * An archive is deleted only when no rule keeps it, and only when at least one rule is configured (max_age or a
  * keep_* rule): an empty policy keeps everything.
  */
-import { dayNumber, fromDayNumber, type LocalParts, pad } from "../clock.ts";
-import type { ParsedName } from "../naming.ts";
+import { dayNumber, fromDayNumber, type LocalParts, pad } from "../os/clock.ts";
+import type { ParsedName } from "../formats/naming.ts";
 import type { ArchiveInfo } from "./inventory.ts";
 
 export interface Policy {

@@ -1,6 +1,6 @@
 /** Pieces shared by the network transports: common config keys and error construction. */
 import { ArchivistError } from "../errors.ts";
-import { exec, type ExecProgress, type ExecResult, MissingToolError } from "../exec.ts";
+import { exec, type ExecProgress, type ExecResult, MissingToolError } from "../os/exec.ts";
 import { bool, duration, int, nonEmpty, oneOf, str } from "../config/fields.ts";
 
 /** Keys every network destination has. */

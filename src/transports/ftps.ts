@@ -6,7 +6,7 @@
  */
 import { join } from "node:path";
 import { absPath, bool, Field, FieldError, nonEmpty, obj, oneOf, secretFields } from "../config/fields.ts";
-import { type ExecResult, writePrivateFile } from "../exec.ts";
+import { type ExecResult, writePrivateFile } from "../os/exec.ts";
 import {
   checkName,
   curl,

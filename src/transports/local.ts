@@ -6,10 +6,10 @@
 import { join } from "node:path";
 import { ArchivistError, errMsg } from "../errors.ts";
 import { absPath, bool, Field, FieldError, obj, oneOf } from "../config/fields.ts";
-import { exec } from "../exec.ts";
-import { isStaleMount, nearestExisting, staleMountPoint } from "../fsutil.ts";
+import { exec } from "../os/exec.ts";
+import { isStaleMount, nearestExisting, staleMountPoint } from "../os/fs.ts";
 import { diskFull, verifyField } from "./common.ts";
-import { tempName } from "../naming.ts";
+import { tempName } from "../formats/naming.ts";
 import type { RemoteEntry, Transport, TransportContext, TransportKind } from "./transport.ts";
 
 /** A file mode written as chmod takes it: 640, 0640, "0640" (YAML reads 0640 as the number 640: the digits count). */

@@ -10,8 +10,8 @@
  */
 import { join } from "node:path";
 import { absPath, bool, duration, obj, oneOf, str } from "../config/fields.ts";
-import { exec, type ExecProgress, type ExecResult } from "../exec.ts";
-import { writePrivateFile } from "../exec.ts";
+import { exec, type ExecProgress, type ExecResult } from "../os/exec.ts";
+import { writePrivateFile } from "../os/exec.ts";
 import {
   checkName,
   diskFull,

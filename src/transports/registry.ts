@@ -3,10 +3,10 @@
  * the config schema, validation, docs and every command pick it up from this table.
  */
 import type { Transport, TransportContext, TransportKind } from "./transport.ts";
-import { onCleanup, trackDir } from "../cleanup.ts";
-import { privateTempDir } from "../fsutil.ts";
-import { Logger } from "../log.ts";
-import { mapEnv } from "../env.ts";
+import { onCleanup, trackDir } from "../os/cleanup.ts";
+import { privateTempDir } from "../os/fs.ts";
+import { Logger } from "../report/log.ts";
+import { mapEnv } from "../os/env.ts";
 import { local } from "./local.ts";
 import { sftp } from "./sftp.ts";
 import { ftps } from "./ftps.ts";

@@ -16,7 +16,7 @@
  */
 import { join } from "node:path";
 import { nonEmpty, obj, oneOf, secretFields } from "../config/fields.ts";
-import { exec, type ExecProgress, type ExecResult, writePrivateFile } from "../exec.ts";
+import { exec, type ExecProgress, type ExecResult, writePrivateFile } from "../os/exec.ts";
 import { ArchivistError } from "../errors.ts";
 import {
   checkName,

@@ -5,7 +5,7 @@
  * only (BatchMode=yes).
  */
 import { obj, oneOf } from "../config/fields.ts";
-import { exec, type ExecResult } from "../exec.ts";
+import { exec, type ExecResult } from "../os/exec.ts";
 import {
   dirLevels,
   diskFull,

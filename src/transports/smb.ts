@@ -6,7 +6,7 @@
  */
 import { join } from "node:path";
 import { nonEmpty, obj, oneOf, secretFields } from "../config/fields.ts";
-import { exec, type ExecResult, writePrivateFile } from "../exec.ts";
+import { exec, type ExecResult, writePrivateFile } from "../os/exec.ts";
 import { checkName, dirLevels, diskFull, missingDir, networkFields, remoteDir, storeErr, toolMissing, verifyField } from "./common.ts";
 import type { RemoteEntry, Transport, TransportContext, TransportKind } from "./transport.ts";
 

@@ -6,10 +6,10 @@
  */
 import { join } from "node:path";
 import { absPath, nonEmpty, oneOf } from "../config/fields.ts";
-import { childEnv, exec, MissingToolError } from "../exec.ts";
-import { trackDir, whileRunning } from "../cleanup.ts";
-import { privateTempDir } from "../fsutil.ts";
-import { commandLine } from "../procs.ts";
+import { childEnv, exec, MissingToolError } from "../os/exec.ts";
+import { trackDir, whileRunning } from "../os/cleanup.ts";
+import { privateTempDir } from "../os/fs.ts";
+import { commandLine } from "../os/procs.ts";
 import type { ArchivistError } from "../errors.ts";
 import { storeErr, toolMissing } from "./common.ts";
 import type { SandboxNeed, TransportContext } from "./transport.ts";

@@ -4,9 +4,9 @@
  * tests/transports/conformance.ts runs the same cases against each implementation.
  */
 import type { Field } from "../config/fields.ts";
-import type { Logger } from "../log.ts";
-import type { Env } from "../env.ts";
-import { tempName } from "../naming.ts";
+import type { Logger } from "../report/log.ts";
+import type { Env } from "../os/env.ts";
+import { tempName } from "../formats/naming.ts";
 import { ArchivistError, asArchivistError } from "../errors.ts";
 
 /** One file in the destination directory. */

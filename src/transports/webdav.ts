@@ -5,7 +5,7 @@
  */
 import { join } from "node:path";
 import { absPath, bool, nonEmpty, obj, oneOf, secretFields, str } from "../config/fields.ts";
-import { type ExecResult, writePrivateFile } from "../exec.ts";
+import { type ExecResult, writePrivateFile } from "../os/exec.ts";
 import { duration } from "../config/fields.ts";
 import {
   checkName,

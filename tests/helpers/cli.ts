@@ -3,7 +3,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { stringify } from "yaml";
 import { DENO_PERMISSIONS } from "../../src/permissions.ts";
-import { readHistory } from "../../src/history.ts";
+import { readHistory } from "../../src/records/history.ts";
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 export const MAIN = join(ROOT, "main.ts");

@@ -8,8 +8,8 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { findEntry, readDirectory, verifyEntry } from "../../src/zip/reader.ts";
-import { packArchive, proveArchive } from "../../src/steps/pack.ts";
+import { findEntry, readDirectory, verifyEntry } from "../../src/formats/zip.ts";
+import { packArchive, proveArchive } from "../../src/night/pack.ts";
 import { sh } from "../../tools/fixtures.ts";
 
 for (const method of ["ZIP_DEFLATED", "ZIP_STORED"] as const) {

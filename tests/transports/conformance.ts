@@ -6,8 +6,8 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { sh } from "../../tools/fixtures.ts";
 import { ArchivistError } from "../../src/errors.ts";
-import { Logger } from "../../src/log.ts";
-import { mapEnv } from "../../src/env.ts";
+import { Logger } from "../../src/report/log.ts";
+import { mapEnv } from "../../src/os/env.ts";
 import { TRANSPORTS } from "../../src/transports/registry.ts";
 import { removeEach, type Transport, uploadAtomic } from "../../src/transports/transport.ts";
 

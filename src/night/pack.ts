@@ -1,0 +1,311 @@
+/**
+ * pack: the dump as a dated .tgz with a `sha256sum -c` compatible sidecar, written from the zip itself: the dump is
+ * never written uncompressed to work_dir.
+ *
+ * Two paths (archive.recompress):
+ * - **reuse** (`auto`, a deflate entry: nearly every export): nothing is compressed. A gzip file may hold several
+ *   members (RFC 1952 §2.2), read as one stream by gzip, GNU tar, bsdtar, Python, pigz and node:zlib: member 1 is
+ *   gzip(tar header), member 2 a gzip header + **the entry's deflate bytes copied from the zip** + a trailer with
+ *   the entry's CRC-32 and size (both verified by the unzip step, which inflated exactly these bytes), member 3
+ *   gzip(tar padding + end blocks). I/O speed; the archive is as small as the zip.
+ * - **recompress** (a stored entry, or `always`): the entry is inflated again from the zip (its CRC and size
+ *   checked again) and gzip'd at archive.compression_level as one member (node:zlib: native, takes a level).
+ *
+ * Then (archive.verify, default true) the .tgz is read back through gunzip + the tar reader that restore uses, and
+ * must give the dump's name, size and sha256, before anything is uploaded. The archive's sha256 is computed from
+ * the bytes as they are written. Deterministic: the same zip gives the same .tgz bytes. Work files are not fsynced (a
+ * crash loses the run, not data); the destination's copy is.
+ */
+import { join } from "node:path";
+import { createHash, type Hash } from "node:crypto";
+import zlib from "node:zlib";
+import fs from "node:fs";
+import { Readable, Transform } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import { ArchivistError, asArchivistError } from "../errors.ts";
+import { formatSize } from "../config/units.ts";
+import { formatName, sidecarName } from "../formats/naming.ts";
+import { padding, tarEnd, tarHeader } from "../formats/tar.ts";
+import { type ExtractLimits, inflateEntry, rangeStream, type ZipEntry, ZipError } from "../formats/zip.ts";
+import { hashTgz } from "../ops/restore.ts";
+import type { FingerprintWorker } from "../formats/fingerprint.ts";
+import { GZIP_HEADER, le32, parallelGzip } from "../formats/pgzip.ts";
+import type { RunContext, RunData, Step, StepOutcome } from "./types.ts";
+
+/** The sidecar's text: one `sha256sum` line. */
+export function sidecarText(sha256: string, archiveName: string): string {
+  return `${sha256}  ${archiveName}\n`;
+}
+
+export type PackPath = "reuse" | "recompress";
+
+/** Which path a run takes for this entry, and why (the log says it). */
+export function packPath(entry: Pick<ZipEntry, "method">, recompress: "auto" | "always"): { path: PackPath; why: string } {
+  if (recompress === "always") return { path: "recompress", why: "archive.recompress: always" };
+  if (entry.method === 8) return { path: "reuse", why: "the entry is deflate: its compressed bytes are copied, not recompressed" };
+  return { path: "recompress", why: "the entry is stored uncompressed in the zip" };
+}
+
+export interface PackInput {
+  zipPath: string;
+  entry: ZipEntry;
+  /** Where the entry's compressed bytes start in the zip (from the unzip step). */
+  dataStart: number;
+  /** The dump's name inside the tar. */
+  memberName: string;
+  /** tar mtime (the entry's own time: the same dump gives a byte-identical archive). */
+  mtime: number;
+  level: number;
+  recompress: "auto" | "always";
+  limits: ExtractLimits;
+  /** Compression workers for the recompress path (1: node:zlib in this thread). */
+  threads?: number;
+  /** Progress: bytes of the zip copied (reuse) or of the dump compressed (recompress) so far. */
+  onBytes?: (done: number) => void;
+}
+
+export interface Packed {
+  size: number;
+  sha256: string;
+  path: PackPath;
+  why: string;
+}
+
+/** Writes to a file, counting and hashing what goes through. */
+class HashingWriter {
+  readonly hash: Hash = createHash("sha256");
+  written = 0;
+  constructor(private f: Deno.FsFile) {}
+  async write(b: Uint8Array): Promise<void> {
+    this.hash.update(b);
+    this.written += b.length;
+    let w = 0;
+    while (w < b.length) w += await this.f.write(b.subarray(w));
+  }
+}
+
+async function packReuse(p: PackInput, outPath: string, signal?: AbortSignal): Promise<{ size: number; sha256: string }> {
+  const onBytes = p.onBytes ?? (() => {});
+  const { entry } = p;
+  const head = tarHeader(p.memberName, entry.size, p.mtime);
+  const pad = padding(entry.size);
+  const tail = new Uint8Array(pad.length + tarEnd(head.length + entry.size + pad.length).length);
+  const out = await Deno.open(outPath, { write: true, create: true, truncate: true, mode: 0o600 });
+  const zip = await Deno.open(p.zipPath, { read: true });
+  try {
+    const w = new HashingWriter(out);
+    await w.write(zlib.gzipSync(head, { level: p.level }));
+    await w.write(GZIP_HEADER);
+    let copied = 0;
+    for await (const chunk of rangeStream(zip, p.dataStart, entry.compressedSize, entry.name)) {
+      signal?.throwIfAborted();
+      copied += chunk.length;
+      await w.write(chunk);
+      onBytes(copied);
+    }
+    if (copied !== entry.compressedSize) {
+      throw new ZipError("corrupt", `the zip changed while packing (${copied} of ${entry.compressedSize} bytes)`);
+    }
+    await w.write(le32(entry.crc32));
+    await w.write(le32(entry.size % 2 ** 32));
+    await w.write(zlib.gzipSync(tail, { level: p.level }));
+    return { size: w.written, sha256: w.hash.digest("hex") };
+  } finally {
+    zip.close();
+    out.close();
+  }
+}
+
+/** The tar stream of one file whose content comes from `chunks` (which must give exactly `size` bytes). */
+async function* tarOf(name: string, size: number, mtime: number, chunks: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
+  const head = tarHeader(name, size, mtime);
+  yield head;
+  let sent = 0;
+  for await (const c of chunks) {
+    sent += c.length;
+    yield c;
+  }
+  if (sent !== size) throw new Error(`the dump changed size while packing (${sent} bytes read, ${size} expected)`);
+  yield padding(size);
+  yield tarEnd(head.length + size + padding(size).length);
+}
+
+/**
+ * tar + gzip (one member, `level`) of `chunks` into `outPath`; the size and sha256 of what was written. With
+ * `threads` > 1 the deflate runs on that many workers (src/formats/pgzip.ts), else on node:zlib in this thread.
+ */
+export async function packStream(
+  chunks: AsyncIterable<Uint8Array>,
+  name: string,
+  size: number,
+  outPath: string,
+  level: number,
+  mtime: number,
+  signal?: AbortSignal,
+  threads = 1,
+): Promise<{ size: number; sha256: string }> {
+  if (threads > 1) {
+    const out = await Deno.open(outPath, { write: true, create: true, truncate: true, mode: 0o600 });
+    try {
+      const w = new HashingWriter(out);
+      for await (const piece of parallelGzip(tarOf(name, size, mtime, chunks), level, threads)) {
+        signal?.throwIfAborted();
+        await w.write(piece);
+      }
+      return { size: w.written, sha256: w.hash.digest("hex") };
+    } finally {
+      out.close();
+    }
+  }
+  const hash = createHash("sha256");
+  let written = 0;
+  const tap = new Transform({
+    transform(chunk: Uint8Array, _enc, cb) {
+      hash.update(chunk);
+      written += chunk.length;
+      cb(null, chunk);
+    },
+  });
+  await pipeline(
+    Readable.from(tarOf(name, size, mtime, chunks)),
+    zlib.createGzip({ level }),
+    tap,
+    fs.createWriteStream(outPath, { mode: 0o600 }),
+    ...(signal ? [{ signal }] : []),
+  );
+  return { size: written, sha256: hash.digest("hex") };
+}
+
+/**
+ * Write a file as a .tgz holding it as `entryName` (one gzip member). For tools and tests; a run packs from the zip.
+ * @example await packFile("/tmp/dump", "dump.sql", "/tmp/20261122.tgz", 6, Date.now() / 1000)
+ */
+export async function packFile(dumpPath: string, entryName: string, outPath: string, level: number, mtime: number, threads = 1) {
+  const f = await Deno.open(dumpPath, { read: true });
+  try {
+    return await packStream(f.readable, entryName, (await f.stat()).size, outPath, level, mtime, undefined, threads);
+  } finally {
+    try {
+      f.close();
+    } catch { /* closed by its stream */ }
+  }
+}
+
+/** Write the .tgz of the zip's entry at `outPath` by the path packPath() picks. Removes `outPath` on failure. */
+export async function packArchive(p: PackInput, outPath: string, signal?: AbortSignal): Promise<Packed> {
+  const { path, why } = packPath(p.entry, p.recompress);
+  try {
+    let fed = 0;
+    const counted = async function* (src: AsyncIterable<Uint8Array>) {
+      for await (const c of src) {
+        yield c;
+        p.onBytes?.(fed += c.length);
+      }
+    };
+    const r = path === "reuse" ? await packReuse(p, outPath, signal) : await packStream(
+      counted(inflateEntry(p.zipPath, p.entry, { ...p.limits, signal })),
+      p.memberName,
+      p.entry.size,
+      outPath,
+      p.level,
+      p.mtime,
+      signal,
+      p.threads ?? 1,
+    );
+    return { ...r, path, why };
+  } catch (e) {
+    await Deno.remove(outPath).catch(() => {});
+    throw e;
+  }
+}
+
+/**
+ * Read the written .tgz back (gunzip of every member + the tar reader restore uses) and require the dump's name,
+ * size and sha256: what is uploaded is proven to restore to the dump that was verified.
+ */
+export async function proveArchive(
+  outPath: string,
+  want: { name: string; size: number; sha256: string },
+  onBytes?: (done: number) => void,
+  worker?: FingerprintWorker,
+): Promise<void> {
+  const got = await hashTgz(outPath, onBytes, worker).catch((e) => {
+    throw new ArchivistError("pack", `the archive just written cannot be read back: ${e instanceof Error ? e.message : e}`, HINT_PROOF);
+  });
+  const diff = [
+    got.name !== want.name && `name ${JSON.stringify(got.name)} instead of ${JSON.stringify(want.name)}`,
+    got.size !== want.size && `size ${got.size} instead of ${want.size}`,
+    got.sha256 !== want.sha256 && `sha256 ${got.sha256} instead of ${want.sha256}`,
+  ].filter(Boolean);
+  if (diff.length) {
+    throw new ArchivistError("pack", `the archive just written does not read back to the verified dump: ${diff.join(", ")}`, HINT_PROOF);
+  }
+}
+
+const HINT_PROOF = "nothing was stored; check work_dir's disk (dmesg), run again, and report it with the log if it repeats";
+
+export const packStep: Step = {
+  name: "pack",
+  async run(ctx: RunContext, data: RunData): Promise<StepOutcome> {
+    const name = formatName(ctx.config.archive.name, ctx.runDate, ctx.config.name);
+    const out = join(ctx.workDir, name);
+    const a = ctx.config.archive;
+    try {
+      const { path, why } = packPath(data.entry!, a.recompress);
+      const threads = a.threads ?? navigator.hardwareConcurrency ?? 1;
+      ctx.log.info(
+        "pack",
+        path === "reuse"
+          ? `reusing the zip's deflate stream (${why})`
+          : `compressing at level ${a.compression_level} on ${threads} thread${threads > 1 ? "s" : ""} (${why})`,
+      );
+      ctx.progress.start("pack", path === "reuse" ? data.entry!.compressedSize : data.entry!.size);
+      const r = await packArchive(
+        {
+          zipPath: data.zipPath!,
+          entry: data.entry!,
+          dataStart: data.entryDataStart!,
+          memberName: data.dumpName!,
+          mtime: data.dumpMtime ?? 0,
+          level: a.compression_level,
+          recompress: a.recompress,
+          threads,
+          onBytes: (n) => ctx.progress.update(n),
+          limits: { maxSize: ctx.config.check.max_unpacked_size, maxRatio: ctx.config.check.max_ratio },
+        },
+        out,
+        ctx.signal,
+      ).finally(() => ctx.progress.end());
+      if (a.verify) {
+        ctx.progress.start("read back", data.dumpSize);
+        const worker = data.readBackWorker;
+        data.readBackWorker = undefined; // hashTgz closes it
+        await proveArchive(
+          out,
+          { name: data.dumpName!, size: data.dumpSize!, sha256: data.dumpSha256! },
+          (n) => ctx.progress.update(n),
+          worker,
+        )
+          .catch(async (e) => {
+            await Deno.remove(out).catch(() => {});
+            throw e;
+          }).finally(() => ctx.progress.end());
+        ctx.log.info("pack", `read back: the archive restores to the dump (sha256 ${data.dumpSha256!.slice(0, 16)}…)`);
+      }
+      // The zip is no longer needed: free the space before the upload.
+      await Deno.remove(data.zipPath!).catch(() => {});
+      data.archiveName = name;
+      data.archivePath = out;
+      data.archiveSize = r.size;
+      data.archiveSha256 = r.sha256;
+      data.sidecarPath = join(ctx.workDir, sidecarName(name));
+      await Deno.writeTextFile(data.sidecarPath, sidecarText(r.sha256, name), { mode: 0o600 });
+      const ratio = data.dumpSize ? ` (${((r.size / data.dumpSize) * 100).toFixed(1)}% of the dump)` : "";
+      return { status: "ok", message: `${name}: ${formatSize(r.size)}${ratio}, sha256 ${r.sha256}` };
+    } catch (e) {
+      await Deno.remove(out).catch(() => {});
+      if (e instanceof ZipError) throw new ArchivistError("pack", e.message, e.hint, { code: e.code, cause: e });
+      throw asArchivistError("pack", e, "check free space in work_dir");
+    }
+  },
+};
