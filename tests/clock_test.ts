@@ -5,8 +5,7 @@ import { fixedClock } from "../src/os/clock.ts";
 import { parseConfigText } from "../src/config/load.ts";
 import { mapEnv } from "../src/os/env.ts";
 import { Logger } from "../src/report/log.ts";
-import { executeRun } from "../src/night/run.ts";
-import type { Step } from "../src/night/types.ts";
+import { executeRun, type RunDeps } from "../src/night/run.ts";
 import { stringify } from "yaml";
 
 Deno.test("a run that crosses midnight keeps its start date and logs it", async () => {
@@ -25,17 +24,16 @@ Deno.test("a run that crosses midnight keeps its start date and logs it", async 
   // 23:50 in Paris on 2026-11-21; the step takes "20 minutes".
   const clock = fixedClock("2026-11-21T22:50:00Z");
   let seenDate = "";
-  const slow: Step = {
-    name: "fetch",
-    run(ctx) {
+  const slow: RunDeps["stages"] = async (n, book) => {
+    await book.step(n, "fetch", () => {
       clock.set("2026-11-21T23:10:00Z");
-      seenDate = `${ctx.runDate.year}-${ctx.runDate.month}-${ctx.runDate.day}`;
-      return Promise.resolve({ status: "ok", message: "slow" });
-    },
+      seenDate = `${n.runDate.year}-${n.runDate.month}-${n.runDate.day}`;
+      return Promise.resolve({ status: "ok", message: "slow", value: undefined });
+    });
   };
   const lines: string[] = [];
   const log = new Logger({ runId: "t", stderrLevel: "off", sink: (l) => lines.push(l) });
-  const r = await executeRun({ config: cfg, clock, env: mapEnv({}), log, steps: [slow] });
+  const r = await executeRun({ config: cfg, clock, env: mapEnv({}), log, stages: slow });
   assert.equal(r.status, "ok");
   assert.equal(r.runDate, "2026-11-21");
   assert.equal(seenDate, "2026-11-21");

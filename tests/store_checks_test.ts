@@ -12,8 +12,8 @@ import { fixedClock, localParts } from "../src/os/clock.ts";
 import { mapEnv } from "../src/os/env.ts";
 import { Logger } from "../src/report/log.ts";
 import { NO_PROGRESS } from "../src/report/progress.ts";
-import { storeStep } from "../src/night/store.ts";
-import type { RunContext, RunData } from "../src/night/types.ts";
+import { store as storeStage } from "../src/night/store.ts";
+import type { Archive, Night } from "../src/night/types.ts";
 import { ArchivistError } from "../src/errors.ts";
 import { type Lie, LyingTransport, MemoryTransport } from "./helpers/memory_transport.ts";
 import type { Transport } from "../src/transports/transport.ts";
@@ -38,18 +38,16 @@ async function store(t: Transport, verify: "size" | "checksum" = "size") {
   const archivePath = join(root, "20261122.tgz");
   await Deno.writeFile(archivePath, bytes);
   const sha = createHash("sha256").update(bytes).digest("hex");
-  const data: RunData = {
-    archiveName: "20261122.tgz",
-    archivePath,
-    archiveSize: bytes.length,
-    archiveSha256: sha,
+  const archive: Archive = {
+    name: "20261122.tgz",
+    path: archivePath,
+    size: bytes.length,
+    sha256: sha,
     sidecarPath: join(root, "20261122.tgz.sha256"),
-    dumpName: "dump.sql",
-    dumpSize: 1,
-    dumpSha256: sha,
+    dump: { name: "dump.sql", size: 1, sha256: sha },
   };
   const lines: string[] = [];
-  const ctx: RunContext = {
+  const night: Night = {
     config,
     clock: fixedClock(NOW),
     env: mapEnv({}),
@@ -58,15 +56,16 @@ async function store(t: Transport, verify: "size" | "checksum" = "size") {
     startedAt: NOW,
     runDate: localParts(NOW, "UTC"),
     workDir: root,
-    options: {},
+    dryRun: false,
     signal: new AbortController().signal,
     progress: NO_PROGRESS,
-    destination: () => Promise.resolve(t),
+    last: { raw: () => undefined, here: () => ({}) },
   };
+  const target = { ...config.targets[0], location: t.location, open: () => Promise.resolve(t) };
   const catalogue = () => Deno.readTextFile(join(root, "state", "j.catalogue.jsonl")).catch(() => "");
   try {
-    const out = await storeStep.run(ctx, data).then((o) => ({ ok: o }), (e: unknown) => ({ err: e }));
-    return { ...out, data, catalogue: await catalogue() };
+    const out = await storeStage(night, target, archive).then((o) => ({ ok: o }), (e: unknown) => ({ err: e }));
+    return { ...out, catalogue: await catalogue() };
   } finally {
     await Deno.remove(root, { recursive: true });
   }
@@ -100,7 +99,7 @@ for (const [lie, verify, re] of CASES) {
     assert.equal(r.err.step, "store");
     assert.match(r.err.message, re);
     assert.equal(r.catalogue, "", "nothing recorded: retention and the state never count on it");
-    assert.ok(!r.data.stored, "not marked stored");
+    assert.ok(!("ok" in r), "no Stored result: the state is never advanced on it");
     if (lie !== "hides the final name") assert.ok(!t.files.has("20261122.tgz"), [...t.files.keys()].join(", "));
   });
 }

@@ -9,20 +9,13 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { configSchema, walkSchema } from "../src/config/schema.ts";
 import { EXIT_DESCRIPTIONS } from "../src/errors.ts";
-import { shortDuration, shortSize } from "../src/config/units.ts";
+import { fmtDefault } from "../src/config/units.ts";
 import { jsonSchema } from "./jsonschema.ts";
 import { commandHelp, COMMANDS } from "../src/cli/registry.ts";
 import { archivistMan, configMan } from "./manpages.ts";
 import denoJson from "../deno.json" with { type: "json" };
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
-
-export function fmtDefault(type: string, v: unknown): string {
-  if (v === undefined) return "";
-  if (type.startsWith("duration") && typeof v === "number") return shortDuration(v);
-  if (type === "size" && typeof v === "number") return shortSize(v);
-  return typeof v === "string" ? v : JSON.stringify(v);
-}
 
 /** The markdown table of every config key. */
 export function configTable(): string {

@@ -8,7 +8,7 @@
 import { COMMANDS, exitTable, type OptionSpec } from "../src/cli/registry.ts";
 import { EXIT_DESCRIPTIONS } from "../src/errors.ts";
 import { configSchema, walkSchema } from "../src/config/schema.ts";
-import { fmtDefault } from "./gendocs.ts";
+import { fmtDefault } from "../src/config/units.ts";
 
 /** Text as roff: backslashes and hyphens escaped, non-ASCII as \[uXXXX], a leading dot or quote neutralised. */
 export function roff(text: string): string {

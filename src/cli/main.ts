@@ -3,7 +3,7 @@
  */
 import denoJson from "../../deno.json" with { type: "json" };
 import { type Clock, fixedClock, systemClock } from "../os/clock.ts";
-import { type Config, findConfigPath, loadJobs } from "../config/load.ts";
+import { atTarget, type Config, findConfigPath, loadJobs } from "../config/load.ts";
 import { type Env, processEnv } from "../os/env.ts";
 import { asArchivistError, EXIT } from "../errors.ts";
 import { COMMAND_MODULES, commandHelp, commandSpec, generalHelp, parseCommandLine, UsageError, usageExit } from "./registry.ts";
@@ -175,7 +175,7 @@ export async function main(argv: string[], deps: CliDeps = {}): Promise<number> 
         new UsageError(`--destination ${p.destination}: job ${cfg.name} has ${cfg.targets.length} destination(s)`, p.command),
       );
     }
-    cfg = { ...cfg, destination: t.destination, retention: t.retention };
+    cfg = atTarget(cfg, t);
   }
 
   // Commands that write state_dir run as its owner (read-only ones and dry runs may run as anyone).

@@ -32,6 +32,14 @@ export type Config = Omit<RawConfig, "destination" | "destinations"> & {
   secretValues: string[];
 };
 
+/**
+ * The config as the commands on one destination see it (list, prune, restore, check, retention in a night): that
+ * destination and its retention in `destination` and `retention`. The one place a config is viewed per destination.
+ */
+export function atTarget(config: Config, target: Target): Config {
+  return { ...config, destination: target.destination, retention: target.retention };
+}
+
 /** Which config file to use: --config, then $ARCHIVIST_CONFIG, then /etc/archivist/archive.yaml, then ./archive.yaml. */
 export function findConfigPath(flag: string | undefined, env: Env, exists = fileExists): { path: string; how: string } {
   if (flag) return { path: flag, how: "--config" };

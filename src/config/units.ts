@@ -91,3 +91,11 @@ export function shortSize(n: number): string {
   }
   return String(n);
 }
+
+/** A schema default as the docs and man pages print it ("30s", "1GiB", a string as itself). */
+export function fmtDefault(type: string, v: unknown): string {
+  if (v === undefined) return "";
+  if (type.startsWith("duration") && typeof v === "number") return shortDuration(v);
+  if (type === "size" && typeof v === "number") return shortSize(v);
+  return typeof v === "string" ? v : JSON.stringify(v);
+}

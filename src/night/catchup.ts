@@ -6,23 +6,20 @@
  */
 import { join } from "node:path";
 import { sha256File } from "../ops/restore.ts";
-import { entriesAt, readCatalogue, type StoredRecord } from "../records/catalogue.ts";
+import { entriesAt, readCatalogue } from "../records/catalogue.ts";
 import type { Config } from "../config/load.ts";
 import { sidecarName } from "../formats/naming.ts";
 import type { Transport } from "../transports/transport.ts";
-
-export interface CatchUp {
-  archivePath: string;
-  archiveName: string;
-  archiveSize: number;
-  archiveSha256: string;
-  sidecarPath: string;
-  /** The catalogue identity of the archive it completes: its run date and dump. */
-  record: Partial<StoredRecord>;
-}
+import type { Archive } from "./types.ts";
 
 /** Fetch archive `name` from `from` for the catch-up copy, or say why it cannot be had (then tonight's is stored). */
-export async function catchUpCopy(cfg: Config, from: Transport, name: string, workDir: string): Promise<CatchUp | string> {
+export async function catchUpCopy(
+  cfg: Config,
+  from: Transport,
+  name: string,
+  workDir: string,
+  dump: Archive["dump"],
+): Promise<Archive | string> {
   const rec = entriesAt(readCatalogue(cfg.state_dir, cfg.name), from.location).findLast((e) => e.name === name);
   if (!rec) return `${name} is not in the catalogue at ${from.location}`;
   const local = join(workDir, `catchup-${name}`);
@@ -34,11 +31,12 @@ export async function catchUpCopy(cfg: Config, from: Transport, name: string, wo
   const sha = await sha256File(local);
   if (sha !== rec.sha256) return `${name} on ${from.location} has sha256 ${sha}, the catalogue recorded ${rec.sha256}`;
   return {
-    archivePath: local,
-    archiveName: name,
-    archiveSize: rec.size,
-    archiveSha256: rec.sha256,
+    path: local,
+    name,
+    size: rec.size,
+    sha256: rec.sha256,
     sidecarPath: join(workDir, `catchup-${sidecarName(name)}`),
-    record: { runDate: rec.runDate, dumpName: rec.dumpName, dumpSize: rec.dumpSize, dumpSha256: rec.dumpSha256 },
+    dump,
+    catalogueAs: { runDate: rec.runDate, dumpName: rec.dumpName, dumpSize: rec.dumpSize, dumpSha256: rec.dumpSha256 },
   };
 }

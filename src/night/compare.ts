@@ -9,75 +9,100 @@
  * sha256 decides.
  */
 import { ArchivistError } from "../errors.ts";
-import { changedAt, stateFor, stateLocations, storedLocations, unchangedFor } from "../records/state.ts";
-import { targetLocations } from "../transports/registry.ts";
+import { changedAt, type JobState, stateLocations, storedLocations, unchangedFor } from "../records/state.ts";
 import { formatDuration } from "../config/units.ts";
-import type { RunContext, RunData, Step, StepOutcome } from "./types.ts";
+import type { Done, Dump, Night, NotModified, Verdict } from "./types.ts";
 
-export const compareStep: Step = {
-  name: "compare",
-  run(ctx: RunContext, data: RunData): Promise<StepOutcome> {
-    const { state: last, other } = stateFor(
-      ctx.config.state_dir,
-      ctx.config.name,
-      targetLocations(ctx.config.targets),
+/** compare: tonight's dump against the last archive recorded for these destinations. */
+export function judge(n: Night, dump: Dump): Promise<Done<Verdict>> {
+  const { state: last, other } = n.last.here();
+  const changed = (message: string): Promise<Done<Verdict>> => Promise.resolve({ status: "ok", message, value: { kind: "new" } });
+  if (other) {
+    return changed(
+      `the last archive recorded (${other.archive}) is on ${
+        stateLocations(other).join(", ")
+      }, not on every destination of this config: archiving tonight's dump (another config with this name and state_dir, or an edited destination)`,
     );
-    if (other) {
-      return Promise.resolve({
-        status: "ok",
-        message: `the last archive recorded (${other.archive}) is on ${
-          stateLocations(other).join(", ")
-        }, not on every destination of this config: archiving tonight's dump (another config with this name and state_dir, or an edited destination)`,
-      });
-    }
-    if (!last) return Promise.resolve({ status: "ok", message: "no previous archive recorded: first run" });
-    const byContent = ctx.config.check.compare === "content" && !!last.fingerprint && !!data.dumpFingerprint;
-    const sameBytes = last.sha256 === data.dumpSha256;
-    const same = byContent ? last.fingerprint === data.dumpFingerprint : sameBytes;
-    if (!same) {
-      return Promise.resolve({
-        status: "ok",
-        message: `dump changed since ${last.archive} (${last.storedAt})${byContent ? "" : " (compared byte for byte)"}`,
-      });
-    }
-    const ignored = Object.entries(data.dumpIgnored ?? {}).map(([re, n]) => `${n} × /${re}/`).join(", ");
-    const how = sameBytes
-      ? `identical to the one archived as ${last.archive} on ${last.storedAt} (sha256 ${last.sha256.slice(0, 16)}…)`
-      : `the same data as the one archived as ${last.archive} on ${last.storedAt}: only volatile lines differ (${
-        ignored || "none left out"
-      }; content fingerprint ${data.dumpFingerprint!.slice(0, 16)}…)`;
-    const same_ = `the dump is ${how}`;
-    data.unchangedSince = changedAt(last);
-    const forHowLong = unchangedFor(last, ctx.clock.now(), ctx.config.check.max_unchanged, formatDuration);
-    // A destination that missed the last archive (store.require: any) gets tonight's, unchanged or not.
-    const unchangedRule = ctx.config.check.on_unchanged;
-    if (last.missingOn?.length && (unchangedRule === "skip" || unchangedRule === "link")) {
-      data.onlyTo = last.missingOn;
-      data.catchUp = {
-        name: last.archive,
-        from: storedLocations(last).filter((l) => !last.missingOn!.includes(l)),
+  }
+  if (!last) return changed("no previous archive recorded: first run");
+  const byContent = n.config.check.compare === "content" && !!last.fingerprint && !!dump.fingerprint;
+  const sameBytes = last.sha256 === dump.sha256;
+  const same = byContent ? last.fingerprint === dump.fingerprint : sameBytes;
+  if (!same) return changed(`dump changed since ${last.archive} (${last.storedAt})${byContent ? "" : " (compared byte for byte)"}`);
+  return Promise.resolve(unchanged(n, dump, last, sameBytes));
+}
+
+/** The dump is the last archive's data: what check.on_unchanged (and a destination that missed it) make of that. */
+function unchanged(n: Night, dump: Dump, last: JobState, sameBytes: boolean): Done<Verdict> {
+  const ignored = Object.entries(dump.ignored).map(([re, k]) => `${k} × /${re}/`).join(", ");
+  const how = sameBytes
+    ? `identical to the one archived as ${last.archive} on ${last.storedAt} (sha256 ${last.sha256.slice(0, 16)}…)`
+    : `the same data as the one archived as ${last.archive} on ${last.storedAt}: only volatile lines differ (${
+      ignored || "none left out"
+    }; content fingerprint ${dump.fingerprint.slice(0, 16)}…)`;
+  const same = `the dump is ${how}`;
+  const since = changedAt(last);
+  const rule = n.config.check.on_unchanged;
+  // A destination that missed the last archive (store.require: any) gets tonight's, unchanged or not.
+  if (last.missingOn?.length && (rule === "skip" || rule === "link")) {
+    const catchUp = { onlyTo: last.missingOn, name: last.archive, from: storedLocations(last).filter((l) => !last.missingOn!.includes(l)) };
+    return {
+      status: "ok",
+      message: `${same}, but it is not on ${last.missingOn.join(", ")} yet (that store failed): sending ${last.archive} there only`,
+      value: { kind: "unchanged", unchangedSince: since, then: "catch-up", catchUp },
+    };
+  }
+  switch (rule) {
+    case "skip":
+      return {
+        status: "warning",
+        message: `${same}: not archived again (check.on_unchanged: skip); ${
+          unchangedFor(last, n.clock.now(), n.config.check.max_unchanged, formatDuration)
+        }`,
+        value: { kind: "unchanged", unchangedSince: since, then: "skip" },
       };
-      return Promise.resolve({
+    case "archive":
+      return {
         status: "ok",
-        message: `${same_}, but it is not on ${last.missingOn.join(", ")} yet (that store failed): sending ${last.archive} there only`,
-      });
-    }
-    switch (ctx.config.check.on_unchanged) {
-      case "skip":
-        return Promise.resolve({
-          status: "warning",
-          message: `${same_}: not archived again (check.on_unchanged: skip); ${forHowLong}`,
-          stop: true,
-        });
-      case "archive":
-        return Promise.resolve({ status: "ok", message: `${same_}: archiving anyway (check.on_unchanged: archive)` });
-      case "link":
-        data.linkTo = last.archive;
-        return Promise.resolve({ status: "ok", message: `${same_}: tonight's name will be a hard link to it (check.on_unchanged: link)` });
-      case "fail":
-        throw new ArchivistError("compare", same_, "the export on the server did not run or did not change; check.on_unchanged is 'fail'", {
-          code: "unchanged",
-        });
-    }
-  },
-};
+        message: `${same}: archiving anyway (check.on_unchanged: archive)`,
+        value: { kind: "unchanged", unchangedSince: since, then: "archive" },
+      };
+    case "link":
+      return {
+        status: "ok",
+        message: `${same}: tonight's name will be a hard link to it (check.on_unchanged: link)`,
+        value: { kind: "unchanged", unchangedSince: since, then: "link", linkTo: last.archive },
+      };
+    case "fail":
+      throw unchangedError(same);
+  }
+}
+
+function unchangedError(same: string): ArchivistError {
+  return new ArchivistError("compare", same, "the export on the server did not run or did not change; check.on_unchanged is 'fail'", {
+    code: "unchanged",
+  });
+}
+
+/**
+ * A 304 Not Modified: the zip is the last archive's, unchanged upstream. check.on_unchanged decides here too: skip
+ * stops the night (a warning), fail fails it, archive and link download it anyway ("download").
+ */
+export function judgeNotModified(n: Night): Done<NotModified> | "download" {
+  const last = n.last.raw();
+  const same = `unchanged upstream (304 Not Modified) since the zip archived as ${last?.archive ?? "?"} (${
+    last?.etag ? `ETag ${last.etag}` : `Last-Modified ${last?.lastModified}`
+  }): nothing downloaded`;
+  const rule = n.config.check.on_unchanged;
+  if (rule === "fail") throw unchangedError(same);
+  if (rule !== "skip") {
+    n.log.info("fetch", `${same}; check.on_unchanged: ${rule}: downloading it anyway`);
+    return "download";
+  }
+  const forHowLong = last ? `; ${unchangedFor(last, n.clock.now(), n.config.check.max_unchanged, formatDuration)}` : "";
+  return {
+    status: "warning",
+    message: `${same} (check.on_unchanged: skip)${forHowLong}`,
+    value: { kind: "not-modified", unchangedSince: last ? changedAt(last) : undefined },
+  };
+}

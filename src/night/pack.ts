@@ -30,7 +30,7 @@ import { type ExtractLimits, inflateEntry, rangeStream, type ZipEntry, ZipError 
 import { hashTgz } from "../ops/restore.ts";
 import type { FingerprintWorker } from "../formats/fingerprint.ts";
 import { GZIP_HEADER, le32, parallelGzip } from "../formats/pgzip.ts";
-import type { RunContext, RunData, Step, StepOutcome } from "./types.ts";
+import type { Archive, Done, Dump, Night } from "./types.ts";
 
 /** The sidecar's text: one `sha256sum` line. */
 export function sidecarText(sha256: string, archiveName: string): string {
@@ -244,68 +244,76 @@ export async function proveArchive(
 
 const HINT_PROOF = "nothing was stored; check work_dir's disk (dmesg), run again, and report it with the log if it repeats";
 
-export const packStep: Step = {
-  name: "pack",
-  async run(ctx: RunContext, data: RunData): Promise<StepOutcome> {
-    const name = formatName(ctx.config.archive.name, ctx.runDate, ctx.config.name);
-    const out = join(ctx.workDir, name);
-    const a = ctx.config.archive;
-    try {
-      const { path, why } = packPath(data.entry!, a.recompress);
-      const threads = a.threads ?? navigator.hardwareConcurrency ?? 1;
-      ctx.log.info(
-        "pack",
-        path === "reuse"
-          ? `reusing the zip's deflate stream (${why})`
-          : `compressing at level ${a.compression_level} on ${threads} thread${threads > 1 ? "s" : ""} (${why})`,
-      );
-      ctx.progress.start("pack", path === "reuse" ? data.entry!.compressedSize : data.entry!.size);
-      const r = await packArchive(
-        {
-          zipPath: data.zipPath!,
-          entry: data.entry!,
-          dataStart: data.entryDataStart!,
-          memberName: data.dumpName!,
-          mtime: data.dumpMtime ?? 0,
-          level: a.compression_level,
-          recompress: a.recompress,
-          threads,
-          onBytes: (n) => ctx.progress.update(n),
-          limits: { maxSize: ctx.config.check.max_unpacked_size, maxRatio: ctx.config.check.max_ratio },
-        },
-        out,
-        ctx.signal,
-      ).finally(() => ctx.progress.end());
-      if (a.verify) {
-        ctx.progress.start("read back", data.dumpSize);
-        const worker = data.readBackWorker;
-        data.readBackWorker = undefined; // hashTgz closes it
-        await proveArchive(
-          out,
-          { name: data.dumpName!, size: data.dumpSize!, sha256: data.dumpSha256! },
-          (n) => ctx.progress.update(n),
-          worker,
-        )
-          .catch(async (e) => {
-            await Deno.remove(out).catch(() => {});
-            throw e;
-          }).finally(() => ctx.progress.end());
-        ctx.log.info("pack", `read back: the archive restores to the dump (sha256 ${data.dumpSha256!.slice(0, 16)}…)`);
-      }
-      // The zip is no longer needed: free the space before the upload.
-      await Deno.remove(data.zipPath!).catch(() => {});
-      data.archiveName = name;
-      data.archivePath = out;
-      data.archiveSize = r.size;
-      data.archiveSha256 = r.sha256;
-      data.sidecarPath = join(ctx.workDir, sidecarName(name));
-      await Deno.writeTextFile(data.sidecarPath, sidecarText(r.sha256, name), { mode: 0o600 });
-      const ratio = data.dumpSize ? ` (${((r.size / data.dumpSize) * 100).toFixed(1)}% of the dump)` : "";
-      return { status: "ok", message: `${name}: ${formatSize(r.size)}${ratio}, sha256 ${r.sha256}` };
-    } catch (e) {
+/** pack: the dump as the night's .tgz and sidecar in the work dir, read back when archive.verify asks. */
+export async function pack(n: Night, dump: Dump): Promise<Done<Archive>> {
+  const name = formatName(n.config.archive.name, n.runDate, n.config.name);
+  const out = join(n.workDir, name);
+  try {
+    const r = await packDump(n, dump, out);
+    if (n.config.archive.verify) await readBack(n, dump, out);
+    // The zip is no longer needed: free the space before the upload.
+    await Deno.remove(dump.zip.path).catch(() => {});
+    const sidecarPath = join(n.workDir, sidecarName(name));
+    await Deno.writeTextFile(sidecarPath, sidecarText(r.sha256, name), { mode: 0o600 });
+    const ratio = dump.size ? ` (${((r.size / dump.size) * 100).toFixed(1)}% of the dump)` : "";
+    return {
+      status: "ok",
+      message: `${name}: ${formatSize(r.size)}${ratio}, sha256 ${r.sha256}`,
+      value: {
+        name,
+        path: out,
+        size: r.size,
+        sha256: r.sha256,
+        sidecarPath,
+        dump: { name: dump.name, size: dump.size, sha256: dump.sha256 },
+      },
+    };
+  } catch (e) {
+    await Deno.remove(out).catch(() => {});
+    if (e instanceof ZipError) throw new ArchivistError("pack", e.message, e.hint, { code: e.code, cause: e });
+    throw asArchivistError("pack", e, "check free space in work_dir");
+  }
+}
+
+/** Write the .tgz by the path packPath() picks, saying which. */
+function packDump(n: Night, dump: Dump, out: string): Promise<Packed> {
+  const a = n.config.archive;
+  const { path, why } = packPath(dump.entry, a.recompress);
+  const threads = a.threads ?? navigator.hardwareConcurrency ?? 1;
+  n.log.info(
+    "pack",
+    path === "reuse"
+      ? `reusing the zip's deflate stream (${why})`
+      : `compressing at level ${a.compression_level} on ${threads} thread${threads > 1 ? "s" : ""} (${why})`,
+  );
+  n.progress.start("pack", path === "reuse" ? dump.entry.compressedSize : dump.entry.size);
+  return packArchive(
+    {
+      zipPath: dump.zip.path,
+      entry: dump.entry,
+      dataStart: dump.dataStart,
+      memberName: dump.name,
+      mtime: dump.mtime,
+      level: a.compression_level,
+      recompress: a.recompress,
+      threads,
+      onBytes: (k) => n.progress.update(k),
+      limits: { maxSize: n.config.check.max_unpacked_size, maxRatio: n.config.check.max_ratio },
+    },
+    out,
+    n.signal,
+  ).finally(() => n.progress.end());
+}
+
+/** archive.verify: the .tgz restores to the verified dump (on unzip's worker when it kept one: hashTgz closes it). */
+async function readBack(n: Night, dump: Dump, out: string): Promise<void> {
+  n.progress.start("read back", dump.size);
+  const worker = dump.readBackWorker;
+  dump.readBackWorker = undefined;
+  await proveArchive(out, { name: dump.name, size: dump.size, sha256: dump.sha256 }, (k) => n.progress.update(k), worker)
+    .catch(async (e) => {
       await Deno.remove(out).catch(() => {});
-      if (e instanceof ZipError) throw new ArchivistError("pack", e.message, e.hint, { code: e.code, cause: e });
-      throw asArchivistError("pack", e, "check free space in work_dir");
-    }
-  },
-};
+      throw e;
+    }).finally(() => n.progress.end());
+  n.log.info("pack", `read back: the archive restores to the dump (sha256 ${dump.sha256.slice(0, 16)}…)`);
+}

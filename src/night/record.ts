@@ -1,29 +1,39 @@
 /** state: record what was archived. Runs only after store succeeded, so a failed upload never advances it. */
 import { writeState } from "../records/state.ts";
-import type { RunContext, RunData, Step, StepOutcome } from "./types.ts";
+import type { Archive, Done, Dump, Night, Stored, Verdict } from "./types.ts";
 
-export const stateStep: Step = {
-  name: "state",
-  run(ctx: RunContext, data: RunData): Promise<StepOutcome> {
-    if (ctx.options.dryRun) return Promise.resolve({ status: "skipped", message: "dry run: the state is not written" });
-    if (!data.stored) return Promise.resolve({ status: "skipped", message: "nothing stored: the state is unchanged" });
-    // A catch-up night completes the last archive: it is now where it was, and where it went tonight.
-    const stored = data.storedOn?.length ? data.storedOn.map((s) => s.location) : [data.storedLocation!];
-    const locations = [...new Set([...(data.catchUp?.from ?? []), ...stored])];
-    writeState(ctx.config.state_dir, ctx.config.name, {
-      sha256: data.dumpSha256!,
-      fingerprint: data.dumpFingerprint,
-      etag: data.etag,
-      lastModified: data.lastModified,
-      archive: data.archiveName!,
-      size: data.archiveSize!,
-      location: locations.join(", "),
-      locations,
-      storedAt: ctx.clock.now().toISOString(),
-      changedAt: data.unchangedSince ?? ctx.clock.now().toISOString(),
-      runId: ctx.runId,
-      ...(data.storeFailed?.length ? { missingOn: data.storeFailed.map((f) => f.location) } : {}),
-    });
-    return Promise.resolve({ status: "ok", message: `recorded sha256 ${data.dumpSha256!.slice(0, 16)}… of ${data.archiveName}` });
-  },
-};
+/** What the state records of a stored night: the dump, where its archive went, where it did not. */
+export interface Outcome {
+  dump: Dump;
+  verdict: Verdict;
+  /** The archive as stored (its name may have a -N counter), and every place it went. */
+  archive: Pick<Archive, "name" | "size">;
+  stored: Stored[];
+  /** Destinations whose store failed (store.require: any): the next unchanged night catches them up. */
+  missingOn: string[];
+}
+
+export function recordState(n: Night, o: Outcome): Promise<Done<void>> {
+  // A catch-up night completes the last archive: it is now where it was, and where it went tonight.
+  const from = o.verdict.kind === "unchanged" && o.verdict.then === "catch-up" ? o.verdict.catchUp.from : [];
+  const locations = [...new Set([...from, ...o.stored.map((s) => s.location)])];
+  writeState(n.config.state_dir, n.config.name, {
+    sha256: o.dump.sha256,
+    fingerprint: o.dump.fingerprint,
+    etag: o.dump.zip.etag,
+    lastModified: o.dump.zip.lastModified,
+    archive: o.archive.name,
+    size: o.archive.size,
+    location: locations.join(", "),
+    locations,
+    storedAt: n.clock.now().toISOString(),
+    changedAt: o.verdict.unchangedSince ?? n.clock.now().toISOString(),
+    runId: n.runId,
+    ...(o.missingOn.length ? { missingOn: o.missingOn } : {}),
+  });
+  return Promise.resolve({
+    status: "ok",
+    message: `recorded sha256 ${o.dump.sha256.slice(0, 16)}… of ${o.archive.name}`,
+    value: undefined,
+  });
+}

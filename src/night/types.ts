@@ -1,17 +1,19 @@
 /**
- * The run context and the step/result model. A run is a list of steps over one {@link RunContext}; each step
- * reads and extends the {@link RunData} and returns a {@link StepOutcome} that the log, the history, the mail
- * and the exit code are built from.
+ * What the stages of a night take and give. Each stage is a function of the {@link Night} (fixed at the start, never
+ * changed by a stage) and of the typed results of the stages before it; it returns its own typed result and one
+ * line ({@link Said}) for the log, the history and the mail. Nothing is handed on through a shared bag.
  */
 import type { FingerprintWorker } from "../formats/fingerprint.ts";
 import type { ZipEntry } from "../formats/zip.ts";
 import type { Progress } from "../report/progress.ts";
 import type { Clock, LocalParts } from "../os/clock.ts";
-import type { Config } from "../config/load.ts";
+import type { Config, Target as ConfigTarget } from "../config/load.ts";
 import type { Env } from "../os/env.ts";
 import type { StepName } from "../errors.ts";
 import type { Logger } from "../report/log.ts";
 import type { Transport } from "../transports/transport.ts";
+import type { StoredRecord } from "../records/catalogue.ts";
+import type { JobState } from "../records/state.ts";
 
 export interface RunOptions {
   /**
@@ -22,7 +24,8 @@ export interface RunOptions {
   dryRun?: boolean;
 }
 
-export interface RunContext {
+/** The night's fixed inputs: what every stage may read. */
+export interface Night {
   config: Config;
   clock: Clock;
   env: Env;
@@ -33,69 +36,39 @@ export interface RunContext {
   runDate: LocalParts;
   /** A private directory for this run's temporary files (under work_dir), removed at exit. */
   workDir: string;
-  options: RunOptions;
+  dryRun: boolean;
   /** Aborted on SIGINT/SIGTERM: long steps stop at the next chunk. */
   signal: AbortSignal;
-  /** The destination, connected and opened on first use; closed by the run at its end. */
-  destination(step: StepName): Promise<Transport>;
   /** The terminal's progress line for long steps (a no-op without a terminal). */
   progress: Progress;
+  /** The last archive's state, read once when first asked (a corrupt file throws in the step that asks). */
+  last: LastState;
 }
 
-/** What the steps hand to each other. Every field is set by the step named in its comment. */
-export interface RunData {
-  zipPath?: string; // fetch
-  zipSize?: number; // fetch
-  etag?: string; // fetch: the response's ETag
-  lastModified?: string; // fetch: the response's Last-Modified
-  dumpName?: string; // unzip: base name of the entry
-  entry?: ZipEntry; // unzip: the verified entry of the zip (pack reads it from zipPath again)
-  entryDataStart?: number; // unzip: where its compressed bytes start in the zip
-  dumpSize?: number; // unzip
-  dumpSha256?: string; // unzip
-  /** unzip → pack: the fingerprint's worker, kept for the read-back proof's sha256 (archive.verify); the run closes it. */
-  readBackWorker?: FingerprintWorker;
-  dumpFingerprint?: string; // unzip: sha256 of the lines without the volatile ones
-  dumpFlavour?: string; // unzip: mysqldump, pg_dump or plain
-  dumpMtime?: number; // unzip: the entry's modification time in the zip (Unix seconds): the tar member's mtime
-  dumpIgnored?: Record<string, number>; // unzip: volatile lines left out, by pattern
-  dumpTail?: Uint8Array; // unzip
-  onlyTo?: string[]; // compare: an unchanged dump still goes to these destinations (they missed the last one)
-  /** compare, with onlyTo: the archive they missed, and where it is (the catch-up copy sends that one). */
-  catchUp?: { name: string; from: string[] };
-  /** store, for a catch-up copy: the catalogue identity of the archive it completes (run date, dump). */
-  catalogueAs?: Partial<import("../records/catalogue.ts").StoredRecord>;
-  storedOn?: { location: string; name: string }[]; // store, with several destinations: where it went
-  storeFailed?: { location: string; message: string }[]; // store, with several destinations: where it did not
-  unchangedSince?: string; // compare or fetch (304): the dump is the last archive's data, unchanged since then
-  linkTo?: string; // compare: with check.on_unchanged: link, the archive tonight's dump equals (store links to it)
-  archiveName?: string; // pack (store may add a -N counter)
-  archivePath?: string; // pack
-  archiveSize?: number; // pack
-  archiveSha256?: string; // pack
-  sidecarPath?: string; // pack
-  stored?: boolean; // store
-  storedLocation?: string; // store
-  clockDoubt?: string; // store: why the clock is in doubt (the archive is flagged in the catalogue)
-  deleted?: string[]; // retention
-  deleteFailed?: { name: string; error: string }[]; // retention
+/** The state file as this night sees it. */
+export interface LastState {
+  /** The state as written, whatever destinations it names (undefined on a first run). */
+  raw(): JobState | undefined;
+  /** `state` when it describes every destination of this config, else `other` (see records/state.ts stateFor). */
+  here(): { state?: JobState; other?: JobState };
+}
+
+/** One destination of the night: where it is, its retention, and its transport, opened on first use. */
+export interface Target extends ConfigTarget {
+  location: string;
+  open(step: StepName): Promise<Transport>;
 }
 
 export type StepStatus = "ok" | "warning" | "skipped" | "failed";
 
-export interface StepOutcome {
+/** What a stage says of itself: one line for the log, the mail and the history. */
+export interface Said {
   status: StepStatus;
-  /** One line for the log, the mail and the history. */
   message: string;
-  /** Stop the run here with this status (e.g. the dump is unchanged). */
-  stop?: boolean;
 }
 
-/** One step of a run. */
-export interface Step {
-  name: StepName;
-  run(ctx: RunContext, data: RunData): Promise<StepOutcome>;
-}
+/** A stage's line and its typed result. */
+export type Done<T> = Said & { value: T };
 
 /** What the history records for a step. */
 export interface StepRecord {
@@ -103,4 +76,83 @@ export interface StepRecord {
   status: StepStatus;
   message: string;
   durationMs: number;
+}
+
+/** fetch: the zip on disk, with the validators worth keeping for the next conditional download. */
+export interface Download {
+  kind: "zip";
+  path: string;
+  size: number;
+  etag?: string;
+  lastModified?: string;
+}
+
+/** fetch: a 304 under check.on_unchanged: skip: nothing downloaded, the night stops. */
+export interface NotModified {
+  kind: "not-modified";
+  unchangedSince?: string;
+}
+
+/** unzip: the verified entry of the zip and what was measured of it in the same pass. */
+export interface Dump {
+  zip: Download;
+  /** Its base name in the .tgz. */
+  name: string;
+  entry: ZipEntry;
+  /** Where its compressed bytes start in the zip (pack reads them again from there). */
+  dataStart: number;
+  size: number;
+  sha256: string;
+  /** sha256 of the lines without the volatile ones, the dump tool that wrote it, the lines left out. */
+  fingerprint: string;
+  flavour: string;
+  ignored: Record<string, number>;
+  /** The entry's modification time (Unix seconds): the tar member's mtime. */
+  mtime: number;
+  /** Its last KiB (check's trailer test). */
+  tail: Uint8Array;
+  /** With archive.verify, the fingerprint's worker, kept for pack's read-back; the runner closes an unused one. */
+  readBackWorker?: FingerprintWorker;
+}
+
+/** What a destination that missed the last archive gets on an unchanged night (store.require: any). */
+export interface CatchUpPlan {
+  /** The destinations that miss it. */
+  onlyTo: string[];
+  /** The archive they miss, and where it is. */
+  name: string;
+  from: string[];
+}
+
+/** compare: is tonight's dump new, or the last archive's data (and then what to do with it)? */
+export type Verdict =
+  | { kind: "new"; unchangedSince?: undefined }
+  | { kind: "unchanged"; unchangedSince: string; then: "skip" | "archive" }
+  | { kind: "unchanged"; unchangedSince: string; then: "link"; linkTo: string }
+  | { kind: "unchanged"; unchangedSince: string; then: "catch-up"; catchUp: CatchUpPlan };
+
+/** pack: the .tgz and its sidecar in the work dir. */
+export interface Archive {
+  name: string;
+  path: string;
+  size: number;
+  sha256: string;
+  sidecarPath: string;
+  dump: { name: string; size: number; sha256: string };
+  /** A catch-up copy's catalogue identity (the run date and dump of the archive it completes). */
+  catalogueAs?: Partial<StoredRecord>;
+}
+
+/** store: where the archive is now, under which name. */
+export interface Stored {
+  location: string;
+  name: string;
+  size: number;
+  sha256: string;
+}
+
+/** retention: what went, and what could not. */
+export interface Pruned {
+  deleted: string[];
+  failed: { name: string; error: string }[];
 }

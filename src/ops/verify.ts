@@ -5,7 +5,7 @@
  */
 import { join, resolve } from "node:path";
 import type { Clock } from "../os/clock.ts";
-import type { Config } from "../config/load.ts";
+import { atTarget, type Config } from "../config/load.ts";
 import { formatDuration, formatSize } from "../config/units.ts";
 import type { Env } from "../os/env.ts";
 import { asArchivistError, errMsg } from "../errors.ts";
@@ -16,15 +16,14 @@ import type { RunResult } from "../night/run.ts";
 import { nearestExisting } from "../os/fs.ts";
 import type { Logger } from "../report/log.ts";
 import { verifyMail } from "../report/mail.ts";
-import { authHeaders, describeNetworkError, makeClient } from "../source/fetch.ts";
 import { targetLocations, withTransport } from "../transports/registry.ts";
 import { readCatalogue, vanished } from "../records/catalogue.ts";
 import { uploadAtomic } from "../transports/transport.ts";
 import { PROBE_NAME, probeName } from "../transports/common.ts";
-import { findEntry, readDirectoryFrom, ZipError, type ZipSource } from "../formats/zip.ts";
-import { headCurl } from "../source/curl.ts";
+import { findEntry, readDirectoryFrom, ZipError } from "../formats/zip.ts";
+import { probeSource, type SourceProbe } from "../source/probe.ts";
 import { readUnit, sandboxNeeds, sandboxProblems, unitLines } from "../config/sandbox.ts";
-import { statusHint } from "../source/errors.ts";
+import { statusError } from "../source/errors.ts";
 
 export type CheckStatus = "ok" | "warn" | "crit";
 
@@ -91,7 +90,7 @@ export async function runVerify(d: VerifyDeps): Promise<Check[]> {
   // Every destination (destinations:), each named by its place when there are several.
   for (const [i, t] of c.targets.entries()) {
     const name = c.targets.length > 1 ? `destination ${i + 1}` : "destination";
-    const own = await guard(name, () => checkDestination({ ...d, config: { ...c, destination: t.destination } }));
+    const own = await guard(name, () => checkDestination({ ...d, config: atTarget(c, t) }));
     checks.push(...own.map((x) => ({ ...x, name })));
   }
   if (c.mail.enabled && once.mail) {
@@ -131,110 +130,57 @@ export function formatChecks(checks: Check[]): string {
   return lines.join("\n");
 }
 
-/** An HTTP resource read with Range requests (for the cheap entry check). */
-function rangeReader(
-  url: string,
-  headers: Record<string, string>,
-  client: Deno.HttpClient | undefined,
-  size: number,
-  timeout: number,
-): ZipSource {
-  return {
-    size,
-    async readAt(offset: number, length: number): Promise<Uint8Array> {
-      const res = await fetch(url, {
-        headers: { ...headers, Range: `bytes=${offset}-${offset + length - 1}` },
-        client,
-        signal: AbortSignal.timeout(timeout),
-      });
-      if (res.status !== 206) {
-        await res.body?.cancel();
-        throw new Error(`range request answered HTTP ${res.status}`);
-      }
-      return new Uint8Array(await res.arrayBuffer());
-    },
-  };
-}
-
+/** source: reachable with TLS verified, within max_size, the entry inside the zip where the server offers ranges. */
 async function checkSource(c: Config): Promise<Check[]> {
   const src = c.source;
-  const url = new URL(src.url);
-  if (src.client === "curl") {
-    const dir = Deno.makeTempDirSync({ prefix: "archivist-verify-" });
-    try {
-      const h = await headCurl(src, dir);
-      if (h.status < 200 || h.status > 299) {
-        return [crit("source", `HTTP ${h.status} from ${url.host} for ${url.pathname}`, statusHint(h.status, src, !!src.auth))];
-      }
-      return [
-        ok(
-          "source",
-          `${src.url} reachable with curl (HTTP ${h.status}, TLS verified${h.length !== undefined ? `, ${formatSize(h.length)}` : ""})`,
-        ),
-        ok("source", "the entry inside the zip is checked at run time (source.client: curl reads no byte ranges)"),
-      ];
-    } catch (e) {
-      const a = e as { message: string; hint?: string };
-      return [crit("source", a.message, a.hint || undefined)];
-    } finally {
-      Deno.removeSync(dir, { recursive: true });
-    }
-  }
-  let client: Deno.HttpClient | undefined;
+  let p: SourceProbe;
   try {
-    client = makeClient(src);
+    p = await probeSource(src);
   } catch (e) {
-    const err = asArchivistError("config", e);
-    return [crit("source", err.message, err.hint)];
+    const a = e as { message: string; hint?: string };
+    return [crit("source", a.message, a.hint || undefined)];
   }
-  const headers = { "User-Agent": "archivist-verify", ...authHeaders(src) };
   try {
-    let res: Response;
-    try {
-      res = await fetch(url, { method: "HEAD", headers, client, signal: AbortSignal.timeout(src.connect_timeout) });
-      if (res.status === 405 || res.status === 501) {
-        res = await fetch(url, { headers: { ...headers, Range: "bytes=0-0" }, client, signal: AbortSignal.timeout(src.connect_timeout) });
-        await res.body?.cancel();
-      }
-    } catch (e) {
-      const a = describeNetworkError(e, url, src);
-      return [crit("source", a.message, a.hint)];
-    }
-    if (!res.ok) {
+    if (p.status < 200 || p.status > 299) {
+      const a = statusError(p.status, p.reason, new URL(src.url), src, !!src.auth);
       return [
         crit(
           "source",
-          `HTTP ${res.status} ${res.statusText} from ${url.host} for ${url.pathname}`,
-          res.status === 401 || res.status === 403 ? "check source.auth" : "check source.url",
+          a.message,
+          p.client === "curl" ? a.hint : p.status === 401 || p.status === 403 ? "check source.auth" : "check source.url",
         ),
       ];
     }
-    const len = Number(res.headers.get("content-length") ?? NaN);
-    const total = Number(/\/(\d+)$/.exec(res.headers.get("content-range") ?? "")?.[1] ?? (res.status === 200 ? len : NaN));
-    const out = [
-      ok("source", `${src.url} reachable (HTTP ${res.status}, TLS verified${Number.isFinite(total) ? `, ${formatSize(total)}` : ""})`),
-    ];
-    if (Number.isFinite(total) && total > src.max_size) {
+    const size = p.total !== undefined ? `, ${formatSize(p.total)}` : "";
+    if (p.client === "curl") {
+      return [
+        ok("source", `${src.url} reachable with curl (HTTP ${p.status}, TLS verified${size})`),
+        ok("source", "the entry inside the zip is checked at run time (source.client: curl reads no byte ranges)"),
+      ];
+    }
+    const out = [ok("source", `${src.url} reachable (HTTP ${p.status}, TLS verified${size})`)];
+    if (p.total !== undefined && p.total > src.max_size) {
       out.push(
-        crit("source", `the zip is ${formatSize(total)}, above source.max_size (${formatSize(src.max_size)})`, "raise source.max_size"),
+        crit("source", `the zip is ${formatSize(p.total)}, above source.max_size (${formatSize(src.max_size)})`, "raise source.max_size"),
       );
     }
-    if (res.headers.get("accept-ranges") === "bytes" && Number.isFinite(total) && total > 0) {
-      try {
-        const dir = await readDirectoryFrom(rangeReader(src.url, headers, client, total, src.connect_timeout));
-        const e = findEntry(dir, src.entry);
-        out.push(ok("source", `entry ${e.name} present (${formatSize(e.size)} uncompressed)`));
-      } catch (e) {
-        if (e instanceof ZipError) out.push(crit("source", e.message, e.hint || undefined));
-        else out.push(warn("source", `could not look inside the zip: ${errMsg(e)}`, "the entry is checked at the next run"));
-      }
-    } else {
-      // Not a fault: many servers offer no ranges. The night checks the entry; verify cannot without downloading.
-      out.push(ok("source", "the server offers no byte ranges: the entry inside the zip is checked at run time"));
-    }
+    out.push(await checkEntry(src.entry, p));
     return out;
   } finally {
-    client?.close();
+    p.close();
+  }
+}
+
+/** The entry inside the zip, read through byte ranges (the central directory only), when the server offers them. */
+async function checkEntry(entry: string, p: SourceProbe): Promise<Check> {
+  // Not a fault: many servers offer no ranges. The night checks the entry; verify cannot without downloading.
+  if (!p.ranges) return ok("source", "the server offers no byte ranges: the entry inside the zip is checked at run time");
+  try {
+    const e = findEntry(await readDirectoryFrom(p.ranges), entry);
+    return ok("source", `entry ${e.name} present (${formatSize(e.size)} uncompressed)`);
+  } catch (e) {
+    if (e instanceof ZipError) return crit("source", e.message, e.hint || undefined);
+    return warn("source", `could not look inside the zip: ${errMsg(e)}`, "the entry is checked at the next run");
   }
 }
 

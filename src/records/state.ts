@@ -41,7 +41,11 @@ export function stateLocations(s: JobState): string[] {
  * place, or tonight's change would be skipped where it was never stored. Undefined otherwise.
  */
 export function stateFor(stateDir: string, job: string, locations: string[]): { state?: JobState; other?: JobState } {
-  const s = readState(stateDir, job);
+  return stateAt(readState(stateDir, job), locations);
+}
+
+/** {@link stateFor} of a state already read. */
+export function stateAt(s: JobState | undefined, locations: string[]): { state?: JobState; other?: JobState } {
   if (!s) return {};
   const known = stateLocations(s);
   return locations.every((l) => known.includes(l)) ? { state: s } : { other: s };

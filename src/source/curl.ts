@@ -11,10 +11,10 @@
 import { join } from "node:path";
 import { exec } from "../os/exec.ts";
 import { errMsg } from "../errors.ts";
-import { formatDuration, formatSize } from "../config/units.ts";
+import { formatDuration } from "../config/units.ts";
 import { writePrivateFile } from "../os/exec.ts";
-import type { RunContext } from "../night/types.ts";
-import { AttemptError, conditionalHeaders, type Fetched, printable, statusHint, zipSignature } from "./errors.ts";
+import type { Night } from "../night/types.ts";
+import { AttemptError, conditionalHeaders, type Fetched, notZip, overMaxSize, statusError, tooShort, zipSignature } from "./errors.ts";
 
 const secs = (ms: number) => String(Math.max(1, Math.ceil(ms / 1000)));
 const quote = (s: string) => `"${s.replace(/\\/g, "\\\\").replace(/"/g, '\\"')}"`;
@@ -56,12 +56,10 @@ function tlsWords(stderr: string, where: string, caFile?: string): AttemptError 
  * `curl --head` of the source with the same TLS, auth and timeouts (verify's reachability check for
  * source.client: curl). Returns the status and Content-Length, or the AttemptError.
  */
-export async function headCurl(cfg: RunContext["config"]["source"], dir: string): Promise<{ status: number; length?: number }> {
+export async function headCurl(cfg: Night["config"]["source"], dir: string): Promise<{ status: number; length?: number }> {
   const url = new URL(cfg.url);
   const conf = join(dir, "verify.curlrc");
-  const lines = ['header = "User-Agent: archivist-verify"'];
-  if (cfg.auth?.type === "basic") lines.push(`user = ${quote(`${cfg.auth.username}:${cfg.auth.password}`)}`);
-  if (cfg.auth?.type === "header") lines.push(`header = ${quote(`${cfg.auth.name}: ${cfg.auth.value}`)}`);
+  const lines = ['header = "User-Agent: archivist-verify"', ...authLines(cfg)];
   writePrivateFile(conf, lines.join("\n") + "\n");
   try {
     const r = await exec(
@@ -88,7 +86,7 @@ export async function headCurl(cfg: RunContext["config"]["source"], dir: string)
       {},
       "curl",
     );
-    if (r.code >= 35 && [35, 51, 58, 59, 60, 77, 83].includes(r.code)) {
+    if (TLS_EXITS.includes(r.code)) {
       throw tlsWords(r.stderr, `${url.hostname}:${url.port || "443"}`, cfg.ca_file);
     }
     if (r.code !== 0) {
@@ -109,19 +107,59 @@ export async function headCurl(cfg: RunContext["config"]["source"], dir: string)
   }
 }
 
-/** One download attempt with curl into `dest`. */
-export async function attemptCurl(ctx: RunContext, dest: string, unconditional = false): Promise<Fetched> {
-  const cfg = ctx.config.source;
-  const url = new URL(cfg.url);
-  const where = `${url.hostname}:${url.port || "443"}`;
-  const conf = join(ctx.workDir, "source.curlrc"); // the work dir is 0700 and removed at exit
-  const lines = ['header = "Accept-Encoding: identity"', 'header = "User-Agent: archivist"'];
+/** The curl config file's lines for the credentials (a 0600 file: never on the command line). */
+function authLines(cfg: Night["config"]["source"]): string[] {
+  const lines: string[] = [];
   if (cfg.auth?.type === "basic") lines.push(`user = ${quote(`${cfg.auth.username}:${cfg.auth.password}`)}`);
   if (cfg.auth?.type === "header") lines.push(`header = ${quote(`${cfg.auth.name}: ${cfg.auth.value}`)}`);
-  for (const [k, v] of Object.entries(conditionalHeaders(ctx, unconditional))) lines.push(`header = ${quote(`${k}: ${v}`)}`);
+  return lines;
+}
+
+/** One download attempt with curl into `dest`. */
+export async function attemptCurl(n: Night, dest: string, unconditional = false): Promise<Fetched> {
+  const cfg = n.config.source;
+  const url = new URL(cfg.url);
+  const conf = join(n.workDir, "source.curlrc"); // the work dir is 0700 and removed at exit
+  const lines = ['header = "Accept-Encoding: identity"', 'header = "User-Agent: archivist"', ...authLines(cfg)];
+  for (const [k, v] of Object.entries(conditionalHeaders(n, unconditional))) lines.push(`header = ${quote(`${k}: ${v}`)}`);
   writePrivateFile(conf, lines.join("\n") + "\n");
-  const headersFile = join(ctx.workDir, "source.headers");
-  const args = [
+  const headersFile = join(n.workDir, "source.headers");
+  let r;
+  try {
+    r = await exec("curl", downloadArgs(cfg, conf, headersFile, dest), { timeoutMs: cfg.timeout + 30_000 }, "curl");
+  } catch (e) {
+    throw new AttemptError(
+      "local",
+      `cannot run curl: ${errMsg(e)}`,
+      false,
+      "install curl (apt-get install curl), or set source.client: deno",
+    );
+  } finally {
+    await Deno.remove(conf).catch(() => {});
+  }
+  if (n.signal.aborted) throw new AttemptError("interrupted", "interrupted", false);
+  const failed = curlFailure(r.code, r.stderr, cfg, url);
+  if (failed) throw failed;
+  const [statusText, sizeText] = r.stdout.trim().split(" ");
+  const status = Number(statusText), bytes = Number(sizeText);
+  // The headers of the last response (after redirects): its validators for the next conditional download.
+  const hdr = (await Deno.readTextFile(headersFile).catch(() => "")).split(/\r?\n\r?\n/).filter((b) => b.trim()).pop() ?? "";
+  await Deno.remove(headersFile).catch(() => {});
+  const header = (name: string) => new RegExp(`^${name}:\\s*(.+?)\\s*$`, "im").exec(hdr)?.[1];
+  if (status === 304 || status < 200 || status > 299) {
+    await Deno.remove(dest).catch(() => {});
+    if (status === 304) return { bytes: 0, status };
+    throw statusError(status, undefined, url, cfg, !!cfg.auth);
+  }
+  const head = await firstBytes(dest);
+  if (!bytes || head.length < 4) throw tooShort(status, bytes);
+  if (!zipSignature(head)) throw notZip(status, head);
+  return { bytes, status, etag: header("etag"), lastModified: header("last-modified"), date: header("date") };
+}
+
+/** curl's command line for the download: https only, redirects, the timeouts and max_size as curl's own limits. */
+function downloadArgs(cfg: Night["config"]["source"], conf: string, headersFile: string, dest: string): string[] {
+  return [
     "--dump-header",
     headersFile,
     "--silent",
@@ -151,62 +189,39 @@ export async function attemptCurl(ctx: RunContext, dest: string, unconditional =
     dest,
     "--write-out",
     "%{http_code} %{size_download}",
-    url.href,
+    new URL(cfg.url).href,
   ];
-  let r;
+}
+
+/** The first 64 bytes of the downloaded file (none when it is not there). */
+async function firstBytes(path: string): Promise<Uint8Array> {
   try {
-    r = await exec("curl", args, { timeoutMs: cfg.timeout + 30_000 }, "curl");
-  } catch (e) {
-    throw new AttemptError(
-      "local",
-      `cannot run curl: ${errMsg(e)}`,
-      false,
-      "install curl (apt-get install curl), or set source.client: deno",
-    );
-  } finally {
-    await Deno.remove(conf).catch(() => {});
+    const f = await Deno.open(path);
+    const head = new Uint8Array(64);
+    const k = await f.read(head);
+    f.close();
+    return head.subarray(0, k ?? 0);
+  } catch {
+    return new Uint8Array(0);
   }
-  if (ctx.signal.aborted) throw new AttemptError("interrupted", "interrupted", false);
-  const err = r.stderr.trim().split("\n").pop() ?? "";
-  switch (r.code) {
-    case 0:
-      break;
+}
+
+/** curl's exit code as an attempt's failure (the same classes as Deno's client), or undefined when it succeeded. */
+function curlFailure(code: number, stderr: string, cfg: Night["config"]["source"], url: URL): AttemptError | undefined {
+  const where = `${url.hostname}:${url.port || "443"}`;
+  const err = stderr.trim().split("\n").pop() ?? "";
+  if (code === 0) return undefined;
+  if (TLS_EXITS.includes(code)) return tlsWords(stderr, where, cfg.ca_file);
+  switch (code) {
     case 6:
-      throw new AttemptError("dns", `cannot resolve host ${url.hostname}`, true, "check source.url and DNS (resolv.conf)");
+      return new AttemptError("dns", `cannot resolve host ${url.hostname}`, true, "check source.url and DNS (resolv.conf)");
     case 7:
-      throw new AttemptError("refused", `connection refused by ${where}`, true, "is the export server up and listening on that port?");
+      return new AttemptError("refused", `connection refused by ${where}`, true, "is the export server up and listening on that port?");
     case 28:
-      throw /Connection timed out|Failed to connect/i.test(err)
-        ? new AttemptError(
-          "timeout",
-          `no connection to ${where} within source.connect_timeout (${formatDuration(cfg.connect_timeout)})`,
-          true,
-          "check the network path and the server",
-        )
-        : /too slow/i.test(err)
-        ? new AttemptError(
-          "timeout",
-          `no data received for source.idle_timeout (${formatDuration(cfg.idle_timeout)})`,
-          true,
-          "the server stalled; check it",
-        )
-        : new AttemptError(
-          "timeout",
-          `the download took longer than source.timeout (${formatDuration(cfg.timeout)})`,
-          true,
-          "raise source.timeout if the dump really grew",
-        );
-    case 35:
-    case 51:
-    case 58:
-    case 59:
-    case 60:
-    case 77:
-    case 83:
-      throw tlsWords(r.stderr, where, cfg.ca_file);
+      return timedOut(err, where, cfg);
     case 1:
       if (/protocol "?http"? not supported|disabled/i.test(err)) {
-        throw new AttemptError(
+        return new AttemptError(
           "insecure_redirect",
           `the server redirected to a non-HTTPS address: refused`,
           false,
@@ -215,71 +230,47 @@ export async function attemptCurl(ctx: RunContext, dest: string, unconditional =
       }
       break;
     case 47:
-      throw new AttemptError("http_status", `more than 5 redirects from ${url.host}`, false, "fix source.url to the final address");
+      return new AttemptError("http_status", `more than 5 redirects from ${url.host}`, false, "fix source.url to the final address");
     case 63:
-      throw new AttemptError(
-        "too_large",
-        `download exceeds source.max_size (${formatSize(cfg.max_size)})`,
-        false,
-        "raise source.max_size if the dump really grew",
-      );
+      return overMaxSize(cfg);
     case 18:
     case 56:
     case 92:
-      throw new AttemptError(
+      return new AttemptError(
         "truncated",
         `connection lost before the end of the download (${err})`,
         true,
         `the download was cut; archivist retries it (source.retries: ${cfg.retries}); if it keeps happening, check the network, a proxy, or the server's timeouts`,
       );
   }
-  if (r.code !== 0) {
-    throw new AttemptError("network", `curl exit ${r.code} talking to ${where}: ${err}`, true, "see man curl for the exit code");
-  }
-  const [statusText, sizeText] = r.stdout.trim().split(" ");
-  const status = Number(statusText), bytes = Number(sizeText);
-  // The headers of the last response (after redirects): its validators for the next conditional download.
-  const hdr = (await Deno.readTextFile(headersFile).catch(() => "")).split(/\r?\n\r?\n/).filter((b) => b.trim()).pop() ?? "";
-  await Deno.remove(headersFile).catch(() => {});
-  const etag = /^etag:\s*(.+?)\s*$/im.exec(hdr)?.[1];
-  const lastModified = /^last-modified:\s*(.+?)\s*$/im.exec(hdr)?.[1];
-  const date = /^date:\s*(.+?)\s*$/im.exec(hdr)?.[1];
-  if (status === 304) {
-    await Deno.remove(dest).catch(() => {});
-    return { bytes: 0, status };
-  }
-  if (status < 200 || status > 299) {
-    await Deno.remove(dest).catch(() => {});
-    throw new AttemptError(
-      "http_status",
-      `HTTP ${status} from ${url.host} for ${url.pathname}`,
-      status >= 500,
-      statusHint(status, cfg, !!cfg.auth),
+  return new AttemptError("network", `curl exit ${code} talking to ${where}: ${err}`, true, "see man curl for the exit code");
+}
+
+/** curl's exit codes for a TLS failure. */
+const TLS_EXITS = [35, 51, 58, 59, 60, 77, 83];
+
+/** curl exit 28: which of the three timeouts it was. */
+function timedOut(err: string, where: string, cfg: Night["config"]["source"]): AttemptError {
+  if (/Connection timed out|Failed to connect/i.test(err)) {
+    return new AttemptError(
+      "timeout",
+      `no connection to ${where} within source.connect_timeout (${formatDuration(cfg.connect_timeout)})`,
+      true,
+      "check the network path and the server",
     );
   }
-  let head = new Uint8Array(0);
-  try {
-    const f = await Deno.open(dest);
-    head = new Uint8Array(64);
-    const n = await f.read(head);
-    f.close();
-    head = head.subarray(0, n ?? 0);
-  } catch { /* empty */ }
-  if (!bytes || head.length < 4) {
-    throw new AttemptError(
-      "not_zip",
-      `the server answered ${status} with ${bytes ? `only ${bytes} bytes` : "an empty body"}: not a zip`,
-      false,
-      "check source.url; is the export job on the server running?",
+  if (/too slow/i.test(err)) {
+    return new AttemptError(
+      "timeout",
+      `no data received for source.idle_timeout (${formatDuration(cfg.idle_timeout)})`,
+      true,
+      "the server stalled; check it",
     );
   }
-  if (!zipSignature(head)) {
-    throw new AttemptError(
-      "not_zip",
-      `the server answered ${status} but the body is not a zip (it starts with ${printable(head)})`,
-      false,
-      "the URL probably serves an error or login page: check source.url and source.auth",
-    );
-  }
-  return { bytes, status, etag, lastModified, date };
+  return new AttemptError(
+    "timeout",
+    `the download took longer than source.timeout (${formatDuration(cfg.timeout)})`,
+    true,
+    "raise source.timeout if the dump really grew",
+  );
 }

@@ -1,8 +1,10 @@
-/** What a failed download attempt is, shared by the Deno fetch client and the curl client of the fetch step. */
+/**
+ * What a failed download attempt is, and the failures both clients (Deno's fetch and curl) detect the same way,
+ * each written once: an HTTP error status, a body too short or not a zip, more than source.max_size.
+ */
 import type { SourceConfig } from "../config/schema.ts";
-import type { RunContext } from "../night/types.ts";
-import { stateFor } from "../records/state.ts";
-import { targetLocations } from "../transports/registry.ts";
+import { formatSize } from "../config/units.ts";
+import type { Night } from "../night/types.ts";
 
 /** Error classes of a failed attempt. */
 export type Kind =
@@ -50,6 +52,47 @@ export function printable(bytes: Uint8Array): string {
   return JSON.stringify(s.replace(/\s+/g, " "));
 }
 
+/** An HTTP error status (curl does not give the reason phrase). */
+export function statusError(status: number, reason: string | undefined, url: URL, cfg: SourceConfig, hasAuth: boolean): AttemptError {
+  return new AttemptError(
+    "http_status",
+    `HTTP ${status}${reason ? ` ${reason}` : ""} from ${url.host} for ${url.pathname}`,
+    status >= 500,
+    statusHint(status, cfg, hasAuth),
+  );
+}
+
+/** A body too short to be a zip. */
+export function tooShort(status: number, bytes: number): AttemptError {
+  return new AttemptError(
+    "not_zip",
+    `the server answered ${status} with ${bytes === 0 ? "an empty body" : `only ${bytes} bytes`}: not a zip`,
+    false,
+    "check source.url; is the export job on the server running?",
+  );
+}
+
+/** A body that does not start like a zip (an error or login page); the Content-Type when the client saw it. */
+export function notZip(status: number, head: Uint8Array, contentType?: string | null): AttemptError {
+  const type = contentType === undefined ? "" : `Content-Type: ${contentType ?? "none"}; `;
+  return new AttemptError(
+    "not_zip",
+    `the server answered ${status} but the body is not a zip (${type}it starts with ${printable(head)})`,
+    false,
+    "the URL probably serves an error or login page: check source.url and source.auth",
+  );
+}
+
+/** More than source.max_size on the wire. */
+export function overMaxSize(cfg: SourceConfig): AttemptError {
+  return new AttemptError(
+    "too_large",
+    `download exceeds source.max_size (${formatSize(cfg.max_size)})`,
+    false,
+    "raise source.max_size if the dump really grew",
+  );
+}
+
 /** The result of one attempt: the zip written to dest, or a 304 (nothing written). */
 export interface Fetched {
   bytes: number;
@@ -77,12 +120,12 @@ export function validators(r: Fetched, started: Date): { etag?: string; lastModi
 }
 
 /** If-None-Match / If-Modified-Since for the last archived zip, when source.conditional is on. */
-export function conditionalHeaders(ctx: RunContext, unconditional = false): Record<string, string> {
+export function conditionalHeaders(ctx: Night, unconditional = false): Record<string, string> {
   if (unconditional || !ctx.config.source.conditional) return {};
   let st;
   try {
     // Only the validators of an archive that is on these destinations: a 304 must never skip a change elsewhere.
-    st = stateFor(ctx.config.state_dir, ctx.config.name, targetLocations(ctx.config.targets)).state;
+    st = ctx.last.here().state;
   } catch {
     return {};
   }

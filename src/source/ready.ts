@@ -6,9 +6,8 @@
  */
 import { ArchivistError, errMsg } from "../errors.ts";
 import { formatDuration } from "../config/units.ts";
-import { readState } from "../records/state.ts";
-import type { RunContext } from "../night/types.ts";
-import { authHeaders, describeNetworkError } from "./fetch.ts";
+import type { Night } from "../night/types.ts";
+import { authHeaders, describeNetworkError } from "./http.ts";
 import { headCurl } from "./curl.ts";
 
 interface Probe {
@@ -17,7 +16,7 @@ interface Probe {
   what: string;
 }
 
-async function probe(ctx: RunContext, client: Deno.HttpClient | undefined, since: Date | undefined): Promise<Probe> {
+async function probe(ctx: Night, client: Deno.HttpClient | undefined, since: Date | undefined): Promise<Probe> {
   const cfg = ctx.config.source;
   let modified: Date | undefined;
   let where: string;
@@ -67,10 +66,10 @@ async function probe(ctx: RunContext, client: Deno.HttpClient | undefined, since
 }
 
 /** Wait for the ready marker when one is configured; throws "the export was not ready" at the deadline. */
-export async function waitReady(ctx: RunContext, client: Deno.HttpClient | undefined): Promise<void> {
+export async function waitReady(ctx: Night, client: Deno.HttpClient | undefined): Promise<void> {
   const cfg = ctx.config.source;
   if (!cfg.ready_url && !cfg.ready_file) return;
-  const last = readState(ctx.config.state_dir, ctx.config.name);
+  const last = ctx.last.raw();
   const since = last ? new Date(last.storedAt) : undefined;
   const start = performance.now();
   const wait = cfg.ready_wait ?? 0;
