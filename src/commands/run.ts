@@ -1,14 +1,13 @@
 /** `archivist run [JOB...]`: the nightly cycle of every job (or those named), one after the other, then the reports. */
-import { executeRun, type RunResult } from "../night/run.ts";
+import { executeRun, type RunDeps, type RunResult } from "../night/run.ts";
 import type { Config } from "../config/load.ts";
 import type { Clock } from "../os/clock.ts";
 import type { Env } from "../os/env.ts";
 import type { Logger } from "../report/log.ts";
-import { asArchivistError, EXIT } from "../errors.ts";
+import { EXIT } from "../errors.ts";
 import { appendHistory, type ReportLine, reportLine } from "../records/history.ts";
 import { installSignalHandlers, onCleanup, runCleanups } from "../os/cleanup.ts";
-import { composeJobsReport, composeReport, jobsSummary, sendMail, shouldSend, summary, worstStatus } from "../report/mail.ts";
-import { ping, writeTextfile } from "../report/monitor.ts";
+import { reportersFor } from "../report/reporters.ts";
 import { progressFor } from "../report/progress.ts";
 import { COMMON, JSON_OUT } from "../cli/options.ts";
 import { type Command, historyPath, type Parsed } from "../cli/context.ts";
@@ -20,63 +19,40 @@ function worstExit(rs: RunResult[]): number {
   return rs.find((r) => r.status === "failed")?.exitCode ?? (rs.some((r) => r.status === "warning") ? EXIT.WARNING : EXIT.OK);
 }
 
-/** Jobs grouped by a key (one ping, one textfile, one mail per distinct setting), in run order. */
-function groupBy<T>(items: T[], key: (t: T) => string | undefined): T[][] {
-  const groups = new Map<string, T[]>();
-  for (const it of items) {
-    const k = key(it);
-    if (k === undefined) continue;
-    groups.set(k, [...(groups.get(k) ?? []), it]);
-  }
-  return [...groups.values()];
-}
-
 async function cmdRun(jobs: Config[], clock: Clock, env: Env, log: Logger, p: Parsed, out: (s: string) => void): Promise<number> {
   const progress = progressFor(p.progress, p.quiet);
   log.beforeStderr = () => progress.clear();
-  const many = jobs.length > 1;
-  if (p.dryRun) {
-    // Nothing recorded, pinged or mailed: a dry run is not a night.
-    const abortDry = new AbortController();
-    installSignalHandlers((sig) => abortDry.abort(sig));
-    const rs: RunResult[] = [];
-    for (const job of jobs) {
-      if (abortDry.signal.aborted) break;
-      if (many) log.info("run", `job ${job.name} (dry run)`);
-      log.job = many ? job.name : undefined;
-      rs.push(
-        await executeRun({
-          config: job,
-          clock,
-          env,
-          log,
-          abort: abortDry.signal,
-          options: { dryRun: true },
-          command: "run --dry-run",
-          progress,
-        }),
-      );
-    }
-    if (p.json) out(JSON.stringify(rs, null, 2));
-    return worstExit(rs);
+  const rs = p.dryRun ? await dryRuns(jobs, { clock, env, log, progress }) : await nights(jobs, { clock, env, log, progress });
+  if (p.json) out(JSON.stringify(rs, null, 2));
+  return worstExit(rs);
+}
+
+type Deps = Pick<RunDeps, "clock" | "env" | "log" | "progress">;
+
+/** `run --dry-run`: nothing recorded, pinged or mailed: a dry run is not a night. */
+async function dryRuns(jobs: Config[], d: Deps): Promise<RunResult[]> {
+  const abort = new AbortController();
+  installSignalHandlers((sig) => abort.abort(sig));
+  const rs: RunResult[] = [];
+  for (const job of jobs) {
+    if (abort.signal.aborted) break;
+    if (jobs.length > 1) d.log.info("run", `job ${job.name} (dry run)`);
+    d.log.job = jobs.length > 1 ? job.name : undefined;
+    rs.push(await executeRun({ ...d, config: job, abort: abort.signal, options: { dryRun: true }, command: "run --dry-run" }));
   }
-  // Every job's run writes its history line as soon as the job ends, so that a kill during a later job or during the
-  // report loses no night. What the report did (the mail's outcome; exit 130 when a signal cut it) follows as one
-  // `report` line per job, which readHistory folds into the job's line.
+  return rs;
+}
+
+/**
+ * The nights of the jobs, then the reporters. Every job's history line is written as soon as the job ends, so that a
+ * kill during a later job or during the report loses no night. What the report did (the mail's outcome; exit 130 when
+ * a signal cut it) follows as one `report` line per job, which readHistory folds into the job's line.
+ */
+async function nights(jobs: Config[], d: Deps): Promise<RunResult[]> {
+  const { log } = d;
   const results: RunResult[] = [];
+  const history = reportHistory(jobs[0], log, results);
   let reporting = false;
-  const append = (line: RunResult | ReportLine) => {
-    const herr = appendHistory(historyPath(jobs[0]), line);
-    if (herr) log.warn("history", herr);
-  };
-  const reported = new Set<RunResult>();
-  const recordReports = () => {
-    for (const r of results) {
-      if (reported.has(r) || !r.mail) continue;
-      reported.add(r);
-      append(reportLine(r));
-    }
-  };
   const abort = new AbortController();
   installSignalHandlers((sig) => {
     if (reporting) {
@@ -86,73 +62,52 @@ async function cmdRun(jobs: Config[], clock: Clock, env: Env, log: Logger, p: Pa
         r.mail ??= { sent: false, message: `interrupted by ${sig} before the report went out` };
         r.exitCode = EXIT.INTERRUPTED;
       }
-      recordReports();
+      history.reports();
       runCleanups();
       Deno.exit(EXIT.INTERRUPTED);
     }
     log.error("run", `interrupted by ${sig}: stopping, removing temp files and the lock; nothing more will be archived`);
     abort.abort(sig);
   });
-  const unrecord = onCleanup(recordReports); // also on the grace-period exit
-  const pings = groupBy(jobs, (j) => j.monitor.ping_url);
-  for (const group of pings) await ping(group[0], log, "/start", log.runId);
+  const unrecord = onCleanup(history.reports); // also on the grace-period exit
+  const reporters = reportersFor(jobs);
+  for (const r of reporters) await r.start?.(log);
   for (const [i, job] of jobs.entries()) {
     if (abort.signal.aborted) {
       log.warn("run", `job ${job.name} not started: the run was interrupted`);
       continue;
     }
-    if (many) log.info("run", `job ${job.name} (${i + 1} of ${jobs.length})`);
-    log.job = many ? job.name : undefined;
-    const r = await executeRun({ config: job, clock, env, log, abort: abort.signal, progress });
+    if (jobs.length > 1) log.info("run", `job ${job.name} (${i + 1} of ${jobs.length})`);
+    log.job = jobs.length > 1 ? job.name : undefined;
+    const r = await executeRun({ ...d, config: job, abort: abort.signal });
     log.job = undefined;
     results.push(r);
-    append(r);
+    history.append(r);
   }
   reporting = true;
-  /** The results of a group of jobs (those that ran). */
-  const resultsOf = (group: Config[]) => results.filter((r) => group.some((j) => j.name === r.job));
-  for (const group of pings) {
-    const rs = resultsOf(group);
-    if (!rs.length) continue;
-    const status = worstStatus(rs);
-    const body = rs.length === 1
-      ? `${status.toUpperCase()}: ${summary(rs[0])}\n`
-      : `${status.toUpperCase()}: ${jobsSummary(rs)}\n${rs.map((r) => `${r.job}: ${r.status.toUpperCase()}: ${summary(r)}`).join("\n")}\n`;
-    await ping(group[0], log, status === "failed" ? "/fail" : "", log.runId, body);
-  }
-  for (const group of groupBy(jobs, (j) => j.monitor.prometheus_textfile)) {
-    writeTextfile(group[0].monitor.prometheus_textfile, log, resultsOf(group));
-  }
-  for (const group of groupBy(jobs, (j) => JSON.stringify(j.mail))) {
-    await report(group[0], resultsOf(group), log);
-  }
-  recordReports();
+  for (const r of reporters) await r.end(results, log);
+  history.reports();
   unrecord();
-  if (p.json) out(JSON.stringify(results, null, 2));
-  return worstExit(results);
+  return results;
 }
 
-/**
- * Mail the report of these runs (the jobs sharing one mail setting: one mail, a section per job) when the config
- * asks for it; a failure is logged and recorded, never fatal.
- */
-async function report(cfg: Config, results: RunResult[], log: Logger): Promise<void> {
-  if (!results.some((r) => shouldSend(cfg.mail, r))) return;
-  const lines = log.lines.map((l) => log.redact(l));
-  const m = results.length === 1 ? composeReport(cfg.mail, results[0], lines) : composeJobsReport(cfg.mail, results, lines);
-  m.text = log.redact(m.text);
-  m.subject = log.redact(m.subject);
-  let outcome: { sent: boolean; message: string };
-  try {
-    const how = await sendMail(cfg.mail, m);
-    outcome = { sent: true, message: `report to ${m.to.join(", ")} ${how}` };
-    log.info("mail", outcome.message);
-  } catch (e) {
-    const err = asArchivistError("mail", e);
-    outcome = { sent: false, message: log.redact(err.message) };
-    log.warn("mail", `could not send the report: ${err.message}${err.hint ? ` (hint: ${err.hint})` : ""}`);
-  }
-  for (const r of results) r.mail = outcome;
+/** The history of this night: each job's line, then once its report is done (or cut) a `report` line. */
+function reportHistory(first: Config, log: Logger, results: RunResult[]) {
+  const append = (line: RunResult | ReportLine) => {
+    const herr = appendHistory(historyPath(first), line);
+    if (herr) log.warn("history", herr);
+  };
+  const reported = new Set<RunResult>();
+  return {
+    append,
+    reports() {
+      for (const r of results) {
+        if (reported.has(r) || !r.mail) continue;
+        reported.add(r);
+        append(reportLine(r));
+      }
+    },
+  };
 }
 
 export const run: Command = {
