@@ -13,6 +13,7 @@ import { mapEnv } from "../src/os/env.ts";
 import { Logger } from "../src/report/log.ts";
 import { NO_PROGRESS } from "../src/report/progress.ts";
 import { store as storeStage } from "../src/night/store.ts";
+import { realWrites } from "../src/night/writes.ts";
 import type { Archive, Night } from "../src/night/types.ts";
 import { ArchivistError } from "../src/errors.ts";
 import { type Lie, LyingTransport, MemoryTransport } from "./helpers/memory_transport.ts";
@@ -57,6 +58,7 @@ async function store(t: Transport, verify: "size" | "checksum" = "size") {
     runDate: localParts(NOW, "UTC"),
     workDir: root,
     dryRun: false,
+    writes: realWrites,
     signal: new AbortController().signal,
     progress: NO_PROGRESS,
     last: { raw: () => undefined, here: () => ({}) },

@@ -3,6 +3,7 @@
  * the command works on, the clock, the environment, the logger and stdout.
  */
 import { join } from "node:path";
+import type { ArchivistError } from "../errors.ts";
 import type { Clock } from "../os/clock.ts";
 import type { Config } from "../config/load.ts";
 import type { Env } from "../os/env.ts";
@@ -59,6 +60,10 @@ export interface CommandContext {
 export interface Command {
   spec: CommandSpec;
   run(c: CommandContext): Promise<number> | number;
+  /** How it reports a config that cannot be loaded, when not as a run does (verify: a Nagios CRITICAL). */
+  configFailed?(err: ArchivistError, p: Parsed, out: (s: string) => void): number;
+  /** How it reports its own crash, when not as a run does (verify: a Nagios UNKNOWN). */
+  crashed?(err: ArchivistError, out: (s: string) => void): number;
 }
 
 export function historyPath(cfg: Config): string {

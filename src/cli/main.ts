@@ -5,13 +5,12 @@ import denoJson from "../../deno.json" with { type: "json" };
 import { type Clock, fixedClock, systemClock } from "../os/clock.ts";
 import { atTarget, type Config, findConfigPath, loadJobs } from "../config/load.ts";
 import { type Env, processEnv } from "../os/env.ts";
-import { asArchivistError, EXIT } from "../errors.ts";
+import { type ArchivistError, asArchivistError, EXIT } from "../errors.ts";
 import { COMMAND_MODULES, commandHelp, commandSpec, generalHelp, parseCommandLine, UsageError, usageExit } from "./registry.ts";
-import { type Parsed } from "./context.ts";
+import type { Command, CommandContext, Parsed } from "./context.ts";
 import { type Level, Logger, newRunId } from "../report/log.ts";
 import { onCleanup, runCleanups } from "../os/cleanup.ts";
 import { join } from "node:path";
-import { type Check, formatChecks, NAGIOS } from "../ops/verify.ts";
 import { runUserProblem } from "../os/runuser.ts";
 import { runtimeForm } from "../os/runtime.ts";
 
@@ -72,7 +71,7 @@ function configOrFail(p: Parsed, env: Env, log: Logger): Config[] {
   for (const s of jobs.flatMap((j) => j.secretValues)) log.addSecret(s);
   const cfg = jobs[0]; // log, history and verify are per run: every job has the same
   const level: Level = p.verbose ? "debug" : cfg.log.level;
-  const readOnly = ["history", "list", "verify", "check", "unit"].includes(p.command);
+  const readOnly = !!commandSpec(p.command)?.readOnly;
   log.setLevels(level, p.quiet ? "error" : p.verbose ? "debug" : readOnly ? "warn" : "info");
   if (commandSpec(p.command)?.printsOnly) return jobs;
   const warn = log.openFile(cfg.log.file, [
@@ -92,14 +91,15 @@ function configOrFail(p: Parsed, env: Env, log: Logger): Config[] {
  * of --job or all; the others the one of --job, or the only one.
  */
 function selectJobs(jobs: Config[], p: Parsed): Config[] {
-  const names = p.command === "run" ? [...new Set(p.targets)] : p.job !== undefined ? [p.job] : [];
+  const takes = commandSpec(p.command)?.jobs;
+  const names = takes === "args" ? [...new Set(p.targets)] : p.job !== undefined ? [p.job] : [];
   const all = jobs.map((j) => j.name).join(", ");
   const unknown = names.filter((n) => !jobs.some((j) => j.name === n));
   if (unknown.length) {
     throw new UsageError(`no job ${unknown.map((n) => JSON.stringify(n)).join(", ")} in ${jobs[0].file} (its jobs: ${all})`, p.command);
   }
   if (names.length) return names.map((n) => jobs.find((j) => j.name === n)!);
-  if (jobs.length === 1 || ["run", "verify", "history"].includes(p.command)) return jobs;
+  if (jobs.length === 1 || takes) return jobs;
   throw new UsageError(`${jobs[0].file} has ${jobs.length} jobs (${all}): name one with --job NAME`, p.command);
 }
 
@@ -128,81 +128,67 @@ export async function main(argv: string[], deps: CliDeps = {}): Promise<number> 
   }
   if (p.command === "help") return (out(p.helpOf ? commandHelp(p.helpOf) : HELP), EXIT.OK);
   if (p.command === "version") return (out(`archivist ${VERSION} (${runtimeForm(env)})`), EXIT.OK);
-  if (!p.command) {
+  const command = COMMAND_MODULES.find((m) => m.spec.name === p.command);
+  if (!command) {
     console.error(HELP);
     return EXIT.USAGE;
   }
-
   const log = new Logger({ runId: newRunId(clock.now()), stderrLevel: p.quiet ? "error" : p.verbose ? "debug" : "info" });
   onCleanup(() => log.close());
+  try {
+    const c = contextFor(command, p, env, log);
+    if (typeof c === "number") return c;
+    return await command.run({ ...c, p, clock, env, log, out });
+  } catch (e) {
+    const err = asArchivistError(e instanceof ConfigFailed ? "config" : "internal", e instanceof ConfigFailed ? e.cause : e);
+    if (e instanceof ConfigFailed) return command.configFailed?.(err, p, out) ?? configFailure(command, log, err);
+    log.failure(err.step, err);
+    if (err.exitCode === EXIT.INTERNAL && e instanceof Error && e.stack) log.error("internal", e.stack);
+    return command.crashed?.(err, out) ?? err.exitCode;
+  } finally {
+    runCleanups();
+  }
+}
+
+/** The config could not be loaded (wrapping its error, for the command's own way of saying it). */
+class ConfigFailed extends Error {}
+
+/** The default log gets the config failure, except from the commands that only print. */
+function configFailure(command: Command, log: Logger, err: ArchivistError): number {
+  if (!log.filePath && !command.spec.printsOnly) log.openFile("/var/log/archivist/archivist.log", []);
+  log.failure("config", err);
+  return err.exitCode;
+}
+
+/** The jobs, the selected ones and the one with --destination; or the exit code of a usage error or the wrong user. */
+function contextFor(command: Command, p: Parsed, env: Env, log: Logger): Pick<CommandContext, "jobs" | "selected" | "cfg"> | number {
   let jobs: Config[];
   try {
     jobs = configOrFail(p, env, log);
   } catch (e) {
-    const err = asArchivistError("config", e);
-    if (p.command === "verify") {
-      // As a monitoring check: Nagios CRITICAL, the cause on the first line.
-      const checks: Check[] = [{ name: "config", status: "crit", message: err.message, hint: err.hint }];
-      out(
-        p.json
-          ? JSON.stringify({ status: "CRITICAL", code: NAGIOS.CRITICAL, checks }, null, 2)
-          : `ARCHIVIST CRITICAL - config: ${err.message}\n${formatChecks(checks)}`,
-      );
-      runCleanups();
-      return NAGIOS.CRITICAL;
-    }
-    // The default log gets the failure, except from the commands that only print.
-    if (!log.filePath && !commandSpec(p.command)?.printsOnly) log.openFile("/var/log/archivist/archivist.log", []);
-    log.failure("config", err);
-    runCleanups();
-    return err.exitCode;
+    throw new ConfigFailed("config", { cause: e });
   }
-
   let selected: Config[];
   try {
     selected = selectJobs(jobs, p);
   } catch (e) {
-    runCleanups();
     if (e instanceof UsageError) return usageFailure(e);
     throw e;
   }
   let cfg = selected[0];
   if (p.destination !== undefined) {
     const t = cfg.targets[p.destination - 1];
-    if (!t) {
-      runCleanups();
-      return usageFailure(
-        new UsageError(`--destination ${p.destination}: job ${cfg.name} has ${cfg.targets.length} destination(s)`, p.command),
-      );
-    }
+    const many = `--destination ${p.destination}: job ${cfg.name} has ${cfg.targets.length} destination(s)`;
+    if (!t) return usageFailure(new UsageError(many, p.command));
     cfg = atTarget(cfg, t);
   }
-
   // Commands that write state_dir run as its owner (read-only ones and dry runs may run as anyone).
-  const writes = (p.command === "run" || p.command === "prune") && !p.dryRun || p.command === "check";
-  for (const job of writes ? selected : []) {
+  for (const job of command.spec.writesState?.(p) ? selected : []) {
     const wrongUser = runUserProblem(job.state_dir, p.command, job.file);
     if (wrongUser) {
       log.failure("lock", wrongUser);
-      runCleanups();
       return wrongUser.exitCode;
     }
   }
-
-  try {
-    const command = COMMAND_MODULES.find((m) => m.spec.name === p.command);
-    if (command) return await command.run({ p, jobs, selected, cfg, clock, env, log, out });
-    return EXIT.USAGE;
-  } catch (e) {
-    const err = asArchivistError("internal", e);
-    log.failure(err.step, err);
-    if (err.exitCode === EXIT.INTERNAL && e instanceof Error && e.stack) log.error("internal", e.stack);
-    if (p.command === "verify") {
-      out(`ARCHIVIST UNKNOWN - verify itself failed: ${err.message}`);
-      return NAGIOS.UNKNOWN;
-    }
-    return err.exitCode;
-  } finally {
-    runCleanups();
-  }
+  return { jobs, selected, cfg };
 }

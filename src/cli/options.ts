@@ -27,6 +27,12 @@ export interface CommandSpec {
   printsOnly?: true;
   /** What a code means for this command where the run table's words do not fit (e.g. 0 for restore). */
   exitText?: Record<number, string>;
+  /** It only reads: stderr shows warnings and errors, not the info lines (the log file keeps them). */
+  readOnly?: true;
+  /** Which jobs it takes without --job: "args" those named as arguments (or all), "all" every job; default the only one. */
+  jobs?: "args" | "all";
+  /** It writes state_dir (the lock, the catalogue): it must run as state_dir's owner. */
+  writesState?: (p: { dryRun: boolean }) => boolean;
 }
 
 export const CONFIG: OptionSpec = {

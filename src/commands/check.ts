@@ -73,6 +73,8 @@ export const check: Command = {
     ],
     example: "archivist check --sample 2",
     exits: "nagios",
+    readOnly: true,
+    writesState: () => true,
   },
   run: (c) => cmdCheck(c.cfg, c.clock, c.env, c.log, c.p, c.out),
 };

@@ -50,6 +50,8 @@ export const history: Command = {
     ],
     example: "archivist history --runs --last 1 --json",
     exits: "simple",
+    readOnly: true,
+    jobs: "all",
     printsOnly: true,
   },
   run: (c) => cmdHistory(c.cfg, c.p, c.out, c.jobs.length > 1 && c.p.job !== undefined ? c.p.job : undefined),

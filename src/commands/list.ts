@@ -64,6 +64,7 @@ export const list: Command = {
     options: [...WITH_JOB, DESTINATION, JSON_OUT],
     example: "archivist list",
     exits: "simple",
+    readOnly: true,
   },
   run: (c) => cmdList(c.cfg, c.clock, c.env, c.log, c.p, c.out),
 };

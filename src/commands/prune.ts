@@ -73,6 +73,7 @@ export const prune: Command = {
     ],
     example: "archivist prune --dry-run",
     exits: "run",
+    writesState: (p) => !p.dryRun,
     codes: [0, 1, 10, 11, 31, 32, 70],
     exitText: {
       0: "success: retention applied (or, with --dry-run, the plan printed)",

@@ -134,6 +134,8 @@ export const run: Command = {
     ],
     example: "archivist run -c /etc/archivist/archive.yaml",
     exits: "run",
+    jobs: "args",
+    writesState: (p) => !p.dryRun,
     codes: [0, 1, 10, 11, 20, 21, 22, 23, 24, 30, 31, 32, 70, 130],
   },
   run: (c) => cmdRun(c.selected, c.clock, c.env, c.log, c.p, c.out),

@@ -21,6 +21,7 @@ export const unit: Command = {
     options: [...COMMON, { name: "user", value: "USER", help: "the service's User= (default root: capabilities count only for root)" }],
     example: "archivist unit -c /etc/archivist/archive.yaml --user root",
     exits: "simple",
+    readOnly: true,
     printsOnly: true,
   },
   run: (c) => cmdUnit(c.jobs, c.p.user, c.out),

@@ -3,7 +3,7 @@ import type { Config } from "../config/load.ts";
 import type { Clock } from "../os/clock.ts";
 import type { Env } from "../os/env.ts";
 import type { Logger } from "../report/log.ts";
-import { type Check, checkSandbox, formatChecks, nagios, runVerify } from "../ops/verify.ts";
+import { type Check, checkSandbox, formatChecks, NAGIOS, nagios, runVerify } from "../ops/verify.ts";
 import { JSON_OUT, WITH_JOB } from "../cli/options.ts";
 import { type Command, historyPath, type Parsed } from "../cli/context.ts";
 
@@ -57,6 +57,22 @@ export const verify: Command = {
     options: [...WITH_JOB, JSON_OUT],
     example: "archivist verify",
     exits: "nagios",
+    readOnly: true,
+    jobs: "all",
   },
   run: (c) => cmdVerify(c.selected, c.jobs.length > 1, c.clock, c.env, c.log, c.p, c.out),
+  configFailed(err, p, out) {
+    // As a monitoring check: Nagios CRITICAL, the cause on the first line.
+    const checks: Check[] = [{ name: "config", status: "crit", message: err.message, hint: err.hint }];
+    out(
+      p.json
+        ? JSON.stringify({ status: "CRITICAL", code: NAGIOS.CRITICAL, checks }, null, 2)
+        : `ARCHIVIST CRITICAL - config: ${err.message}\n${formatChecks(checks)}`,
+    );
+    return NAGIOS.CRITICAL;
+  },
+  crashed(err, out) {
+    out(`ARCHIVIST UNKNOWN - verify itself failed: ${err.message}`);
+    return NAGIOS.UNKNOWN;
+  },
 };

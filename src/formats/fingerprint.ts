@@ -53,6 +53,7 @@ interface Engine {
  * The fingerprint engine. Self-contained on purpose: it is serialised (Function.prototype.toString) into the worker
  * of {@link FingerprintWorker}, so it uses nothing but its parameters (node:crypto's createHash, the extra patterns'
  * sources) and its own locals; the same function runs in-process in {@link Fingerprinter}.
+ * Long on purpose: being serialised whole, it cannot call helpers defined outside it.
  */
 function engine(
   makeHash: (alg: string) => { update(b: Uint8Array): unknown; digest(enc: "hex"): string },

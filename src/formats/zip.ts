@@ -379,6 +379,7 @@ export function rangeStream(f: Deno.FsFile, start: number, length: number, what:
  * the ratio guard, and at the end the exact size and the CRC-32 (a mismatch throws after the last chunk, so a
  * consumer must treat what it received as unverified until the generator has returned). `info.dataStart` is set
  * before the first chunk. A deflate stream followed by junk, or ending early, is refused as corrupt.
+ * Long on purpose: the hot loop keeps its state (counters, CRC, ratio guard) in one generator's locals.
  */
 export async function* inflateEntry(
   zipPath: string,

@@ -8,7 +8,6 @@
 import { ArchivistError, asArchivistError } from "../errors.ts";
 import type { Book } from "./book.ts";
 import { catchUpCopy } from "./catchup.ts";
-import { retain } from "./retain.ts";
 import { store } from "./store.ts";
 import type { Archive, Night, Pruned, Stored, Target, Verdict } from "./types.ts";
 
@@ -100,17 +99,15 @@ async function catchUpArchive(
 export async function retainAll(n: Night, book: Book, spread: Spread, single: boolean): Promise<Pruned | undefined> {
   if (single) {
     const { target, stored } = spread.done[0];
-    const pruned = await book.step(n, "retention", () => retain(n, target, stored?.name));
-    return n.dryRun ? undefined : pruned;
+    return await book.step(n, "retention", () => n.writes.retain(n, target, stored?.name));
   }
   const all: Pruned = { deleted: [], failed: [] };
   for (const { target, stored } of spread.done) {
-    if (!stored && !n.dryRun) continue;
     const location = target.location;
-    const r = await book.attempt("retention", () => retain(n, target, stored?.name), location);
+    const r = await book.attempt("retention", () => n.writes.retain(n, target, stored?.name), location);
     if (r.ok) {
-      all.deleted.push(...r.value.deleted);
-      all.failed.push(...r.value.failed);
+      all.deleted.push(...r.value?.deleted ?? []);
+      all.failed.push(...r.value?.failed ?? []);
       continue;
     }
     const err = asArchivistError("retention", r.err);

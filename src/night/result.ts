@@ -75,7 +75,7 @@ export function runResult(
   const error = book.error;
   const status: RunStatus = error ? "failed" : book.warnings.length ? "warning" : "ok";
   const exitCode = error ? error.exitCode : book.warnings.length ? EXIT.WARNING : EXIT.OK;
-  const stored = deps.dry ? [] : (out.spread?.done ?? []).flatMap((d) => d.stored ? [d.stored] : []);
+  const stored = (out.spread?.done ?? []).flatMap((d) => d.stored && !d.stored.planned ? [d.stored] : []);
   const dump = out.dump;
   const result: RunResult = {
     runId: log.runId,

@@ -21,7 +21,8 @@ import { checkDump } from "./check_dump.ts";
 import { judge } from "./compare.ts";
 import { pack } from "./pack.ts";
 import { retainAll, storeAll } from "./destinations.ts";
-import { recordState } from "./record.ts";
+import { realWrites } from "./writes.ts";
+import { dryWrites } from "./dry.ts";
 import { type Outcome, type RunResult, runResult } from "./result.ts";
 import type { LastState, Night, RunOptions, Target } from "./types.ts";
 
@@ -63,12 +64,9 @@ async function theNight(n: Night, book: Book, targets: Target[], out: Outcome): 
   const spread = out.spread = await storeAll(n, book, targets, archive, verdict);
   if (!spread) return; // nothing to store after all (a warning)
   const stored = spread.done.flatMap((d) => d.stored ? [d.stored] : []);
-  if (n.dryRun) book.record("state", "skipped", "dry run: the state is not written", 0);
-  else {
-    book.stored = { name: stored[0].name, location: stored.map((s) => s.location).join(", ") };
-    const o = { dump, verdict, archive: stored[0], stored, missingOn: spread.missingOn };
-    await book.step(n, "state", () => recordState(n, o), true);
-  }
+  if (!stored[0].planned) book.stored = { name: stored[0].name, location: stored.map((s) => s.location).join(", ") };
+  const o = { dump, verdict, archive: stored[0], stored, missingOn: spread.missingOn };
+  await book.step(n, "state", () => n.writes.state(n, o), !!book.stored);
   book.guard(n, "retention");
   out.pruned = await retainAll(n, book, spread, targets.length === 1 && !catchUp);
 }
@@ -105,6 +103,7 @@ export async function executeRun(deps: RunDeps): Promise<RunResult> {
       runDate: localParts(startedAt, zone),
       workDir: held.workDir,
       dryRun: dry,
+      writes: dry ? dryWrites : realWrites,
       signal: deps.abort ?? new AbortController().signal,
       progress: deps.progress ?? NO_PROGRESS,
       last: lastState(config),

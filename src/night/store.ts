@@ -30,7 +30,6 @@ import {
 } from "../records/catalogue.ts";
 import { parseAny, runDateOf } from "../retention/inventory.ts";
 import { clockDoubt } from "../retention/clockcheck.ts";
-import { adoptLegacy } from "../retention/adopt.ts";
 import { sidecarText } from "./pack.ts";
 import type { Archive, Done, Night, Stored, Target } from "./types.ts";
 import { checkSize, type RemoteEntry, type Transport } from "../transports/transport.ts";
@@ -86,12 +85,9 @@ async function readBackSha(t: Transport, name: string, workDir: string): Promise
   }
 }
 
-/** Remove upload leftovers of our own archives ("NAME.part" where NAME is an archive or its sidecar of ours). */
-async function cleanTemps(n: Night, t: Transport, entries: RemoteEntry[], patterns: Set<string>): Promise<void> {
-  for (const e of entries) {
-    if (!isTempName(e.name)) continue;
-    const inner = tempTarget(e.name)!.replace(/\.sha256$/, "");
-    if (!parseAny(patterns, inner, n.config.name)) continue;
+/** Remove upload leftovers (a failure is a warning: the upload uses other names). */
+export async function removeLeftovers(n: Night, t: Transport, temps: RemoteEntry[]): Promise<void> {
+  for (const e of temps) {
     try {
       await t.remove(e.name);
       n.log.warn("store", `removed ${e.name} (${formatSize(e.size)}), left by an interrupted upload`);
@@ -102,7 +98,7 @@ async function cleanTemps(n: Night, t: Transport, entries: RemoteEntry[], patter
 }
 
 /** What store found on the destination before it writes: the listing, the catalogue, the clock's standing. */
-interface Place {
+export interface Place {
   n: Night;
   t: Transport;
   target: Target;
@@ -130,7 +126,8 @@ export async function store(n: Night, target: Target, archive: Archive | undefin
     }
     const free = await freeName(p, archive);
     if (typeof free !== "string") return free;
-    return await upload(p, { ...archive, name: free });
+    await Deno.writeTextFile(archive.sidecarPath, sidecarText(archive.sha256, free), { mode: 0o600 });
+    return await n.writes.upload(p, { ...archive, name: free });
   })().catch((e) => {
     throw asArchivistError("store", e);
   });
@@ -144,18 +141,19 @@ export async function store(n: Night, target: Target, archive: Archive | undefin
 async function survey(n: Night, t: Transport, target: Target, notes: string[]): Promise<Place> {
   const cfg = n.config;
   const list = await t.list();
-  const adopted = adoptLegacy(cfg, t.location, list, n.log, "store", !n.dryRun);
-  const cat = readCatalogue(cfg.state_dir, cfg.name, n.dryRun ? adopted : []);
+  const cat = n.writes.catalogue(n, t.location, list);
   const gone = vanished(cat, t.location, list);
   if (gone) throw gone;
   const patterns = new Set([cfg.archive.name, ...cat.patterns]);
   // The clock is judged before this archive joins the history (it must not vouch for itself).
   const doubt = clockDoubt(n.startedAt, cat, n.last.raw(), target.retention.max_age);
   if (doubt) n.log.warn("store", `clock in doubt: ${doubt.message}; this archive is flagged, retention will delete nothing`);
-  if (n.dryRun) {
-    const temps = list.filter((e) => isTempName(e.name) && parseAny(patterns, tempTarget(e.name)!.replace(/\.sha256$/, ""), cfg.name));
-    for (const e of temps) n.log.info("store", `dry run: would remove ${e.name}, left by an interrupted upload`);
-  } else await cleanTemps(n, t, list, patterns);
+  // Upload leftovers of our own archives ("NAME.part" where NAME is an archive or its sidecar of ours).
+  await n.writes.leftovers(
+    n,
+    t,
+    list.filter((e) => isTempName(e.name) && parseAny(patterns, tempTarget(e.name)!.replace(/\.sha256$/, ""), cfg.name)),
+  );
   if (cat.bad) {
     notes.push(
       `the catalogue ${cat.path} has ${cat.bad} unreadable line(s): the archives they record are listed as not catalogued and never deleted`,
@@ -200,10 +198,12 @@ function record(p: Place, a: Archive, name: string, over: Partial<StoredRecord> 
   if (note) p.notes.push(note);
 }
 
-const stored = (p: Place, a: Archive, name: string): Stored => ({ location: p.t.location, name, size: a.size, sha256: a.sha256 });
+export const stored = (p: Place, a: Archive, name: string): Stored => ({ location: p.t.location, name, size: a.size, sha256: a.sha256 });
 const checksum = (p: Place) => (p.target.destination as { verify?: string }).verify === "checksum";
 
-type Existing = { kind: "same"; sidecar: boolean; how: string } | { kind: "other"; why: string };
+/** The archive at a name is this very one: whether its sidecar is there, and how that was known. */
+export type Same = { kind: "same"; sidecar: boolean; how: string };
+type Existing = Same | { kind: "other"; why: string };
 
 /** Is the archive already at `name` this very archive? */
 async function compareExisting(p: Place, a: Archive, name: string): Promise<Existing> {
@@ -248,7 +248,7 @@ async function freeName(p: Place, a: Archive): Promise<string | Done<Stored | un
   let name = a.name;
   for (let seq = 2; p.entries.has(name); seq++) {
     const ex = await compareExisting(p, a, name);
-    if (ex.kind === "same") return await finishExisting(p, a, name, ex);
+    if (ex.kind === "same") return await n.writes.completeExisting(p, a, name, ex);
     const next = formatName(n.config.archive.name, n.runDate, n.config.name, seq);
     n.log.warn("store", `${name} already exists on ${t.location} with ${ex.why}: keeping it, storing this one as ${next}`);
     name = next;
@@ -256,17 +256,9 @@ async function freeName(p: Place, a: Archive): Promise<string | Done<Stored | un
   return name;
 }
 
-async function finishExisting(
-  p: Place,
-  a: Archive,
-  name: string,
-  ex: { sidecar: boolean; how: string },
-): Promise<Done<Stored | undefined>> {
+/** This very archive is already at `name`: complete what is missing (its sidecar, its catalogue record). */
+export async function completeExisting(p: Place, a: Archive, name: string, ex: Same): Promise<Done<Stored>> {
   const { n, t } = p;
-  if (n.dryRun) {
-    const missing = ex.sidecar ? "" : `; would upload its missing ${sidecarName(name)}`;
-    return { status: "ok", message: `dry run: ${name} is already on ${t.location} (${ex.how})${missing}`, value: stored(p, a, name) };
-  }
   const done: string[] = [];
   if (!ex.sidecar) {
     await putSidecar(t, a.sidecarPath, a.sha256, name);
@@ -284,18 +276,8 @@ async function finishExisting(
 }
 
 /** Upload under temporary names, check sizes (and sha256 with verify: checksum), rename the sidecar then the archive. */
-async function upload(p: Place, a: Archive): Promise<Done<Stored | undefined>> {
+export async function upload(p: Place, a: Archive): Promise<Done<Stored>> {
   const { n, t, entries } = p, name = a.name, side = sidecarName(name);
-  await Deno.writeTextFile(a.sidecarPath, sidecarText(a.sha256, name), { mode: 0o600 });
-  if (n.dryRun) {
-    return {
-      status: "ok",
-      message: `dry run: would upload ${name} (${formatSize(a.size)}) and ${side} to ${t.location}${
-        entries.has(side) ? `, after removing the orphan ${side}` : ""
-      }${p.doubt ? "; the clock is in doubt: it would be flagged" : ""}`,
-      value: stored(p, a, name),
-    };
-  }
   if (entries.has(side)) {
     // A sidecar of ours without its archive (a run died between the two renames): it goes before ours comes.
     await t.remove(side);
@@ -357,8 +339,8 @@ async function putInPlace(p: Place, a: Archive, sideSize: number): Promise<strin
  * destination as the catalogue knows it, or its bytes are not the ones recorded (read and hashed now: a link to
  * damaged bytes would leave no restorable copy of tonight's good dump): then tonight's archive is stored as usual.
  */
-async function linkUnchanged(p: Place, a: Archive, old: string): Promise<Done<Stored | undefined> | undefined> {
-  const { n, t, entries } = p, name = a.name, side = sidecarName(name);
+async function linkUnchanged(p: Place, a: Archive, old: string): Promise<Done<Stored> | undefined> {
+  const { n, t, entries } = p;
   const rec = entriesAt(p.cat, t.location).findLast((e) => e.name === old);
   const there = entries.get(old);
   if (!rec || !there || there.size !== rec.size) {
@@ -376,10 +358,12 @@ async function linkUnchanged(p: Place, a: Archive, old: string): Promise<Done<St
     );
     return undefined;
   }
-  if (n.dryRun) {
-    const message = `dry run: would make ${name} a hard link to ${old} on ${t.location}, with its own ${side}`;
-    return { status: "ok", message, value: stored(p, a, name) };
-  }
+  return await n.writes.link(p, a, old, rec);
+}
+
+/** Make `a.name` a hard link to `old` (or a copy), with its own sidecar first, and record it with `old`'s identity. */
+export async function makeLink(p: Place, a: Archive, old: string, rec: StoredRecord): Promise<Done<Stored>> {
+  const { n, t, entries } = p, name = a.name, side = sidecarName(name);
   if (entries.has(side)) {
     await t.remove(side);
     n.log.warn("store", `removed ${side}, a sidecar without its archive left by an interrupted run`);

@@ -14,6 +14,7 @@ import type { Logger } from "../report/log.ts";
 import type { Transport } from "../transports/transport.ts";
 import type { StoredRecord } from "../records/catalogue.ts";
 import type { JobState } from "../records/state.ts";
+import type { Writes } from "./writes.ts";
 
 export interface RunOptions {
   /**
@@ -36,7 +37,10 @@ export interface Night {
   runDate: LocalParts;
   /** A private directory for this run's temporary files (under work_dir), removed at exit. */
   workDir: string;
+  /** run --dry-run: for the runner (no lock; an unchanged night still previews store and retention). Stages act through `writes`. */
   dryRun: boolean;
+  /** What the night changes, done or (run --dry-run) only said (./writes.ts). */
+  writes: Writes;
   /** Aborted on SIGINT/SIGTERM: long steps stop at the next chunk. */
   signal: AbortSignal;
   /** The terminal's progress line for long steps (a no-op without a terminal). */
@@ -143,12 +147,13 @@ export interface Archive {
   catalogueAs?: Partial<StoredRecord>;
 }
 
-/** store: where the archive is now, under which name. */
+/** store: where the archive is now, under which name (in a dry run: where it would be, `planned`). */
 export interface Stored {
   location: string;
   name: string;
   size: number;
   sha256: string;
+  planned?: true;
 }
 
 /** retention: what went, and what could not. */

@@ -137,85 +137,107 @@ export interface TgzSink {
 export async function readTgz(tgz: string, sink: TgzSink): Promise<{ name: string; size: number }> {
   // 256 KiB reads: a 1 MiB read of the archive inflates to ~6.6 MiB at once, which raised the peak RSS by ~20 MiB.
   const gunzip = fs.createReadStream(tgz, { highWaterMark: 256 << 10 }).pipe(zlib.createGunzip({ chunkSize: 256 << 10 }));
-  let buf: Uint8Array = new Uint8Array(0);
-  let pax: Record<string, string> = {};
-  let opened = false, entry = "";
-  let remaining = 0, pad = 0, size = 0, state: "header" | "data" | "skip" | "pax" = "header";
-  let paxBuf: number[] = [];
-  const td = new TextDecoder();
-  const str = (b: Uint8Array) => td.decode(b.subarray(0, b.indexOf(0) < 0 ? b.length : b.indexOf(0)));
+  const tar = new TarWalk(sink);
   const pacer = new GcPacer();
   try {
     for await (const chunk of gunzip as AsyncIterable<Uint8Array>) {
       pacer.add(chunk.length); // the pieces before this one are written or hashed
-      if (buf.length === 0) buf = chunk; // the usual case inside the dump: no copy
-      else {
-        const merged = new Uint8Array(buf.length + chunk.length);
-        merged.set(buf);
-        merged.set(chunk, buf.length);
-        buf = merged;
-      }
-      for (;;) {
-        if (state === "header") {
-          if (buf.length < 512) break;
-          const h = buf.subarray(0, 512);
-          buf = buf.subarray(512);
-          if (h.every((b) => b === 0)) continue;
-          const type = String.fromCharCode(h[156] || 48);
-          const len = pax.size ? Number(pax.size) : parseInt(str(h.subarray(124, 136)).trim() || "0", 8);
-          const name = pax.path ?? ((str(h.subarray(345, 500)) ? str(h.subarray(345, 500)) + "/" : "") + str(h.subarray(0, 100)));
-          pax = {};
-          remaining = len;
-          pad = (512 - (len % 512)) % 512;
-          if (type === "x") {
-            state = "pax";
-            paxBuf = [];
-          } else if ((type === "0" || type === "\0") && !opened) {
-            await sink.open(name, len);
-            opened = true;
-            entry = name;
-            size = len;
-            state = "data";
-          } else state = "skip";
-          continue;
-        }
-        if (remaining > 0) {
-          if (!buf.length) break;
-          const n = Math.min(remaining, buf.length);
-          const part = buf.subarray(0, n);
-          if (state === "data") await sink.write(part);
-          else if (state === "pax") paxBuf.push(...part);
-          remaining -= n;
-          buf = buf.subarray(n);
-          if (remaining > 0) break;
-        }
-        if (pad > 0) {
-          const n = Math.min(pad, buf.length);
-          pad -= n;
-          buf = buf.subarray(n);
-          if (pad > 0) break;
-        }
-        if (state === "pax") {
-          for (const rec of td.decode(new Uint8Array(paxBuf)).split("\n")) {
-            const m = /^\d+ ([^=]+)=(.*)$/.exec(rec);
-            if (m) pax[m[1]] = m[2];
-          }
-        }
-        state = "header";
-      }
+      await tar.feed(chunk);
     }
   } catch (e) {
-    if (opened) await sink.abort();
+    if (tar.opened) await sink.abort();
     if (e instanceof ArchivistError) throw e;
     fail(`cannot read ${tgz}: ${errMsg(e)}`, "the archive is damaged");
   }
-  if (!opened) fail(`${tgz} holds no file`, "the archive is damaged or not one of ours");
-  if ((state as string) === "data" && remaining > 0) {
+  if (!tar.opened) fail(`${tgz} holds no file`, "the archive is damaged or not one of ours");
+  if (tar.state === "data" && tar.remaining > 0) {
     await sink.abort();
-    fail(`${tgz} ends in the middle of the dump (${remaining} bytes missing)`, "the archive is truncated");
+    fail(`${tgz} ends in the middle of the dump (${tar.remaining} bytes missing)`, "the archive is truncated");
   }
   await sink.done();
-  return { name: entry, size };
+  return { name: tar.entry, size: tar.size };
+}
+
+const td = new TextDecoder();
+const str = (b: Uint8Array) => td.decode(b.subarray(0, b.indexOf(0) < 0 ? b.length : b.indexOf(0)));
+
+/** The tar stream walked as it arrives: headers (ustar, pax), the first regular file's bytes to the sink, the rest skipped. */
+class TarWalk {
+  buf: Uint8Array = new Uint8Array(0);
+  pax: Record<string, string> = {};
+  paxBuf: number[] = [];
+  opened = false;
+  entry = "";
+  size = 0;
+  remaining = 0;
+  pad = 0;
+  state: "header" | "data" | "skip" | "pax" = "header";
+
+  constructor(private sink: TgzSink) {}
+
+  async feed(chunk: Uint8Array): Promise<void> {
+    if (this.buf.length === 0) this.buf = chunk; // the usual case inside the dump: no copy
+    else {
+      const merged = new Uint8Array(this.buf.length + chunk.length);
+      merged.set(this.buf);
+      merged.set(chunk, this.buf.length);
+      this.buf = merged;
+    }
+    while (this.state === "header" ? await this.header() : await this.body());
+  }
+
+  /** One 512-byte header, when it is all there. */
+  private async header(): Promise<boolean> {
+    if (this.buf.length < 512) return false;
+    const h = this.buf.subarray(0, 512);
+    this.buf = this.buf.subarray(512);
+    if (h.every((b) => b === 0)) return true;
+    const type = String.fromCharCode(h[156] || 48);
+    const len = this.pax.size ? Number(this.pax.size) : parseInt(str(h.subarray(124, 136)).trim() || "0", 8);
+    const name = this.pax.path ?? ((str(h.subarray(345, 500)) ? str(h.subarray(345, 500)) + "/" : "") + str(h.subarray(0, 100)));
+    this.pax = {};
+    this.remaining = len;
+    this.pad = (512 - (len % 512)) % 512;
+    if (type === "x") {
+      this.state = "pax";
+      this.paxBuf = [];
+    } else if ((type === "0" || type === "\0") && !this.opened) {
+      await this.sink.open(name, len);
+      this.opened = true;
+      this.entry = name;
+      this.size = len;
+      this.state = "data";
+    } else this.state = "skip";
+    return true;
+  }
+
+  /** A member's bytes and padding, as far as they are there; true when it ended (the next header follows). */
+  private async body(): Promise<boolean> {
+    if (this.remaining > 0) {
+      if (!this.buf.length) return false;
+      const n = Math.min(this.remaining, this.buf.length);
+      const part = this.buf.subarray(0, n);
+      if (this.state === "data") await this.sink.write(part);
+      else if (this.state === "pax") this.paxBuf.push(...part);
+      this.remaining -= n;
+      this.buf = this.buf.subarray(n);
+      if (this.remaining > 0) return false;
+    }
+    if (this.pad > 0) {
+      const n = Math.min(this.pad, this.buf.length);
+      this.pad -= n;
+      this.buf = this.buf.subarray(n);
+      if (this.pad > 0) return false;
+    }
+    if (this.state === "pax") {
+      for (const rec of td.decode(new Uint8Array(this.paxBuf)).split("\n")) {
+        const m = /^\d+ ([^=]+)=(.*)$/.exec(rec);
+        if (m) this.pax[m[1]] = m[2];
+      }
+    }
+    this.state = "header";
+    return true;
+  }
 }
 
 /** Extract the first regular file of a .tgz to `dir` (hidden temp name, renamed when whole); returns its final path. */

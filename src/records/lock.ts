@@ -103,6 +103,44 @@ function cleanUpAfter(prev: LockRecord, log?: Logger): string {
 /** Take the job's lock or throw "already running (pid N, since T)" (exit 11); a state_dir problem is exit 32. */
 export function acquireLock(stateDir: string, job: string, now: Date, log?: Logger): Lock {
   const path = lockPath(stateDir, job);
+  const f = lockFile(stateDir, path);
+  let prevText = "";
+  try {
+    prevText = readAll(f).trim();
+  } catch { /* unreadable: we hold the lock all the same */ }
+  // Our record first (a run refused meanwhile names us), then the clean-up after a dead predecessor.
+  const write = recordWriter(f, { pid: Deno.pid, since: now.toISOString(), host: hostname() });
+  try {
+    write();
+  } catch (e) {
+    try {
+      f.truncateSync(0);
+    } catch { /* full */ }
+    f.close();
+    throw stateDirError(`cannot write the lock file ${path}`, e, stateDir);
+  }
+  const tookOver = takeOver(prevText, path, log);
+  observeResources(write);
+  let released = false;
+  return {
+    path,
+    tookOver,
+    release() {
+      if (released) return;
+      released = true;
+      observeResources(undefined);
+      try {
+        f.truncateSync(0); // an empty lock file: the run ended cleanly
+      } catch { /* best effort */ }
+      try {
+        f.close(); // closing releases the kernel lock
+      } catch { /* closed */ }
+    },
+  };
+}
+
+/** The lock file, opened and locked (flock, exclusive, not waiting); throws "already running" when another holds it. */
+function lockFile(stateDir: string, path: string): Deno.FsFile {
   try {
     Deno.mkdirSync(stateDir, { recursive: true, mode: 0o750 });
   } catch (e) {
@@ -121,33 +159,26 @@ export function acquireLock(stateDir: string, job: string, now: Date, log?: Logg
     f.close();
     throw stateDirError(`cannot lock ${path}`, e, stateDir);
   }
-  if (!got) {
-    let other: LockRecord | undefined;
-    for (let attempt = 0; attempt < 2 && !other; attempt++) {
-      try {
-        other = JSON.parse(readAll(f));
-      } catch {
-        // The holder has the lock but has not written its record yet: give it a moment.
-        if (attempt === 0) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 100);
-      }
+  if (got) return f;
+  let other: LockRecord | undefined;
+  for (let attempt = 0; attempt < 2 && !other; attempt++) {
+    try {
+      other = JSON.parse(readAll(f));
+    } catch {
+      // The holder has the lock but has not written its record yet: give it a moment.
+      if (attempt === 0) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 100);
     }
-    f.close();
-    const who = other
-      ? `pid ${other.pid}${other.host !== hostname() ? ` on ${other.host}` : ""}, since ${other.since}`
-      : "another archivist";
-    throw new ArchivistError("lock", `already running (${who})`, "wait for it to finish; `archivist history` shows when runs end", {
-      code: "running",
-    });
   }
+  f.close();
+  const who = other ? `pid ${other.pid}${other.host !== hostname() ? ` on ${other.host}` : ""}, since ${other.since}` : "another archivist";
+  throw new ArchivistError("lock", `already running (${who})`, "wait for it to finish; `archivist history` shows when runs end", {
+    code: "running",
+  });
+}
 
-  let prevText = "";
-  try {
-    prevText = readAll(f).trim();
-  } catch { /* unreadable: we hold the lock all the same */ }
-
-  // Our record first (a run refused meanwhile names us), then the clean-up after a dead predecessor.
-  const me = { pid: Deno.pid, since: now.toISOString(), host: hostname() };
-  const write = () => {
+/** Writes our record (with the children and private dirs of the moment) over the lock file's content. */
+function recordWriter(f: Deno.FsFile, me: { pid: number; since: string; host: string }): () => void {
+  return () => {
     const r = resources();
     const rec: LockRecord = { ...me, children: r.children, dirs: r.dirs };
     const bytes = new TextEncoder().encode(JSON.stringify(rec) + "\n");
@@ -156,16 +187,10 @@ export function acquireLock(stateDir: string, job: string, now: Date, log?: Logg
     let w = 0;
     while (w < bytes.length) w += f.writeSync(bytes.subarray(w));
   };
-  try {
-    write();
-  } catch (e) {
-    try {
-      f.truncateSync(0);
-    } catch { /* full */ }
-    f.close();
-    throw stateDirError(`cannot write the lock file ${path}`, e, stateDir);
-  }
+}
 
+/** After a predecessor that died holding the lock: its children and dirs cleaned up, and what was done, in words. */
+function takeOver(prevText: string, path: string, log?: Logger): string | undefined {
   let tookOver: string | undefined;
   if (prevText) {
     try {
@@ -179,21 +204,5 @@ export function acquireLock(stateDir: string, job: string, now: Date, log?: Logg
     const s = `removed ${swept.length} private dir(s) of archivist processes that were killed (${swept.join(", ")})`;
     tookOver = tookOver ? `${tookOver}; ${s}` : s;
   }
-  observeResources(write);
-  let released = false;
-  return {
-    path,
-    tookOver,
-    release() {
-      if (released) return;
-      released = true;
-      observeResources(undefined);
-      try {
-        f.truncateSync(0); // an empty lock file: the run ended cleanly
-      } catch { /* best effort */ }
-      try {
-        f.close(); // closing releases the kernel lock
-      } catch { /* closed */ }
-    },
-  };
+  return tookOver;
 }

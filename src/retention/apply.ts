@@ -124,18 +124,7 @@ export async function applyRetention(
       opts.dryRun ? "would delete" : "deleting"
     } ${plan.doomed.length} (${age}, min_keep ${cfg.retention.min_keep})`,
   );
-  if (opts.dryRun) {
-    // The whole plan, always: the case max_delete refuses is the one a user most needs to review. With planTo (prune
-    // --dry-run) it goes to stdout, and to the log file only.
-    const say = (level: "info" | "warn", line: string) => {
-      if (opts.planTo) (opts.planTo(line), log.fileOnly(level, step, line));
-      else log.log(level, step, line);
-    };
-    for (const d of plan.decisions) say("info", describeDecision(d));
-    for (const side of plan.orphanSidecars) say("info", `delete ${side}: its archive is gone`);
-    if (plan.refusal) say("warn", `a real prune would delete nothing: ${plan.refusal.message} (hint: ${plan.refusal.hint})`);
-    return res;
-  }
+  if (opts.dryRun) return (sayPlan(plan, log, step, opts.planTo), res);
   if (plan.doubt && opts.inRun) {
     // Whether or not anything was due: a clock in doubt is never silent, and deletes nothing. The step logs it.
     res.skipped =
@@ -147,9 +136,34 @@ export async function applyRetention(
     appendCatalogue(cfg.state_dir, cfg.name, { op: "trust", at: now.toISOString(), reason: `prune --force: ${plan.doubt.message}` });
     log.warn(step, `--force: the clock is accepted as right (${plan.doubt.message})`);
   }
-  // In batches of 100: the transport deletes a batch in few round trips (sftp: one session), then the batch's
-  // deletions are recorded with one catalogue write. An interruption can leave at most one batch deleted but not yet
-  // recorded (listed by `archivist list` as MISSING).
+  await deleteDoomed(t, cfg, now, plan, res, log, step);
+  for (const o of await removeEach(t, plan.orphanSidecars)) {
+    if (o.error) log.warn(step, `could not delete orphan ${o.name}: ${o.error}`);
+    else log.info(step, `deleted ${o.name}: its archive is gone`);
+  }
+  return res;
+}
+
+/**
+ * A dry run's whole plan, always: the case max_delete refuses is the one a user most needs to review. With planTo
+ * (prune --dry-run) it goes to stdout, and to the log file only.
+ */
+function sayPlan(plan: RetentionPlan, log: Logger, step: string, planTo?: (line: string) => void): void {
+  const say = (level: "info" | "warn", line: string) => {
+    if (planTo) (planTo(line), log.fileOnly(level, step, line));
+    else log.log(level, step, line);
+  };
+  for (const d of plan.decisions) say("info", describeDecision(d));
+  for (const side of plan.orphanSidecars) say("info", `delete ${side}: its archive is gone`);
+  if (plan.refusal) say("warn", `a real prune would delete nothing: ${plan.refusal.message} (hint: ${plan.refusal.hint})`);
+}
+
+/**
+ * Delete the doomed archives and their sidecars in batches of 100: the transport deletes a batch in few round trips
+ * (sftp: one session), then the batch's deletions are recorded with one catalogue write. An interruption can leave at
+ * most one batch deleted but not yet recorded (listed by `archivist list` as MISSING).
+ */
+async function deleteDoomed(t: Transport, cfg: Config, now: Date, plan: RetentionPlan, res: RetentionResult, log: Logger, step: string) {
   const BATCH = 100;
   const failed = (name: string, error: string) => {
     res.failed.push({ name, error });
@@ -178,9 +192,4 @@ export async function applyRetention(
     const sides = outcomes.filter((o) => !o.error).map((o) => sidecarName(o.name)).filter((side) => plan.entries.has(side));
     for (const o of await removeEach(t, sides)) if (o.error) failed(o.name, o.error);
   }
-  for (const o of await removeEach(t, plan.orphanSidecars)) {
-    if (o.error) log.warn(step, `could not delete orphan ${o.name}: ${o.error}`);
-    else log.info(step, `deleted ${o.name}: its archive is gone`);
-  }
-  return res;
 }

@@ -93,36 +93,7 @@ export function buildInventory(
       continue;
     }
     catalogued.add(e.name);
-    const hasTime = e.pattern.includes("{HH}");
-    let parts = runDateParts(e, hasTime);
-    let dated: ArchiveInfo["dated"] = "stored";
-    if (e.effectiveClock) {
-      const next = all.find((o) => o.seq > e.seq && !o.effectiveClock);
-      if (next) {
-        parts = runDateParts(next, hasTime);
-        dated = "next trusted archive";
-      } else {
-        parts = runDateParts({ ...e, runDate: runDateOf(now, tz) }, hasTime);
-        dated = "clock in doubt, no later archive yet";
-      }
-    }
-    const seq = parseName(e.pattern, e.name, job)?.seq ?? 1;
-    let problem: string | undefined;
-    if (!entries.has(sidecarName(e.name))) problem = "no .sha256 sidecar";
-    else if (remote.size !== e.size) problem = `size ${remote.size} differs from the ${e.size} bytes recorded when it was stored`;
-    archives.push({
-      name: e.name,
-      ...parts,
-      seq,
-      order: e.seq,
-      catalogued: true,
-      complete: !problem,
-      problem,
-      size: remote.size,
-      dated,
-      clock: e.effectiveClock,
-      entry: e,
-    });
+    archives.push(cataloguedArchive(e, remote, entries, all, job, now, tz));
   }
 
   // Ours by name only: sorted by date before every catalogued archive (order <= 0).
@@ -152,4 +123,46 @@ export function buildInventory(
   }).filter((n) => !names.has(n));
   archives.sort((a, b) => b.order - a.order);
   return { archives, missing, orphanSidecars, entries };
+}
+
+/** A catalogued archive that is on the destination: dated by its run (or the next trusted one), checked for its sidecar and size. */
+function cataloguedArchive(
+  e: CatalogueEntry,
+  remote: RemoteEntry,
+  entries: Map<string, RemoteEntry>,
+  all: CatalogueEntry[],
+  job: string,
+  now: Date,
+  tz: string,
+): ArchiveInfo {
+  const hasTime = e.pattern.includes("{HH}");
+  let parts = runDateParts(e, hasTime);
+  let dated: ArchiveInfo["dated"] = "stored";
+  if (e.effectiveClock) {
+    const next = all.find((o) => o.seq > e.seq && !o.effectiveClock);
+    if (next) {
+      parts = runDateParts(next, hasTime);
+      dated = "next trusted archive";
+    } else {
+      parts = runDateParts({ ...e, runDate: runDateOf(now, tz) }, hasTime);
+      dated = "clock in doubt, no later archive yet";
+    }
+  }
+  const seq = parseName(e.pattern, e.name, job)?.seq ?? 1;
+  let problem: string | undefined;
+  if (!entries.has(sidecarName(e.name))) problem = "no .sha256 sidecar";
+  else if (remote.size !== e.size) problem = `size ${remote.size} differs from the ${e.size} bytes recorded when it was stored`;
+  return {
+    name: e.name,
+    ...parts,
+    seq,
+    order: e.seq,
+    catalogued: true,
+    complete: !problem,
+    problem,
+    size: remote.size,
+    dated,
+    clock: e.effectiveClock,
+    entry: e,
+  };
 }

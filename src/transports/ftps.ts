@@ -74,6 +74,11 @@ function classify(r: ExecResult, cfg: FtpsConfig, what: string, loggedIn = false
       "a network or server problem, not the configuration: retried, then the next run tries again; a full disk on the server can look like this too",
     );
   }
+  return byExitCode(r, cfg, what, where, msg);
+}
+
+/** curl's exit code for an FTPS command, in plain words. */
+function byExitCode(r: ExecResult, cfg: FtpsConfig, what: string, where: string, msg: string) {
   switch (r.code) {
     case 6:
       return storeErr("dns", `cannot resolve host ${cfg.host}`, "check destination.host and DNS");

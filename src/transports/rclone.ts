@@ -120,80 +120,21 @@ export class RcloneTransport implements Transport {
     const plain = text.replace(/<[^>]*>/g, " ").replace(/\s+/g, " ");
     const first = err.find((l) => !/^Usage:|^Run 'rclone/.test(l) && !/^</.test(l))?.replace(/<[^>]*>/g, " ").replace(/\s+/g, " ").trim() ||
       `rclone exit ${r.code}`;
-    const where = this.location;
-    if (/didn't find section in config file|config file .*not found|couldn't find type of fs|NewFs: didn't find/i.test(text)) {
-      return storeErr(
-        "config",
-        `the remote ${this.cfg.remote.split(":")[0]}: is not defined in ${this.cfg.config_file} (${first})`,
-        `check destination.remote against \`rclone listremotes --config ${this.cfg.config_file}\``,
-      );
-    }
-    if (/no such host|lookup .* on .*:|server misbehaving/i.test(text)) {
-      return storeErr(
-        "dns",
-        `${what}: cannot resolve the host of ${where} (${first})`,
-        "check the remote's host in the rclone.conf and DNS",
-      );
-    }
-    if (/connection refused/i.test(text)) {
-      return storeErr("refused", `${what}: connection refused by the server of ${where} (${first})`, "is the server up, on that port?");
-    }
-    if (/i\/o timeout|deadline exceeded|no route to host|network is unreachable|timed out/i.test(text)) {
-      return storeErr("unreachable", `${what}: cannot reach the server of ${where} (${first})`, "check the network and firewall");
-    }
-    if (/host key mismatch|knownhosts: key mismatch|key is unknown|ssh: handshake failed: knownhosts/i.test(text)) {
-      return storeErr(
-        "host_key_mismatch",
-        `${what}: the server's host key is refused by the remote's known_hosts_file (${first})`,
-        "verify the key with the server's admin, then update the known_hosts_file named in the rclone.conf",
-      );
-    }
-    if (/x509|certificate/i.test(text)) {
-      return storeErr("tls", `${what}: the server's TLS certificate is refused (${first})`, "check the remote's URL and the CA");
-    }
-    if (
-      /\b401\b|\b403\b|unable to authenticate|permission denied \(publickey|authentication|AccessDenied|InvalidAccessKeyId|SignatureDoesNotMatch|Unauthorized|Forbidden/i
-        .test(text)
-    ) {
-      return storeErr(
-        "auth",
-        `${what}: the server of ${where} refused the credentials of the rclone remote (${first})`,
-        "check the remote's user, key or token in the rclone.conf",
-      );
-    }
-    if (
-      /no space left|disk quota|quota exceeded|insufficient storage|\b507\b|InsufficientStorage|file too large|too big for remaining disk space/i
-        .test(text)
-    ) {
-      return diskFull(what, where, first);
-    }
-    if (/\b500 Internal Server Error\b/i.test(plain)) {
-      return storeErr(
-        "transfer",
-        `${what}: the server of ${where} failed to store it (HTTP 500 Internal Server Error)`,
-        "see the server's error log: a full disk, a quota or a permission problem are the usual causes",
-      );
-    }
-    if (r.code === 3 || /directory not found|dir not found|no such bucket|NoSuchBucket/i.test(text)) {
-      return storeErr(
-        "missing_dir",
-        `${what}: the directory ${this.cfg.remote} does not exist (${first})`,
-        "create it, or set destination.create_dirs: true",
-      );
-    }
-    if (r.code === 4 || /object not found|file not found|no such file|not found/i.test(text)) {
-      return storeErr("not_found", `${what}: not found on ${where} (${first})`, "");
-    }
-    if (/permission denied|operation not permitted|read-only/i.test(text)) {
-      return storeErr(
-        "permission",
-        `${what}: permission denied on ${where} (${first})`,
-        "check the directory's owner and mode, or the remote's rights",
-      );
-    }
+    const said: RcloneSaid = {
+      text,
+      plain,
+      first,
+      what,
+      where: this.location,
+      code: r.code,
+      remote: this.cfg.remote,
+      config: this.cfg.config_file,
+    };
+    const rule = RCLONE_ERRORS.find(([test]) => test(said));
+    if (rule) return rule[1](said);
     return storeErr(
       "transfer",
-      `${what} failed on ${where} (rclone exit ${r.code}): ${toolSaid(first, "rclone", r.code)}`,
+      `${what} failed on ${said.where} (rclone exit ${r.code}): ${toolSaid(first, "rclone", r.code)}`,
       "run the same rclone command by hand with -vv to see more",
     );
   }
@@ -353,3 +294,106 @@ export const rclone: TransportKind<RcloneConfig> = {
   packages: ["rclone"],
   create: (cfg, ctx) => new RcloneTransport(cfg, ctx),
 };
+
+/** What a failed rclone command said, for the rules below. */
+interface RcloneSaid {
+  text: string;
+  plain: string;
+  first: string;
+  what: string;
+  where: string;
+  code: number;
+  remote: string;
+  config: string;
+}
+
+/** rclone's failures in plain words, the first matching rule wins (order matters: a 403 page may also say "not found"). */
+const RCLONE_ERRORS: [(s: RcloneSaid) => boolean, (s: RcloneSaid) => ReturnType<typeof storeErr>][] = [
+  [
+    (s) => /didn't find section in config file|config file .*not found|couldn't find type of fs|NewFs: didn't find/i.test(s.text),
+    (s) =>
+      storeErr(
+        "config",
+        `the remote ${s.remote.split(":")[0]}: is not defined in ${s.config} (${s.first})`,
+        `check destination.remote against \`rclone listremotes --config ${s.config}\``,
+      ),
+  ],
+  [
+    (s) => /no such host|lookup .* on .*:|server misbehaving/i.test(s.text),
+    (s) =>
+      storeErr(
+        "dns",
+        `${s.what}: cannot resolve the host of ${s.where} (${s.first})`,
+        "check the remote's host in the rclone.conf and DNS",
+      ),
+  ],
+  [
+    (s) => /connection refused/i.test(s.text),
+    (s) => storeErr("refused", `${s.what}: connection refused by the server of ${s.where} (${s.first})`, "is the server up, on that port?"),
+  ],
+  [
+    (s) => /i\/o timeout|deadline exceeded|no route to host|network is unreachable|timed out/i.test(s.text),
+    (s) => storeErr("unreachable", `${s.what}: cannot reach the server of ${s.where} (${s.first})`, "check the network and firewall"),
+  ],
+  [
+    (s) => /host key mismatch|knownhosts: key mismatch|key is unknown|ssh: handshake failed: knownhosts/i.test(s.text),
+    (s) =>
+      storeErr(
+        "host_key_mismatch",
+        `${s.what}: the server's host key is refused by the remote's known_hosts_file (${s.first})`,
+        "verify the key with the server's admin, then update the known_hosts_file named in the rclone.conf",
+      ),
+  ],
+  [
+    (s) => /x509|certificate/i.test(s.text),
+    (s) => storeErr("tls", `${s.what}: the server's TLS certificate is refused (${s.first})`, "check the remote's URL and the CA"),
+  ],
+  [
+    (s) =>
+      /\b401\b|\b403\b|unable to authenticate|permission denied \(publickey|authentication|AccessDenied|InvalidAccessKeyId|SignatureDoesNotMatch|Unauthorized|Forbidden/i
+        .test(s.text),
+    (s) =>
+      storeErr(
+        "auth",
+        `${s.what}: the server of ${s.where} refused the credentials of the rclone remote (${s.first})`,
+        "check the remote's user, key or token in the rclone.conf",
+      ),
+  ],
+  [
+    (s) =>
+      /no space left|disk quota|quota exceeded|insufficient storage|\b507\b|InsufficientStorage|file too large|too big for remaining disk space/i
+        .test(s.text),
+    (s) => diskFull(s.what, s.where, s.first),
+  ],
+  [
+    (s) => /\b500 Internal Server Error\b/i.test(s.plain),
+    (s) =>
+      storeErr(
+        "transfer",
+        `${s.what}: the server of ${s.where} failed to store it (HTTP 500 Internal Server Error)`,
+        "see the server's error log: a full disk, a quota or a permission problem are the usual causes",
+      ),
+  ],
+  [
+    (s) => s.code === 3 || /directory not found|dir not found|no such bucket|NoSuchBucket/i.test(s.text),
+    (s) =>
+      storeErr(
+        "missing_dir",
+        `${s.what}: the directory ${s.remote} does not exist (${s.first})`,
+        "create it, or set destination.create_dirs: true",
+      ),
+  ],
+  [
+    (s) => s.code === 4 || /object not found|file not found|no such file|not found/i.test(s.text),
+    (s) => storeErr("not_found", `${s.what}: not found on ${s.where} (${s.first})`, ""),
+  ],
+  [
+    (s) => /permission denied|operation not permitted|read-only/i.test(s.text),
+    (s) =>
+      storeErr(
+        "permission",
+        `${s.what}: permission denied on ${s.where} (${s.first})`,
+        "check the directory's owner and mode, or the remote's rights",
+      ),
+  ],
+];
