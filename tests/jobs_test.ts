@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { stringify } from "yaml";
 import { makeCert, makeZip, sqlDump, type TestCert } from "../tools/fixtures.ts";
 import { serveBytes, startHttpsSource } from "../tools/https_source.ts";
-import { historyRuns, runCli, spawnCli } from "./helpers/cli.ts";
+import { historyRuns, runCli, spawnCli, waitFor } from "./helpers/cli.ts";
 import { startSmtpServer } from "./servers/smtp.ts";
 import { EXIT } from "../src/errors.ts";
 
@@ -218,8 +218,7 @@ Deno.test("SIGKILL during a later job: the jobs already finished keep their hist
       { mode: 0o600 },
     );
     const child = spawnCli(["run", "-c", cfgPath], { ARCHIVIST_NOW: "2026-11-22T02:30:00Z" });
-    for (let i = 0; i < 800 && !stalled; i++) await new Promise((r) => setTimeout(r, 25));
-    assert.ok(stalled, "the run reached wiki's fetch");
+    await waitFor(() => stalled, "the run reached wiki's fetch");
     child.kill("SIGKILL");
     await child.output();
     const lines = historyRuns(join(root, "state", "history.jsonl"));

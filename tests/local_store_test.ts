@@ -5,13 +5,13 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { makeCert, makeZip, sh, sqlDump, type TestCert } from "../tools/fixtures.ts";
-import { type HttpsSource, startHttpsSource } from "../tools/https_source.ts";
-import { runCli, type Sandbox, sandbox } from "./helpers/cli.ts";
+import { makeZip, sh, sqlDump } from "../tools/fixtures.ts";
+
+import { runCli, type Sandbox } from "./helpers/cli.ts";
 import { ensureUser, randomPassword, TEST_USER } from "./servers/common.ts";
 import { EXIT } from "../src/errors.ts";
+import { withSource } from "./helpers/source.ts";
 
-const cert: TestCert = await makeCert(await Deno.makeTempDir({ prefix: "archivist-localstore-" }));
 const BODY = sqlDump(300_000, { seed: 5, trailer: false });
 
 /** The same data, dumped at `when`: only mysqldump's trailer line differs. */
@@ -23,22 +23,12 @@ function dumpAt(when: string, body = BODY): Uint8Array {
   return out;
 }
 
-async function withSource(fn: (src: HttpsSource, sb: Sandbox, serve: (zip: Uint8Array) => void) => Promise<void>) {
-  let zip = makeZip([{ name: "dump.sql", data: dumpAt("2026-11-01  2:00:01") }]);
-  const src = startHttpsSource(cert, { "/dump.zip": () => new Response(zip.slice()) });
-  const sb = await sandbox({ url: src.url("/dump.zip"), caFile: cert.caFile });
-  try {
-    await fn(src, sb, (z) => (zip = z));
-  } finally {
-    await src.close();
-    await sb.cleanup();
-  }
-}
+const FIRST_ZIP = makeZip([{ name: "dump.sql", data: dumpAt("2026-11-01  2:00:01") }]);
 
 const night = (sb: Sandbox, iso: string) => runCli(["run", "-c", sb.configPath], { env: { ARCHIVIST_NOW: iso } });
 
 Deno.test("without mode: archive and sidecar are 0600, for their owner only, whatever the umask", async () => {
-  await withSource(async (_src, sb) => {
+  await withSource({ zip: FIRST_ZIP }, async (sb) => {
     const r = await night(sb, "2026-11-22T02:30:00Z");
     assert.equal(r.code, 0, r.stderr);
     for (const n of ["20261122.tgz", "20261122.tgz.sha256"]) assert.equal(Deno.statSync(join(sb.dest, n)).mode! & 0o7777, 0o600, n);
@@ -49,7 +39,7 @@ Deno.test("owner, group and mode are given to each archive and sidecar before it
   await ensureUser(randomPassword());
   const uid = Number((await sh("id", ["-u", TEST_USER])).trim());
   const gid = Number((await sh("id", ["-g", TEST_USER])).trim());
-  await withSource(async (_src, sb) => {
+  await withSource({ zip: FIRST_ZIP }, async (sb) => {
     await sb.writeConfig({ destination: { owner: TEST_USER, group: gid, mode: 640 } });
     const r = await night(sb, "2026-11-22T02:30:00Z");
     assert.equal(r.code, 0, r.stderr);
@@ -142,7 +132,7 @@ console.log(await t.link("20261120.tgz", "20261121.tgz"));
 });
 
 Deno.test("check.on_unchanged: link: an unchanged dump becomes a hard link with its own sidecar; retention, check and restore treat it as an archive", async () => {
-  await withSource(async (_src, sb, serve) => {
+  await withSource({ zip: FIRST_ZIP }, async (sb, _src, serve) => {
     await sb.writeConfig({ check: { on_unchanged: "link" }, retention: { max_age: "6d12h", min_keep: 1 } });
     assert.equal((await night(sb, "2026-11-20T02:30:00Z")).code, 0);
     // The next nights: the same data, dumped at another time (only the trailer line differs).
@@ -183,7 +173,7 @@ Deno.test("check.on_unchanged: link: an unchanged dump becomes a hard link with 
 });
 
 Deno.test("on_unchanged: link when the archive it equals is gone: tonight's archive is stored instead; and link needs a local destination", async () => {
-  await withSource(async (_src, sb) => {
+  await withSource({ zip: FIRST_ZIP }, async (sb) => {
     await sb.writeConfig({ check: { on_unchanged: "link" } });
     assert.equal((await night(sb, "2026-11-20T02:30:00Z")).code, 0);
     await Deno.remove(join(sb.dest, "20261120.tgz"));
@@ -209,7 +199,7 @@ Deno.test("on_unchanged: link when the archive it equals is gone: tonight's arch
 });
 
 Deno.test("on_unchanged: link never links to damaged bytes: a byte flipped in the archive it equals (same size), tonight's archive is stored whole and the night says so", async () => {
-  await withSource(async (_src, sb, serve) => {
+  await withSource({ zip: FIRST_ZIP }, async (sb, _src, serve) => {
     await sb.writeConfig({ check: { on_unchanged: "link" } });
     assert.equal((await night(sb, "2026-11-20T02:30:00Z")).code, 0);
     const first = join(sb.dest, "20261120.tgz");
@@ -252,7 +242,7 @@ Deno.test("a mount that accepts chown and chmod and ignores them (rclone mount, 
     ) {
       await new Promise((r) => setTimeout(r, 50));
     }
-    await withSource(async (_src, sb) => {
+    await withSource({ zip: FIRST_ZIP }, async (sb) => {
       await sb.writeConfig({ destination: { path: join(mnt, "db"), owner: "nobody", mode: "0640" } });
       const r = await night(sb, "2026-11-22T02:30:00Z");
       assert.equal(r.code, EXIT.WARNING, r.stderr);

@@ -5,25 +5,15 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { makeCert, makeZip, sh, sqlDump, type TestCert } from "../tools/fixtures.ts";
-import { type HttpsSource, type Route, serveBytes, startHttpsSource } from "../tools/https_source.ts";
-import { runCli, type Sandbox, sandbox } from "./helpers/cli.ts";
+import { makeZip, sh, sqlDump, type TestCert } from "../tools/fixtures.ts";
+import { serveBytes, startHttpsSource } from "../tools/https_source.ts";
+import { runCli, sandbox } from "./helpers/cli.ts";
 import { EXIT } from "../src/errors.ts";
+import { testCert, withSource } from "./helpers/source.ts";
 
-const cert: TestCert = await makeCert(await Deno.makeTempDir({ prefix: "archivist-packrun-" }));
+const cert: TestCert = await testCert();
 const DUMP = sqlDump(2_000_000, { seed: 11 });
 const ZIP = makeZip([{ name: "dump.sql", data: DUMP }]);
-
-async function withSource(routes: Record<string, Route>, fn: (src: HttpsSource, sb: Sandbox) => Promise<void>) {
-  const src = startHttpsSource(cert, routes);
-  const sb = await sandbox({ url: src.url("/dump.zip"), caFile: cert.caFile });
-  try {
-    await fn(src, sb);
-  } finally {
-    await src.close();
-    await sb.cleanup();
-  }
-}
 
 /** The sha256 by WebCrypto: another implementation than the node:crypto the worker uses. */
 const sha256Hex = async (b: Uint8Array) =>
@@ -41,7 +31,7 @@ const ls = (d: string) => {
 };
 
 Deno.test("a run reuses the zip's deflate stream, proves the archive (verify: true), and it restores; work_dir never holds the dump", async () => {
-  await withSource({ "/dump.zip": serveBytes(ZIP) }, async (_src, sb) => {
+  await withSource({ routes: { "/dump.zip": serveBytes(ZIP) } }, async (sb) => {
     // Watch work_dir while the run goes: the largest file ever seen there must stay below the dump's size.
     const work = join(sb.root, "work");
     await Deno.mkdir(work, { recursive: true });
@@ -84,7 +74,7 @@ Deno.test("a run reuses the zip's deflate stream, proves the archive (verify: tr
 });
 
 Deno.test("recompress: always compresses at the level; verify: false skips the read-back (and says nothing of it)", async () => {
-  await withSource({ "/dump.zip": serveBytes(ZIP) }, async (_src, sb) => {
+  await withSource({ routes: { "/dump.zip": serveBytes(ZIP) } }, async (sb) => {
     await sb.writeConfig({ archive: { recompress: "always", compression_level: 9, verify: false }, check: { on_unchanged: "archive" } });
     const r = await runCli(["run", "-c", sb.configPath]);
     assert.equal(r.code, EXIT.OK, r.stderr);
@@ -100,7 +90,7 @@ Deno.test("recompress: always compresses at the level; verify: false skips the r
 
 Deno.test("a stored entry is compressed (the log says why), and the same zip twice gives byte-identical archives", async () => {
   const stored = makeZip([{ name: "dump.sql", data: DUMP, method: 0 }]);
-  await withSource({ "/dump.zip": serveBytes(stored) }, async (_src, sb) => {
+  await withSource({ routes: { "/dump.zip": serveBytes(stored) } }, async (sb) => {
     await sb.writeConfig({ check: { on_unchanged: "archive" }, archive: { name: "{YYYY}{MM}{DD}-{HH}{mm}.tgz" } });
     const r = await runCli(["run", "-c", sb.configPath]);
     assert.equal(r.code, EXIT.OK, r.stderr);
@@ -120,7 +110,7 @@ Deno.test("work_dir fills up while the .tgz is written (a real tmpfs): exit 24 '
   for (let o = 0; o < 1_400_000; o += 65536) crypto.getRandomValues(noisy.subarray(o, Math.min(o + 65536, 1_400_000)));
   noisy.set(new TextEncoder().encode("\n-- Dump completed on 2026-11-29\n"), noisy.length - 40);
   const zip = makeZip([{ name: "dump.sql", data: noisy }]);
-  await withSource({ "/dump.zip": serveBytes(zip) }, async (_src, sb) => {
+  await withSource({ routes: { "/dump.zip": serveBytes(zip) } }, async (sb) => {
     const work = join(sb.root, "work");
     await Deno.mkdir(work, { recursive: true });
     const m = await new Deno.Command("mount", {
@@ -145,7 +135,7 @@ Deno.test("work_dir fills up while the .tgz is written (a real tmpfs): exit 24 '
 Deno.test("a dump over 16 MiB: the sha256 and the content fingerprint run on a worker and gives the same as in-thread (unchanged next night)", async () => {
   const big = sqlDump(20 * 2 ** 20, { seed: 21 });
   const zip = makeZip([{ name: "dump.sql", data: big }]);
-  await withSource({ "/dump.zip": serveBytes(zip) }, async (_src, sb) => {
+  await withSource({ routes: { "/dump.zip": serveBytes(zip) } }, async (sb) => {
     const r = await runCli(["run", "-v", "-c", sb.configPath]);
     assert.equal(r.code, EXIT.OK, r.stderr);
     assert.match(r.stderr, /unzip: sha256 and content fingerprint on a second core \(a worker\); garbage collected every 4\.00 MiB/);
@@ -166,7 +156,7 @@ Deno.test("a dump over 16 MiB: the sha256 and the content fingerprint run on a w
 });
 
 Deno.test("archive.verify is off by default: no read-back, the archive still restores", async () => {
-  await withSource({ "/dump.zip": serveBytes(ZIP) }, async (_src, sb) => {
+  await withSource({ routes: { "/dump.zip": serveBytes(ZIP) } }, async (sb) => {
     const r = await runCli(["run", "-c", sb.configPath]);
     assert.equal(r.code, EXIT.OK, r.stderr);
     assert.doesNotMatch(r.stderr, /read back/);

@@ -4,30 +4,14 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { makeCert, makeZip, sh, sqlDump, type TestCert } from "../tools/fixtures.ts";
-import { type HttpsSource, serveBytes, startHttpsSource } from "../tools/https_source.ts";
-import { historyRuns, ROOT, runCli, type Sandbox, sandbox, spawnCli } from "./helpers/cli.ts";
+import { makeZip, sh, sqlDump } from "../tools/fixtures.ts";
+import { serveBytes, startHttpsSource } from "../tools/https_source.ts";
+import { historyRuns, ROOT, runCli, type Sandbox, spawnCli, waitFor } from "./helpers/cli.ts";
 import { EXIT } from "../src/errors.ts";
+import { withSource } from "./helpers/source.ts";
 
-const certDir = await Deno.makeTempDir({ prefix: "archivist-cert-" });
-const cert: TestCert = await makeCert(certDir);
 const DUMP = sqlDump(300_000);
 const ZIP = makeZip([{ name: "dump.sql", data: DUMP }]);
-
-async function withSource(
-  routes: Parameters<typeof startHttpsSource>[1],
-  fn: (src: HttpsSource, sb: Sandbox) => Promise<void>,
-  extra: Record<string, unknown> = {},
-) {
-  const src = startHttpsSource(cert, routes);
-  const sb = await sandbox({ url: src.url("/dump.zip"), caFile: cert.caFile }, extra);
-  try {
-    await fn(src, sb);
-  } finally {
-    await src.close();
-    await sb.cleanup();
-  }
-}
 
 function ls(dir: string): string[] {
   try {
@@ -42,7 +26,7 @@ function history(sb: Sandbox): any[] {
 }
 
 Deno.test("a first run archives the dump as a dated .tgz with a sha256sum sidecar, logs and records it", async () => {
-  await withSource({ "/dump.zip": serveBytes(ZIP) }, async (_src, sb) => {
+  await withSource({ routes: { "/dump.zip": serveBytes(ZIP) } }, async (sb) => {
     const r = await runCli(["run", "-c", sb.configPath], { env: { ARCHIVIST_NOW: "2026-11-22T02:30:00Z" } });
     assert.equal(r.code, 0, r.stderr);
     assert.deepEqual(ls(sb.dest), ["20261122.tgz", "20261122.tgz.sha256"]);
@@ -83,7 +67,7 @@ Deno.test("a first run archives the dump as a dated .tgz with a sha256sum sideca
 
 Deno.test("an unchanged dump is skipped with a warning (exit 1); a changed one is archived; same day keeps both", async () => {
   let body = ZIP;
-  await withSource({ "/dump.zip": () => new Response(body.slice()) }, async (_src, sb) => {
+  await withSource({ routes: { "/dump.zip": () => new Response(body.slice()) } }, async (sb) => {
     const env = { ARCHIVIST_NOW: "2026-11-22T02:30:00Z" };
     assert.equal((await runCli(["run", "-c", sb.configPath], { env })).code, 0);
     const again = await runCli(["run", "-c", sb.configPath], { env });
@@ -121,7 +105,7 @@ Deno.test("source failures: each gets its own message and exit code 20", async (
   ];
   for (const [name, routes, re] of cases) {
     await t.step(name, async () => {
-      await withSource(routes, async (src, sb) => {
+      await withSource({ routes: routes }, async (sb, src) => {
         const r = await runCli(["run", "-c", sb.configPath]);
         assert.equal(r.code, EXIT.FETCH, r.stderr);
         assert.match(r.stderr, re);
@@ -136,8 +120,8 @@ Deno.test("source failures: each gets its own message and exit code 20", async (
 
 Deno.test("a 500 then a 200 is retried and archived", async () => {
   await withSource(
-    { "/dump.zip": (_r, n) => (n === 1 ? new Response("busy", { status: 503 }) : new Response(ZIP.slice())) },
-    async (src, sb) => {
+    { routes: { "/dump.zip": (_r, n) => (n === 1 ? new Response("busy", { status: 503 }) : new Response(ZIP.slice())) } },
+    async (sb, src) => {
       const r = await runCli(["run", "-c", sb.configPath]);
       assert.equal(r.code, 0, r.stderr);
       assert.equal(src.hits.get("/dump.zip"), 2);
@@ -158,7 +142,7 @@ Deno.test("a body cut short of its Content-Length is a truncated download", asyn
     });
     return new Response(body, { headers: { "content-length": String(ZIP.length) } });
   };
-  await withSource({ "/dump.zip": route }, async (src, sb) => {
+  await withSource({ routes: { "/dump.zip": route } }, async (sb, src) => {
     const r = await runCli(["run", "-c", sb.configPath]);
     assert.equal(r.code, EXIT.FETCH, r.stderr);
     assert.match(r.stderr, /fetch: FAILED: (truncated download|connection lost)/);
@@ -167,7 +151,7 @@ Deno.test("a body cut short of its Content-Length is a truncated download", asyn
 });
 
 Deno.test("TLS: an untrusted certificate is refused and names source.ca_file", async () => {
-  await withSource({ "/dump.zip": serveBytes(ZIP) }, async (_src, sb) => {
+  await withSource({ routes: { "/dump.zip": serveBytes(ZIP) } }, async (sb) => {
     await sb.writeConfig({ source: { ca_file: undefined } });
     const r = await runCli(["run", "-c", sb.configPath]);
     assert.equal(r.code, EXIT.FETCH);
@@ -179,7 +163,7 @@ Deno.test("TLS: an untrusted certificate is refused and names source.ca_file", a
 });
 
 Deno.test("DNS failure and refused connection say so", async () => {
-  await withSource({}, async (_src, sb) => {
+  await withSource({ routes: {} }, async (sb) => {
     await sb.writeConfig({ source: { url: "https://no-such-host.invalid/dump.zip", retries: 0 } });
     let r = await runCli(["run", "-c", sb.configPath]);
     assert.equal(r.code, EXIT.FETCH);
@@ -211,7 +195,7 @@ Deno.test("zip failures: corrupt zip, missing entry, unsupported method, zip bom
   ];
   for (const [name, body, re] of cases) {
     await t.step(name, async () => {
-      await withSource({ "/dump.zip": serveBytes(body) }, async (_src, sb) => {
+      await withSource({ routes: { "/dump.zip": serveBytes(body) } }, async (sb) => {
         const r = await runCli(["run", "-c", sb.configPath]);
         assert.equal(r.code, EXIT.UNZIP, r.stderr);
         assert.match(r.stderr, re);
@@ -224,7 +208,7 @@ Deno.test("zip failures: corrupt zip, missing entry, unsupported method, zip bom
 
 Deno.test("dump checks: empty dump and missing trailer → exit 22", async (t) => {
   await t.step("empty", async () => {
-    await withSource({ "/dump.zip": serveBytes(makeZip([{ name: "dump.sql", data: new Uint8Array(0) }])) }, async (_src, sb) => {
+    await withSource({ routes: { "/dump.zip": serveBytes(makeZip([{ name: "dump.sql", data: new Uint8Array(0) }])) } }, async (sb) => {
       const r = await runCli(["run", "-c", sb.configPath]);
       assert.equal(r.code, EXIT.CHECK, r.stderr);
       assert.match(r.stderr, /check: FAILED: the dump dump\.sql is empty \(0 bytes\)/);
@@ -232,8 +216,8 @@ Deno.test("dump checks: empty dump and missing trailer → exit 22", async (t) =
   });
   await t.step("missing trailer", async () => {
     await withSource(
-      { "/dump.zip": serveBytes(makeZip([{ name: "dump.sql", data: sqlDump(50_000, { trailer: false }) }])) },
-      async (_src, sb) => {
+      { routes: { "/dump.zip": serveBytes(makeZip([{ name: "dump.sql", data: sqlDump(50_000, { trailer: false }) }])) } },
+      async (sb) => {
         const r = await runCli(["run", "-c", sb.configPath]);
         assert.equal(r.code, EXIT.CHECK, r.stderr);
         assert.match(r.stderr, /does not end with check\.expect_trailer \/-- Dump completed\/: it is probably truncated/);
@@ -244,7 +228,7 @@ Deno.test("dump checks: empty dump and missing trailer → exit 22", async (t) =
 });
 
 Deno.test("config: unreadable file, invalid key, world-readable inline secret → exit 10 naming file and key", async () => {
-  await withSource({}, async (_src, sb) => {
+  await withSource({ routes: {} }, async (sb) => {
     let r = await runCli(["run", "-c", join(sb.root, "nope.yaml")]);
     assert.equal(r.code, EXIT.CONFIG);
     assert.match(r.stderr, /config file .*nope\.yaml not found/);
@@ -282,11 +266,13 @@ Deno.test("basic auth reaches the server; the password is in no log, history or 
   const pw = "pw-Zq81-never-logged";
   let seen = "";
   await withSource({
-    "/dump.zip": (req) => {
-      seen = req.headers.get("authorization") ?? "";
-      return seen === "Basic " + btoa(`backup:${pw}`) ? new Response(ZIP.slice()) : new Response("no", { status: 401 });
+    routes: {
+      "/dump.zip": (req) => {
+        seen = req.headers.get("authorization") ?? "";
+        return seen === "Basic " + btoa(`backup:${pw}`) ? new Response(ZIP.slice()) : new Response("no", { status: 401 });
+      },
     },
-  }, async (_src, sb) => {
+  }, async (sb) => {
     const pwFile = join(sb.root, "pw");
     await Deno.writeTextFile(pwFile, pw + "\n");
     await sb.writeConfig({ source: { auth: { type: "basic", username: "backup", password_file: pwFile } } });
@@ -300,7 +286,7 @@ Deno.test("basic auth reaches the server; the password is in no log, history or 
 });
 
 Deno.test("a failed store leaves the state file unchanged, so the next night archives the same dump", async () => {
-  await withSource({ "/dump.zip": serveBytes(ZIP) }, async (_src, sb) => {
+  await withSource({ routes: { "/dump.zip": serveBytes(ZIP) } }, async (sb) => {
     await sb.writeConfig({ destination: { create_dirs: false } });
     const env = { ARCHIVIST_NOW: "2026-11-22T02:30:00Z" };
     const r = await runCli(["run", "-c", sb.configPath], { env });
@@ -318,7 +304,7 @@ Deno.test("a failed store leaves the state file unchanged, so the next night arc
 });
 
 Deno.test("require_mount refuses a directory on the root filesystem and accepts a real mount (stat only, no /proc)", async () => {
-  await withSource({ "/dump.zip": serveBytes(ZIP) }, async (_src, sb) => {
+  await withSource({ routes: { "/dump.zip": serveBytes(ZIP) } }, async (sb) => {
     // A directory right under / is on the root filesystem whatever the machine mounts on /tmp.
     const onRoot = `/archivist-test-${crypto.randomUUID().slice(0, 8)}`;
     try {
@@ -347,9 +333,9 @@ Deno.test("a second run while one is running exits at once with 'already running
   // The source holds the first run inside fetch until the second one has been tried.
   let release!: () => void;
   const gate = new Promise<void>((r) => (release = r));
-  await withSource({ "/dump.zip": async () => (await gate, new Response(ZIP.slice())) }, async (src, sb) => {
+  await withSource({ routes: { "/dump.zip": async () => (await gate, new Response(ZIP.slice())) } }, async (sb, src) => {
     const first = spawnCli(["run", "-c", sb.configPath]);
-    for (let i = 0; i < 200 && !src.hits.get("/dump.zip"); i++) await new Promise((r) => setTimeout(r, 50));
+    await waitFor(() => src.hits.get("/dump.zip"), "the first run's download");
     const second = await runCli(["run", "-c", sb.configPath]);
     release();
     const out = await first.output();
@@ -379,10 +365,10 @@ Deno.test("SIGTERM during a run stops it, records and reports the interruption, 
     return new Response("OK");
   });
   try {
-    await withSource({ "/dump.zip": async () => (await gate, new Response(ZIP.slice())) }, async (src, sb) => {
+    await withSource({ routes: { "/dump.zip": async () => (await gate, new Response(ZIP.slice())) } }, async (sb, src) => {
       await sb.writeConfig({ monitor: { ping_url: `http://127.0.0.1:${(pingServer.addr as Deno.NetAddr).port}/hc` } });
       const child = spawnCli(["run", "-c", sb.configPath]);
-      for (let i = 0; i < 200 && !src.hits.get("/dump.zip"); i++) await new Promise((r) => setTimeout(r, 50));
+      await waitFor(() => src.hits.get("/dump.zip"), "the run's download");
       assert.ok(ls(join(sb.root, "work")).length === 1, "a work dir exists while running");
       child.kill("SIGTERM");
       const out = await child.output();
@@ -407,7 +393,7 @@ Deno.test("SIGTERM during a run stops it, records and reports the interruption, 
 });
 
 Deno.test("history shows runs newest last, and --json is machine-readable", async () => {
-  await withSource({ "/dump.zip": serveBytes(ZIP) }, async (_src, sb) => {
+  await withSource({ routes: { "/dump.zip": serveBytes(ZIP) } }, async (sb) => {
     await runCli(["run", "-c", sb.configPath]);
     await runCli(["run", "-c", sb.configPath]);
     const h = await runCli(["history", "-c", sb.configPath]);
@@ -438,7 +424,7 @@ Deno.test("--help lists every exit code; --version prints the version; a bad fla
 });
 
 Deno.test("a corrupt state file is exit 32 with the fix, never a silent reset", async () => {
-  await withSource({ "/dump.zip": serveBytes(ZIP) }, async (_src, sb) => {
+  await withSource({ routes: { "/dump.zip": serveBytes(ZIP) } }, async (sb) => {
     await Deno.mkdir(sb.stateDir, { recursive: true });
     await Deno.writeTextFile(join(sb.stateDir, "testjob.state.json"), "{not json");
     const r = await runCli(["run", "-c", sb.configPath]);
@@ -449,7 +435,7 @@ Deno.test("a corrupt state file is exit 32 with the fix, never a silent reset", 
 });
 
 Deno.test("an unwritable log.file falls back to <state_dir>/archivist.log with a warning", async () => {
-  await withSource({ "/dump.zip": serveBytes(ZIP) }, async (_src, sb) => {
+  await withSource({ routes: { "/dump.zip": serveBytes(ZIP) } }, async (sb) => {
     const blocker = join(sb.root, "not-a-dir");
     await Deno.writeTextFile(blocker, "a file where the log directory should be");
     await sb.writeConfig({ log: { file: join(blocker, "archivist.log") } });
@@ -461,7 +447,7 @@ Deno.test("an unwritable log.file falls back to <state_dir>/archivist.log with a
 });
 
 Deno.test("upload temp files left by an interrupted run (NAME.part, and .NAME.part of earlier versions) are removed, never taken for archives", async () => {
-  await withSource({ "/dump.zip": serveBytes(ZIP) }, async (_src, sb) => {
+  await withSource({ routes: { "/dump.zip": serveBytes(ZIP) } }, async (sb) => {
     await Deno.mkdir(sb.dest, { recursive: true });
     await Deno.writeTextFile(join(sb.dest, ".20261121.tgz.part"), "half an upload");
     await Deno.writeTextFile(join(sb.dest, "20261120.tgz.sha256.part"), "half");
@@ -477,10 +463,12 @@ Deno.test("upload temp files left by an interrupted run (NAME.part, and .NAME.pa
 
 Deno.test("redirects: followed to https (auth only to the original host), refused to plain http", async () => {
   await withSource({
-    "/dump.zip": () => new Response(null, { status: 302, headers: { location: "/real/dump.zip" } }),
-    "/real/dump.zip": serveBytes(ZIP),
-    "/downgrade.zip": () => new Response(null, { status: 301, headers: { location: "http://127.0.0.1:1/dump.zip" } }),
-  }, async (src, sb) => {
+    routes: {
+      "/dump.zip": () => new Response(null, { status: 302, headers: { location: "/real/dump.zip" } }),
+      "/real/dump.zip": serveBytes(ZIP),
+      "/downgrade.zip": () => new Response(null, { status: 301, headers: { location: "http://127.0.0.1:1/dump.zip" } }),
+    },
+  }, async (sb, src) => {
     const r = await runCli(["run", "-c", sb.configPath]);
     assert.equal(r.code, 0, r.stderr);
     assert.equal(src.hits.get("/real/dump.zip"), 1);
@@ -492,7 +480,7 @@ Deno.test("redirects: followed to https (auth only to the original host), refuse
 });
 
 Deno.test("size guards: a zip above source.max_size and a dump below check.min_size are refused", async () => {
-  await withSource({ "/dump.zip": serveBytes(ZIP) }, async (_src, sb) => {
+  await withSource({ routes: { "/dump.zip": serveBytes(ZIP) } }, async (sb) => {
     await sb.writeConfig({ source: { max_size: "10KiB" } });
     let r = await runCli(["run", "-c", sb.configPath]);
     assert.equal(r.code, EXIT.FETCH);
@@ -506,7 +494,7 @@ Deno.test("size guards: a zip above source.max_size and a dump below check.min_s
 
 Deno.test("a full destination disk (a real 64 KiB tmpfs mount) is exit 30 'disk full', leaves no partial file and no state", async () => {
   const big = makeZip([{ name: "dump.sql", data: sqlDump(900_000, { seed: 5 }) }]);
-  await withSource({ "/dump.zip": serveBytes(big) }, async (_src, sb) => {
+  await withSource({ routes: { "/dump.zip": serveBytes(big) } }, async (sb) => {
     await Deno.mkdir(sb.dest, { recursive: true });
     const m = await new Deno.Command("mount", { args: ["-t", "tmpfs", "-o", "size=64k", "tmpfs", sb.dest], stderr: "piped" }).output();
     assert.ok(m.success, `mounting a tmpfs (the suite runs as root): ${new TextDecoder().decode(m.stderr)}`);

@@ -6,34 +6,19 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { Buffer } from "node:buffer";
-import { makeCert, makeZip, sh, sqlDump, type TestCert } from "../tools/fixtures.ts";
-import { type HttpsSource, type Route, serveBytes, startHttpsSource } from "../tools/https_source.ts";
-import { historyRuns, runCli, type Sandbox, sandbox, spawnCli } from "./helpers/cli.ts";
+import { makeZip, sh, sqlDump, type TestCert } from "../tools/fixtures.ts";
+import { serveBytes } from "../tools/https_source.ts";
+import { findProcess, historyRuns, processGone, runCli, type Sandbox, spawnCli, waitFor } from "./helpers/cli.ts";
 import { startSshd } from "./servers/sshd.ts";
 import { startVsftpd } from "./servers/vsftpd.ts";
 import { EXIT } from "../src/errors.ts";
 import { parseLsLine } from "../src/transports/common.ts";
 import { acquireLock } from "../src/records/lock.ts";
+import { testCert, withSource } from "./helpers/source.ts";
 
-const certDir = await Deno.makeTempDir({ prefix: "archivist-cert-" });
-const cert: TestCert = await makeCert(certDir);
+const cert: TestCert = await testCert();
 const ZIP = makeZip([{ name: "dump.sql", data: sqlDump(60_000) }]);
 const TRAILER = "-- Dump completed";
-
-async function withSource(
-  extra: Record<string, unknown>,
-  fn: (sb: Sandbox, src: HttpsSource) => Promise<void>,
-  route: Route = serveBytes(ZIP),
-) {
-  const src = startHttpsSource(cert, { "/dump.zip": route });
-  const sb = await sandbox({ url: src.url("/dump.zip"), caFile: cert.caFile }, extra);
-  try {
-    await fn(sb, src);
-  } finally {
-    await src.close();
-    await sb.cleanup();
-  }
-}
 
 const at = (day: string) => ({ ARCHIVIST_NOW: `${day}T02:30:00Z` });
 const compact = (day: string) => day.replaceAll("-", "");
@@ -67,7 +52,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const NIGHTLY = { check: { on_unchanged: "archive", expect_trailer: TRAILER } };
 
 Deno.test("editing archive.name never makes a young archive look expired; the dry run prints the plan the run executes", async () => {
-  await withSource({ ...NIGHTLY, retention: { max_age: "10d", min_keep: 2, max_delete: 50 } }, async (sb) => {
+  await withSource({ config: { ...NIGHTLY, retention: { max_age: "10d", min_keep: 2, max_delete: 50 } } }, async (sb) => {
     await nights(sb, days("2026-11-07", 14));
     // max_age 10d on 2026-11-20 leaves 11-10 … 11-20.
     assert.deepEqual(ls(sb.dest), withSidecars(days("2026-11-10", 11).map((d) => `${compact(d)}.tgz`)));
@@ -94,40 +79,39 @@ Deno.test("editing archive.name never makes a young archive look expired; the dr
 });
 
 Deno.test("an upgrade that also changes archive.name adopts nothing and deletes nothing: the old archives stay, with a warning", async () => {
-  await withSource(
-    { ...NIGHTLY, retention: { max_age: "30d", min_keep: 3 }, archive: { timezone: "UTC", name: "{YYYY}{DD}{MM}.tgz" } },
-    async (sb) => {
-      // What a version without a catalogue left: 30 archives and the state file naming the last one.
-      const old = days("2026-10-22", 30).map((d) => `${compact(d)}.tgz`);
-      await Deno.mkdir(sb.dest, { recursive: true });
-      for (const n of old) {
-        await Deno.writeTextFile(join(sb.dest, n), "old archive\n");
-        await Deno.writeTextFile(join(sb.dest, `${n}.sha256`), `${"0".repeat(64)}  ${n}\n`);
-      }
-      await Deno.mkdir(sb.stateDir, { recursive: true });
-      await Deno.writeTextFile(
-        join(sb.stateDir, "testjob.state.json"),
-        JSON.stringify({
-          sha256: "b".repeat(64),
-          archive: "20261120.tgz",
-          size: 12,
-          location: sb.dest,
-          storedAt: "2026-11-20T02:31:00Z",
-          runId: "x",
-        }),
-      );
-      const r = await runCli(["run", "-c", sb.configPath], { env: at("2026-11-21") });
-      assert.equal(r.code, 0, r.stderr);
-      assert.match(r.stderr, /does not explain the last archive 20261120\.tgz .*the pattern changed/);
-      assert.match(r.stderr, /not in the catalogue: listed, never deleted/);
-      assert.deepEqual(ls(sb.dest), withSidecars([...old, "20262111.tgz"]), "all 30 old archives are still there");
-      assert.deepEqual(history(sb).at(-1).retention.deleted, []);
-    },
-  );
+  await withSource({
+    config: { ...NIGHTLY, retention: { max_age: "30d", min_keep: 3 }, archive: { timezone: "UTC", name: "{YYYY}{DD}{MM}.tgz" } },
+  }, async (sb) => {
+    // What a version without a catalogue left: 30 archives and the state file naming the last one.
+    const old = days("2026-10-22", 30).map((d) => `${compact(d)}.tgz`);
+    await Deno.mkdir(sb.dest, { recursive: true });
+    for (const n of old) {
+      await Deno.writeTextFile(join(sb.dest, n), "old archive\n");
+      await Deno.writeTextFile(join(sb.dest, `${n}.sha256`), `${"0".repeat(64)}  ${n}\n`);
+    }
+    await Deno.mkdir(sb.stateDir, { recursive: true });
+    await Deno.writeTextFile(
+      join(sb.stateDir, "testjob.state.json"),
+      JSON.stringify({
+        sha256: "b".repeat(64),
+        archive: "20261120.tgz",
+        size: 12,
+        location: sb.dest,
+        storedAt: "2026-11-20T02:31:00Z",
+        runId: "x",
+      }),
+    );
+    const r = await runCli(["run", "-c", sb.configPath], { env: at("2026-11-21") });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /does not explain the last archive 20261120\.tgz .*the pattern changed/);
+    assert.match(r.stderr, /not in the catalogue: listed, never deleted/);
+    assert.deepEqual(ls(sb.dest), withSidecars([...old, "20262111.tgz"]), "all 30 old archives are still there");
+    assert.deepEqual(history(sb).at(-1).retention.deleted, []);
+  });
 });
 
 Deno.test("a clock one year ahead deletes nothing and warns; the archive it stored is dated by the next right night", async () => {
-  await withSource({ ...NIGHTLY, retention: { max_age: "5d", min_keep: 2 } }, async (sb) => {
+  await withSource({ config: { ...NIGHTLY, retention: { max_age: "5d", min_keep: 2 } } }, async (sb) => {
     await nights(sb, days("2026-11-13", 8));
     const before = ls(sb.dest);
     const ahead = await runCli(["run", "-c", sb.configPath], { env: at("2027-11-21") });
@@ -156,7 +140,7 @@ Deno.test("a clock one year ahead deletes nothing and warns; the archive it stor
 });
 
 Deno.test("a clock one year behind stores a 2025 archive with a warning; the next right night does not delete it as expired", async () => {
-  await withSource({ ...NIGHTLY, retention: { max_age: "5d", min_keep: 1 } }, async (sb) => {
+  await withSource({ config: { ...NIGHTLY, retention: { max_age: "5d", min_keep: 1 } } }, async (sb) => {
     await nights(sb, days("2026-11-13", 8));
     const behind = await runCli(["run", "-c", sb.configPath], { env: at("2025-11-21") });
     assert.equal(behind.code, EXIT.WARNING, behind.stderr);
@@ -173,7 +157,7 @@ Deno.test("a clock one year behind stores a 2025 archive with a warning; the nex
 });
 
 Deno.test("same name already there: a truncated copy with an intact sidecar is not 'already stored'; a corrupt one is caught by verify: checksum", async () => {
-  await withSource(NIGHTLY, async (sb) => {
+  await withSource({ config: NIGHTLY }, async (sb) => {
     await nights(sb, ["2026-11-22"]);
     const a = join(sb.dest, "20261122.tgz");
     const size = Deno.statSync(a).size;
@@ -202,7 +186,7 @@ Deno.test("same name already there: a truncated copy with an intact sidecar is n
 });
 
 Deno.test("an archive left without its sidecar is finished by the next run, not duplicated; min_keep skips incomplete ones, restore latest only when told", async () => {
-  await withSource({ ...NIGHTLY, retention: { max_age: "30d", min_keep: 1 } }, async (sb) => {
+  await withSource({ config: { ...NIGHTLY, retention: { max_age: "30d", min_keep: 1 } } }, async (sb) => {
     await nights(sb, ["2026-11-22"]);
     await Deno.remove(join(sb.dest, "20261122.tgz.sha256"));
     const r = await runCli(["run", "-c", sb.configPath], { env: at("2026-11-22") });
@@ -255,7 +239,7 @@ Deno.test("an archive left without its sidecar is finished by the next run, not 
 Deno.test("many runs started together after a crash: exactly one takes the lock, none dies with exit 70, every run has one history line", async () => {
   let release!: () => void;
   const gate = new Promise<void>((r) => (release = r));
-  await withSource(NIGHTLY, async (sb) => {
+  await withSource({ config: NIGHTLY, route: async () => (await gate, new Response(ZIP.slice())) }, async (sb) => {
     await Deno.mkdir(sb.stateDir, { recursive: true });
     await Deno.writeTextFile(
       join(sb.stateDir, "testjob.lock"),
@@ -286,15 +270,15 @@ Deno.test("many runs started together after a crash: exactly one takes the lock,
     assert.equal(h.filter((x) => x.archive).length, 1);
     assert.equal(h.filter((x) => x.error?.code === "running").length, N - 1);
     assert.deepEqual(ls(sb.dest), withSidecars(["20261122.tgz"]));
-  }, async () => (await gate, new Response(ZIP.slice())));
+  });
 });
 
 Deno.test("the work dir removed under a run: a clear failure with its history line, not exit 70", async () => {
   let release!: () => void;
   const gate = new Promise<void>((r) => (release = r));
-  await withSource(NIGHTLY, async (sb, src) => {
+  await withSource({ config: NIGHTLY, route: async () => (await gate, new Response(ZIP.slice())) }, async (sb, src) => {
     const child = spawnCli(["run", "-c", sb.configPath], at("2026-11-22"));
-    for (let i = 0; i < 400 && !src.hits.get("/dump.zip"); i++) await sleep(25);
+    await waitFor(() => src.hits.get("/dump.zip"), "the run's download");
     await Deno.remove(join(sb.root, "work"), { recursive: true });
     release();
     const o = await child.output();
@@ -312,7 +296,7 @@ Deno.test("the work dir removed under a run: a clear failure with its history li
     assert.equal(h[0].status, "failed");
     assert.equal(h[0].exitCode, o.code);
     assert.equal(ls(sb.dest).length, 0);
-  }, async () => (await gate, new Response(ZIP.slice())));
+  });
 });
 
 Deno.test("SIGTERM while the report mail hangs after a stored archive: exit 130 at once, one history line with the archive, state advanced", async () => {
@@ -325,22 +309,23 @@ Deno.test("SIGTERM while the report mail hangs after a stored archive: exit 130 
   })().catch(() => {});
   try {
     await withSource({
-      ...NIGHTLY,
-      mail: {
-        enabled: true,
-        when: "always",
-        to: ["ops@example.org"],
-        transport: "smtp",
-        host: "127.0.0.1",
-        port,
-        security: "none",
-        timeout: "120s",
+      config: {
+        ...NIGHTLY,
+        mail: {
+          enabled: true,
+          when: "always",
+          to: ["ops@example.org"],
+          transport: "smtp",
+          host: "127.0.0.1",
+          port,
+          security: "none",
+          timeout: "120s",
+        },
       },
     }, async (sb) => {
       const child = spawnCli(["run", "-c", sb.configPath], at("2026-11-22"));
-      for (let i = 0; i < 600 && !conns.length; i++) await sleep(25);
-      assert.ok(conns.length, "the run reached the mail step");
-      await sleep(200);
+      await waitFor(() => conns.length, "the run reached the mail step");
+      await sleep(200); // the SMTP greeting is never sent: the report hangs; the kill comes while it waits
       const t0 = performance.now();
       child.kill("SIGTERM");
       const o = await child.output();
@@ -373,28 +358,23 @@ Deno.test("SIGKILL during an sftp store: the next run ends the orphaned ssh mast
   const zip = makeZip([{ name: "dump.sql", data: big }]);
   try {
     await withSource({
-      ...NIGHTLY,
-      archive: { timezone: "UTC", compression_level: 1 },
-      destination: s.destination(join(s.root, "db"), { create_dirs: true }),
+      config: {
+        ...NIGHTLY,
+        archive: { timezone: "UTC", compression_level: 1 },
+        destination: s.destination(join(s.root, "db"), { create_dirs: true }),
+      },
+      route: serveBytes(zip),
     }, async (sb) => {
       const child = spawnCli(["run", "-c", sb.configPath], at("2026-11-22"));
       const tmp = Deno.env.get("TMPDIR") || "/tmp";
-      let master: number | undefined;
-      for (let i = 0; i < 3000 && master === undefined; i++) {
-        for (const e of Deno.readDirSync("/proc")) {
-          if (!/^\d+$/.test(e.name)) continue;
-          try {
-            const cmd = Deno.readTextFileSync(`/proc/${e.name}/cmdline`);
-            if (cmd.includes(`ControlPath=${tmp}/arch-ssh-${child.pid}-`) && cmd.includes("-M")) master = Number(e.name);
-          } catch { /* gone */ }
-        }
-        if (master === undefined) await sleep(5);
-      }
-      assert.ok(master, "saw the run's ssh master");
+      const master = await waitFor(
+        () => findProcess((_, cmd) => cmd.includes(`ControlPath=${tmp}/arch-ssh-${child.pid}-`) && cmd.includes("-M")),
+        "the run's ssh master",
+      );
       child.kill("SIGKILL");
       await child.output();
-      await sleep(300);
-      assert.ok(Deno.statSync(`/proc/${master}`), "the master outlives a SIGKILLed archivist");
+      await sleep(300); // a while after the kill: nothing ends the master but the next run
+      assert.ok(!processGone(master), "the master outlives a SIGKILLed archivist");
       const dirsLeft = () => ls(tmp).filter((n) => n.startsWith(`arch-ssh-${child.pid}-`) || n.startsWith(`archivist-${child.pid}-`));
       assert.ok(dirsLeft().length, "its private dir is left behind");
 
@@ -404,19 +384,10 @@ Deno.test("SIGKILL during an sftp store: the next run ends the orphaned ssh mast
         next.stderr,
         /died without releasing the lock: ended (its ssh -M \(connection master\) \(pid \d+\)|pid \d+ \(still using \/\S*arch-ssh-)/,
       );
-      let gone = false;
-      for (let i = 0; i < 100 && !gone; i++) {
-        try {
-          Deno.statSync(`/proc/${master}`);
-          await sleep(50);
-        } catch {
-          gone = true;
-        }
-      }
-      assert.ok(gone, "the orphaned ssh master was ended");
+      await waitFor(() => processGone(master), "the orphaned ssh master to be ended", 5000);
       assert.deepEqual(dirsLeft(), [], "its temp dirs are removed");
       assert.deepEqual(ls(join(s.root, "db")), withSidecars(["20261122.tgz"]), "the interrupted upload left nothing; the archive is whole");
-    }, serveBytes(zip));
+    });
   } finally {
     await s.stop();
     await Deno.remove(dir, { recursive: true }).catch(() => {});
@@ -424,7 +395,7 @@ Deno.test("SIGKILL during an sftp store: the next run ends the orphaned ssh mast
 });
 
 Deno.test("a full state_dir is a state problem (exit 32) naming state_dir, not 'already running'", async () => {
-  await withSource(NIGHTLY, async (sb) => {
+  await withSource({ config: NIGHTLY }, async (sb) => {
     await Deno.mkdir(sb.stateDir, { recursive: true });
     await sh("mount", ["-t", "tmpfs", "-o", "size=64k", "tmpfs", sb.stateDir]);
     try {
@@ -450,7 +421,7 @@ Deno.test("a full state_dir is a state problem (exit 32) naming state_dir, not '
 });
 
 Deno.test("timeouts past 24 days are refused at load time (a timer would overflow and fire at once); 24d, as documented, is taken", async () => {
-  await withSource(NIGHTLY, async (sb) => {
+  await withSource({ config: NIGHTLY }, async (sb) => {
     await sb.writeConfig({ ...NIGHTLY, source: { timeout: "25d" } });
     const r = await runCli(["run", "-c", sb.configPath], { env: at("2026-11-22") });
     assert.equal(r.code, EXIT.CONFIG, r.stderr);
@@ -467,7 +438,7 @@ Deno.test("ls listings keep leading and trailing spaces in names, so ' 20261122.
 });
 
 Deno.test("archivist check: every archive present with its size, a sample read back whole; damage and loss are CRITICAL, recorded, and shown by verify", async () => {
-  await withSource(NIGHTLY, async (sb) => {
+  await withSource({ config: NIGHTLY }, async (sb) => {
     await nights(sb, ["2026-11-20", "2026-11-21", "2026-11-22"]);
     const env = at("2026-11-22");
     const before = ls(sb.dest);
@@ -514,7 +485,7 @@ Deno.test("archivist check: every archive present with its size, a sample read b
 });
 
 Deno.test("a real outage longer than max_age: the run warns and deletes nothing, prune refuses (exit 31), prune --force accepts the clock", async () => {
-  await withSource({ ...NIGHTLY, retention: { max_age: "5d", min_keep: 2 } }, async (sb) => {
+  await withSource({ config: { ...NIGHTLY, retention: { max_age: "5d", min_keep: 2 } } }, async (sb) => {
     await nights(sb, ["2026-11-01", "2026-11-02", "2026-11-03"]);
     const back = await runCli(["run", "-c", sb.configPath], { env: at("2026-11-20") });
     assert.equal(back.code, EXIT.WARNING, back.stderr);
@@ -544,21 +515,19 @@ Deno.test("SIGTERM after the archive is stored (sftp, during retention): exit 13
   const remote = join(s.root, "db");
   try {
     await withSource({
-      ...NIGHTLY,
-      retention: { max_age: "20d", min_keep: 1, max_delete: 20 },
-      destination: s.destination(remote, { create_dirs: true }),
+      config: {
+        ...NIGHTLY,
+        retention: { max_age: "20d", min_keep: 1, max_delete: 20 },
+        destination: s.destination(remote, { create_dirs: true }),
+      },
     }, async (sb) => {
       await nights(sb, days("2026-10-23", 8)); // 10-23 … 10-30: all due on 11-20 (gap 21 days: a trusted clock)
       // Foreign files whose names are ours but for a space: an ls-based listing must not trim them.
       for (const f of [" 20261101.tgz", "20261101.tgz "]) await Deno.writeTextFile(join(remote, f), "not ours\n");
       const child = spawnCli(["run", "-c", sb.configPath], at("2026-11-20"));
       const statePath = join(sb.stateDir, "testjob.state.json");
-      for (let i = 0; i < 4000; i++) {
-        try {
-          if (Deno.readTextFileSync(statePath).includes("20261120.tgz")) break;
-        } catch { /* not yet */ }
-        await sleep(2);
-      }
+      const recorded = () => Deno.readTextFile(statePath).then((t) => t.includes("20261120.tgz"), () => false);
+      await waitFor(recorded, "the state of the night's archive", 8000, 2).catch(() => {});
       child.kill("SIGTERM");
       const o = await child.output();
       const stderr = new TextDecoder().decode(o.stderr);
@@ -628,32 +597,29 @@ Deno.test("SIGKILL during an FTPS upload: no archive ever appears under its fina
   const remote = join(s.home, sub);
   try {
     await withSource({
-      ...NIGHTLY,
-      archive: { timezone: "UTC", compression_level: 1 },
-      destination: {
-        type: "ftps",
-        host: "127.0.0.1",
-        port: s.port,
-        user: s.user,
-        password_file: pw,
-        ca_file: cert.caFile,
-        path: sub,
-        create_dirs: true,
+      config: {
+        ...NIGHTLY,
+        archive: { timezone: "UTC", compression_level: 1 },
+        destination: {
+          type: "ftps",
+          host: "127.0.0.1",
+          port: s.port,
+          user: s.user,
+          password_file: pw,
+          ca_file: cert.caFile,
+          path: sub,
+          create_dirs: true,
+        },
       },
+      route: serveBytes(zip),
     }, async (sb) => {
       const child = spawnCli(["run", "-c", sb.configPath], at("2026-11-22"));
-      let curlPid: number | undefined;
-      for (let i = 0; i < 6000 && curlPid === undefined; i++) {
-        for (const e of Deno.readDirSync("/proc")) {
-          if (!/^\d+$/.test(e.name)) continue;
-          try {
-            const cmd = Deno.readTextFileSync(`/proc/${e.name}/cmdline`);
-            const argv = cmd.split("\0");
-            if (/(^|\/)curl$/.test(argv[0]) && argv.includes("-T") && cmd.includes("20261122.tgz.part")) curlPid = Number(e.name);
-          } catch { /* gone */ }
-        }
-        if (curlPid === undefined) await sleep(2);
-      }
+      const curlPid = await waitFor(
+        () => findProcess((argv, cmd) => /(^|\/)curl$/.test(argv[0]) && argv.includes("-T") && cmd.includes("20261122.tgz.part")),
+        "the upload's curl",
+        12_000,
+        2,
+      ).catch(() => undefined);
       if (!curlPid) {
         const o = await child.output();
         assert.fail(`did not catch the upload's curl; the run: ${new TextDecoder().decode(o.stderr)}`);
@@ -661,20 +627,13 @@ Deno.test("SIGKILL during an FTPS upload: no archive ever appears under its fina
       child.kill("SIGKILL");
       await child.output();
       // Let the orphaned curl do whatever it would do on its own.
-      for (let i = 0; i < 100; i++) {
-        try {
-          Deno.statSync(`/proc/${curlPid}`);
-          await sleep(50);
-        } catch {
-          break;
-        }
-      }
+      await waitFor(() => processGone(curlPid), "the orphaned curl to end", 5000).catch(() => {});
       assert.ok(!ls(remote).includes("20261122.tgz"), `no final name without a living archivist: ${ls(remote).join(", ")}`);
       const next = await runCli(["run", "-c", sb.configPath], { env: at("2026-11-22") });
       assert.equal(next.code, 0, next.stderr);
       assert.deepEqual(ls(remote), withSidecars(["20261122.tgz"]), "leftovers removed, the archive whole");
       assert.match(await sh("sha256sum", ["-c", "20261122.tgz.sha256"], { cwd: remote }), /OK/);
-    }, serveBytes(zip));
+    });
   } finally {
     await s.stop();
     await Deno.remove(dir, { recursive: true }).catch(() => {});
@@ -682,7 +641,7 @@ Deno.test("SIGKILL during an FTPS upload: no archive ever appears under its fina
 });
 
 Deno.test("a copy of the config (same name and state_dir, another destination) keeps its own records: its check never stands for the real job, its run never makes the real night skip", async () => {
-  await withSource({}, async (sb) => {
+  await withSource({ config: {} }, async (sb) => {
     await nights(sb, ["2026-11-20"]);
     // The copy: the same job name, state_dir and history, another destination (here a wrong, empty path).
     const copy = join(sb.root, "copy.yaml");
@@ -719,7 +678,7 @@ Deno.test("a copy of the config (same name and state_dir, another destination) k
 });
 
 Deno.test("a torn last catalogue line (power lost while it was written) is set aside with a warning: the next records are intact, retention and check stay right", async () => {
-  await withSource({ ...NIGHTLY, retention: { max_age: "2d", min_keep: 1 } }, async (sb) => {
+  await withSource({ config: { ...NIGHTLY, retention: { max_age: "2d", min_keep: 1 } } }, async (sb) => {
     await nights(sb, ["2026-11-20", "2026-11-21"]);
     const catalogue = join(sb.stateDir, "testjob.catalogue.jsonl");
     const whole = Deno.readTextFileSync(catalogue);
@@ -747,7 +706,7 @@ Deno.test("a torn last catalogue line (power lost while it was written) is set a
 });
 
 Deno.test("every catalogued archive gone from the destination at once (a wrong crypt password, another share mounted): the night fails naming the likely causes, verify is CRITICAL", async () => {
-  await withSource(NIGHTLY, async (sb) => {
+  await withSource({ config: NIGHTLY }, async (sb) => {
     await nights(sb, ["2026-11-20", "2026-11-21"]);
     // Another, empty directory now answers at that path (as a crypt remote with a wrong password lists nothing).
     await Deno.rename(sb.dest, `${sb.dest}.real`);

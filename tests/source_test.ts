@@ -5,31 +5,17 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
-import { makeCert, makeZip, sh, sqlDump, type TestCert } from "../tools/fixtures.ts";
+import { makeZip, sh, sqlDump, type TestCert } from "../tools/fixtures.ts";
 import { type Route, serveBytes, startHttpsSource } from "../tools/https_source.ts";
-import { runCli, type Sandbox, sandbox } from "./helpers/cli.ts";
+import { runCli, sandbox } from "./helpers/cli.ts";
 import { startNginx } from "./servers/nginx.ts";
 import { EXIT } from "../src/errors.ts";
+import { testCert, withSource } from "./helpers/source.ts";
 
-const cert: TestCert = await makeCert(await Deno.makeTempDir({ prefix: "archivist-srccert-" }));
+const cert: TestCert = await testCert();
 const DUMP = sqlDump(100_000);
 const ZIP = makeZip([{ name: "dump.sql", data: DUMP }]);
 const NOW = { ARCHIVIST_NOW: "2026-11-22T02:30:00Z" };
-
-async function withSource(
-  route: Route,
-  fn: (sb: Sandbox, headers: Map<string, Headers>) => Promise<void>,
-  extra: Record<string, unknown> = {},
-) {
-  const src = startHttpsSource(cert, { "/dump.zip": route });
-  const sb = await sandbox({ url: src.url("/dump.zip"), caFile: cert.caFile }, extra);
-  try {
-    await fn(sb, src.headers);
-  } finally {
-    await src.close();
-    await sb.cleanup();
-  }
-}
 
 Deno.test("a server that gzip-encodes the zip (gzip_static, a proxy): archived, not 'truncated'; archivist asks for identity", async () => {
   const gz = gzipSync(ZIP);
@@ -40,7 +26,7 @@ Deno.test("a server that gzip-encodes the zip (gzip_static, a proxy): archived, 
       headers: { "content-type": "application/zip", "content-encoding": "gzip", "content-length": String(gz.length) },
     });
   };
-  await withSource(route, async (sb) => {
+  await withSource({ route: route }, async (sb) => {
     const r = await runCli(["run", "-c", sb.configPath], { env: NOW });
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stderr, /the server sent the zip with Content-Encoding: gzip despite Accept-Encoding: identity: decoding it/);
@@ -65,7 +51,7 @@ with zipfile.ZipFile("${dir}/dup.zip", "w", zipfile.ZIP_DEFLATED) as z:
     z.write("${dir}/real.sql", "dump.sql")
 `,
   ]);
-  await withSource(serveBytes(await Deno.readFile(join(dir, "dup.zip"))), async (sb) => {
+  await withSource({ route: serveBytes(await Deno.readFile(join(dir, "dup.zip"))) }, async (sb) => {
     const r = await runCli(["run", "-c", sb.configPath], { env: NOW });
     assert.equal(r.code, EXIT.UNZIP, r.stderr);
     assert.match(
@@ -82,7 +68,7 @@ Deno.test("a zip written from a pipe (entry '-', Info-ZIP's `zip - -`): the arch
   const dir = await Deno.makeTempDir();
   await Deno.writeFile(join(dir, "dump.sql"), DUMP);
   await sh("sh", ["-c", `zip -q - - < ${dir}/dump.sql > ${dir}/pipe.zip`]);
-  await withSource(serveBytes(await Deno.readFile(join(dir, "pipe.zip"))), async (sb) => {
+  await withSource({ route: serveBytes(await Deno.readFile(join(dir, "pipe.zip"))) }, async (sb) => {
     await sb.writeConfig({ source: { entry: "-" } });
     let r = await runCli(["run", "-c", sb.configPath], { env: NOW });
     assert.equal(r.code, 0, r.stderr);
@@ -115,7 +101,7 @@ Deno.test("HTTP refusals say what to do: 403 without source.auth, 403 with it, 5
       [503, undefined, /the server had an error; archivist retries it \(source\.retries: 2\) and the next night tries again/],
     ] as const
   ) {
-    await withSource(() => new Response("no", { status }), async (sb) => {
+    await withSource({ route: () => new Response("no", { status }) }, async (sb) => {
       if (auth) await sb.writeConfig({ source: { auth } });
       const r = await runCli(["run", "-c", sb.configPath], { env: NOW });
       assert.equal(r.code, EXIT.FETCH, r.stderr);
@@ -138,7 +124,7 @@ Deno.test("an encoded body cut short is a truncated download counted on the wire
       }),
       { headers: { "content-encoding": "gzip", "content-length": String(gz.length) } },
     );
-  await withSource(route, async (sb) => {
+  await withSource({ route: route }, async (sb) => {
     const r = await runCli(["run", "-c", sb.configPath], { env: NOW });
     assert.equal(r.code, EXIT.FETCH, r.stderr);
     assert.match(
@@ -427,7 +413,7 @@ Deno.test("conditional download: a 304 is 'unchanged upstream' without downloadi
       fullGets++;
       return new Response(zips[version].slice(), { headers: { etag, "last-modified": "Sun, 22 Nov 2026 01:00:00 GMT" } });
     };
-    await withSource(route, async (sb) => {
+    await withSource({ route: route }, async (sb) => {
       if (client === "curl") await sb.writeConfig({ source: { client } });
       const night = (day: string) => runCli(["run", "-c", sb.configPath], { env: { ARCHIVIST_NOW: `2026-11-${day}T02:30:00Z` } });
       let r = await night("21");
@@ -489,7 +475,7 @@ Deno.test("a zip rewritten within the second of the last download is downloaded 
       if (ims && Date.parse(mtime) <= Date.parse(ims)) return new Response(null, { status: 304, headers });
       return new Response(zip.slice(), { headers });
     };
-    await withSource(route, async (sb) => {
+    await withSource({ route: route }, async (sb) => {
       await sb.writeConfig({ source: { client } });
       const night = (day: string) => runCli(["run", "-c", sb.configPath], { env: { ARCHIVIST_NOW: `2026-11-${day}T02:30:00Z` } });
       // Night 1: downloaded in the very second the zip was written.
@@ -520,7 +506,7 @@ Deno.test("a zip rewritten within the second of the last download is downloaded 
 });
 
 Deno.test("ready marker: not there is 'the export was not ready' (exit 20); ready_wait polls until it appears; ready_newer refuses yesterday's marker", async () => {
-  await withSource(serveBytes(ZIP), async (sb) => {
+  await withSource({ route: serveBytes(ZIP) }, async (sb) => {
     const marker = join(sb.root, "export.ready");
     await sb.writeConfig({ source: { ready_file: marker } });
     let r = await runCli(["run", "-c", sb.configPath], { env: NOW });

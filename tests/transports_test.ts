@@ -18,7 +18,7 @@ import { startApacheDav } from "./servers/apache.ts";
 import { startProftpd, startPureFtpd } from "./servers/ftpd.ts";
 import { type RsyncdServer, startRsyncd } from "./servers/rsyncd.ts";
 import { freePort, TEST_USER } from "./servers/common.ts";
-import { type CliResult, runCli, type Sandbox, sandbox, spawnCli } from "./helpers/cli.ts";
+import { type CliResult, runCli, type Sandbox, sandbox, spawnCli, waitFor } from "./helpers/cli.ts";
 import { EXIT } from "../src/errors.ts";
 import { parseMlsd } from "../src/transports/ftps.ts";
 import { uploadAtomic } from "../src/transports/transport.ts";
@@ -215,7 +215,7 @@ Deno.test("sftp against OpenSSH sshd", async (t) => {
       assert.ok(Deno.statSync(control).isSocket, "a control socket serves the commands after open()");
       await tr.close();
       assert.throws(() => Deno.statSync(control), "the socket is gone after close()");
-      await new Promise((r) => setTimeout(r, 200)); // sshd writes its log line asynchronously
+      await waitFor(async () => (await s.logins()) > before, "sshd's log line of the login"); // written asynchronously
       assert.equal((await s.logins()) - before, 1, "open, put, rename, list, get and rm over one login");
       // A whole night and a verify: one login each.
       const root = await Deno.makeTempDir({ prefix: "archivist-mux-" });

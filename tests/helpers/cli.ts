@@ -109,3 +109,44 @@ export async function sandbox(source: { url: string; caFile: string }, extra: Re
   await sb.writeConfig();
   return sb;
 }
+
+/**
+ * Wait until `cond` gives a truthy value (polled every `every` ms) and return it; fail naming `what` after `ms`. An
+ * event awaited, not a guessed sleep.
+ */
+export async function waitFor<T>(
+  cond: () => T | undefined | null | false | 0 | Promise<T | undefined | null | false | 0>,
+  what: string,
+  ms = 30_000,
+  every = 5,
+): Promise<T> {
+  const end = performance.now() + ms;
+  for (;;) {
+    const v = await cond();
+    if (v) return v;
+    if (performance.now() > end) throw new Error(`waited ${ms} ms for ${what}`);
+    await new Promise((r) => setTimeout(r, every));
+  }
+}
+
+/** The pid of a running process whose command line matches `test` (read from /proc), or undefined. */
+export function findProcess(test: (argv: string[], cmd: string) => boolean): number | undefined {
+  for (const e of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(e.name)) continue;
+    try {
+      const cmd = Deno.readTextFileSync(`/proc/${e.name}/cmdline`);
+      if (test(cmd.split("\0"), cmd)) return Number(e.name);
+    } catch { /* gone */ }
+  }
+  return undefined;
+}
+
+/** True once process `pid` is gone. */
+export function processGone(pid: number): boolean {
+  try {
+    Deno.statSync(`/proc/${pid}`);
+    return false;
+  } catch {
+    return true;
+  }
+}
