@@ -159,6 +159,15 @@ Deno.test("jobs: a wrong jobs section is refused naming the job and the key", as
     source: { entry: "dump.sql", url: "https://127.0.0.1:9/x.zip" },
     destination: { type: "local", path: join(root, "dest") },
   };
+  for (const f of ["k", "kh"]) await Deno.writeTextFile(join(root, f), "x\n", { mode: 0o600 });
+  const sftpAt = (user: string, path: string) => ({
+    type: "sftp",
+    host: "h",
+    user,
+    key_file: join(root, "k"),
+    known_hosts_file: join(root, "kh"),
+    path,
+  });
   const cases: [unknown, RegExp][] = [
     [[{ source: {} }], /jobs\[0\]\.name: is required: each job has its own name/],
     [[{ name: "a" }, { name: "a" }], /jobs\[1\]\.name: a is also the name of jobs\[0\]/],
@@ -168,6 +177,15 @@ Deno.test("jobs: a wrong jobs section is refused naming the job and the key", as
     [{ a: {}, b: { destination: { path: join(root, "dest") + "/" } } }, /jobs a and b store archives named .* in the same place/],
     [{ a: {}, b: { destination: { path: `${root}/x/.././dest` } } }, /jobs a and b store archives named .* in the same place/],
     [{ a: {}, b: { destination: { path: join(root, "link") } } }, /jobs a and b store archives named .* in the same place/],
+    // A server's directory: the same whoever logs in and however its path is written; another host is another place.
+    [
+      { a: { destination: sftpAt("u", "/srv/db") }, b: { destination: sftpAt("v", "/srv/./db/") } },
+      /jobs a and b store archives named .* in the same place/,
+    ],
+    [
+      { a: { destination: sftpAt("u", "/srv/db") }, b: { destination: { ...sftpAt("u", "/srv/db"), host: "h2" } } },
+      /^(?![\s\S]*same place)/,
+    ],
     [{ a: { source: { timeout: "soon" } } }, /jobs\.a: source\.timeout: /],
     [[], /jobs: is empty/],
     [

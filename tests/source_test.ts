@@ -313,7 +313,7 @@ Deno.test("nginx as the source (it offers HTTP/2; archivist downloads over HTTP/
       }
     }
     const log = await Deno.readTextFile(join(dir, "nginx", "logs", "access.log"));
-    // HTTP/1.1 on purpose (src/source/fetch.ts makeClient: Deno's HTTP/2 client downloads 3-5× slower).
+    // HTTP/1.1 on purpose (src/source/http.ts makeClient: Deno's HTTP/2 client downloads 3-5× slower).
     assert.match(log, /"GET \/dump\.zip HTTP\/1\.1" 200/);
     assert.doesNotMatch(log, /HTTP\/2\.0/);
   } finally {

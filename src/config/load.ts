@@ -2,13 +2,12 @@
  * Finding, reading and validating the config file, once, at the edge. Everything after this works on the typed
  * {@link Config}; every error here names the file and the key path.
  */
-import { posix } from "node:path";
 import { isAlias, parseDocument, visit } from "yaml";
 import { ConfigError, errMsg } from "../errors.ts";
 import type { Env } from "../os/env.ts";
 import { Field, FieldError } from "./fields.ts";
 import { configSchema, type RawConfig, type RetentionConfig } from "./schema.ts";
-import type { DestinationConfig } from "../transports/registry.ts";
+import { type DestinationConfig, placeOf } from "../transports/registry.ts";
 import { expandJobs } from "./jobs.ts";
 import { checkTrustedFiles, unsafeFile } from "./trust.ts";
 
@@ -203,10 +202,8 @@ function checkJobsApart(jobs: { name: string; archive: { name: string }; targets
   for (const j of jobs) {
     if (j.archive.name.includes("{job}")) continue;
     for (const t of j.targets) {
-      const d = t.destination as Record<string, unknown>;
-      // The same directory however it is written: "dest/", "./dest", a symlink to it.
-      const same = (k: string) => k === "path" && typeof d.path === "string" ? samePlace(d.path, d.type === "local") : String(d[k] ?? "");
-      const place = ["type", "host", "port", "module", "share", "url", "remote", "path"].map(same).join("\u0000");
+      // The directory as its transport names it, whoever logs in, however it is written ("dest/", "./dest", a symlink).
+      const place = placeOf(t.destination);
       const key = `${place}\u0000${j.archive.name}`;
       const other = seen.get(key);
       if (other) {
@@ -217,21 +214,6 @@ function checkJobsApart(jobs: { name: string; archive: { name: string }; targets
         );
       }
       seen.set(key, j.name);
-    }
-  }
-}
-
-/** A path in one spelling: normalised (no "./", "..", trailing "/"); for a local one, its symlinks resolved. */
-function samePlace(p: string, local: boolean): string {
-  const norm = posix.normalize(p).replace(/(.)\/+$/, "$1");
-  if (!local) return norm;
-  const rest: string[] = [];
-  for (let at = norm;; at = posix.dirname(at)) {
-    try {
-      return posix.join(Deno.realPathSync(at), ...rest.reverse());
-    } catch {
-      if (at === "/" || at === ".") return norm;
-      rest.push(posix.basename(at));
     }
   }
 }

@@ -1,4 +1,5 @@
 /** Small file-system helpers shared by the destination, the health check and the lock. */
+import { posix } from "node:path";
 import { processes } from "./procs.ts";
 
 /**
@@ -103,4 +104,18 @@ export function sweepDeadTempDirs(tmp = Deno.env.get("TMPDIR") || "/tmp"): strin
     } catch { /* not ours */ }
   }
   return removed;
+}
+
+/** A local path in one spelling: normalised (no "./", "..", trailing "/"), the symlinks of its existing part resolved. */
+export function resolvedPath(p: string): string {
+  const norm = posix.normalize(p).replace(/(.)\/+$/, "$1");
+  const rest: string[] = [];
+  for (let at = norm;; at = posix.dirname(at)) {
+    try {
+      return posix.join(Deno.realPathSync(at), ...rest.reverse());
+    } catch {
+      if (at === "/" || at === ".") return norm;
+      rest.push(posix.basename(at));
+    }
+  }
 }

@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { ArchivistError, errMsg } from "../errors.ts";
 import { absPath, bool, Field, FieldError, obj, oneOf } from "../config/fields.ts";
 import { exec } from "../os/exec.ts";
-import { isStaleMount, nearestExisting, staleMountPoint } from "../os/fs.ts";
+import { isStaleMount, nearestExisting, resolvedPath, staleMountPoint } from "../os/fs.ts";
 import { diskFull, verifyField } from "./common.ts";
 import { tempName } from "../formats/naming.ts";
 import type { RemoteEntry, Transport, TransportContext, TransportKind } from "./transport.ts";
@@ -420,6 +420,7 @@ export const local: TransportKind<LocalConfig> = {
   schema: localSchema,
   packages: [],
   create: (cfg, ctx) => new LocalTransport(cfg, ctx),
+  place: (cfg) => resolvedPath(cfg.path),
   sandbox(cfg, runUser) {
     const capabilities = [];
     if (runUser === "root" && !rootWritesByMode(cfg.path)) {

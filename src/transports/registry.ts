@@ -2,6 +2,7 @@
  * The destination types. Adding a protocol is adding a file in this folder and one line here:
  * the config schema, validation, docs and every command pick it up from this table.
  */
+import { posix } from "node:path";
 import type { Transport, TransportContext, TransportKind } from "./transport.ts";
 import { onCleanup, trackDir } from "../os/cleanup.ts";
 import { privateTempDir } from "../os/fs.ts";
@@ -41,6 +42,15 @@ export function createTransport(cfg: DestinationConfig, ctx: TransportContext): 
 export function locationOf(cfg: DestinationConfig): string {
   const quiet = new Logger({ runId: "location", stderrLevel: "off" });
   return createTransport(cfg, { log: quiet, env: mapEnv({}), privateDir: "/nonexistent" }).location;
+}
+
+/** The directory a destination writes, whoever logs in, in one spelling (the jobs guard: two jobs must not share one). */
+export function placeOf(cfg: DestinationConfig): string {
+  const kind = TRANSPORTS[cfg.type as DestinationType] as TransportKind<DestinationConfig>;
+  if (kind.place) return kind.place(cfg);
+  const loc = locationOf(cfg).replace(/^([a-z+]+:\/\/)[^@/]*@/, "$1"); // without the user
+  const url = /^([a-z+]+:\/\/[^/]*)(\/.*)?$/.exec(loc);
+  return url ? url[1] + posix.normalize(url[2] ?? "/").replace(/(.)\/+$/, "$1") : loc;
 }
 
 /** The locations of a config's destinations, in order. */

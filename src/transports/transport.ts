@@ -112,6 +112,11 @@ export interface TransportKind<C> {
    * capabilities it uses as `runUser`, each with the key that needs it. None when it only talks to a server.
    */
   sandbox?(config: C, runUser: string): { writes: SandboxNeed[]; capabilities: SandboxNeed[] };
+  /**
+   * The directory it writes, whoever logs in, in one spelling (two jobs must not share one): by default its location
+   * without the user, the path normalised (registry.ts placeOf).
+   */
+  place?(config: C): string;
 }
 
 /** A path written, or a capability used (CAP_CHOWN...), and the destination key that needs it. */
