@@ -7,7 +7,7 @@ import { atTarget, type Config, findConfigPath, loadJobs } from "../config/load.
 import { type Env, processEnv } from "../os/env.ts";
 import { type ArchivistError, asArchivistError, EXIT } from "../errors.ts";
 import { COMMAND_MODULES, commandHelp, commandSpec, generalHelp, parseCommandLine, UsageError, usageExit } from "./registry.ts";
-import type { Command, CommandContext, Parsed } from "./context.ts";
+import type { Command, CommandContext, Parsed } from "../commands/context.ts";
 import { type Level, Logger, newRunId } from "../report/log.ts";
 import { onCleanup, runCleanups } from "../os/cleanup.ts";
 import { join } from "node:path";

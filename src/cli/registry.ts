@@ -8,8 +8,8 @@
 import { parseArgs } from "node:util";
 import { EXIT, EXIT_DESCRIPTIONS } from "../errors.ts";
 
-import { type CommandSpec, COMMON, type OptionSpec } from "./options.ts";
-import type { Command } from "./context.ts";
+import { type CommandSpec, COMMON, type OptionSpec } from "../commands/options.ts";
+import type { Command } from "../commands/context.ts";
 import { run } from "../commands/run.ts";
 import { history } from "../commands/history.ts";
 import { list } from "../commands/list.ts";
@@ -20,7 +20,7 @@ import { restoreCommand } from "../commands/restore.ts";
 import { mailTest } from "../commands/mail-test.ts";
 import { unit } from "../commands/unit.ts";
 
-export type { CommandSpec, ExitCodes, OptionSpec } from "./options.ts";
+export type { CommandSpec, ExitCodes, OptionSpec } from "../commands/options.ts";
 
 /** Every command, in the order --help lists them; each module declares its options beside its code. */
 export const COMMAND_MODULES: Command[] = [run, history, list, prune, verify, check, restoreCommand, mailTest, unit];

@@ -7,11 +7,11 @@ import type { Logger } from "../report/log.ts";
 import { asArchivistError } from "../errors.ts";
 import { appendHistory } from "../records/history.ts";
 import { locationOf } from "../transports/registry.ts";
-import type { RunResult } from "../night/run.ts";
+import type { RunResult } from "../records/history.ts";
 import { NAGIOS } from "../ops/verify.ts";
 import { type CheckReport, runCheck } from "../ops/check.ts";
-import { DESTINATION, JSON_OUT, WITH_JOB } from "../cli/options.ts";
-import { type Command, historyPath, type Parsed } from "../cli/context.ts";
+import { DESTINATION, JSON_OUT, WITH_JOB } from "./options.ts";
+import { type Command, historyPath, type Parsed } from "./context.ts";
 
 async function cmdCheck(cfg: Config, clock: Clock, env: Env, log: Logger, p: Parsed, out: (s: string) => void): Promise<number> {
   const started = clock.now();

@@ -4,8 +4,8 @@ import { formatDuration, formatSize } from "../config/units.ts";
 import { EXIT } from "../errors.ts";
 import { readHistory } from "../records/history.ts";
 import { localIso } from "../report/log.ts";
-import { CONFIG, JOB, JSON_OUT } from "../cli/options.ts";
-import { type Command, historyPath, type Parsed } from "../cli/context.ts";
+import { CONFIG, JOB, JSON_OUT } from "./options.ts";
+import { type Command, historyPath, type Parsed } from "./context.ts";
 
 function cmdHistory(cfg: Config, p: Parsed, out: (s: string) => void, job?: string): number {
   const read = readHistory(historyPath(cfg));

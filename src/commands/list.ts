@@ -7,8 +7,8 @@ import { formatSize } from "../config/units.ts";
 import { EXIT } from "../errors.ts";
 import { planRetention } from "../retention/apply.ts";
 import { withTransport } from "../transports/registry.ts";
-import { DESTINATION, JSON_OUT, WITH_JOB } from "../cli/options.ts";
-import type { Command, Parsed } from "../cli/context.ts";
+import { DESTINATION, JSON_OUT, WITH_JOB } from "./options.ts";
+import type { Command, Parsed } from "./context.ts";
 
 async function cmdList(cfg: Config, clock: Clock, env: Env, log: Logger, p: Parsed, out: (s: string) => void): Promise<number> {
   const plan = await withTransport(

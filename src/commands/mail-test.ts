@@ -4,8 +4,8 @@ import type { Config } from "../config/load.ts";
 import type { Logger } from "../report/log.ts";
 import { asArchivistError, EXIT } from "../errors.ts";
 import { sendMail } from "../report/mail.ts";
-import { WITH_JOB } from "../cli/options.ts";
-import type { Command } from "../cli/context.ts";
+import { WITH_JOB } from "./options.ts";
+import type { Command } from "./context.ts";
 
 async function cmdMailTest(cfg: Config, log: Logger): Promise<number> {
   if (!cfg.mail.to.length) {

@@ -8,8 +8,8 @@ import { applyRetention, decisionDate, type RetentionResult } from "../retention
 import { acquireLock } from "../records/lock.ts";
 import { onCleanup } from "../os/cleanup.ts";
 import { withTransport } from "../transports/registry.ts";
-import { DESTINATION, JSON_OUT, WITH_JOB } from "../cli/options.ts";
-import type { Command, Parsed } from "../cli/context.ts";
+import { DESTINATION, JSON_OUT, WITH_JOB } from "./options.ts";
+import type { Command, Parsed } from "./context.ts";
 
 /** What `prune --json` prints: the plan, and what was deleted. */
 function pruneJson(cfg: Config, location: string, p: Parsed, r: RetentionResult): string {

@@ -6,8 +6,8 @@ import type { Logger } from "../report/log.ts";
 import { asArchivistError, EXIT } from "../errors.ts";
 import { withTransport } from "../transports/registry.ts";
 import { restore } from "../ops/restore.ts";
-import { DESTINATION, WITH_JOB } from "../cli/options.ts";
-import type { Command, Parsed } from "../cli/context.ts";
+import { DESTINATION, WITH_JOB } from "./options.ts";
+import type { Command, Parsed } from "./context.ts";
 
 async function cmdRestore(cfg: Config, clock: Clock, env: Env, log: Logger, p: Parsed, out: (s: string) => void): Promise<number> {
   try {

@@ -1,16 +1,16 @@
 /** `archivist run [JOB...]`: the nightly cycle of every job (or those named), one after the other, then the reports. */
-import { executeRun, type RunDeps, type RunResult } from "../night/run.ts";
+import { executeRun, type RunDeps } from "../night/run.ts";
 import type { Config } from "../config/load.ts";
 import type { Clock } from "../os/clock.ts";
 import type { Env } from "../os/env.ts";
 import type { Logger } from "../report/log.ts";
 import { EXIT } from "../errors.ts";
-import { appendHistory, type ReportLine, reportLine } from "../records/history.ts";
+import { appendHistory, type ReportLine, reportLine, type RunResult } from "../records/history.ts";
 import { installSignalHandlers, onCleanup, runCleanups } from "../os/cleanup.ts";
 import { reportersFor } from "../report/reporters.ts";
 import { progressFor } from "../report/progress.ts";
-import { COMMON, JSON_OUT } from "../cli/options.ts";
-import { type Command, historyPath, type Parsed } from "../cli/context.ts";
+import { COMMON, JSON_OUT } from "./options.ts";
+import { type Command, historyPath, type Parsed } from "./context.ts";
 
 /** The exit code of several jobs' runs: the first failed job's code, else 1 for a warning, else 0. */
 function worstExit(rs: RunResult[]): number {

@@ -2,8 +2,8 @@
 import type { Config } from "../config/load.ts";
 import { EXIT } from "../errors.ts";
 import { sandboxNeeds, unitLines } from "../config/sandbox.ts";
-import { COMMON } from "../cli/options.ts";
-import type { Command } from "../cli/context.ts";
+import { COMMON } from "./options.ts";
+import type { Command } from "./context.ts";
 
 function cmdUnit(jobs: Config[], user: string | undefined, out: (s: string) => void): number {
   const needs = sandboxNeeds(jobs, user ?? "root");

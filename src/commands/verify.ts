@@ -4,8 +4,8 @@ import type { Clock } from "../os/clock.ts";
 import type { Env } from "../os/env.ts";
 import type { Logger } from "../report/log.ts";
 import { type Check, checkSandbox, formatChecks, NAGIOS, nagios, runVerify } from "../ops/verify.ts";
-import { JSON_OUT, WITH_JOB } from "../cli/options.ts";
-import { type Command, historyPath, type Parsed } from "../cli/context.ts";
+import { JSON_OUT, WITH_JOB } from "./options.ts";
+import { type Command, historyPath, type Parsed } from "./context.ts";
 
 async function cmdVerify(
   jobs: Config[],

@@ -9,7 +9,7 @@ import { readCatalogue } from "../records/catalogue.ts";
 import { formatSize } from "../config/units.ts";
 import { sidecarName } from "../formats/naming.ts";
 import { stored } from "./store.ts";
-import type { Writes } from "./writes.ts";
+import type { Writes } from "./types.ts";
 
 export const dryWrites: Writes = {
   catalogue(n, location, list) {

@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { ArchivistError, asArchivistError, errMsg } from "../errors.ts";
 import { formatDuration, formatSize } from "../config/units.ts";
 import type { Logger } from "../report/log.ts";
-import { AttemptError, validators } from "../source/errors.ts";
+import { AttemptError, validators } from "../source/attempt.ts";
 import { type SourceClient, sourceClient } from "../source/client.ts";
 import { waitReady } from "../source/ready.ts";
 import { judgeNotModified } from "./compare.ts";

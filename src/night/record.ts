@@ -1,19 +1,8 @@
 /** state: record what was archived. Runs only after store succeeded, so a failed upload never advances it. */
 import { writeState } from "../records/state.ts";
-import type { Archive, Done, Dump, Night, Stored, Verdict } from "./types.ts";
+import type { Done, Night, Recorded } from "./types.ts";
 
-/** What the state records of a stored night: the dump, where its archive went, where it did not. */
-export interface Outcome {
-  dump: Dump;
-  verdict: Verdict;
-  /** The archive as stored (its name may have a -N counter), and every place it went. */
-  archive: Pick<Archive, "name" | "size">;
-  stored: Stored[];
-  /** Destinations whose store failed (store.require: any): the next unchanged night catches them up. */
-  missingOn: string[];
-}
-
-export function recordState(n: Night, o: Outcome): Promise<Done<void>> {
+export function recordState(n: Night, o: Recorded): Promise<Done<void>> {
   // A catch-up night completes the last archive: it is now where it was, and where it went tonight.
   const from = o.verdict.kind === "unchanged" && o.verdict.then === "catch-up" ? o.verdict.catchUp.from : [];
   const locations = [...new Set([...from, ...o.stored.map((s) => s.location)])];

@@ -5,55 +5,14 @@
 import { hostname } from "node:os";
 import { localDate } from "../os/clock.ts";
 import type { Config } from "../config/load.ts";
-import { EXIT, type StepName } from "../errors.ts";
+import { EXIT } from "../errors.ts";
 import { formatDuration } from "../config/units.ts";
 import type { Logger } from "../report/log.ts";
 import { targetLocations } from "../transports/registry.ts";
 import type { Book } from "./book.ts";
 import type { Spread } from "./destinations.ts";
-import type { Archive, Dump, Pruned, StepRecord } from "./types.ts";
-
-export type RunStatus = "ok" | "warning" | "failed";
-
-/** What a run did: one line of the history, the mail's content, the exit code. */
-export interface RunResult {
-  runId: string;
-  job: string;
-  host: string;
-  command: string;
-  configFile: string;
-  /** The destinations this line describes (absent in lines of older versions): verify reads only its own. */
-  destinations?: string[];
-  startedAt: string;
-  endedAt: string;
-  durationMs: number;
-  /** The run's date (archive.timezone), fixed at its start. */
-  runDate: string;
-  status: RunStatus;
-  exitCode: number;
-  steps: StepRecord[];
-  error?: { step: StepName; code: string; message: string; hint: string };
-  warnings: string[];
-  dump?: {
-    name: string;
-    size: number;
-    sha256: string;
-    fingerprint?: string;
-    flavour?: string;
-    ignored?: Record<string, number>;
-    /** The downloaded zip's size (verify's work_dir rule: a run holds the zip and the .tgz). */
-    zipSize?: number;
-  };
-  archive?: { name: string; size: number; sha256: string; location: string };
-  /** The dump was the last archive's data, unchanged since this time (compare, or a 304). */
-  unchangedSince?: string;
-  retention?: { deleted: string[]; failed: { name: string; error: string }[] };
-  /** `archivist check` lines only: the outcome and the archives read back. */
-  check?: { status: string; summary: string; read: string[] };
-  /** The report mail: whether it went out, and where or why not. Never affects the exit code. */
-  mail?: { sent: boolean; message: string };
-  logFile: string;
-}
+import type { Archive, Dump, Pruned } from "./types.ts";
+import type { RunResult, RunStatus } from "../records/history.ts";
 
 /** What the stages of a night gave, kept by the runner for the result (each set when its stage ran). */
 export interface Outcome {

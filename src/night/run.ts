@@ -10,7 +10,7 @@ import type { Config } from "../config/load.ts";
 import type { Env } from "../os/env.ts";
 import { EXIT, type StepName } from "../errors.ts";
 import type { Logger } from "../report/log.ts";
-import { readState, stateAt } from "../records/state.ts";
+import { type LastState, readState, stateAt } from "../records/state.ts";
 import { targetLocations } from "../transports/registry.ts";
 import { fetchZip } from "./fetch.ts";
 import { Book, Halt } from "./book.ts";
@@ -23,10 +23,11 @@ import { pack } from "./pack.ts";
 import { retainAll, storeAll } from "./destinations.ts";
 import { realWrites } from "./writes.ts";
 import { dryWrites } from "./dry.ts";
-import { type Outcome, type RunResult, runResult } from "./result.ts";
-import type { LastState, Night, RunOptions, Target } from "./types.ts";
+import { type Outcome, runResult } from "./result.ts";
+import type { RunResult } from "../records/history.ts";
+import type { Night, RunOptions, Target } from "./types.ts";
 
-export type { RunResult, RunStatus } from "./result.ts";
+export type { RunResult, RunStatus } from "../records/history.ts";
 
 /** The steps of a night, in order, as the history records them. */
 export const NIGHT_STEPS: readonly StepName[] = ["fetch", "unzip", "check", "compare", "pack", "store", "state", "retention"];

@@ -19,19 +19,11 @@ import { createHash } from "node:crypto";
 import { ArchivistError, asArchivistError } from "../errors.ts";
 import { formatSize } from "../config/units.ts";
 import { formatName, isTempName, sidecarName, tempName, tempTarget } from "../formats/naming.ts";
-import {
-  appendCatalogue,
-  type Catalogue,
-  type ClockFlag,
-  entriesAt,
-  readCatalogue,
-  type StoredRecord,
-  vanished,
-} from "../records/catalogue.ts";
+import { appendCatalogue, entriesAt, readCatalogue, type StoredRecord, vanished } from "../records/catalogue.ts";
 import { parseAny, runDateOf } from "../retention/inventory.ts";
 import { clockDoubt } from "../retention/clockcheck.ts";
 import { sidecarText } from "./pack.ts";
-import type { Archive, Done, Night, Stored, Target } from "./types.ts";
+import type { Archive, Done, Night, Place, Same, Stored, Target } from "./types.ts";
 import { checkSize, type RemoteEntry, type Transport } from "../transports/transport.ts";
 
 /** The sha256 recorded in the remote sidecar of `name`, or undefined. */
@@ -95,19 +87,6 @@ export async function removeLeftovers(n: Night, t: Transport, temps: RemoteEntry
       n.log.warn("store", `cannot remove leftover ${e.name}: ${asArchivistError("store", err).message}`);
     }
   }
-}
-
-/** What store found on the destination before it writes: the listing, the catalogue, the clock's standing. */
-export interface Place {
-  n: Night;
-  t: Transport;
-  target: Target;
-  entries: Map<string, RemoteEntry>;
-  cat: Catalogue;
-  /** Why the clock is in doubt (the archive is flagged in the catalogue), or undefined. */
-  doubt?: { message: string; flag: ClockFlag };
-  /** What the night must say besides its outcome (a torn catalogue line set aside, a damaged link target). */
-  notes: string[];
 }
 
 /**
@@ -201,8 +180,6 @@ function record(p: Place, a: Archive, name: string, over: Partial<StoredRecord> 
 export const stored = (p: Place, a: Archive, name: string): Stored => ({ location: p.t.location, name, size: a.size, sha256: a.sha256 });
 const checksum = (p: Place) => (p.target.destination as { verify?: string }).verify === "checksum";
 
-/** The archive at a name is this very one: whether its sidecar is there, and how that was known. */
-export type Same = { kind: "same"; sidecar: boolean; how: string };
 type Existing = Same | { kind: "other"; why: string };
 
 /** Is the archive already at `name` this very archive? */

@@ -11,10 +11,12 @@ import type { Config, Target as ConfigTarget } from "../config/load.ts";
 import type { Env } from "../os/env.ts";
 import type { StepName } from "../errors.ts";
 import type { Logger } from "../report/log.ts";
-import type { Transport } from "../transports/transport.ts";
-import type { StoredRecord } from "../records/catalogue.ts";
-import type { JobState } from "../records/state.ts";
-import type { Writes } from "./writes.ts";
+import type { LastState } from "../records/state.ts";
+import type { StepStatus } from "../records/history.ts";
+
+export type { StepRecord, StepStatus } from "../records/history.ts";
+import type { Catalogue, ClockFlag, StoredRecord } from "../records/catalogue.ts";
+import type { RemoteEntry, Transport } from "../transports/transport.ts";
 
 export interface RunOptions {
   /**
@@ -49,21 +51,11 @@ export interface Night {
   last: LastState;
 }
 
-/** The state file as this night sees it. */
-export interface LastState {
-  /** The state as written, whatever destinations it names (undefined on a first run). */
-  raw(): JobState | undefined;
-  /** `state` when it describes every destination of this config, else `other` (see records/state.ts stateFor). */
-  here(): { state?: JobState; other?: JobState };
-}
-
 /** One destination of the night: where it is, its retention, and its transport, opened on first use. */
 export interface Target extends ConfigTarget {
   location: string;
   open(step: StepName): Promise<Transport>;
 }
-
-export type StepStatus = "ok" | "warning" | "skipped" | "failed";
 
 /** What a stage says of itself: one line for the log, the mail and the history. */
 export interface Said {
@@ -73,14 +65,6 @@ export interface Said {
 
 /** A stage's line and its typed result. */
 export type Done<T> = Said & { value: T };
-
-/** What the history records for a step. */
-export interface StepRecord {
-  step: StepName;
-  status: StepStatus;
-  message: string;
-  durationMs: number;
-}
 
 /** fetch: the zip on disk, with the validators worth keeping for the next conditional download. */
 export interface Download {
@@ -160,4 +144,50 @@ export interface Stored {
 export interface Pruned {
   deleted: string[];
   failed: { name: string; error: string }[];
+}
+
+/** What store found on the destination before it writes: the listing, the catalogue, the clock's standing. */
+export interface Place {
+  n: Night;
+  t: Transport;
+  target: Target;
+  entries: Map<string, RemoteEntry>;
+  cat: Catalogue;
+  /** Why the clock is in doubt (the archive is flagged in the catalogue), or undefined. */
+  doubt?: { message: string; flag: ClockFlag };
+  /** What the night must say besides its outcome (a torn catalogue line set aside, a damaged link target). */
+  notes: string[];
+}
+
+/** The archive at a name is this very one: whether its sidecar is there, and how that was known. */
+export type Same = { kind: "same"; sidecar: boolean; how: string };
+
+/** What the state records of a stored night: the dump, where its archive went, where it did not. */
+export interface Recorded {
+  dump: Dump;
+  verdict: Verdict;
+  /** The archive as stored (its name may have a -N counter), and every place it went. */
+  archive: Pick<Archive, "name" | "size">;
+  stored: Stored[];
+  /** Destinations whose store failed (store.require: any): the next unchanged night catches them up. */
+  missingOn: string[];
+}
+
+/**
+ * What a night changes, behind one interface: done (./writes.ts) or, in a dry run, only said (./dry.ts). The stages
+ * decide what to do; a Writes does it.
+ */
+export interface Writes {
+  /** The catalogue as the night sees it, after adopting the archives of a version without one. */
+  catalogue(n: Night, location: string, list: RemoteEntry[]): Catalogue;
+  /** Remove upload leftovers of ours. */
+  leftovers(n: Night, t: Transport, temps: RemoteEntry[]): Promise<void>;
+  upload(p: Place, a: Archive): Promise<Done<Stored>>;
+  /** This very archive is already there: its missing sidecar, its missing catalogue record. */
+  completeExisting(p: Place, a: Archive, name: string, ex: Same): Promise<Done<Stored>>;
+  /** check.on_unchanged: link: tonight's name a hard link to the archive `rec` it equals. */
+  link(p: Place, a: Archive, old: string, rec: StoredRecord): Promise<Done<Stored>>;
+  state(n: Night, o: Recorded): Promise<Done<void>>;
+  /** Apply `target`'s retention, never deleting `keep`; undefined `keep`: nothing was stored tonight. */
+  retain(n: Night, target: Target, keep: string | undefined): Promise<Done<Pruned | undefined>>;
 }

@@ -6,27 +6,11 @@
  * stages have no dry-run branches.
  */
 import { adoptLegacy } from "../retention/adopt.ts";
-import { type Catalogue, readCatalogue, type StoredRecord } from "../records/catalogue.ts";
-import type { RemoteEntry, Transport } from "../transports/transport.ts";
-import { completeExisting, makeLink, type Place, removeLeftovers, type Same, upload } from "./store.ts";
-import { type Outcome, recordState } from "./record.ts";
+import { readCatalogue } from "../records/catalogue.ts";
+import { completeExisting, makeLink, removeLeftovers, upload } from "./store.ts";
+import { recordState } from "./record.ts";
 import { retain } from "./retain.ts";
-import type { Archive, Done, Night, Pruned, Stored, Target } from "./types.ts";
-
-export interface Writes {
-  /** The catalogue as the night sees it, after adopting the archives of a version without one. */
-  catalogue(n: Night, location: string, list: RemoteEntry[]): Catalogue;
-  /** Remove upload leftovers of ours. */
-  leftovers(n: Night, t: Transport, temps: RemoteEntry[]): Promise<void>;
-  upload(p: Place, a: Archive): Promise<Done<Stored>>;
-  /** This very archive is already there: its missing sidecar, its missing catalogue record. */
-  completeExisting(p: Place, a: Archive, name: string, ex: Same): Promise<Done<Stored>>;
-  /** check.on_unchanged: link: tonight's name a hard link to the archive `rec` it equals. */
-  link(p: Place, a: Archive, old: string, rec: StoredRecord): Promise<Done<Stored>>;
-  state(n: Night, o: Outcome): Promise<Done<void>>;
-  /** Apply `target`'s retention, never deleting `keep`; undefined `keep`: nothing was stored tonight. */
-  retain(n: Night, target: Target, keep: string | undefined): Promise<Done<Pruned | undefined>>;
-}
+import type { Writes } from "./types.ts";
 
 /** A real night's writes. */
 export const realWrites: Writes = {

@@ -12,7 +12,7 @@ import { asArchivistError, errMsg } from "../errors.ts";
 import { exec } from "../os/exec.ts";
 import { processes } from "../os/procs.ts";
 import { readHistory } from "../records/history.ts";
-import type { RunResult } from "../night/run.ts";
+import type { RunResult } from "../records/history.ts";
 import { nearestExisting } from "../os/fs.ts";
 import type { Logger } from "../report/log.ts";
 import { verifyMail } from "../report/mail.ts";
@@ -23,7 +23,7 @@ import { PROBE_NAME, probeName } from "../transports/common.ts";
 import { findEntry, readDirectoryFrom, ZipError } from "../formats/zip.ts";
 import { probeSource, type SourceProbe } from "../source/probe.ts";
 import { readUnit, sandboxNeeds, sandboxProblems, unitLines } from "../config/sandbox.ts";
-import { statusError } from "../source/errors.ts";
+import { statusError } from "../source/attempt.ts";
 
 export type CheckStatus = "ok" | "warn" | "crit";
 

@@ -4,7 +4,60 @@
  */
 import { dirname } from "node:path";
 import { errMsg } from "../errors.ts";
-import type { RunResult } from "../night/run.ts";
+import type { StepName } from "../errors.ts";
+
+/** A step's outcome in the history. */
+export type StepStatus = "ok" | "warning" | "skipped" | "failed";
+
+/** What the history records for a step. */
+export interface StepRecord {
+  step: StepName;
+  status: StepStatus;
+  message: string;
+  durationMs: number;
+}
+
+export type RunStatus = "ok" | "warning" | "failed";
+
+/** What a run did: one line of the history, the mail's content, the exit code. */
+export interface RunResult {
+  runId: string;
+  job: string;
+  host: string;
+  command: string;
+  configFile: string;
+  /** The destinations this line describes (absent in lines of older versions): verify reads only its own. */
+  destinations?: string[];
+  startedAt: string;
+  endedAt: string;
+  durationMs: number;
+  /** The run's date (archive.timezone), fixed at its start. */
+  runDate: string;
+  status: RunStatus;
+  exitCode: number;
+  steps: StepRecord[];
+  error?: { step: StepName; code: string; message: string; hint: string };
+  warnings: string[];
+  dump?: {
+    name: string;
+    size: number;
+    sha256: string;
+    fingerprint?: string;
+    flavour?: string;
+    ignored?: Record<string, number>;
+    /** The downloaded zip's size (verify's work_dir rule: a run holds the zip and the .tgz). */
+    zipSize?: number;
+  };
+  archive?: { name: string; size: number; sha256: string; location: string };
+  /** The dump was the last archive's data, unchanged since this time (compare, or a 304). */
+  unchangedSince?: string;
+  retention?: { deleted: string[]; failed: { name: string; error: string }[] };
+  /** `archivist check` lines only: the outcome and the archives read back. */
+  check?: { status: string; summary: string; read: string[] };
+  /** The report mail: whether it went out, and where or why not. Never affects the exit code. */
+  mail?: { sent: boolean; message: string };
+  logFile: string;
+}
 
 /**
  * What the report of a run did, written after the job's own line (which is written as soon as the job ends, so a

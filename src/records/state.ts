@@ -122,3 +122,11 @@ export function writeState(stateDir: string, job: string, s: JobState): void {
     );
   }
 }
+
+/** The state file as a night sees it: read once, when first asked. */
+export interface LastState {
+  /** The state as written, whatever destinations it names (undefined on a first run). */
+  raw(): JobState | undefined;
+  /** `state` when it describes every destination of this config, else `other` (see records/state.ts stateFor). */
+  here(): { state?: JobState; other?: JobState };
+}

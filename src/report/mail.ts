@@ -14,7 +14,7 @@ import { formatDuration, formatSize } from "../config/units.ts";
 import { ArchivistError, errMsg } from "../errors.ts";
 import { exec } from "../os/exec.ts";
 import { localIso } from "./log.ts";
-import type { RunResult } from "../night/run.ts";
+import type { RunResult } from "../records/history.ts";
 
 export interface Message {
   from: string;

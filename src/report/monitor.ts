@@ -6,7 +6,7 @@
 import type { Config } from "../config/load.ts";
 import { errMsg } from "../errors.ts";
 import type { Logger } from "./log.ts";
-import type { RunResult } from "../night/run.ts";
+import type { RunResult } from "../records/history.ts";
 
 /** URL for a ping kind: "" (success), "/start" or "/fail", with ?rid=<run id>. */
 export function pingUrl(base: string, kind: "" | "/start" | "/fail", runId: string): string {

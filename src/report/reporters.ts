@@ -6,7 +6,7 @@
  */
 import type { Config } from "../config/load.ts";
 import { asArchivistError } from "../errors.ts";
-import type { RunResult } from "../night/result.ts";
+import type { RunResult } from "../records/history.ts";
 import type { Logger } from "./log.ts";
 import { composeJobsReport, composeReport, jobsSummary, sendMail, shouldSend, summary, worstStatus } from "./mail.ts";
 import { ping, writeTextfile } from "./monitor.ts";

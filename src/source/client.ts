@@ -3,10 +3,9 @@
  * behind one interface. Both make one attempt into a file and fail with the same AttemptError classes, messages and
  * hints (./errors.ts), so the retries, the ready marker and the conditional download are written once.
  */
-import type { Night } from "../night/types.ts";
 import { attemptCurl } from "./curl.ts";
 import { attemptFetch } from "./deno.ts";
-import type { Fetched } from "./errors.ts";
+import type { Fetched, SourceContext } from "./attempt.ts";
 import { makeClient } from "./http.ts";
 
 export interface SourceClient {
@@ -17,7 +16,7 @@ export interface SourceClient {
   close(): void;
 }
 
-export function sourceClient(n: Night): SourceClient {
+export function sourceClient(n: SourceContext): SourceClient {
   if (n.config.source.client === "curl") {
     return { attempt: (dest, unconditional) => attemptCurl(n, dest, unconditional), close: () => {} };
   }

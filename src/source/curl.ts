@@ -13,8 +13,19 @@ import { exec } from "../os/exec.ts";
 import { errMsg } from "../errors.ts";
 import { formatDuration } from "../config/units.ts";
 import { writePrivateFile } from "../os/exec.ts";
-import type { Night } from "../night/types.ts";
-import { AttemptError, conditionalHeaders, type Fetched, notZip, overMaxSize, statusError, tooShort, zipSignature } from "./errors.ts";
+
+import type { SourceConfig } from "../config/schema.ts";
+import {
+  AttemptError,
+  conditionalHeaders,
+  type Fetched,
+  notZip,
+  overMaxSize,
+  type SourceContext,
+  statusError,
+  tooShort,
+  zipSignature,
+} from "./attempt.ts";
 
 const secs = (ms: number) => String(Math.max(1, Math.ceil(ms / 1000)));
 const quote = (s: string) => `"${s.replace(/\\/g, "\\\\").replace(/"/g, '\\"')}"`;
@@ -56,7 +67,7 @@ function tlsWords(stderr: string, where: string, caFile?: string): AttemptError 
  * `curl --head` of the source with the same TLS, auth and timeouts (verify's reachability check for
  * source.client: curl). Returns the status and Content-Length, or the AttemptError.
  */
-export async function headCurl(cfg: Night["config"]["source"], dir: string): Promise<{ status: number; length?: number }> {
+export async function headCurl(cfg: SourceConfig, dir: string): Promise<{ status: number; length?: number }> {
   const url = new URL(cfg.url);
   const conf = join(dir, "verify.curlrc");
   const lines = ['header = "User-Agent: archivist-verify"', ...authLines(cfg)];
@@ -108,7 +119,7 @@ export async function headCurl(cfg: Night["config"]["source"], dir: string): Pro
 }
 
 /** The curl config file's lines for the credentials (a 0600 file: never on the command line). */
-function authLines(cfg: Night["config"]["source"]): string[] {
+function authLines(cfg: SourceConfig): string[] {
   const lines: string[] = [];
   if (cfg.auth?.type === "basic") lines.push(`user = ${quote(`${cfg.auth.username}:${cfg.auth.password}`)}`);
   if (cfg.auth?.type === "header") lines.push(`header = ${quote(`${cfg.auth.name}: ${cfg.auth.value}`)}`);
@@ -116,7 +127,7 @@ function authLines(cfg: Night["config"]["source"]): string[] {
 }
 
 /** One download attempt with curl into `dest`. */
-export async function attemptCurl(n: Night, dest: string, unconditional = false): Promise<Fetched> {
+export async function attemptCurl(n: SourceContext, dest: string, unconditional = false): Promise<Fetched> {
   const cfg = n.config.source;
   const url = new URL(cfg.url);
   const conf = join(n.workDir, "source.curlrc"); // the work dir is 0700 and removed at exit
@@ -158,7 +169,7 @@ export async function attemptCurl(n: Night, dest: string, unconditional = false)
 }
 
 /** curl's command line for the download: https only, redirects, the timeouts and max_size as curl's own limits. */
-function downloadArgs(cfg: Night["config"]["source"], conf: string, headersFile: string, dest: string): string[] {
+function downloadArgs(cfg: SourceConfig, conf: string, headersFile: string, dest: string): string[] {
   return [
     "--dump-header",
     headersFile,
@@ -207,7 +218,7 @@ async function firstBytes(path: string): Promise<Uint8Array> {
 }
 
 /** curl's exit code as an attempt's failure (the same classes as Deno's client), or undefined when it succeeded. */
-function curlFailure(code: number, stderr: string, cfg: Night["config"]["source"], url: URL): AttemptError | undefined {
+function curlFailure(code: number, stderr: string, cfg: SourceConfig, url: URL): AttemptError | undefined {
   const where = `${url.hostname}:${url.port || "443"}`;
   const err = stderr.trim().split("\n").pop() ?? "";
   if (code === 0) return undefined;
@@ -250,7 +261,7 @@ function curlFailure(code: number, stderr: string, cfg: Night["config"]["source"
 const TLS_EXITS = [35, 51, 58, 59, 60, 77, 83];
 
 /** curl exit 28: which of the three timeouts it was. */
-function timedOut(err: string, where: string, cfg: Night["config"]["source"]): AttemptError {
+function timedOut(err: string, where: string, cfg: SourceConfig): AttemptError {
   if (/Connection timed out|Failed to connect/i.test(err)) {
     return new AttemptError(
       "timeout",

@@ -6,8 +6,18 @@
 import { formatDuration, formatSize } from "../config/units.ts";
 import type { SourceConfig } from "../config/schema.ts";
 import { errMsg } from "../errors.ts";
-import type { Night } from "../night/types.ts";
-import { AttemptError, conditionalHeaders, type Fetched, notZip, overMaxSize, statusError, tooShort, zipSignature } from "./errors.ts";
+
+import {
+  AttemptError,
+  conditionalHeaders,
+  type Fetched,
+  notZip,
+  overMaxSize,
+  type SourceContext,
+  statusError,
+  tooShort,
+  zipSignature,
+} from "./attempt.ts";
 import { authHeaders, batches, describeNetworkError } from "./http.ts";
 
 /** The attempt's three clocks (source.timeout, connect_timeout, idle_timeout) and the run's signal, one abort. */
@@ -20,7 +30,7 @@ class Deadlines {
   private idle?: ReturnType<typeof setTimeout>;
   private onRunAbort = () => this.abort(new AttemptError("interrupted", "interrupted", false));
 
-  constructor(private n: Night, private cfg: SourceConfig, host: string) {
+  constructor(private n: SourceContext, private cfg: SourceConfig, host: string) {
     n.signal.addEventListener("abort", this.onRunAbort);
     this.total = setTimeout(
       () =>
@@ -84,7 +94,12 @@ class Deadlines {
 }
 
 /** One download attempt into `dest`: the zip written, or a 304 (nothing written). */
-export async function attemptFetch(n: Night, client: Deno.HttpClient | undefined, dest: string, unconditional = false): Promise<Fetched> {
+export async function attemptFetch(
+  n: SourceContext,
+  client: Deno.HttpClient | undefined,
+  dest: string,
+  unconditional = false,
+): Promise<Fetched> {
   const cfg = n.config.source;
   const url = new URL(cfg.url);
   const d = new Deadlines(n, cfg, url.host);
@@ -97,8 +112,8 @@ export async function attemptFetch(n: Night, client: Deno.HttpClient | undefined
     }
     const body = await bodyOf(n, res, url);
     const bytes = await receive(n, res, body, dest, d);
-    // No fsync: the zip is a work file (a crash loses the run, not data), and fsync of a large file cost a third of
-    // the fetch time in the benchmark; what is stored is synced at the destination.
+    // No fsync: the zip is a work file (a crash loses the run, not data), and syncing a large file is costly; what is
+    // stored is synced at the destination.
     return {
       bytes,
       status: res.status,
@@ -113,7 +128,13 @@ export async function attemptFetch(n: Night, client: Deno.HttpClient | undefined
 }
 
 /** GET with the credentials and validators (to the original host only), redirects followed by hand. */
-async function request(n: Night, client: Deno.HttpClient | undefined, d: Deadlines, url: URL, unconditional: boolean): Promise<Response> {
+async function request(
+  n: SourceContext,
+  client: Deno.HttpClient | undefined,
+  d: Deadlines,
+  url: URL,
+  unconditional: boolean,
+): Promise<Response> {
   const cfg = n.config.source;
   let target = url;
   for (let hop = 0;; hop++) {
@@ -164,7 +185,7 @@ interface Body {
 
 const FORMATS: Record<string, CompressionFormat> = { gzip: "gzip", "x-gzip": "gzip", deflate: "deflate" };
 
-async function bodyOf(n: Night, res: Response, url: URL): Promise<Body> {
+async function bodyOf(n: SourceContext, res: Response, url: URL): Promise<Body> {
   const cfg = n.config.source;
   if (!res.ok) {
     await res.body?.cancel();
@@ -213,7 +234,7 @@ async function bodyOf(n: Night, res: Response, url: URL): Promise<Body> {
 }
 
 /** Write the body to `dest`, checking on the way that it is a zip and within max_size; the bytes written. */
-async function receive(n: Night, res: Response, body: Body, dest: string, d: Deadlines): Promise<number> {
+async function receive(n: SourceContext, res: Response, body: Body, dest: string, d: Deadlines): Promise<number> {
   const cfg = n.config.source;
   const out = await Deno.open(dest, { write: true, create: true, truncate: true, mode: 0o600 });
   let bytes = 0;

@@ -5,7 +5,7 @@
 import { Buffer } from "node:buffer";
 import { ArchivistError, errMsg } from "../errors.ts";
 import type { SourceConfig } from "../config/schema.ts";
-import { AttemptError } from "./errors.ts";
+import { AttemptError } from "./attempt.ts";
 
 /** A network failure of Deno's fetch in plain words: DNS, refused, TLS, timeout, unreachable. */
 export function describeNetworkError(e: unknown, url: URL, cfg: SourceConfig): AttemptError {
@@ -97,8 +97,8 @@ export function authHeaders(cfg: SourceConfig): Record<string, string> {
 }
 
 /**
- * Build the HTTP client: HTTP/1.1 only (Deno's HTTP/2 client downloads 3-5× slower than its HTTP/1.1 one, measured
- * against nginx: 290-460 ms against 90 ms for 38 MiB, curl 88 ms; one big download gains nothing from HTTP/2), with
+ * Build the HTTP client: HTTP/1.1 only (Deno's HTTP/2 client downloads several times slower, and one big download
+ * gains nothing from HTTP/2: docs/TECHNICAL.md, "Performance"), with
  * the CA file when one is given; a CA file that cannot be read is a config error.
  */
 export function makeClient(cfg: SourceConfig): Deno.HttpClient {
@@ -127,9 +127,8 @@ const BATCH = 1 << 20;
 
 /**
  * A body in batches of up to 1 MiB, for one write each. A byte stream (Deno's fetch body) is read with a BYOB reader
- * straight into the batch: for-await over the body (one new buffer per 8-16 KiB network read) took 750-950 ms for a
- * 154 MiB download from nginx, the BYOB reader 250-280 ms (curl 330-550 ms). Another stream (a decoded body) is
- * copied into the batch. `onRead` sees every read as it arrives (the view is valid during the call only; it may
+ * straight into the batch, rather than a new buffer per 8-16 KiB network read (three times faster: docs/TECHNICAL.md,
+ * "Performance"). Another stream (a decoded body) is copied into the batch. `onRead` sees every read as it arrives (the view is valid during the call only; it may
  * throw to stop); a batch is valid until the next iteration.
  */
 export async function* batches(stream: ReadableStream<Uint8Array>, onRead: (c: Uint8Array) => void): AsyncGenerator<Uint8Array> {

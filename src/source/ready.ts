@@ -6,9 +6,10 @@
  */
 import { ArchivistError, errMsg } from "../errors.ts";
 import { formatDuration } from "../config/units.ts";
-import type { Night } from "../night/types.ts";
+
 import { authHeaders, describeNetworkError } from "./http.ts";
 import { headCurl } from "./curl.ts";
+import type { SourceContext } from "./attempt.ts";
 
 interface Probe {
   ready: boolean;
@@ -16,7 +17,7 @@ interface Probe {
   what: string;
 }
 
-async function probe(ctx: Night, client: Deno.HttpClient | undefined, since: Date | undefined): Promise<Probe> {
+async function probe(ctx: SourceContext, client: Deno.HttpClient | undefined, since: Date | undefined): Promise<Probe> {
   const cfg = ctx.config.source;
   let modified: Date | undefined;
   let where: string;
@@ -66,7 +67,7 @@ async function probe(ctx: Night, client: Deno.HttpClient | undefined, since: Dat
 }
 
 /** Wait for the ready marker when one is configured; throws "the export was not ready" at the deadline. */
-export async function waitReady(ctx: Night, client: Deno.HttpClient | undefined): Promise<void> {
+export async function waitReady(ctx: SourceContext, client: Deno.HttpClient | undefined): Promise<void> {
   const cfg = ctx.config.source;
   if (!cfg.ready_url && !cfg.ready_file) return;
   const last = ctx.last.raw();

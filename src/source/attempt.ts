@@ -1,10 +1,27 @@
 /**
- * What a failed download attempt is, and the failures both clients (Deno's fetch and curl) detect the same way,
+ * One download attempt, whichever client makes it: what it needs (SourceContext), what it gives (Fetched), what a
+ * failed one is (AttemptError), and the failures both clients (Deno's fetch and curl) detect the same way,
  * each written once: an HTTP error status, a body too short or not a zip, more than source.max_size.
  */
 import type { SourceConfig } from "../config/schema.ts";
 import { formatSize } from "../config/units.ts";
-import type { Night } from "../night/types.ts";
+import type { Config } from "../config/load.ts";
+import type { LastState } from "../records/state.ts";
+import type { Logger } from "../report/log.ts";
+import type { Progress } from "../report/progress.ts";
+
+/** What the source needs of the night: the config, the log, the signal, the progress line, a private dir, the last state. */
+export interface SourceContext {
+  config: Config;
+  log: Logger;
+  /** Aborted on SIGINT/SIGTERM. */
+  signal: AbortSignal;
+  progress: Progress;
+  /** A private (0700) directory for the download and curl's config file. */
+  workDir: string;
+  /** The last archive's state: its validators for a conditional download, its time for ready_newer. */
+  last: LastState;
+}
 
 /** Error classes of a failed attempt. */
 export type Kind =
@@ -120,7 +137,7 @@ export function validators(r: Fetched, started: Date): { etag?: string; lastModi
 }
 
 /** If-None-Match / If-Modified-Since for the last archived zip, when source.conditional is on. */
-export function conditionalHeaders(ctx: Night, unconditional = false): Record<string, string> {
+export function conditionalHeaders(ctx: SourceContext, unconditional = false): Record<string, string> {
   if (unconditional || !ctx.config.source.conditional) return {};
   let st;
   try {
