@@ -1,5 +1,5 @@
 /**
- * Several destinations (#14, the 3-2-1 rule): a NAS mounted on this machine and an off-site SFTP server, each with
+ * Several destinations (the 3-2-1 rule): a NAS mounted on this machine and an off-site SFTP server, each with
  * its own retention; a night one of them is down, with store.require: all (the state does not advance, the next
  * night stores everywhere) and any (a warning, the next night sends the missing copy even though the dump is
  * unchanged). Real mounts (tmpfs as the NAS) and a real sshd, through the CLI.

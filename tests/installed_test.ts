@@ -125,7 +125,7 @@ Deno.test("the installed archivist, run by cron's minimal environment: run (requ
       assert.equal(r.code, 0, r.err);
       assert.equal(r.out.trim(), join(to, "dump.sql"));
       assert.deepEqual(await Deno.readFile(join(to, "dump.sql")), DUMP);
-      // The installed file starts the runtime with the V8 flag of src/permissions.ts: memory stays flat (#16).
+      // The installed file starts the runtime with the V8 flag of src/permissions.ts: memory stays flat.
       const g = await asCron(`${q(bin)} run -v -c ${q(conf)}`);
       assert.ok(g.code === 0 || g.code === 1, g.err);
       assert.match(g.err, /unzip: .*; garbage collected every 4\.00 MiB \(flat memory\)/);

@@ -1,5 +1,5 @@
 /**
- * Several jobs in one config (#14): one cron line runs them all, one after the other; each has its own lock, state,
+ * Several jobs in one config: one cron line runs them all, one after the other; each has its own lock, state,
  * catalogue and history tag; one failing does not stop the others; the exit code, the history, the one mail, the
  * ping and the textfile say which job did what; the other commands take --job.
  */

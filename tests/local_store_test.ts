@@ -1,5 +1,5 @@
 /**
- * The local destination as Cedar Backup and Syncropy use one (#14): archives staged with a given owner, group and
+ * The local destination as Cedar Backup and Syncropy use one: archives staged with a given owner, group and
  * mode; and check.on_unchanged: link, an unchanged dump kept as a hard link to the archive it equals (one copy on
  * disk, an archive and a sidecar per day), through whole runs of the CLI, with retention, check and restore.
  */

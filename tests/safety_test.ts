@@ -1,5 +1,5 @@
 /**
- * Never lose or misreport an archive (issue 9): each bad night provoked for real, through the CLI, against real
+ * Never lose or misreport an archive: each bad night provoked for real, through the CLI, against real
  * directories, a real sshd, a hanging SMTP listener, real signals and concurrent processes. Each case asserts the
  * exit code, the cause line, the history, the state and the destination's exact contents afterwards.
  */

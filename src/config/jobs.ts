@@ -1,5 +1,5 @@
 /**
- * Several jobs in one config (#14): `jobs:` is a list of mappings with a `name`, or a mapping by name; every other
+ * Several jobs in one config: `jobs:` is a list of mappings with a `name`, or a mapping by name; every other
  * top-level key is a default the jobs inherit. A job is the defaults deep-merged with its own keys (mappings merged
  * key by key, lists and values replaced; a `destination` of another `type` replaces the default one whole). Each
  * merged job is then validated by the one config schema, exactly as a single-job file is, so nothing here validates

@@ -8,7 +8,7 @@ import { NO_PROGRESS, type Progress } from "../report/progress.ts";
 import { type Clock, localDate, localParts } from "../os/clock.ts";
 import type { Config } from "../config/load.ts";
 import type { Env } from "../os/env.ts";
-import { EXIT, type StepName } from "../errors.ts";
+import { asArchivistError, EXIT, type StepName } from "../errors.ts";
 import type { Logger } from "../report/log.ts";
 import { type LastState, readState, stateAt } from "../records/state.ts";
 import { targetLocations } from "../transports/registry.ts";
@@ -111,7 +111,8 @@ export async function executeRun(deps: RunDeps): Promise<RunResult> {
     };
     await (deps.stages ?? theNight)(night, book, targets.list, out);
   } catch (e) {
-    if (!(e instanceof Halt)) throw e;
+    // A Halt is a failure already recorded; anything else is a bug, still reported as this night's failure.
+    if (!(e instanceof Halt)) book.error ??= asArchivistError("internal", e);
   } finally {
     out.dump?.readBackWorker?.close(); // kept for pack's read-back, unused when the night stopped before it
     await targets?.closeAll();

@@ -250,7 +250,7 @@ function smtpError(cfg: MailConfig, e: unknown): ArchivistError {
 /** Send `m`. Throws an ArchivistError of step "mail" with the cause. */
 /**
  * nodemailer is loaded when a mail is composed or sent, not at start: it is ~10 MiB of memory that a run without
- * mail, and a run's data steps, do not carry (#16's memory target).
+ * mail, and a run's data steps, do not carry (the flat-memory target).
  */
 const nodemailer = async (): Promise<typeof Nodemailer> => (await import("nodemailer")).default;
 const mailComposer = async (): Promise<typeof MailComposerClass> =>
