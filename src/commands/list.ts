@@ -14,7 +14,7 @@ async function cmdList(cfg: Config, clock: Clock, env: Env, log: Logger, p: Pars
   const plan = await withTransport(
     cfg.destination,
     { log, env, step: "list" },
-    (t) => planRetention(t, cfg, clock.now(), new Set(), log, { dryRun: true }),
+    (t) => planRetention(t, cfg, cfg.retention, clock.now(), new Set(), log, { dryRun: true }),
   );
   const pad = (n: number) => String(n).padStart(2, "0");
   const rows = plan.decisions.map((d) => ({

@@ -47,7 +47,12 @@ async function cmdPrune(cfg: Config, clock: Clock, env: Env, log: Logger, p: Par
     const planTo = p.dryRun && !p.json ? out : p.dryRun ? () => {} : undefined;
     const { location, r } = await withTransport(cfg.destination, { log, env, step: "prune" }, async (t) => ({
       location: t.location,
-      r: await applyRetention(t, cfg, clock.now(), new Set(), log, { dryRun: p.dryRun, force: p.force, step: "prune", planTo }),
+      r: await applyRetention(t, cfg, cfg.retention, clock.now(), new Set(), log, {
+        dryRun: p.dryRun,
+        force: p.force,
+        step: "prune",
+        planTo,
+      }),
     }));
     if (p.dryRun) log.info("prune", `dry run: ${r.doomed.length} archive(s) would be deleted, nothing deleted`);
     if (p.json) out(pruneJson(cfg, location, p, r));

@@ -4,7 +4,6 @@
  */
 import { adoptLegacy } from "../retention/adopt.ts";
 import { applyRetention } from "../retention/apply.ts";
-import { atTarget } from "../config/load.ts";
 import { readCatalogue } from "../records/catalogue.ts";
 import { formatSize } from "../config/units.ts";
 import { sidecarName } from "../formats/naming.ts";
@@ -45,7 +44,7 @@ export const dryWrites: Writes = {
   state: () => Promise.resolve({ status: "skipped", message: "dry run: the state is not written", value: undefined }),
   async retain(n, target, keep) {
     const t = await target.open("retention");
-    const r = await applyRetention(t, atTarget(n.config, target), n.startedAt, new Set(), n.log, { dryRun: true });
+    const r = await applyRetention(t, n.config, target.retention, n.startedAt, new Set(), n.log, { dryRun: true });
     const refuse = r.doubt
       ? ` (a real run would delete nothing: clock in doubt)`
       : r.refusal

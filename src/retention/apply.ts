@@ -10,6 +10,7 @@ import { appendCatalogue, type Catalogue, type CatalogueRecord, readCatalogue } 
 import { sidecarName } from "../formats/naming.ts";
 import { readState } from "../records/state.ts";
 import type { Config } from "../config/load.ts";
+import type { RetentionConfig } from "../config/schema.ts";
 import type { Logger } from "../report/log.ts";
 import { type RemoteEntry, removeEach, type Transport } from "../transports/transport.ts";
 import { decide, type Decision, policyActive } from "./policy.ts";
@@ -38,6 +39,7 @@ export interface RetentionResult extends RetentionPlan {
 export async function planRetention(
   t: Transport,
   cfg: Config,
+  retention: RetentionConfig,
   now: Date,
   protect: ReadonlySet<string>,
   log?: Logger,
@@ -52,9 +54,9 @@ export async function planRetention(
   const adopted = log ? adoptLegacy(cfg, t.location, list, log, "retention", !opts.dryRun) : [];
   const cat = readCatalogue(cfg.state_dir, cfg.name, opts.dryRun ? adopted : []);
   const inv = buildInventory(list, cat, t.location, cfg.archive.name, cfg.name, now, cfg.archive.timezone);
-  const decisions = decide(inv.archives, cfg.retention, localParts(now, cfg.archive.timezone), protect);
-  const doomed = policyActive(cfg.retention) ? decisions.filter((d) => !d.keep) : [];
-  const doubt = clockDoubt(now, cat, readState(cfg.state_dir, cfg.name), cfg.retention.max_age);
+  const decisions = decide(inv.archives, retention, localParts(now, cfg.archive.timezone), protect);
+  const doomed = policyActive(retention) ? decisions.filter((d) => !d.keep) : [];
+  const doubt = clockDoubt(now, cat, readState(cfg.state_dir, cfg.name), retention.max_age);
   let refusal: ArchivistError | undefined;
   if (doomed.length && doubt) {
     refusal = new ArchivistError(
@@ -63,10 +65,10 @@ export async function planRetention(
       "check the system clock (timedatectl, NTP); if it is right (a long outage), review with `archivist prune --dry-run` and accept it with `archivist prune --force`",
       { code: "clock" },
     );
-  } else if (doomed.length > cfg.retention.max_delete) {
+  } else if (doomed.length > retention.max_delete) {
     refusal = new ArchivistError(
       "retention",
-      `${doomed.length} archives would be deleted, more than retention.max_delete (${cfg.retention.max_delete}): deleted none`,
+      `${doomed.length} archives would be deleted, more than retention.max_delete (${retention.max_delete}): deleted none`,
       "if that is right (e.g. retention was shortened), review with `archivist prune --dry-run`, then run `archivist prune --force`; if not, check retention, archive.timezone and the system clock",
       { code: "max_delete" },
     );
@@ -97,13 +99,14 @@ export function describeDecision(d: Decision): string {
 export async function applyRetention(
   t: Transport,
   cfg: Config,
+  retention: RetentionConfig,
   now: Date,
   protect: ReadonlySet<string>,
   log: Logger,
   opts: { dryRun?: boolean; force?: boolean; step?: string; inRun?: boolean; planTo?: (line: string) => void } = {},
 ): Promise<RetentionResult> {
   const step = opts.step ?? "retention";
-  const plan = await planRetention(t, cfg, now, protect, log, { dryRun: opts.dryRun });
+  const plan = await planRetention(t, cfg, retention, now, protect, log, { dryRun: opts.dryRun });
   const res: RetentionResult = { ...plan, deleted: [], failed: [] };
   const uncatalogued = plan.archives.filter((a) => !a.catalogued).length;
   if (uncatalogued) {
@@ -112,17 +115,17 @@ export async function applyRetention(
       `${uncatalogued} archive(s) on the destination are not in the catalogue: listed, never deleted (see \`archivist list\`)`,
     );
   }
-  if (!policyActive(cfg.retention)) {
+  if (!policyActive(retention)) {
     log.info(step, `no retention rule set (retention.max_age or keep_*): keeping all ${plan.decisions.length} archives`);
     return res;
   }
   const kept = plan.decisions.length - plan.doomed.length;
-  const age = cfg.retention.max_age !== undefined ? `max_age ${formatDuration(cfg.retention.max_age)}` : "no max_age";
+  const age = retention.max_age !== undefined ? `max_age ${formatDuration(retention.max_age)}` : "no max_age";
   log.info(
     step,
     `${plan.decisions.length} archives on the destination: keeping ${kept}, ${
       opts.dryRun ? "would delete" : "deleting"
-    } ${plan.doomed.length} (${age}, min_keep ${cfg.retention.min_keep})`,
+    } ${plan.doomed.length} (${age}, min_keep ${retention.min_keep})`,
   );
   if (opts.dryRun) return (sayPlan(plan, log, step, opts.planTo), res);
   if (plan.doubt && opts.inRun) {
