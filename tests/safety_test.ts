@@ -52,34 +52,38 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const NIGHTLY = { check: { on_unchanged: "archive", expect_trailer: TRAILER } };
 
 Deno.test("editing archive.name never makes a young archive look expired; the dry run prints the plan the run executes", async () => {
-  await withSource({ config: { ...NIGHTLY, retention: { max_age: "10d", min_keep: 2, max_delete: 50 } } }, async (sb) => {
-    await nights(sb, days("2026-11-07", 14));
-    // max_age 10d on 2026-11-20 leaves 11-10 … 11-20.
-    assert.deepEqual(ls(sb.dest), withSidecars(days("2026-11-10", 11).map((d) => `${compact(d)}.tgz`)));
-    // The user switches to the day-before-month form: 20261111 … 20261120 now read as impossible or far-off dates.
-    await sb.writeConfig({
-      ...NIGHTLY,
-      retention: { max_age: "10d", min_keep: 2, max_delete: 50 },
-      archive: { timezone: "UTC", name: "{YYYY}{DD}{MM}.tgz" },
-    });
-    const dry = await runCli(["prune", "--dry-run", "-c", sb.configPath], { env: at("2026-11-21") });
-    assert.equal(dry.code, 0, dry.stderr);
-    const planned = [...dry.stdout.matchAll(/^delete (\S+)/gm)].map((m) => m[1]);
-    assert.deepEqual(planned, ["20261110.tgz"], "only the archive stored 11 days ago is due");
-    assert.equal([...dry.stdout.matchAll(/^keep /gm)].length, 10, "the dry run prints every archive on stdout");
-    const r = await runCli(["run", "-c", sb.configPath], { env: at("2026-11-21") });
-    assert.equal(r.code, 0, r.stderr);
-    const h = history(sb).at(-1);
-    assert.deepEqual(h.retention.deleted, planned, "the run executes the plan the dry run printed");
-    assert.equal(h.archive.name, "20262111.tgz");
-    assert.deepEqual(ls(sb.dest), withSidecars([...days("2026-11-11", 10).map((d) => `${compact(d)}.tgz`), "20262111.tgz"]));
-    const list = await runCli(["list", "-c", sb.configPath], { env: at("2026-11-21") });
-    assert.match(list.stdout, /newest \(stored last\) first:\n20262111\.tgz .*\n20261120\.tgz /, "list orders by what was stored last");
-  });
+  await withSource(
+    { route: serveBytes(ZIP), config: { ...NIGHTLY, retention: { max_age: "10d", min_keep: 2, max_delete: 50 } } },
+    async (sb) => {
+      await nights(sb, days("2026-11-07", 14));
+      // max_age 10d on 2026-11-20 leaves 11-10 … 11-20.
+      assert.deepEqual(ls(sb.dest), withSidecars(days("2026-11-10", 11).map((d) => `${compact(d)}.tgz`)));
+      // The user switches to the day-before-month form: 20261111 … 20261120 now read as impossible or far-off dates.
+      await sb.writeConfig({
+        ...NIGHTLY,
+        retention: { max_age: "10d", min_keep: 2, max_delete: 50 },
+        archive: { timezone: "UTC", name: "{YYYY}{DD}{MM}.tgz" },
+      });
+      const dry = await runCli(["prune", "--dry-run", "-c", sb.configPath], { env: at("2026-11-21") });
+      assert.equal(dry.code, 0, dry.stderr);
+      const planned = [...dry.stdout.matchAll(/^delete (\S+)/gm)].map((m) => m[1]);
+      assert.deepEqual(planned, ["20261110.tgz"], "only the archive stored 11 days ago is due");
+      assert.equal([...dry.stdout.matchAll(/^keep /gm)].length, 10, "the dry run prints every archive on stdout");
+      const r = await runCli(["run", "-c", sb.configPath], { env: at("2026-11-21") });
+      assert.equal(r.code, 0, r.stderr);
+      const h = history(sb).at(-1);
+      assert.deepEqual(h.retention.deleted, planned, "the run executes the plan the dry run printed");
+      assert.equal(h.archive.name, "20262111.tgz");
+      assert.deepEqual(ls(sb.dest), withSidecars([...days("2026-11-11", 10).map((d) => `${compact(d)}.tgz`), "20262111.tgz"]));
+      const list = await runCli(["list", "-c", sb.configPath], { env: at("2026-11-21") });
+      assert.match(list.stdout, /newest \(stored last\) first:\n20262111\.tgz .*\n20261120\.tgz /, "list orders by what was stored last");
+    },
+  );
 });
 
 Deno.test("an upgrade that also changes archive.name adopts nothing and deletes nothing: the old archives stay, with a warning", async () => {
   await withSource({
+    route: serveBytes(ZIP),
     config: { ...NIGHTLY, retention: { max_age: "30d", min_keep: 3 }, archive: { timezone: "UTC", name: "{YYYY}{DD}{MM}.tgz" } },
   }, async (sb) => {
     // What a version without a catalogue left: 30 archives and the state file naming the last one.
@@ -111,7 +115,7 @@ Deno.test("an upgrade that also changes archive.name adopts nothing and deletes 
 });
 
 Deno.test("a clock one year ahead deletes nothing and warns; the archive it stored is dated by the next right night", async () => {
-  await withSource({ config: { ...NIGHTLY, retention: { max_age: "5d", min_keep: 2 } } }, async (sb) => {
+  await withSource({ route: serveBytes(ZIP), config: { ...NIGHTLY, retention: { max_age: "5d", min_keep: 2 } } }, async (sb) => {
     await nights(sb, days("2026-11-13", 8));
     const before = ls(sb.dest);
     const ahead = await runCli(["run", "-c", sb.configPath], { env: at("2027-11-21") });
@@ -140,7 +144,7 @@ Deno.test("a clock one year ahead deletes nothing and warns; the archive it stor
 });
 
 Deno.test("a clock one year behind stores a 2025 archive with a warning; the next right night does not delete it as expired", async () => {
-  await withSource({ config: { ...NIGHTLY, retention: { max_age: "5d", min_keep: 1 } } }, async (sb) => {
+  await withSource({ route: serveBytes(ZIP), config: { ...NIGHTLY, retention: { max_age: "5d", min_keep: 1 } } }, async (sb) => {
     await nights(sb, days("2026-11-13", 8));
     const behind = await runCli(["run", "-c", sb.configPath], { env: at("2025-11-21") });
     assert.equal(behind.code, EXIT.WARNING, behind.stderr);
@@ -157,7 +161,7 @@ Deno.test("a clock one year behind stores a 2025 archive with a warning; the nex
 });
 
 Deno.test("same name already there: a truncated copy with an intact sidecar is not 'already stored'; a corrupt one is caught by verify: checksum", async () => {
-  await withSource({ config: NIGHTLY }, async (sb) => {
+  await withSource({ route: serveBytes(ZIP), config: NIGHTLY }, async (sb) => {
     await nights(sb, ["2026-11-22"]);
     const a = join(sb.dest, "20261122.tgz");
     const size = Deno.statSync(a).size;
@@ -186,7 +190,7 @@ Deno.test("same name already there: a truncated copy with an intact sidecar is n
 });
 
 Deno.test("an archive left without its sidecar is finished by the next run, not duplicated; min_keep skips incomplete ones, restore latest only when told", async () => {
-  await withSource({ config: { ...NIGHTLY, retention: { max_age: "30d", min_keep: 1 } } }, async (sb) => {
+  await withSource({ route: serveBytes(ZIP), config: { ...NIGHTLY, retention: { max_age: "30d", min_keep: 1 } } }, async (sb) => {
     await nights(sb, ["2026-11-22"]);
     await Deno.remove(join(sb.dest, "20261122.tgz.sha256"));
     const r = await runCli(["run", "-c", sb.configPath], { env: at("2026-11-22") });
@@ -309,6 +313,7 @@ Deno.test("SIGTERM while the report mail hangs after a stored archive: exit 130 
   })().catch(() => {});
   try {
     await withSource({
+      route: serveBytes(ZIP),
       config: {
         ...NIGHTLY,
         mail: {
@@ -395,7 +400,7 @@ Deno.test("SIGKILL during an sftp store: the next run ends the orphaned ssh mast
 });
 
 Deno.test("a full state_dir is a state problem (exit 32) naming state_dir, not 'already running'", async () => {
-  await withSource({ config: NIGHTLY }, async (sb) => {
+  await withSource({ route: serveBytes(ZIP), config: NIGHTLY }, async (sb) => {
     await Deno.mkdir(sb.stateDir, { recursive: true });
     await sh("mount", ["-t", "tmpfs", "-o", "size=64k", "tmpfs", sb.stateDir]);
     try {
@@ -421,7 +426,7 @@ Deno.test("a full state_dir is a state problem (exit 32) naming state_dir, not '
 });
 
 Deno.test("timeouts past 24 days are refused at load time (a timer would overflow and fire at once); 24d, as documented, is taken", async () => {
-  await withSource({ config: NIGHTLY }, async (sb) => {
+  await withSource({ route: serveBytes(ZIP), config: NIGHTLY }, async (sb) => {
     await sb.writeConfig({ ...NIGHTLY, source: { timeout: "25d" } });
     const r = await runCli(["run", "-c", sb.configPath], { env: at("2026-11-22") });
     assert.equal(r.code, EXIT.CONFIG, r.stderr);
@@ -438,7 +443,7 @@ Deno.test("ls listings keep leading and trailing spaces in names, so ' 20261122.
 });
 
 Deno.test("archivist check: every archive present with its size, a sample read back whole; damage and loss are CRITICAL, recorded, and shown by verify", async () => {
-  await withSource({ config: NIGHTLY }, async (sb) => {
+  await withSource({ route: serveBytes(ZIP), config: NIGHTLY }, async (sb) => {
     await nights(sb, ["2026-11-20", "2026-11-21", "2026-11-22"]);
     const env = at("2026-11-22");
     const before = ls(sb.dest);
@@ -485,7 +490,7 @@ Deno.test("archivist check: every archive present with its size, a sample read b
 });
 
 Deno.test("a real outage longer than max_age: the run warns and deletes nothing, prune refuses (exit 31), prune --force accepts the clock", async () => {
-  await withSource({ config: { ...NIGHTLY, retention: { max_age: "5d", min_keep: 2 } } }, async (sb) => {
+  await withSource({ route: serveBytes(ZIP), config: { ...NIGHTLY, retention: { max_age: "5d", min_keep: 2 } } }, async (sb) => {
     await nights(sb, ["2026-11-01", "2026-11-02", "2026-11-03"]);
     const back = await runCli(["run", "-c", sb.configPath], { env: at("2026-11-20") });
     assert.equal(back.code, EXIT.WARNING, back.stderr);
@@ -515,6 +520,7 @@ Deno.test("SIGTERM after the archive is stored (sftp, during retention): exit 13
   const remote = join(s.root, "db");
   try {
     await withSource({
+      route: serveBytes(ZIP),
       config: {
         ...NIGHTLY,
         retention: { max_age: "20d", min_keep: 1, max_delete: 20 },
@@ -641,7 +647,7 @@ Deno.test("SIGKILL during an FTPS upload: no archive ever appears under its fina
 });
 
 Deno.test("a copy of the config (same name and state_dir, another destination) keeps its own records: its check never stands for the real job, its run never makes the real night skip", async () => {
-  await withSource({ config: {} }, async (sb) => {
+  await withSource({ route: serveBytes(ZIP), config: {} }, async (sb) => {
     await nights(sb, ["2026-11-20"]);
     // The copy: the same job name, state_dir and history, another destination (here a wrong, empty path).
     const copy = join(sb.root, "copy.yaml");
@@ -678,7 +684,7 @@ Deno.test("a copy of the config (same name and state_dir, another destination) k
 });
 
 Deno.test("a torn last catalogue line (power lost while it was written) is set aside with a warning: the next records are intact, retention and check stay right", async () => {
-  await withSource({ config: { ...NIGHTLY, retention: { max_age: "2d", min_keep: 1 } } }, async (sb) => {
+  await withSource({ route: serveBytes(ZIP), config: { ...NIGHTLY, retention: { max_age: "2d", min_keep: 1 } } }, async (sb) => {
     await nights(sb, ["2026-11-20", "2026-11-21"]);
     const catalogue = join(sb.stateDir, "testjob.catalogue.jsonl");
     const whole = Deno.readTextFileSync(catalogue);
@@ -706,7 +712,7 @@ Deno.test("a torn last catalogue line (power lost while it was written) is set a
 });
 
 Deno.test("every catalogued archive gone from the destination at once (a wrong crypt password, another share mounted): the night fails naming the likely causes, verify is CRITICAL", async () => {
-  await withSource({ config: NIGHTLY }, async (sb) => {
+  await withSource({ route: serveBytes(ZIP), config: NIGHTLY }, async (sb) => {
     await nights(sb, ["2026-11-20", "2026-11-21"]);
     // Another, empty directory now answers at that path (as a crypt remote with a wrong password lists nothing).
     await Deno.rename(sb.dest, `${sb.dest}.real`);

@@ -26,6 +26,7 @@ export async function withSource(
   setup: SourceSetup,
   fn: (sb: Sandbox, src: HttpsSource, serve: (zip: Uint8Array) => void) => Promise<void>,
 ): Promise<void> {
+  if (!setup.routes && !setup.route && !setup.zip) throw new Error("withSource: give routes, route or zip (an empty body is no source)");
   const cert = await testCert();
   let zip = setup.zip;
   const routes = setup.routes ?? { "/dump.zip": setup.route ?? (() => new Response(zip?.slice())) };
