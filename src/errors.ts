@@ -19,6 +19,7 @@ export type StepName =
   | "store"
   | "retention"
   | "state"
+  | "hook"
   | "mail"
   | "restore"
   | "internal";
@@ -39,6 +40,7 @@ export const EXIT = {
   CHECK: 22,
   COMPARE: 23,
   PACK: 24,
+  HOOK: 25,
   STORE: 30,
   RETENTION: 31,
   STATE: 32,
@@ -61,6 +63,7 @@ export const EXIT_DESCRIPTIONS: ReadonlyArray<[number, string]> = [
   [EXIT.CHECK, "check: dump empty, too small, or trailer missing"],
   [EXIT.COMPARE, "compare: dump unchanged and check.on_unchanged is 'fail'"],
   [EXIT.PACK, "pack: could not write the .tgz (disk full, permissions)"],
+  [EXIT.HOOK, "hook: hooks.before failed or timed out (nothing was fetched)"],
   [EXIT.STORE, "store: destination missing, not mounted, unwritable, or upload failed"],
   [EXIT.RETENTION, "retention: refused to delete (max_delete exceeded) or could not list"],
   [EXIT.STATE, "state: the state file could not be read or written"],
@@ -81,6 +84,7 @@ const STEP_EXIT: Record<StepName, number> = {
   store: EXIT.STORE,
   retention: EXIT.RETENTION,
   state: EXIT.STATE,
+  hook: EXIT.HOOK,
   mail: EXIT.MAIL,
   restore: EXIT.RESTORE,
   internal: EXIT.INTERNAL,

@@ -343,6 +343,7 @@ Deno.test("install.sh --print-calendar: cron schedules translated to OnCalendar=
     ["30 2 * * *", "*-*-* 02:30:00"],
     ["30 2 * * 1", "Mon *-*-* 02:30:00"],
     ["0 */6 * * *", "*-*-* 00/6:00:00"],
+    ["15 * * * *", "*-*-* *:15:00"], // an hourly job (retention.keep_hourly)
     ["15 3 1,15 * *", "*-*-01,15 03:15:00"],
     ["0 4 * * 1-5", "Mon,Tue,Wed,Thu,Fri *-*-* 04:00:00"],
     ["0 4 * * 0-2", "Sun,Mon,Tue *-*-* 04:00:00"],
@@ -356,6 +357,9 @@ Deno.test("install.sh --print-calendar: cron schedules translated to OnCalendar=
     if (typeof want === "string") {
       assert.equal(r.code, 0, r.out);
       assert.equal(r.out.trim(), want, cron);
+      // systemd itself reads it as a calendar expression.
+      const sd = await new Deno.Command("systemd-analyze", { args: ["calendar", want], stdout: "null", stderr: "piped" }).output();
+      assert.ok(sd.success, `systemd-analyze calendar ${want}: ${new TextDecoder().decode(sd.stderr)}`);
     } else {
       assert.equal(r.code, 1, cron);
       assert.match(r.out, want);

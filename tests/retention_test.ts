@@ -16,7 +16,7 @@ import { EXIT } from "../src/errors.ts";
 
 const PAT = "{YYYY}{MM}{DD}.tgz";
 const DAY = 86_400_000;
-const base: Policy = { min_keep: 3, keep_daily: 0, keep_weekly: 0, keep_monthly: 0, keep_yearly: 0 };
+const base: Policy = { min_keep: 3, keep_hourly: 0, keep_daily: 0, keep_weekly: 0, keep_monthly: 0, keep_yearly: 0 };
 
 /** A complete catalogued archive stored on its date (order follows the date, as with a right clock). */
 function archive(y: number, m: number, d: number, seq = 1): ArchiveInfo {
@@ -59,6 +59,7 @@ Deno.test("property: the min_keep newest always survive, whatever max_age", () =
 Deno.test("property: GFS keeps exactly one archive per period, the newest of it, for the last N periods", () => {
   const rnd = seeded(7);
   const keys: Record<string, (a: ParsedName) => string> = {
+    keep_hourly: (a) => `${a.year}-${a.month}-${a.day}T${a.hour}`,
     keep_daily: (a) => `${a.year}-${a.month}-${a.day}`,
     keep_weekly: (a) => isoWeek(a),
     keep_monthly: (a) => `${a.year}-${a.month}`,
@@ -80,6 +81,60 @@ Deno.test("property: GFS keeps exactly one archive per period, the newest of it,
         assert.equal(a.name, newestOfPeriod.name, `${rule}: the newest of its period`);
       }
     }
+  }
+});
+
+Deno.test("keep_hourly: an hourly job keeps the newest archive of each of the last N hours, and keep_daily the days before", () => {
+  const pat = "{YYYY}{MM}{DD}-{HH}{mm}.tgz";
+  const at = (iso: string): ArchiveInfo => {
+    const d = new Date(iso);
+    const p = parseName(pat, formatName(pat, localParts(d, "UTC"), "j"), "j")!;
+    return { ...p, order: d.getTime() / 60_000, catalogued: true, complete: true, size: 1, dated: "stored" };
+  };
+  // Two days of a job run at :15 every hour, and a second run at 23:45 on the last day.
+  const set = Array.from({ length: 48 }, (_, h) => at(new Date(Date.UTC(2026, 10, 21, h, 15)).toISOString()));
+  set.push(at("2026-11-22T23:45:00Z"));
+  const now = localParts(new Date("2026-11-23T00:05:00Z"), "UTC");
+  const ds = decide(set, { ...base, min_keep: 1, keep_hourly: 6, keep_daily: 2 }, now);
+  const hourly = ds.filter((d) => d.reasons.includes("keep_hourly")).map((d) => d.archive.name);
+  assert.deepEqual(hourly, [
+    "20261122-2345.tgz",
+    "20261122-2215.tgz",
+    "20261122-2115.tgz",
+    "20261122-2015.tgz",
+    "20261122-1915.tgz",
+    "20261122-1815.tgz",
+  ], "one per hour, the newest of 23:00 (23:45, not 23:15), the last six hours");
+  assert.deepEqual(ds.filter((d) => d.reasons.includes("keep_daily")).map((d) => d.archive.name), [
+    "20261122-2345.tgz",
+    "20261121-2315.tgz",
+  ]);
+  assert.equal(ds.filter((d) => d.keep).length, 7);
+});
+
+Deno.test("keep_hourly without {HH} in archive.name is refused at load, naming both keys", async () => {
+  const root = await Deno.makeTempDir({ prefix: "archivist-hourly-" });
+  try {
+    const cfg = join(root, "archive.yaml");
+    const base = {
+      state_dir: join(root, "state"),
+      source: { entry: "dump.sql", url: "https://127.0.0.1:9/x.zip" },
+      destination: { type: "local", path: join(root, "dest") },
+    };
+    await Deno.writeTextFile(cfg, stringify({ ...base, retention: { keep_hourly: 24 } }), { mode: 0o600 });
+    const r = await runCli(["list", "-c", cfg]);
+    assert.equal(r.code, EXIT.CONFIG, r.stderr);
+    assert.match(
+      r.stderr,
+      /retention\.keep_hourly: counts the hours in the archives' names, and archive\.name \(\{YYYY\}\{MM\}\{DD\}\.tgz\) has no \{HH\}/,
+    );
+    await Deno.writeTextFile(cfg, stringify({ ...base, archive: { name: "{YYYY}{MM}{DD}-{HH}.tgz" }, retention: { keep_hourly: 24 } }), {
+      mode: 0o600,
+    });
+    const ok = await runCli(["list", "-c", cfg]);
+    assert.doesNotMatch(ok.stderr, /keep_hourly/);
+  } finally {
+    await Deno.remove(root, { recursive: true });
   }
 });
 

@@ -136,7 +136,7 @@ export const run: Command = {
     exits: "run",
     jobs: "args",
     writesState: (p) => !p.dryRun,
-    codes: [0, 1, 10, 11, 20, 21, 22, 23, 24, 30, 31, 32, 70, 130],
+    codes: [0, 1, 10, 11, 20, 21, 22, 23, 24, 25, 30, 31, 32, 70, 130],
   },
   run: (c) => cmdRun(c.selected, c.clock, c.env, c.log, c.p, c.out),
 };

@@ -6,7 +6,7 @@
 import { isValidTimeZone } from "../os/clock.ts";
 import { patternProblem } from "../formats/naming.ts";
 import { TRANSPORTS } from "../transports/registry.ts";
-import { absPath, bool, duration, Field, int, list, nonEmpty, obj, oneOf, secretFields, size, str, tagged } from "./fields.ts";
+import { absPath, bool, duration, Field, FieldError, int, list, nonEmpty, obj, oneOf, secretFields, size, str, tagged } from "./fields.ts";
 
 const httpsUrl = str((s) => {
   let u: URL;
@@ -175,6 +175,10 @@ export const retentionSchema = obj({
     "30d",
   ),
   min_keep: int(1).default(3).doc("The N complete archives stored last are never deleted, whatever their age.", 3),
+  keep_hourly: int(0).default(0).doc(
+    "Keep the newest archive of each of the last N hours (0: rule off); for jobs run every hour, with {HH} in archive.name.",
+    0,
+  ),
   keep_daily: int(0).default(0).doc("Keep the newest archive of each of the last N days (0: rule off).", 7),
   keep_weekly: int(0).default(0).doc("Keep the newest archive of each of the last N ISO weeks.", 4),
   keep_monthly: int(0).default(0).doc("Keep the newest archive of each of the last N months.", 12),
@@ -286,6 +290,34 @@ const pingUrl = str((s) => {
   }
 }, "URL");
 
+/** A command as an argv list (no shell): `[/usr/local/bin/notify, ok]`; `[sh, -c, "..."]` for a shell. */
+const command = new Field<string[]>("command (argv list)", (raw, path) => {
+  if (!Array.isArray(raw) || !raw.length || raw.some((a) => typeof a !== "string") || !raw[0]) {
+    throw new FieldError(
+      path,
+      `expected a command as a list: [/usr/local/bin/program, --arg], got ${JSON.stringify(raw)}`,
+      'no shell runs it; for one, write [sh, -c, "..."]',
+    );
+  }
+  return raw as string[];
+});
+
+export const hooksSchema = obj({
+  before: command.trust().optional().doc(
+    "Run before the fetch (the export's own 'ready' script, a snapshot); its failure or timeout fails the night at once (exit 25), nothing fetched.",
+    ["/usr/local/bin/export-ready", "--db", "shop"],
+  ),
+  after: command.trust().optional().doc(
+    "Run after a night that did not fail, with ARCHIVIST_STATUS, ARCHIVIST_ARCHIVE... in its environment; its failure is a warning.",
+    ["/usr/local/bin/notify", "ok"],
+  ),
+  on_failure: command.trust().optional().doc("Run after a failed night; its failure is a warning.", ["/usr/local/bin/page-oncall"]),
+  timeout: duration().timer().default(600_000).doc(
+    "Each hook's time limit: past it, the hook and every process it started are killed.",
+    "10m",
+  ),
+});
+
 export const monitorSchema = obj({
   ping_url: pingUrl.optional().doc(
     "Heartbeat URL (healthchecks.io style): GET URL/start at start, POST URL on success, POST URL/fail on failure, with the summary as body and ?rid=<run id>. A ping failure is logged, never fatal.",
@@ -319,6 +351,7 @@ export const configSchema = obj({
   mail: mailSchema,
   verify: verifySchema,
   monitor: monitorSchema,
+  hooks: hooksSchema,
 }).refine((c) => {
   if (!c.destination && !c.destinations) return ["destination", "is required (or destinations: a list of them)"];
   if (c.destination && c.destinations) return ["destinations", "give destination: or destinations:, not both"];
@@ -328,6 +361,13 @@ export const configSchema = obj({
     return [
       "check.on_unchanged",
       `link makes a hard link on the destination's disk: it needs destination.type: local, not ${other.type} (use skip or archive there)`,
+    ];
+  }
+  const hourly = [c.retention.keep_hourly, ...(c.destinations ?? []).map((d) => d.retention?.keep_hourly)].some((n) => (n ?? 0) > 0);
+  if (hourly && !c.archive.name.includes("{HH}")) {
+    return [
+      "retention.keep_hourly",
+      `counts the hours in the archives' names, and archive.name (${c.archive.name}) has no {HH}: put {HH} in it (e.g. "{YYYY}{MM}{DD}-{HH}.tgz") for a job run every hour`,
     ];
   }
   return undefined;

@@ -64,8 +64,11 @@ export function checkTrustedFiles(f: Field<unknown>, data: unknown, at: string, 
   }
   for (const [k, child] of Object.entries(shape ?? {})) {
     const keyPath = at ? `${at}.${k}` : k;
-    if (child.trusted && typeof d[k] === "string") {
-      const problem = unsafeFile(d[k] as string, keyPath);
+    // A file path, or a command's program (the first word of an argv list, when it is a path).
+    const v = d[k];
+    const trustedPath = typeof v === "string" ? v : Array.isArray(v) && typeof v[0] === "string" && v[0].startsWith("/") ? v[0] : undefined;
+    if (child.trusted && trustedPath) {
+      const problem = unsafeFile(trustedPath, keyPath);
       if (problem) throw new ConfigError(`${file}: ${problem.message}`, problem.hint, problem.code);
     } else checkTrustedFiles(child, d[k], keyPath, file);
   }

@@ -42,6 +42,8 @@ export const dryWrites: Writes = {
     return Promise.resolve({ status: "ok", message, value: { ...stored(p, a, a.name), planned: true } });
   },
   state: () => Promise.resolve({ status: "skipped", message: "dry run: the state is not written", value: undefined }),
+  hook: (_n, which, argv) =>
+    Promise.resolve({ status: "skipped", message: `dry run: would run hooks.${which} (${argv.join(" ")})`, value: undefined }),
   async retain(n, target, keep) {
     const t = await target.open("retention");
     const r = await applyRetention(t, n.config, target.retention, n.startedAt, new Set(), n.log, { dryRun: true });

@@ -11,7 +11,7 @@ import type { Logger } from "../report/log.ts";
 import { targetLocations } from "../transports/registry.ts";
 import type { Book } from "./book.ts";
 import type { Spread } from "./destinations.ts";
-import type { Archive, Dump, Pruned } from "./types.ts";
+import type { Archive, Dump, Pruned, Stored } from "./types.ts";
 import type { RunResult, RunStatus } from "../records/history.ts";
 
 /** What the stages of a night gave, kept by the runner for the result (each set when its stage ran). */
@@ -23,6 +23,18 @@ export interface Outcome {
   pruned?: Pruned;
 }
 
+/** The night's status and exit code, from its book. */
+export function outcomeOf(book: Book): { status: RunStatus; exitCode: number } {
+  const error = book.error;
+  if (error) return { status: "failed", exitCode: error.exitCode };
+  return book.warnings.length ? { status: "warning", exitCode: EXIT.WARNING } : { status: "ok", exitCode: EXIT.OK };
+}
+
+/** What was stored for real (not what a dry run would store), destination by destination. */
+export function storedOf(out: Outcome): Stored[] {
+  return (out.spread?.done ?? []).flatMap((d) => d.stored && !d.stored.planned ? [d.stored] : []);
+}
+
 /** The result of a night; logs its summary line. */
 export function runResult(
   deps: { config: Config; log: Logger; command?: string; dry: boolean },
@@ -32,9 +44,8 @@ export function runResult(
 ): RunResult {
   const { config, log } = deps;
   const error = book.error;
-  const status: RunStatus = error ? "failed" : book.warnings.length ? "warning" : "ok";
-  const exitCode = error ? error.exitCode : book.warnings.length ? EXIT.WARNING : EXIT.OK;
-  const stored = (out.spread?.done ?? []).flatMap((d) => d.stored && !d.stored.planned ? [d.stored] : []);
+  const { status, exitCode } = outcomeOf(book);
+  const stored = storedOf(out);
   const dump = out.dump;
   const result: RunResult = {
     runId: log.runId,

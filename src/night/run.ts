@@ -23,7 +23,8 @@ import { pack } from "./pack.ts";
 import { retainAll, storeAll } from "./destinations.ts";
 import { realWrites } from "./writes.ts";
 import { dryWrites } from "./dry.ts";
-import { type Outcome, runResult } from "./result.ts";
+import { type Outcome, outcomeOf, runResult, storedOf } from "./result.ts";
+import { hookEnv } from "./hooks.ts";
 import type { RunResult } from "../records/history.ts";
 import type { Night, RunOptions, Target } from "./types.ts";
 
@@ -49,6 +50,8 @@ export interface RunDeps {
 
 /** The stages in order. Each `book.step` records its line; a failure throws Halt to executeRun. */
 async function theNight(n: Night, book: Book, targets: Target[], out: Outcome): Promise<void> {
+  const before = n.config.hooks.before;
+  if (before) await book.step(n, "hook", () => n.writes.hook(n, "before", before, hookEnv(n)));
   const got = await book.step(n, "fetch", () => fetchZip(n));
   if (got.kind === "not-modified") {
     out.unchangedSince = got.unchangedSince;
@@ -109,9 +112,12 @@ export async function executeRun(deps: RunDeps): Promise<RunResult> {
       progress: deps.progress ?? NO_PROGRESS,
       last: lastState(config),
     };
-    await (deps.stages ?? theNight)(night, book, targets.list, out);
+    await (deps.stages ?? theNight)(night, book, targets.list, out).catch((e) => {
+      // A Halt is a failure already recorded; anything else is a bug, still reported as this night's failure.
+      if (!(e instanceof Halt)) book.error ??= asArchivistError("internal", e);
+    });
+    await afterHook(night, book, out);
   } catch (e) {
-    // A Halt is a failure already recorded; anything else is a bug, still reported as this night's failure.
     if (!(e instanceof Halt)) book.error ??= asArchivistError("internal", e);
   } finally {
     out.dump?.readBackWorker?.close(); // kept for pack's read-back, unused when the night stopped before it
@@ -132,6 +138,20 @@ export async function executeRun(deps: RunDeps): Promise<RunResult> {
   const result = runResult({ config, log, command: deps.command, dry }, book, out, times);
   held?.release();
   return result;
+}
+
+/** hooks.after after a night that did not fail, hooks.on_failure after one that did; a failing hook is a warning. */
+async function afterHook(n: Night, book: Book, out: Outcome): Promise<void> {
+  const which = book.error ? "on_failure" : "after";
+  const argv = n.config.hooks[which];
+  if (!argv) return;
+  const archive = storedOf(out)[0];
+  const env = hookEnv(n, { ...outcomeOf(book), archive });
+  const r = await book.attempt("hook", () => n.writes.hook(n, which, argv, env));
+  if (r.ok) return;
+  const err = asArchivistError("hook", r.err);
+  book.record("hook", "warning", `${err.message} (hint: ${err.hint})`, r.ms);
+  n.log.warn("hook", `${err.message} (hint: ${err.hint})`);
 }
 
 /** The state file, read when a stage first asks (a corrupt file is that stage's failure, each time it asks). */

@@ -13,6 +13,7 @@ import type { StepName } from "../errors.ts";
 import type { Logger } from "../report/log.ts";
 import type { LastState } from "../records/state.ts";
 import type { StepStatus } from "../records/history.ts";
+import type { HookName } from "./hooks.ts";
 
 export type { StepRecord, StepStatus } from "../records/history.ts";
 import type { Catalogue, ClockFlag, StoredRecord } from "../records/catalogue.ts";
@@ -188,6 +189,8 @@ export interface Writes {
   /** check.on_unchanged: link: tonight's name a hard link to the archive `rec` it equals. */
   link(p: Place, a: Archive, old: string, rec: StoredRecord): Promise<Done<Stored>>;
   state(n: Night, o: Recorded): Promise<Done<void>>;
+  /** Run the admin's hook `which` (its failure thrown). */
+  hook(n: Night, which: HookName, argv: string[], env: Record<string, string>): Promise<Done<void>>;
   /** Apply `target`'s retention, never deleting `keep`; undefined `keep`: nothing was stored tonight. */
   retain(n: Night, target: Target, keep: string | undefined): Promise<Done<Pruned | undefined>>;
 }

@@ -10,6 +10,7 @@ import { readCatalogue } from "../records/catalogue.ts";
 import { completeExisting, makeLink, removeLeftovers, upload } from "./store.ts";
 import { recordState } from "./record.ts";
 import { retain } from "./retain.ts";
+import { runHook } from "./hooks.ts";
 import type { Writes } from "./types.ts";
 
 /** A real night's writes. */
@@ -23,5 +24,6 @@ export const realWrites: Writes = {
   completeExisting,
   link: makeLink,
   state: recordState,
+  hook: runHook,
   retain: (n, target, keep) => retain(n, target, keep!),
 };

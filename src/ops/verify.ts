@@ -6,7 +6,7 @@
 import { join, resolve } from "node:path";
 import type { Clock } from "../os/clock.ts";
 import { atTarget, type Config } from "../config/load.ts";
-import { formatDuration, formatSize } from "../config/units.ts";
+import { formatDuration, formatSize, shortDuration } from "../config/units.ts";
 import type { Env } from "../os/env.ts";
 import { asArchivistError, errMsg } from "../errors.ts";
 import { exec } from "../os/exec.ts";
@@ -93,6 +93,7 @@ export async function runVerify(d: VerifyDeps): Promise<Check[]> {
     const own = await guard(name, () => checkDestination({ ...d, config: atTarget(c, t) }));
     checks.push(...own.map((x) => ({ ...x, name })));
   }
+  checks.push(...checkHooks(c));
   if (c.mail.enabled && once.mail) {
     checks.push(...await guard("mail", async () => [ok("mail", await verifyMail(c.mail))]));
   }
@@ -181,6 +182,42 @@ async function checkEntry(entry: string, p: SourceProbe): Promise<Check> {
   } catch (e) {
     if (e instanceof ZipError) return crit("source", e.message, e.hint || undefined);
     return warn("source", `could not look inside the zip: ${errMsg(e)}`, "the entry is checked at the next run");
+  }
+}
+
+/** Each configured hook's program: there, a file, executable by the run user (a name is looked up on PATH). */
+export function checkHooks(c: Config, path = Deno.env.get("PATH") ?? "/usr/bin:/bin"): Check[] {
+  const out: Check[] = [];
+  for (const which of ["before", "after", "on_failure"] as const) {
+    const argv = c.hooks[which];
+    if (!argv) continue;
+    const key = `hooks.${which}`;
+    const prog = argv[0].includes("/") ? argv[0] : path.split(":").map((d) => join(d || ".", argv[0])).find(isExecutable);
+    if (!prog || !isExecutable(prog)) {
+      out.push(
+        crit(
+          "hooks",
+          `${key}: ${argv[0]} is not an executable file${argv[0].includes("/") ? "" : ` on PATH (${path})`}`,
+          "check the path and chmod +x",
+        ),
+      );
+    } else out.push(ok("hooks", `${key}: ${prog} is executable (timeout ${shortDuration(c.hooks.timeout)})`));
+  }
+  return out;
+}
+
+/** A regular file this user may execute (by the owner, group or other bits that apply; root: any x bit). */
+function isExecutable(p: string): boolean {
+  try {
+    const st = Deno.statSync(p);
+    const mode = st.mode ?? 0, uid = Deno.uid();
+    if (!st.isFile) return false;
+    if (uid === 0) return (mode & 0o111) !== 0;
+    if (st.uid === uid) return (mode & 0o100) !== 0;
+    if (st.gid === Deno.gid()) return (mode & 0o010) !== 0;
+    return (mode & 0o001) !== 0;
+  } catch {
+    return false;
   }
 }
 

@@ -174,3 +174,79 @@ export function writePrivateFile(path: string, content: string): void {
     f.close();
   }
 }
+
+/** What a command run in its own process group did (a hook). */
+export interface GroupResult {
+  code: number;
+  timedOut: boolean;
+  /** The last lines it wrote on stderr (for the failure's message). */
+  stderrTail: string[];
+}
+
+/**
+ * Run `argv` (no shell) in a process group of its own (`setsid`), its output handed line by line to `onLine`;
+ * past `timeoutMs`, or when archivist is interrupted, the whole group is killed (a hook's own children too).
+ * Throws MissingToolError when the program does not exist.
+ */
+export async function execGroup(
+  argv: string[],
+  opts: { env: Record<string, string>; timeoutMs: number; onLine: (stream: "stdout" | "stderr", line: string) => void },
+): Promise<GroupResult> {
+  let child: Deno.ChildProcess;
+  try {
+    child = new Deno.Command("setsid", {
+      args: argv,
+      clearEnv: true,
+      env: childEnv(opts.env),
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    })
+      .spawn();
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) throw new MissingToolError("setsid", "util-linux");
+    throw e;
+  }
+  // setsid, not a group leader here, makes its own session and execs the command: its pid is the group's id.
+  const killGroup = () => {
+    try {
+      Deno.kill(-child.pid, "SIGKILL");
+    } catch { /* gone */ }
+  };
+  const unregister = whileRunning(killGroup, { pid: child.pid, what: argv[0], args: commandLine(argv[0], argv.slice(1)) });
+  let timedOut = false;
+  const timer = setTimeout(() => (timedOut = true, killGroup()), opts.timeoutMs);
+  const tail: string[] = [];
+  const readers: ReadableStreamDefaultReader<Uint8Array>[] = [];
+  const lines = async (stream: ReadableStream<Uint8Array>, name: "stdout" | "stderr") => {
+    const reader = stream.getReader();
+    readers.push(reader);
+    let pending = "";
+    const td = new TextDecoder();
+    const emit = (l: string) => {
+      opts.onLine(name, l);
+      if (name === "stderr" && l.trim()) (tail.push(l), tail.length > 5 && tail.shift());
+    };
+    for (;;) {
+      const { done, value } = await reader.read().catch(() => ({ done: true, value: undefined }));
+      if (done) break;
+      pending += td.decode(value, { stream: true });
+      for (let i = pending.indexOf("\n"); i >= 0; i = pending.indexOf("\n")) (emit(pending.slice(0, i)), pending = pending.slice(i + 1));
+    }
+    if (pending) emit(pending);
+  };
+  try {
+    const read = Promise.all([lines(child.stdout, "stdout"), lines(child.stderr, "stderr")]);
+    const status = await child.status;
+    // A program it left running in the background may hold the pipes: a second for its last words, then stop reading.
+    let t: ReturnType<typeof setTimeout> | undefined;
+    const grace = new Promise<void>((r) => (t = setTimeout(r, 1000)));
+    await Promise.race([read, grace.then(() => Promise.all(readers.map((x) => x.cancel().catch(() => {}))))]);
+    clearTimeout(t);
+    return { code: status.code, timedOut, stderrTail: tail };
+  } finally {
+    clearTimeout(timer);
+    if (timedOut) killGroup();
+    unregister();
+  }
+}

@@ -9,8 +9,8 @@
  *  - the archive stored by this run is kept ("just stored");
  *  - the `min_keep` archives stored last *that are complete* (sidecar there, size as recorded) are kept, whatever
  *    their age; an incomplete archive never takes a min_keep place;
- *  - GFS (`keep_daily`/`weekly`/`monthly`/`yearly`, restic's semantics): the complete archive stored last in each
- *    of the last N periods that have one is kept;
+ *  - GFS (`keep_hourly`/`daily`/`weekly`/`monthly`/`yearly`, restic's semantics): the complete archive stored last
+ *    in each of the last N periods that have one is kept (an hour is the run's local hour: names with {HH});
  *  - `max_age`: archives whose date is within max_age of today are kept.
  * An archive is deleted only when no rule keeps it, and only when at least one rule is configured (max_age or a
  * keep_* rule): an empty policy keeps everything.
@@ -22,6 +22,7 @@ import type { ArchiveInfo } from "./inventory.ts";
 export interface Policy {
   max_age?: number;
   min_keep: number;
+  keep_hourly: number;
   keep_daily: number;
   keep_weekly: number;
   keep_monthly: number;
@@ -48,6 +49,7 @@ export function isoWeek(p: { year: number; month: number; day: number }): string
 }
 
 const PERIODS: Array<[keyof Policy, (a: ArchiveInfo) => string]> = [
+  ["keep_hourly", (a) => `${a.year}-${pad(a.month)}-${pad(a.day)}T${pad(a.hour)}`],
   ["keep_daily", (a) => `${a.year}-${pad(a.month)}-${pad(a.day)}`],
   ["keep_weekly", (a) => isoWeek(a)],
   ["keep_monthly", (a) => `${a.year}-${pad(a.month)}`],
@@ -61,7 +63,7 @@ export function newestFirst(a: ArchiveInfo, b: ArchiveInfo): number {
 
 /** True when the policy can delete anything at all. */
 export function policyActive(p: Policy): boolean {
-  return p.max_age !== undefined || p.keep_daily + p.keep_weekly + p.keep_monthly + p.keep_yearly > 0;
+  return p.max_age !== undefined || p.keep_hourly + p.keep_daily + p.keep_weekly + p.keep_monthly + p.keep_yearly > 0;
 }
 
 /**
