@@ -22,7 +22,7 @@ Usage: install.sh [options]
   --systemd           a systemd service + timer instead of the cron entry (needs systemd running)
   --cron              back from --systemd to the cron entry
   --no-verify         do not run `archivist verify` at the end
-  --uninstall         remove the program, man pages, cron entry, timer and logrotate snippet (keeps config,
+  --uninstall         remove the program, man pages, bash completion, cron entry, timer and logrotate snippet (keeps config,
                       logs, state)
   --purge             with --uninstall: also remove /etc/archivist, /var/log/archivist, /var/lib/archivist and
                       /var/tmp/archivist
@@ -200,6 +200,8 @@ BIN=$PREFIX/bin/archivist
 LIBDIR=$PREFIX/lib/archivist
 MAN1=$PREFIX/share/man/man1/archivist.1
 MAN5=$PREFIX/share/man/man5/archive.yaml.5
+# bash-completion loads /usr/share/bash-completion/completions/<command> on first use (generated: archivist completion bash).
+COMPLETION=/usr/share/bash-completion/completions/archivist
 CONF=$CONF_DIR/archive.yaml
 LOG_DIR=/var/log/archivist
 STATE_DIR=/var/lib/archivist
@@ -263,7 +265,7 @@ disable_timer() {
 if [ "$UNINSTALL" = 1 ]; then
   echo "Uninstalling archivist${DESTDIR:+ from $DESTDIR}:"
   disable_timer
-  remove "$BIN"; remove "$LIBDIR"; remove "$CACHE_DIR"; remove "$MAN1"; remove "$MAN5"; remove "$CRON"; remove "$LOGROTATE"
+  remove "$BIN"; remove "$LIBDIR"; remove "$CACHE_DIR"; remove "$MAN1"; remove "$MAN5"; remove "$COMPLETION"; remove "$CRON"; remove "$LOGROTATE"
   remove "$UNIT_DIR/archivist.service"; remove "$UNIT_DIR/archivist.timer"
   if [ "$SYSTEMCTL" = 1 ]; then systemctl daemon-reload >/dev/null 2>&1 || true; fi
   if [ "$PURGE" = 1 ]; then
@@ -312,6 +314,7 @@ dir "$CACHE_DIR" 0700 "$RUN_USER"
 # 1b. Man pages (generated from the same declarations as --help: man archivist, man archive.yaml).
 put "$SRC/docs/man/archivist.1" "$MAN1" 0644
 put "$SRC/docs/man/archive.yaml.5" "$MAN5" 0644
+put "$SRC/docs/completion/archivist.bash" "$COMPLETION" 0644
 
 # 2. Config: never overwritten; the new example goes beside it.
 dir "$CONF_DIR" 0750 "$RUN_USER"

@@ -78,6 +78,7 @@ Deno.test("install.sh into a --destdir: files, modes, cron line, the installed f
       assert.equal(mode("etc/cron.d/archivist"), "644");
       assert.equal(mode("usr/local/share/man/man1/archivist.1"), "644");
       assert.equal(mode("usr/local/share/man/man5/archive.yaml.5"), "644");
+      assert.equal(mode("usr/share/bash-completion/completions/archivist"), "644");
       const man = await new Deno.Command("man", {
         args: ["-l", join(dd, "usr/local/share/man/man1/archivist.1")],
         env: { MANWIDTH: "100", MANPAGER: "cat" },
@@ -318,6 +319,7 @@ Deno.test("install.sh into a --destdir: files, modes, cron line, the installed f
           "etc/archivist/install.conf",
           "usr/local/share/man/man1/archivist.1",
           "usr/local/share/man/man5/archive.yaml.5",
+          "usr/share/bash-completion/completions/archivist",
         ]
       ) {
         assert.throws(() => Deno.statSync(join(dd, p)), p);

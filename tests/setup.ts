@@ -21,6 +21,10 @@ export const REQUIRED: Record<string, string> = {
   sha256sum: "coreutils",
   chattr: "e2fsprogs",
   setsid: "util-linux",
+  // Shell completion: the generated scripts are checked by each shell (tests/completion_test.ts).
+  zsh: "zsh",
+  fish: "fish",
+  "/usr/share/bash-completion/bash_completion": "bash-completion",
   curl: "curl",
   ssh: "openssh-client",
   sftp: "openssh-client",

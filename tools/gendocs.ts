@@ -2,7 +2,8 @@
  * `deno task docs`: regenerate the generated parts of the docs from the code:
  *  - docs/TECHNICAL.md, between <!-- config:start --> and <!-- config:end -->: every config key from the schema;
  *  - README.md, docs/USER_GUIDE.md and docs/TECHNICAL.md, between <!-- exit-codes:start/end -->: the exit codes;
- *  - docs/COMMANDS.md, archive.schema.json, the man pages in docs/man (tools/manpages.ts), the diagrams' SVGs.
+ *  - docs/COMMANDS.md, archive.schema.json, the man pages in docs/man (tools/manpages.ts), the bash completion in
+ *    docs/completion (src/commands/completion.ts), the diagrams' SVGs.
  * tests/docs_test.ts fails when a generated part is out of date.
  */
 import { dirname, join } from "node:path";
@@ -12,6 +13,7 @@ import { EXIT_DESCRIPTIONS } from "../src/errors.ts";
 import { fmtDefault } from "../src/config/units.ts";
 import { jsonSchema } from "./jsonschema.ts";
 import { commandHelp, COMMANDS } from "../src/cli/registry.ts";
+import { completionScript } from "../src/commands/completion.ts";
 import { archivistMan, configMan } from "./manpages.ts";
 import denoJson from "../deno.json" with { type: "json" };
 
@@ -123,5 +125,6 @@ if (import.meta.main) {
   Deno.mkdirSync(join(ROOT, "docs", "man"), { recursive: true });
   writeIfChanged("docs/man/archivist.1", archivistMan(denoJson.version));
   writeIfChanged("docs/man/archive.yaml.5", configMan(denoJson.version));
+  writeIfChanged("docs/completion/archivist.bash", completionScript("bash", COMMANDS));
   await renderDiagrams();
 }

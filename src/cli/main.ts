@@ -6,7 +6,7 @@ import { type Clock, fixedClock, systemClock } from "../os/clock.ts";
 import { atTarget, type Config, findConfigPath, loadJobs } from "../config/load.ts";
 import { type Env, processEnv } from "../os/env.ts";
 import { type ArchivistError, asArchivistError, EXIT } from "../errors.ts";
-import { COMMAND_MODULES, commandHelp, commandSpec, generalHelp, parseCommandLine, UsageError, usageExit } from "./registry.ts";
+import { COMMAND_MODULES, commandHelp, COMMANDS, commandSpec, generalHelp, parseCommandLine, UsageError, usageExit } from "./registry.ts";
 import type { Command, CommandContext, Parsed } from "../commands/context.ts";
 import { type Level, Logger, newRunId } from "../report/log.ts";
 import { onCleanup, runCleanups } from "../os/cleanup.ts";
@@ -61,6 +61,7 @@ function parse(argv: string[]): Parsed {
     destination: num("destination", 1),
     to: values.to as string | undefined,
     user: values.user as string | undefined,
+    jobs: !!values.jobs,
   };
 }
 
@@ -133,12 +134,13 @@ export async function main(argv: string[], deps: CliDeps = {}): Promise<number> 
     console.error(HELP);
     return EXIT.USAGE;
   }
+  if (command.alone) return command.alone(p, env, out, COMMANDS);
   const log = new Logger({ runId: newRunId(clock.now()), stderrLevel: p.quiet ? "error" : p.verbose ? "debug" : "info" });
   onCleanup(() => log.close());
   try {
     const c = contextFor(command, p, env, log);
     if (typeof c === "number") return c;
-    return await command.run({ ...c, p, clock, env, log, out });
+    return await command.run!({ ...c, p, clock, env, log, out });
   } catch (e) {
     const err = asArchivistError(e instanceof ConfigFailed ? "config" : "internal", e instanceof ConfigFailed ? e.cause : e);
     if (e instanceof ConfigFailed) return command.configFailed?.(err, p, out) ?? configFailure(command, log, err);

@@ -19,11 +19,12 @@ import { check } from "../commands/check.ts";
 import { restoreCommand } from "../commands/restore.ts";
 import { mailTest } from "../commands/mail-test.ts";
 import { unit } from "../commands/unit.ts";
+import { completion } from "../commands/completion.ts";
 
 export type { CommandSpec, ExitCodes, OptionSpec } from "../commands/options.ts";
 
 /** Every command, in the order --help lists them; each module declares its options beside its code. */
-export const COMMAND_MODULES: Command[] = [run, history, list, prune, verify, check, restoreCommand, mailTest, unit];
+export const COMMAND_MODULES: Command[] = [run, history, list, prune, verify, check, restoreCommand, mailTest, unit, completion];
 
 export const COMMANDS: CommandSpec[] = COMMAND_MODULES.map((m) => m.spec);
 

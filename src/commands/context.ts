@@ -40,6 +40,8 @@ export interface Parsed {
   to?: string;
   /** unit --user: the service's User=. */
   user?: string;
+  /** completion --jobs: the config's job names. */
+  jobs: boolean;
 }
 
 export interface CommandContext {
@@ -59,7 +61,9 @@ export interface CommandContext {
 /** A command: its declaration (options, usage, exit codes) and its code, in one module. */
 export interface Command {
   spec: CommandSpec;
-  run(c: CommandContext): Promise<number> | number;
+  run?(c: CommandContext): Promise<number> | number;
+  /** A command that needs no config nor log (completion): run on its own, with every command's declaration. */
+  alone?(p: Parsed, env: Env, out: (s: string) => void, commands: CommandSpec[]): number;
   /** How it reports a config that cannot be loaded, when not as a run does (verify: a Nagios CRITICAL). */
   configFailed?(err: ArchivistError, p: Parsed, out: (s: string) => void): number;
   /** How it reports its own crash, when not as a run does (verify: a Nagios UNKNOWN). */
