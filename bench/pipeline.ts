@@ -1,5 +1,5 @@
 /**
- * `deno task bench [--size 1GiB] [--recompress] [--verify|--no-verify] [--client deno|curl] [--threads N] [--runs N] [--only archivist,floor] [--json]`: a whole `archivist run` against the shell
+ * `deno task bench [--size 1GiB] [--recompress] [--verify|--no-verify] [--encrypt] [--client deno|curl] [--threads N] [--runs N] [--only archivist,floor] [--json]`: a whole `archivist run` against the shell
  * pipelines a sysadmin would write, in the same invocation, alternating, on the same dump served over HTTPS by nginx
  * on 127.0.0.1. Prints medians and the ratios archivist/x for wall time, CPU time and peak RSS, and archivist's MB/s
  * per step (from its history line). Not a test: nothing asserts a time.
@@ -8,6 +8,7 @@
  *   gzip        curl -o; unzip -p | tee >(sha256sum) > dump; tar | gzip -6 > out.tgz; sha256sum; cp
  *   pigz        the same with pigz -6 (all cores)
  *   floor       curl -o && unzip -p | sha256sum: what any tool that verifies the dump pays
+ * With --encrypt, archivist encrypts to an age key (archive.encrypt) and gzip/pigz pipe their .tgz through age -r.
  *
  * The dump (mysqldump-like, seeded) and its zip (Info-ZIP, zip -6) are cached in .tmp/bench/ by size.
  */
@@ -26,10 +27,10 @@ const opt = (name: string) => {
 for (const a of args) {
   if (
     a.startsWith("--") &&
-    !["--size", "--runs", "--recompress", "--json", "--only", "--verify", "--no-verify", "--client", "--threads"].includes(a)
+    !["--size", "--runs", "--recompress", "--json", "--only", "--verify", "--no-verify", "--encrypt", "--client", "--threads"].includes(a)
   ) {
     console.error(
-      `deno task bench: unknown option ${a}\nUsage: deno task bench [--size 1GiB] [--recompress] [--verify|--no-verify] [--client deno|curl] [--threads N] [--runs N] [--only archivist,floor] [--json]`,
+      `deno task bench: unknown option ${a}\nUsage: deno task bench [--size 1GiB] [--recompress] [--verify|--no-verify] [--encrypt] [--client deno|curl] [--threads N] [--runs N] [--only archivist,floor] [--json]`,
     );
     Deno.exit(2);
   }
@@ -44,6 +45,8 @@ const recompress = args.includes("--recompress");
 /** archive.verify for the archivist runs: the config's default unless --verify or --no-verify. */
 const verify = args.includes("--verify") ? true : args.includes("--no-verify") ? false : undefined;
 const json = args.includes("--json");
+/** archive.encrypt for the archivist runs, and age -r in the gzip/pigz pipelines. */
+const encrypt = args.includes("--encrypt");
 /** source.client for the archivist runs: the config's default unless --client. */
 const client = opt("--client");
 /** archive.threads for the archivist runs (compression threads on the recompress path): the default unless --threads. */
@@ -98,12 +101,20 @@ async function timed(cmd: string[], cwd: string): Promise<Sample> {
   return { wall: e, cpu: u + s, rssKiB: m };
 }
 
+const agePub = encrypt
+  ? await (async () => {
+    const key = join(dir, "age-key.txt");
+    await sh("age-keygen", ["-o", key]);
+    return /public key: (age1\S+)/.exec(await Deno.readTextFile(key))![1];
+  })()
+  : "";
+const seal = encrypt ? ` | age -r ${agePub}` : "";
 const shellPrefix = `set -e -o pipefail; curl -sS --fail --cacert ${cert.caFile} -o dump.zip ${url}`;
 const PIPELINES: Record<string, string> = {
   gzip: `${shellPrefix}; unzip -p dump.zip dump.sql | tee >(sha256sum > dump.sha) > dump.sql; rm dump.zip; ` +
-    `tar -cf - dump.sql | gzip -6 > out.tgz; rm dump.sql; sha256sum out.tgz > out.tgz.sha256; cp out.tgz out.tgz.sha256 ../dest/`,
+    `tar -cf - dump.sql | gzip -6${seal} > out.tgz; rm dump.sql; sha256sum out.tgz > out.tgz.sha256; cp out.tgz out.tgz.sha256 ../dest/`,
   pigz: `${shellPrefix}; unzip -p dump.zip dump.sql | tee >(sha256sum > dump.sha) > dump.sql; rm dump.zip; ` +
-    `tar -cf - dump.sql | pigz -6 > out.tgz; rm dump.sql; sha256sum out.tgz > out.tgz.sha256; cp out.tgz out.tgz.sha256 ../dest/`,
+    `tar -cf - dump.sql | pigz -6${seal} > out.tgz; rm dump.sql; sha256sum out.tgz > out.tgz.sha256; cp out.tgz out.tgz.sha256 ../dest/`,
   floor: `${shellPrefix}; unzip -p dump.zip dump.sql | sha256sum > dump.sha`,
 };
 
@@ -125,6 +136,7 @@ async function archivist(i: number): Promise<Sample> {
         ...(recompress ? { recompress: "always" } : {}),
         ...(verify !== undefined ? { verify } : {}),
         ...(threads ? { threads: Number(threads) } : {}),
+        ...(encrypt ? { encrypt: { age_recipients: [agePub] } } : {}),
       },
       destination: { type: "local", path: join(w, "dest"), create_dirs: true },
       retention: { min_keep: 3 },

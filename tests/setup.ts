@@ -21,6 +21,9 @@ export const REQUIRED: Record<string, string> = {
   sha256sum: "coreutils",
   chattr: "e2fsprogs",
   setsid: "util-linux",
+  // Encryption at rest (tests/encrypt_test.ts): the real age tools.
+  age: "age",
+  "age-keygen": "age",
   // Shell completion: the generated scripts are checked by each shell (tests/completion_test.ts).
   zsh: "zsh",
   fish: "fish",

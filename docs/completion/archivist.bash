@@ -9,7 +9,7 @@ _archivist() {
     esac
   done
   case $prev in
-    --config|-c|--to) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+    --config|-c|--identity|--to) COMPREPLY=($(compgen -f -- "$cur")); return ;;
     --job) COMPREPLY=($(compgen -W "$(archivist completion --jobs ${cfg:+-c "$cfg"} 2>/dev/null)" -- "$cur")); return ;;
   esac
   if [ -z "$cmd" ]; then
@@ -22,8 +22,8 @@ _archivist() {
     list) opts='--config -c --quiet -q --verbose -v --job --destination --json --help' ;;
     prune) opts='--config -c --quiet -q --verbose -v --job --destination --dry-run -n --json --force --help' ;;
     verify) opts='--config -c --quiet -q --verbose -v --job --json --help' ;;
-    check) opts='--config -c --quiet -q --verbose -v --job --destination --sample --all --json --help' ;;
-    restore) opts='--config -c --quiet -q --verbose -v --job --destination --to --force --fallback --help' ;;
+    check) opts='--config -c --quiet -q --verbose -v --job --destination --sample --identity --all --json --help' ;;
+    restore) opts='--config -c --quiet -q --verbose -v --job --destination --to --force --fallback --identity --help' ;;
     mail-test) opts='--config -c --quiet -q --verbose -v --job --help' ;;
     unit) opts='--config -c --quiet -q --verbose -v --user --help' ;;
     completion) opts='bash zsh fish --config -c --jobs --help' ;;

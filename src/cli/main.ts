@@ -62,6 +62,7 @@ function parse(argv: string[]): Parsed {
     to: values.to as string | undefined,
     user: values.user as string | undefined,
     jobs: !!values.jobs,
+    identity: values.identity as string | undefined,
   };
 }
 

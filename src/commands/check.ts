@@ -10,7 +10,7 @@ import { locationOf } from "../transports/registry.ts";
 import type { RunResult } from "../records/history.ts";
 import { NAGIOS } from "../ops/verify.ts";
 import { type CheckReport, runCheck } from "../ops/check.ts";
-import { DESTINATION, JSON_OUT, WITH_JOB } from "./options.ts";
+import { DESTINATION, IDENTITY, JSON_OUT, WITH_JOB } from "./options.ts";
 import { type Command, historyPath, type Parsed } from "./context.ts";
 
 async function cmdCheck(cfg: Config, clock: Clock, env: Env, log: Logger, p: Parsed, out: (s: string) => void): Promise<number> {
@@ -18,7 +18,11 @@ async function cmdCheck(cfg: Config, clock: Clock, env: Env, log: Logger, p: Par
   const t0 = performance.now();
   let report: CheckReport;
   try {
-    report = await runCheck(cfg, clock, env, log, { sample: p.sample, all: p.all });
+    report = await runCheck(cfg, clock, env, log, {
+      sample: p.sample,
+      all: p.all,
+      identity: p.identity ?? cfg.archive.encrypt.identity_file,
+    });
   } catch (e) {
     const err = asArchivistError("store", e);
     report = { location: "", status: "crit", code: NAGIOS.UNKNOWN, summary: `cannot check the destination: ${err.message}`, archives: [] };
@@ -68,6 +72,7 @@ export const check: Command = {
       ...WITH_JOB,
       DESTINATION,
       { name: "sample", value: "N", help: "read back N archives, the ones checked longest ago (default 1)" },
+      IDENTITY,
       { name: "all", help: "read back every archive" },
       JSON_OUT,
     ],

@@ -42,6 +42,8 @@ export interface Parsed {
   user?: string;
   /** completion --jobs: the config's job names. */
   jobs: boolean;
+  /** restore/check --identity FILE: the age private key. */
+  identity?: string;
 }
 
 export interface CommandContext {

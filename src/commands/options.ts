@@ -56,3 +56,8 @@ export const DESTINATION: OptionSpec = {
   value: "N",
   help: "with destinations: the one to work on, by its place in the list (default 1)",
 };
+export const IDENTITY: OptionSpec = {
+  name: "identity",
+  value: "FILE",
+  help: "the age private key that opens encrypted archives (default: archive.encrypt.identity_file)",
+};

@@ -6,7 +6,7 @@ import type { Logger } from "../report/log.ts";
 import { asArchivistError, EXIT } from "../errors.ts";
 import { withTransport } from "../transports/registry.ts";
 import { restore } from "../ops/restore.ts";
-import { DESTINATION, WITH_JOB } from "./options.ts";
+import { DESTINATION, IDENTITY, WITH_JOB } from "./options.ts";
 import type { Command, Parsed } from "./context.ts";
 
 async function cmdRestore(cfg: Config, clock: Clock, env: Env, log: Logger, p: Parsed, out: (s: string) => void): Promise<number> {
@@ -14,7 +14,11 @@ async function cmdRestore(cfg: Config, clock: Clock, env: Env, log: Logger, p: P
     const path = await withTransport(
       cfg.destination,
       { log, env, step: "restore" },
-      (t) => restore(t, cfg, log, p.target ?? "latest", p.to ?? Deno.cwd(), p.force, clock.now(), p.fallback),
+      (t) =>
+        restore(t, cfg, log, p.target ?? "latest", p.to ?? Deno.cwd(), p.force, clock.now(), {
+          fallback: p.fallback,
+          identity: p.identity ?? cfg.archive.encrypt.identity_file,
+        }),
     );
     out(path);
     return EXIT.OK;
@@ -37,6 +41,7 @@ export const restoreCommand: Command = {
       { name: "to", value: "DIR", help: "where to extract (default: the current directory)" },
       { name: "force", help: "overwrite an existing dump file there" },
       { name: "fallback", help: "with latest: when the newest archive is incomplete, restore the newest complete one (said in the log)" },
+      IDENTITY,
     ],
     example: "archivist restore latest --to /srv/restore",
     exits: "run",

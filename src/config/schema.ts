@@ -163,6 +163,26 @@ export const archiveSchema = obj({
       "Name of the dump inside the .tgz (and of the restored file). Default: the entry's name in the zip; for a zip written from a pipe (entry '-' or empty), source.entry when it is a plain name, else dump.sql.",
       "shop.sql",
     ),
+  encrypt: obj({
+    age_recipients: list(
+      str((s) =>
+        /^(age1[0-9a-z]{58}|ssh-(ed25519|rsa) \S+.*)$/.test(s)
+          ? undefined
+          : "expected an age public key (age1…) or an ssh-ed25519/ssh-rsa public key line"
+      ),
+    ).default([]).doc(
+      "Encrypt every archive to these public keys with age: it becomes NAME.tgz.age (its sidecar covers the stored bytes); any one private key opens it. The nightly run needs no private key.",
+      ["age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p"],
+    ),
+    age_recipients_file: absPath().trust().optional().doc(
+      "A file of public keys, one a line (age -R): the recipients, with or instead of age_recipients.",
+      "/etc/archivist/recipients.txt",
+    ),
+    identity_file: absPath().trust().optional().doc(
+      "A private key (age-keygen) for check's scheduled read-back and restore; never used by the nightly run. Without one, check verifies presence, size and sidecar only.",
+      "/root/archivist-age-key.txt",
+    ),
+  }).doc("Encryption at rest (age)."),
 });
 
 const destinationVariants = Object.fromEntries(Object.entries(TRANSPORTS).map(([k, v]) => [k, v.schema])) as {

@@ -3,7 +3,8 @@
  *
  * Tokens: {YYYY} {MM} {DD} (required), {HH} {mm} (optional, for several archives a day), {job}.
  * A same-day second archive with different content gets a counter before the extension: `20261122-2.tgz`.
- * Anything that does not parse back is not an archive of ours and is never touched.
+ * An encrypted archive is the same name + ".age" (archive.encrypt). Anything that does not parse back is not an
+ * archive of ours and is never touched.
  */
 import { type LocalParts, pad } from "../os/clock.ts";
 
@@ -91,7 +92,8 @@ function patternRegex(pattern: string, job: string): RegExp {
       } else if (tok === "job") src += escapeRe(job);
       else src += escapeRe(part);
     }
-    re = new RegExp(`^${src}(?:-(?<seq>[2-9]|[1-9]\\d+))?${escapeRe(ext)}$`);
+    // An encrypted archive (archive.encrypt) is the same name + ".age": ours either way, whichever way it was stored.
+    re = new RegExp(`^${src}(?:-(?<seq>[2-9]|[1-9]\\d+))?${escapeRe(ext)}(?:\\.age)?$`);
     reCache.set(key, re);
   }
   return re;

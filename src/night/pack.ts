@@ -23,7 +23,8 @@ import fs from "node:fs";
 import { Readable, Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { ArchivistError, asArchivistError } from "../errors.ts";
-import { formatSize } from "../config/units.ts";
+import { formatDuration, formatSize } from "../config/units.ts";
+import { AGE_SUFFIX, encryptFile, encrypting } from "../formats/age.ts";
 import { formatName, sidecarName } from "../formats/naming.ts";
 import { padding, tarEnd, tarHeader } from "../formats/tar.ts";
 import { type ExtractLimits, inflateEntry, rangeStream, type ZipEntry, ZipError } from "../formats/zip.ts";
@@ -246,22 +247,35 @@ const HINT_PROOF = "nothing was stored; check work_dir's disk (dmesg), run again
 
 /** pack: the dump as the night's .tgz and sidecar in the work dir, read back when archive.verify asks. */
 export async function pack(n: Night, dump: Dump): Promise<Done<Archive>> {
-  const name = formatName(n.config.archive.name, n.runDate, n.config.name);
-  const out = join(n.workDir, name);
+  const plain = formatName(n.config.archive.name, n.runDate, n.config.name);
+  const enc = n.config.archive.encrypt;
+  const name = encrypting(enc) ? plain + AGE_SUFFIX : plain;
+  const out = join(n.workDir, plain);
   try {
-    const r = await packDump(n, dump, out);
+    let r = await packDump(n, dump, out);
     if (n.config.archive.verify) await readBack(n, dump, out);
     // The zip is no longer needed: free the space before the upload.
     await Deno.remove(dump.zip.path).catch(() => {});
+    const ratio = dump.size ? ` (${((r.size / dump.size) * 100).toFixed(1)}% of the dump)` : "";
+    let how = "";
+    if (encrypting(enc)) {
+      // The .tgz just proven is encrypted to the recipients; only the encrypted file stays.
+      const t0 = performance.now();
+      r = { ...r, ...await encryptFile(out, join(n.workDir, name), enc, n.signal) };
+      await Deno.remove(out).catch(() => {});
+      const count = enc.age_recipients.length + (enc.age_recipients_file ? 1 : 0);
+      how = `, encrypted with age to ${count === 1 && !enc.age_recipients_file ? "1 recipient" : `the recipients of archive.encrypt`} in ${
+        formatDuration(performance.now() - t0)
+      }`;
+    }
     const sidecarPath = join(n.workDir, sidecarName(name));
     await Deno.writeTextFile(sidecarPath, sidecarText(r.sha256, name), { mode: 0o600 });
-    const ratio = dump.size ? ` (${((r.size / dump.size) * 100).toFixed(1)}% of the dump)` : "";
     return {
       status: "ok",
-      message: `${name}: ${formatSize(r.size)}${ratio}, sha256 ${r.sha256}`,
+      message: `${name}: ${formatSize(r.size)}${ratio}${how}, sha256 ${r.sha256}`,
       value: {
         name,
-        path: out,
+        path: join(n.workDir, name),
         size: r.size,
         sha256: r.sha256,
         sidecarPath,
@@ -270,6 +284,7 @@ export async function pack(n: Night, dump: Dump): Promise<Done<Archive>> {
     };
   } catch (e) {
     await Deno.remove(out).catch(() => {});
+    await Deno.remove(join(n.workDir, name)).catch(() => {});
     if (e instanceof ZipError) throw new ArchivistError("pack", e.message, e.hint, { code: e.code, cause: e });
     throw asArchivistError("pack", e, "check free space in work_dir");
   }

@@ -19,6 +19,7 @@ import { createHash } from "node:crypto";
 import { ArchivistError, asArchivistError } from "../errors.ts";
 import { formatSize } from "../config/units.ts";
 import { formatName, isTempName, sidecarName, tempName, tempTarget } from "../formats/naming.ts";
+import { AGE_SUFFIX, isEncrypted } from "../formats/age.ts";
 import { appendCatalogue, entriesAt, readCatalogue, type StoredRecord, vanished } from "../records/catalogue.ts";
 import { parseAny, runDateOf } from "../retention/inventory.ts";
 import { clockDoubt } from "../retention/clockcheck.ts";
@@ -226,7 +227,7 @@ async function freeName(p: Place, a: Archive): Promise<string | Done<Stored | un
   for (let seq = 2; p.entries.has(name); seq++) {
     const ex = await compareExisting(p, a, name);
     if (ex.kind === "same") return await n.writes.completeExisting(p, a, name, ex);
-    const next = formatName(n.config.archive.name, n.runDate, n.config.name, seq);
+    const next = formatName(n.config.archive.name, n.runDate, n.config.name, seq) + (isEncrypted(a.name) ? AGE_SUFFIX : "");
     n.log.warn("store", `${name} already exists on ${t.location} with ${ex.why}: keeping it, storing this one as ${next}`);
     name = next;
   }
@@ -318,6 +319,16 @@ async function putInPlace(p: Place, a: Archive, sideSize: number): Promise<strin
  */
 async function linkUnchanged(p: Place, a: Archive, old: string): Promise<Done<Stored> | undefined> {
   const { n, t, entries } = p;
+  if (isEncrypted(old) !== isEncrypted(a.name)) {
+    // archive.encrypt was turned on or off: the archive it equals is in the other form; tonight's is stored whole.
+    n.log.info(
+      "store",
+      `${old} is ${isEncrypted(old) ? "" : "not "}encrypted and tonight's archive is${
+        isEncrypted(a.name) ? "" : " not"
+      }: storing it instead of a link`,
+    );
+    return undefined;
+  }
   const rec = entriesAt(p.cat, t.location).findLast((e) => e.name === old);
   const there = entries.get(old);
   if (!rec || !there || there.size !== rec.size) {

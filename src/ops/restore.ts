@@ -17,6 +17,7 @@ import type { Transport } from "../transports/transport.ts";
 import type { Logger } from "../report/log.ts";
 import { GcPacer } from "../os/memory.ts";
 import type { FingerprintWorker } from "../formats/fingerprint.ts";
+import { decryptFile, isEncrypted } from "../formats/age.ts";
 
 function fail(message: string, hint = "", code = "restore"): never {
   throw new ArchivistError("restore", message, hint, { code });
@@ -321,15 +322,23 @@ export async function restore(
   toDir: string,
   overwrite: boolean,
   now: Date,
-  fallback = false,
+  opts: { fallback?: boolean; identity?: string } = {},
 ): Promise<string> {
-  const name = await pickArchive(t, cfg, wanted, now, { fallback, log });
+  const name = await pickArchive(t, cfg, wanted, now, { fallback: opts.fallback, log });
+  if (isEncrypted(name) && !opts.identity) {
+    fail(
+      `${name} is encrypted (age): restoring it needs the private key`,
+      "give --identity FILE (the key of one of archive.encrypt's recipients), or set archive.encrypt.identity_file",
+      "no_identity",
+    );
+  }
   try {
     Deno.mkdirSync(toDir, { recursive: true, mode: 0o700 });
   } catch (e) {
     fail(`cannot create ${toDir}: ${errMsg(e)}`);
   }
   const tgz = join(toDir, `.${name}.part`);
+  const plain = join(toDir, `.${name}.tgz.part`);
   const side = join(toDir, `.${sidecarName(name)}.part`);
   try {
     log.info("restore", `downloading ${name} from ${t.location}`);
@@ -361,10 +370,15 @@ export async function restore(
     }
     if (verdict.sidecarDamaged) log.warn("restore", verdict.sidecarDamaged);
     else log.info("restore", `${name}: sha256 ${got} matches its sidecar`);
-    const r = await extractTgz(tgz, toDir, overwrite);
+    if (isEncrypted(name)) {
+      await decryptFile(tgz, plain, opts.identity!, name);
+      log.info("restore", `${name}: decrypted with ${opts.identity}`);
+    }
+    const r = await extractTgz(isEncrypted(name) ? plain : tgz, toDir, overwrite);
     log.info("restore", `extracted ${r.path} (${formatSize(r.size)})`);
     return r.path;
   } finally {
+    await Deno.remove(plain).catch(() => {});
     await Deno.remove(tgz).catch(() => {});
     await Deno.remove(side).catch(() => {});
   }

@@ -23,6 +23,7 @@ import { PROBE_NAME, probeName } from "../transports/common.ts";
 import { findEntry, readDirectoryFrom, ZipError } from "../formats/zip.ts";
 import { probeSource, type SourceProbe } from "../source/probe.ts";
 import { readUnit, sandboxNeeds, sandboxProblems, unitLines } from "../config/sandbox.ts";
+import { encrypting } from "../formats/age.ts";
 import { statusError } from "../source/attempt.ts";
 
 export type CheckStatus = "ok" | "warn" | "crit";
@@ -94,6 +95,7 @@ export async function runVerify(d: VerifyDeps): Promise<Check[]> {
     checks.push(...own.map((x) => ({ ...x, name })));
   }
   checks.push(...checkHooks(c));
+  checks.push(...await guard("encryption", () => checkEncryption(c)));
   if (c.mail.enabled && once.mail) {
     checks.push(...await guard("mail", async () => [ok("mail", await verifyMail(c.mail))]));
   }
@@ -202,6 +204,37 @@ export function checkHooks(c: Config, path = Deno.env.get("PATH") ?? "/usr/bin:/
         ),
       );
     } else out.push(ok("hooks", `${key}: ${prog} is executable (timeout ${shortDuration(c.hooks.timeout)})`));
+  }
+  return out;
+}
+
+/** archive.encrypt: the age program there, the recipients file readable, and no private key where the night runs it. */
+async function checkEncryption(c: Config): Promise<Check[]> {
+  const e = c.archive.encrypt;
+  if (!encrypting(e)) return [];
+  const age = await exec("age", ["--version"], { timeoutMs: 10_000 }, "age").catch(() => undefined);
+  if (!age || age.code !== 0) return [crit("encryption", "archive.encrypt is set but age is not installed", "apt-get install age")];
+  const out = [
+    ok(
+      "encryption",
+      `archives are encrypted with age ${age.stdout.trim()} to ${e.age_recipients.length} key(s)${
+        e.age_recipients_file ? ` and those of ${e.age_recipients_file}` : ""
+      }`,
+    ),
+  ];
+  if (e.age_recipients_file) {
+    try {
+      const keys = Deno.readTextFileSync(e.age_recipients_file).split("\n").filter((l) => l.trim() && !l.startsWith("#"));
+      if (!keys.length) out.push(crit("encryption", `${e.age_recipients_file} holds no public key`, "one age1… key a line"));
+    } catch (err) {
+      out.push(
+        crit(
+          "encryption",
+          `cannot read archive.encrypt.age_recipients_file ${e.age_recipients_file}: ${errMsg(err)}`,
+          "check the path and permissions",
+        ),
+      );
+    }
   }
   return out;
 }
