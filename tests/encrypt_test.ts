@@ -23,7 +23,14 @@ async function keyPair(sb: Sandbox, name = "key.txt"): Promise<{ key: string; pu
   return { key, pub };
 }
 
-const ls = (dir: string) => [...Deno.readDirSync(dir)].map((e) => e.name).sort();
+const ls = (dir: string) => {
+  try {
+    return [...Deno.readDirSync(dir)].map((e) => e.name).sort();
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return [];
+    throw e;
+  }
+};
 
 Deno.test("an encrypted night: NAME.tgz.age, sha256sum -c on the destination, age -d | tar -xzO gives the dump; restore and check need the key", async () => {
   const d1 = dumpOf(1);
@@ -70,7 +77,8 @@ Deno.test("encryption turned on, then off: every archive stays ours (list, reten
     const { pub } = await keyPair(sb);
     await Deno.writeTextFile(join(sb.root, "recipients.txt"), `# ops\n${pub}\n`, { mode: 0o644 });
     const enc = { encrypt: { age_recipients_file: join(sb.root, "recipients.txt") } };
-    await sb.writeConfig({ archive: enc, check: { on_unchanged: "link" }, retention: { max_age: "2d", min_keep: 1 } });
+    // archive.verify: the plain .tgz is proven first, then encrypted (the other path: without verify, age reads a FIFO).
+    await sb.writeConfig({ archive: { ...enc, verify: true }, check: { on_unchanged: "link" }, retention: { max_age: "2d", min_keep: 1 } });
     assert.equal((await runCli(["run", "-c", sb.configPath], at("2026-11-20"))).code, 0);
     // The same data, encrypted again tonight: the content fingerprint says unchanged; link makes no second copy.
     const same = await runCli(["run", "-c", sb.configPath], at("2026-11-21"));
@@ -97,11 +105,22 @@ Deno.test("encryption turned on, then off: every archive stays ours (list, reten
   });
 });
 
-Deno.test("a recipient that is not an age or ssh public key is refused at load, naming the key", async () => {
+Deno.test("a recipient that is not an age or ssh public key is refused at load; one age refuses fails pack (exit 24), nothing stored", async () => {
   await withSource({ zip: zipOf(dumpOf(4)) }, async (sb) => {
     await sb.writeConfig({ archive: { encrypt: { age_recipients: ["AGE-SECRET-KEY-1XYZ"] } } });
     const r = await runCli(["run", "-c", sb.configPath], at("2026-11-22"));
     assert.equal(r.code, EXIT.CONFIG, r.stderr);
     assert.match(r.stderr, /archive\.encrypt\.age_recipients\[0\]: expected an age public key \(age1…\)/);
+    // The right shape, a wrong checksum: age itself refuses it, while the packer writes into its FIFO.
+    const { pub } = await keyPair(sb);
+    const bad = pub.slice(0, -1) + (pub.endsWith("q") ? "p" : "q");
+    for (const verify of [false, true]) {
+      await sb.writeConfig({ archive: { verify, encrypt: { age_recipients: [bad] } } });
+      const p = await runCli(["run", "-c", sb.configPath], at("2026-11-22"));
+      assert.equal(p.code, EXIT.PACK, p.stderr);
+      assert.match(p.stderr, /pack: FAILED: age could not encrypt the archive: .*(checksum|invalid|malformed)/i);
+      assert.deepEqual(ls(sb.dest).filter((n) => n.includes("2026")), [], "nothing stored");
+      assert.deepEqual(ls(join(sb.root, "work")), [], "no work file left");
+    }
   });
 });

@@ -36,26 +36,57 @@ function spawnAge(args: string[], stdin: "piped" | "null"): Deno.ChildProcess {
 }
 
 /** Encrypt `plain` to `out` for the recipients, hashing what is written: the stored bytes' size and sha256. */
-export async function encryptFile(
-  plain: string,
+export async function encryptFile(plain: string, out: string, to: AgeRecipients, signal?: AbortSignal): Promise<Sealed> {
+  return (await encrypting_(plain, out, to, () => Promise.resolve(undefined), signal)).sealed;
+}
+
+/**
+ * Encrypt what `write` writes, as it writes it: `write` gets the path of a FIFO that age reads, so the plain archive
+ * never lands on the disk and nothing is read twice. Returns what `write` returned and the stored bytes' size and
+ * sha256.
+ */
+export async function encryptWhileWriting<T>(
   out: string,
   to: AgeRecipients,
+  write: (plainPath: string) => Promise<T>,
   signal?: AbortSignal,
-): Promise<{ size: number; sha256: string }> {
+): Promise<{ result: T; sealed: Sealed }> {
+  const fifo = `${out}.fifo`;
+  const mk = await new Deno.Command("mkfifo", { args: ["-m", "600", fifo], stderr: "piped" }).output();
+  if (!mk.success) throw new Error(`mkfifo ${fifo}: ${new TextDecoder().decode(mk.stderr).trim()}`);
+  try {
+    return await encrypting_(fifo, out, to, write, signal);
+  } finally {
+    await Deno.remove(fifo).catch(() => {});
+  }
+}
+
+export interface Sealed {
+  size: number;
+  sha256: string;
+}
+
+/** age reading `input` (a file, or a FIFO `write` fills) into `out` through a hash; fails with age's own words. */
+async function encrypting_<T>(
+  input: string,
+  out: string,
+  to: AgeRecipients,
+  write: (input: string) => Promise<T>,
+  signal?: AbortSignal,
+): Promise<{ result: T; sealed: Sealed }> {
   const args = [
     "--encrypt",
     ...to.age_recipients.flatMap((r) => ["-r", r]),
     ...(to.age_recipients_file ? ["-R", to.age_recipients_file] : []),
+    input,
   ];
-  const child = spawnAge(args, "piped");
-  const unregister = whileRunning(() => child.kill("SIGKILL"));
+  const child = spawnAge(args, "null");
   const stop = () => child.kill("SIGKILL");
+  const unregister = whileRunning(stop);
   signal?.addEventListener("abort", stop);
   const hash = createHash("sha256");
   let size = 0;
   try {
-    const src = await Deno.open(plain);
-    const feed = src.readable.pipeTo(child.stdin).catch(() => {});
     const dest = await Deno.open(out, { write: true, create: true, truncate: true, mode: 0o600 });
     const tap = new TransformStream<Uint8Array, Uint8Array>({
       transform(c, ctl) {
@@ -64,28 +95,36 @@ export async function encryptFile(
         ctl.enqueue(c);
       },
     });
-    const [status, err] = await Promise.all([
-      child.status,
-      new Response(child.stderr).text(),
-      child.stdout.pipeThrough(tap).pipeTo(dest.writable),
-      feed,
-    ]);
+    const pump = child.stdout.pipeThrough(tap).pipeTo(dest.writable);
+    const said = new Response(child.stderr).text();
+    // age may end before the writer is done (bad recipients): a reader of our own lets a writer blocked on the FIFO go.
+    const ended = child.status.then(async (st) => {
+      // O_RDWR never blocks on a FIFO (a read-only open would wait for a writer that may be gone).
+      if (!st.success) await Deno.open(input, { read: true, write: true }).then((f) => f.close(), () => {});
+      return st;
+    });
+    const result = await write(input).catch(async (e) => {
+      const st = await ended;
+      if (!st.success) throw ageFailed(await said, st.code);
+      throw e;
+    });
+    const [status, err] = await Promise.all([ended, said, pump]);
     signal?.throwIfAborted();
-    if (!status.success) {
-      throw new ArchivistError(
-        "pack",
-        `age could not encrypt the archive: ${ageSaid(err, status.code)}`,
-        "check archive.encrypt's recipients (age1… public keys, or ssh-ed25519/ssh-rsa lines)",
-        {
-          code: "age",
-        },
-      );
-    }
-    return { size, sha256: hash.digest("hex") };
+    if (!status.success) throw ageFailed(err, status.code);
+    return { result, sealed: { size, sha256: hash.digest("hex") } };
   } finally {
     signal?.removeEventListener("abort", stop);
     unregister();
   }
+}
+
+function ageFailed(stderr: string, code: number): ArchivistError {
+  return new ArchivistError(
+    "pack",
+    `age could not encrypt the archive: ${ageSaid(stderr, code)}`,
+    "check archive.encrypt's recipients (age1… public keys, or ssh-ed25519/ssh-rsa lines)",
+    { code: "age" },
+  );
 }
 
 /** age's own words: its "age: error: ..." line, without the trailer asking for bug reports. */

@@ -24,7 +24,7 @@ import { Readable, Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { ArchivistError, asArchivistError } from "../errors.ts";
 import { formatDuration, formatSize } from "../config/units.ts";
-import { AGE_SUFFIX, encryptFile, encrypting } from "../formats/age.ts";
+import { AGE_SUFFIX, encryptFile, encrypting, encryptWhileWriting } from "../formats/age.ts";
 import { formatName, sidecarName } from "../formats/naming.ts";
 import { padding, tarEnd, tarHeader } from "../formats/tar.ts";
 import { type ExtractLimits, inflateEntry, rangeStream, type ZipEntry, ZipError } from "../formats/zip.ts";
@@ -252,21 +252,27 @@ export async function pack(n: Night, dump: Dump): Promise<Done<Archive>> {
   const name = encrypting(enc) ? plain + AGE_SUFFIX : plain;
   const out = join(n.workDir, plain);
   try {
-    let r = await packDump(n, dump, out);
-    if (n.config.archive.verify) await readBack(n, dump, out);
+    const t0 = performance.now();
+    let r: { size: number; sha256: string };
+    if (encrypting(enc) && !n.config.archive.verify) {
+      // Written straight through age: the plain archive never lands on the disk.
+      r = (await encryptWhileWriting(join(n.workDir, name), enc, (fifo) => packDump(n, dump, fifo), n.signal)).sealed;
+    } else {
+      r = await packDump(n, dump, out);
+      if (n.config.archive.verify) await readBack(n, dump, out);
+      if (encrypting(enc)) {
+        // The .tgz just proven is encrypted (one more read, from the page cache); only the encrypted file stays.
+        r = await encryptFile(out, join(n.workDir, name), enc, n.signal);
+        await Deno.remove(out).catch(() => {});
+      }
+    }
     // The zip is no longer needed: free the space before the upload.
     await Deno.remove(dump.zip.path).catch(() => {});
     const ratio = dump.size ? ` (${((r.size / dump.size) * 100).toFixed(1)}% of the dump)` : "";
     let how = "";
     if (encrypting(enc)) {
-      // The .tgz just proven is encrypted to the recipients; only the encrypted file stays.
-      const t0 = performance.now();
-      r = { ...r, ...await encryptFile(out, join(n.workDir, name), enc, n.signal) };
-      await Deno.remove(out).catch(() => {});
-      const count = enc.age_recipients.length + (enc.age_recipients_file ? 1 : 0);
-      how = `, encrypted with age to ${count === 1 && !enc.age_recipients_file ? "1 recipient" : `the recipients of archive.encrypt`} in ${
-        formatDuration(performance.now() - t0)
-      }`;
+      const keys = enc.age_recipients.length === 1 && !enc.age_recipients_file ? "1 recipient" : "the recipients of archive.encrypt";
+      how = `, encrypted with age to ${keys} (${formatDuration(performance.now() - t0)} with the packing)`;
     }
     const sidecarPath = join(n.workDir, sidecarName(name));
     await Deno.writeTextFile(sidecarPath, sidecarText(r.sha256, name), { mode: 0o600 });
