@@ -11,7 +11,7 @@ export const DENO_PERMISSIONS: readonly string[] = [
   "--allow-write", // work_dir, state_dir, the log, a local destination, restore targets
   "--allow-net", // the HTTPS source, SMTP, the monitoring ping
   "--allow-env", // ARCHIVIST_* variables, secrets from the environment (`*_env` keys), TMPDIR
-  "--allow-run", // sftp/ssh, rsync, rclone, curl, smbclient, sendmail, getent, ps: transfers, mail and lookups go through tools
+  "--allow-run", // sftp/ssh, rsync, rclone, curl, smbclient, sendmail, getent, ps, age, mkfifo; the admin's hooks (through setsid)
   "--allow-sys", // the host name (logs, history, lock record) and os facts used by node modules
   // Not permissions: V8 flags. Paced garbage collection and a small young generation keep memory flat (src/os/memory.ts).
   "--v8-flags=--expose-gc,--max-semi-space-size=2",

@@ -156,3 +156,22 @@ Deno.test("dry run runs no hook and says which it would; verify checks each hook
     assert.match(bad.stderr, /hooks\.before: expected a command as a list: \[\/usr\/local\/bin\/program, --arg\]/);
   });
 });
+
+Deno.test("with jobs: the top-level hooks apply to every job, a job's own replace them; each is told its job", async () => {
+  const zip = serveBytes(ZIP);
+  await withSource({ routes: { "/shop.zip": zip, "/wiki.zip": zip } }, async (sb, src) => {
+    const out = join(sb.root, "jobs.out");
+    const top = await script(sb, "top.sh", `echo "top $ARCHIVIST_JOB" >> ${out}`);
+    const own = await script(sb, "own.sh", `echo "own $ARCHIVIST_JOB" >> ${out}`);
+    const job = (name: string, extra = {}) => ({
+      name,
+      source: { url: src.url(`/${name}.zip`) },
+      destination: { type: "local", path: join(sb.root, name), create_dirs: true },
+      ...extra,
+    });
+    await sb.writeConfig({ name: undefined, hooks: { after: [top] }, jobs: [job("shop"), job("wiki", { hooks: { after: [own] } })] });
+    const r = await runCli(["run", "-c", sb.configPath], { env: NOW });
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(Deno.readTextFileSync(out).trim().split("\n"), ["top shop", "own wiki"]);
+  });
+});

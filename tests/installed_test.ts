@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { stringify } from "yaml";
+import { parse, stringify } from "yaml";
 import { makeCert, makeZip, sh, sqlDump, type TestCert } from "../tools/fixtures.ts";
 import { serveBytes, startHttpsSource } from "../tools/https_source.ts";
 import { ROOT } from "./helpers/cli.ts";
@@ -129,6 +129,38 @@ Deno.test("the installed archivist, run by cron's minimal environment: run (requ
       const g = await asCron(`${q(bin)} run -v -c ${q(conf)}`);
       assert.ok(g.code === 0 || g.code === 1, g.err);
       assert.match(g.err, /unzip: .*; garbage collected every 4\.00 MiB \(flat memory\)/);
+    });
+
+    await t.step("encryption (age through a FIFO) and a before hook (setsid) through the installed file under cron", async () => {
+      const key = join(dd, "age-key.txt");
+      await sh("age-keygen", ["-o", key]);
+      const pub = /public key: (age1\S+)/.exec(await Deno.readTextFile(key))![1];
+      const hook = join(dd, "before.sh");
+      await Deno.writeTextFile(hook, `#!/bin/sh\necho "$ARCHIVIST_JOB $PATH" > ${join(dd, "hook.out")}\n`, { mode: 0o755 });
+      await Deno.chmod(hook, 0o755);
+      const plain = await Deno.readTextFile(conf);
+      const parsed = parse(plain) as Record<string, Record<string, unknown>>;
+      await Deno.writeTextFile(
+        conf,
+        stringify({ ...parsed, archive: { ...parsed.archive, encrypt: { age_recipients: [pub] } }, hooks: { before: [hook] } }),
+      );
+      await Deno.writeTextFile(join(dd, "var/log/archivist/cron.log"), "");
+      const r = await asCron(command);
+      assert.equal(r.code, 0, await Deno.readTextFile(join(dd, "var/log/archivist/cron.log")));
+      assert.equal((await Deno.readTextFile(join(dd, "hook.out"))).trim(), "shop /usr/bin:/bin", "the hook ran, with cron's PATH");
+      const sealed = [...Deno.readDirSync(join(mnt, "db"))].map((e) => e.name).filter((n) => n.endsWith(".tgz.age"));
+      assert.equal(sealed.length, 1);
+      const out = await new Deno.Command("sh", {
+        args: ["-c", `age -d -i ${q(key)} ${q(join(mnt, "db", sealed[0]))} | tar -xzO`],
+        stdout: "piped",
+      })
+        .output();
+      assert.deepEqual(out.stdout, DUMP);
+      const to = join(dd, "restore-age");
+      const back = await asCron(`${q(bin)} restore latest --to ${q(to)} --identity ${q(key)} -c ${q(conf)}`);
+      assert.equal(back.code, 0, back.err);
+      assert.deepEqual(await Deno.readFile(join(to, "dump.sql")), DUMP);
+      await Deno.writeTextFile(conf, plain);
     });
 
     await t.step(
