@@ -1,5 +1,5 @@
 /**
- * `deno task bench [--size 1GiB] [--recompress] [--verify|--no-verify] [--encrypt] [--client deno|curl] [--threads N] [--runs N] [--only archivist,floor] [--json]`: a whole `archivist run` against the shell
+ * `deno task bench [--size 1GiB] [--recompress] [--verify|--no-verify] [--encrypt] [--client deno|curl] [--threads N] [--runs N] [--only archivist,floor] [--start] [--json]`: a whole `archivist run` against the shell
  * pipelines a sysadmin would write, in the same invocation, alternating, on the same dump served over HTTPS by nginx
  * on 127.0.0.1. Prints medians and the ratios archivist/x for wall time, CPU time and peak RSS, and archivist's MB/s
  * per step (from its history line). Not a test: nothing asserts a time.
@@ -9,6 +9,8 @@
  *   pigz        the same with pigz -6 (all cores)
  *   floor       curl -o && unzip -p | sha256sum: what any tool that verifies the dump pays
  * With --encrypt, archivist encrypts to an age key (archive.encrypt) and gzip/pigz pipe their .tgz through age -r.
+ * With --start, also the start of the self-extracting file (`deno task dist --no-compile`, the form install.sh
+ * installs here) against `deno run main.ts`, both running `--version`, alternating, 15 times each.
  *
  * The dump (mysqldump-like, seeded) and its zip (Info-ZIP, zip -6) are cached in .tmp/bench/ by size.
  */
@@ -27,10 +29,11 @@ const opt = (name: string) => {
 for (const a of args) {
   if (
     a.startsWith("--") &&
-    !["--size", "--runs", "--recompress", "--json", "--only", "--verify", "--no-verify", "--encrypt", "--client", "--threads"].includes(a)
+    !["--size", "--runs", "--recompress", "--json", "--only", "--verify", "--no-verify", "--encrypt", "--client", "--threads", "--start"]
+      .includes(a)
   ) {
     console.error(
-      `deno task bench: unknown option ${a}\nUsage: deno task bench [--size 1GiB] [--recompress] [--verify|--no-verify] [--encrypt] [--client deno|curl] [--threads N] [--runs N] [--only archivist,floor] [--json]`,
+      `deno task bench: unknown option ${a}\nUsage: deno task bench [--size 1GiB] [--recompress] [--verify|--no-verify] [--encrypt] [--client deno|curl] [--threads N] [--runs N] [--only archivist,floor] [--start] [--json]`,
     );
     Deno.exit(2);
   }
@@ -192,6 +195,39 @@ try {
   await Deno.remove(dir, { recursive: true }).catch(() => {});
 }
 
+/** `--version` of the self-extracting file (cache warm: the stamp path) and of `deno run main.ts`: median seconds. */
+async function startTimes(): Promise<{ sfx: number; source: number; firstSfx: number }> {
+  const out = await Deno.makeTempDir({ prefix: "archivist-bench-dist-" });
+  try {
+    await sh(Deno.execPath(), [
+      "run",
+      "--allow-read",
+      "--allow-write",
+      "--allow-run",
+      "--allow-env",
+      join(root, "tools/dist.ts"),
+      "--no-compile",
+      "--out",
+      out,
+    ]);
+    const env = { ARCHIVIST_CACHE: join(out, "cache") };
+    const once = async (argv: string[]) => {
+      const t = performance.now();
+      const r = await new Deno.Command(argv[0], { args: argv.slice(1), env, stdout: "null", stderr: "null" }).output();
+      if (!r.success) throw new Error(`${argv.join(" ")} failed (${r.code})`);
+      return (performance.now() - t) / 1000;
+    };
+    const sfx = [join(out, "archivist"), "--version"];
+    const source = [Deno.execPath(), "run", ...DENO_PERMISSIONS, "--quiet", join(root, "main.ts"), "--version"];
+    const firstSfx = await once(sfx); // unpacks and checks everything
+    const a: number[] = [], b: number[] = [];
+    for (let i = 0; i < 15; i++) (a.push(await once(sfx)), b.push(await once(source)));
+    return { sfx: med(a), source: med(b), firstSfx };
+  } finally {
+    await Deno.remove(out, { recursive: true }).catch(() => {});
+  }
+}
+
 const med = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
@@ -218,10 +254,12 @@ const ratios = Object.fromEntries(
   }]),
 );
 
+const start = args.includes("--start") ? await startTimes() : undefined;
+
 if (json) {
   console.log(
     JSON.stringify(
-      { dumpBytes: dumpSize, zipBytes: zipSize, recompress, runs, medians: m, ratios, stepMs, stageRatesMiBps: stageRates },
+      { dumpBytes: dumpSize, zipBytes: zipSize, recompress, runs, medians: m, ratios, stepMs, stageRatesMiBps: stageRates, start },
       null,
       2,
     ),
@@ -238,6 +276,13 @@ if (json) {
   console.log(`\narchivist / x:      wall     CPU     peak RSS`);
   for (const [p, r] of Object.entries(ratios)) {
     console.log(`  ${p.padEnd(16)} ${r.wall.toFixed(2).padStart(6)}× ${r.cpu.toFixed(2).padStart(6)}× ${r.rss.toFixed(2).padStart(8)}×`);
+  }
+  if (start) {
+    console.log(
+      `\nstart (--version, median of 15): self-extracting file ${start.sfx.toFixed(3)} s, deno run main.ts ${start.source.toFixed(3)} s: ${
+        (start.sfx / start.source).toFixed(2)
+      }× (first start, unpacking: ${start.firstSfx.toFixed(2)} s)`,
+    );
   }
   console.log(`\narchivist per step (median ms, MiB/s of the zip for fetch/store, of the dump for unzip/pack):`);
   for (const st of stepNames) {

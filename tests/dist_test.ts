@@ -10,7 +10,7 @@ import { stringify } from "yaml";
 import { makeCert, makeZip, sh, sqlDump } from "../tools/fixtures.ts";
 import { serveBytes, startHttpsSource } from "../tools/https_source.ts";
 import { ROOT } from "./helpers/cli.ts";
-import { TEST_USER } from "./servers/common.ts";
+import { ensureUser, TEST_USER } from "./servers/common.ts";
 import { EXIT } from "../src/errors.ts";
 import { DENO_VERSION } from "../src/os/runtime.ts";
 import { cacheKey } from "../tools/sfx.ts";
@@ -100,6 +100,7 @@ Deno.test("deno task dist offline: one deterministic self-extracting file, from 
 });
 
 Deno.test("the self-extracting file alone, as another user under env -i: version, help, run on a mount, verify, restore, damaged cache, races, SIGTERM", async (t) => {
+  await ensureUser(crypto.randomUUID()); // the test runs alone too, not only after a file that made the user
   const build = await Deno.makeTempDir({ prefix: "archivist-sfxbuild-" });
   const home = await Deno.makeTempDir({ prefix: "archivist-sfx-" });
   const mnt = join(home, "mnt");
@@ -206,6 +207,35 @@ Deno.test("the self-extracting file alone, as another user under env -i: version
         assert.equal(await sha256(join(cache, await key(), f)), good, `${f} unpacked again`);
       }
       assert.deepEqual([...Deno.readDirSync(cache)].map((e) => e.name), [await key()], "no temp or damaged dirs left");
+    });
+    await t.step("later starts compare a stamp instead of hashing 140 MB; a write that keeps size and mtime is still caught", async () => {
+      // sha256sum on PATH records each call: the full check runs only when the stamp differs.
+      const fake = join(home, "fakebin");
+      const calls = join(home, "sha256sum.calls");
+      await Deno.mkdir(fake, { recursive: true });
+      await Deno.writeTextFile(join(fake, "sha256sum"), `#!/bin/sh\necho x >> ${calls}\nexec /usr/bin/sha256sum "$@"\n`, { mode: 0o755 });
+      await sh("chown", ["-R", `${TEST_USER}:${TEST_USER}`, fake]);
+      const start = () => as(home, TEST_USER, [bin, "--version"], [`PATH=${fake}:/usr/bin:/bin`]);
+      const count = async () => (await Deno.readTextFile(calls).catch(() => "")).split("\n").filter(Boolean).length;
+      const dir = join(cache, await key());
+      assert.match(await Deno.readTextFile(join(dir, "stamp")), new RegExp(`${await key()}\n$`));
+      for (let i = 0; i < 2; i++) assert.equal((await start()).code, 0);
+      assert.equal(await count(), 0, "no full check while the stamp matches");
+      // Same size, mtime put back: only the ctime tells, and it is enough.
+      const f = join(dir, "archivist.js");
+      const { mtime } = await Deno.stat(f);
+      const good = await sha256(f);
+      const fh = await Deno.open(f, { write: true });
+      await fh.seek(2000, Deno.SeekMode.Start);
+      await fh.write(new Uint8Array([0x59, 0x59]));
+      fh.close();
+      await Deno.utime(f, mtime!, mtime!);
+      assert.equal((await start()).code, 0);
+      assert.ok(await count() > 0, "the changed stamp led to a full check");
+      assert.equal(await sha256(f), good, "and the bundle was unpacked again");
+      const after = await count();
+      assert.equal((await start()).code, 0);
+      assert.equal(await count(), after, "the new stamp is used by the next start");
     });
     await t.step("two first starts at once both run; one cache entry, no temp dirs left", async () => {
       await Deno.remove(cache, { recursive: true });

@@ -2,7 +2,8 @@
  * The shell header of the self-extracting `dist/archivist` (tools/dist.ts writes header + payload).
  *
  * The payload is a gzip'd tar of two files: `deno` (the runtime, DENO_VERSION) and `archivist.js` (the bundle). On every
- * start the header finds its cache directory, checks both files against the sha256 sums written here, unpacks them
+ * start the header finds its cache directory, checks both files against the sha256 sums written here (in full when
+ * their stamp — device, inode, size, mtime, ctime — differs from the one of the last full check), unpacks them
  * when they are missing or damaged (into a temp dir, renamed into place, so two first starts can race), and then
  * `exec`s the runtime on the bundle with the permissions of src/permissions.ts: the same process, so arguments, the
  * standard streams, exit codes and signals pass through unchanged.
@@ -46,8 +47,9 @@ function template(h: SfxHeader, offset: string): string {
 # After this shell header comes a gzip'd tar holding the Deno ${h.denoVersion} runtime and the archivist bundle. On start
 # they are unpacked once into a cache directory ($ARCHIVIST_CACHE; else /var/cache/archivist when it is yours, as
 # install.sh makes it for the run user, or when you are root; else \${XDG_CACHE_HOME:-~/.cache}/archivist), checked
-# against the sha256 sums below on every start, and the runtime is exec'd on the bundle.
-# Needs: sh, tail, gzip, tar, sha256sum, mktemp, mv, find.
+# against the sha256 sums below (in full after any change to them; a stat of both otherwise), and the runtime is
+# exec'd on the bundle.
+# Needs: sh, tail, gzip, tar, sha256sum, stat, mktemp, mv, find.
 ARCHIVIST_SFX_OFFSET=${offset}
 sfx_key=${cacheKey(h)}
 sfx_sums='${h.denoSha256}  deno
@@ -66,8 +68,22 @@ elif [ -n "\${HOME:-}" ]; then sfx_base=$HOME/.cache/archivist
 else sfx_die "no cache directory for the runtime: HOME is not set" "set ARCHIVIST_CACHE to a directory of yours (mode 700)"
 fi
 sfx_dir=$sfx_base/$sfx_key
-sfx_ok() { # sfx_ok DIR: both files there, with the sums of this build
+sfx_ok() { # sfx_ok DIR: both files there, with the sums of this build (reads all 140 MB)
   [ -f "$1/deno" ] && [ -f "$1/archivist.js" ] && (cd "$1" && printf '%s\\n' "$sfx_sums" | sha256sum -c --status -) 2>/dev/null
+}
+sfx_stamp() { # device, inode, size, mtime and ctime of both files: any write, chmod, touch or replacement changes it
+  stat -L -c '%d %i %s %Y %Z' "$1/deno" "$1/archivist.js" 2>/dev/null
+}
+sfx_seen() { # sfx_seen DIR: the files are as they were when the last full check passed (a stat, no read)
+  [ -f "$1/stamp" ] || return 1
+  { IFS= read -r sfx_a; IFS= read -r sfx_b; IFS= read -r sfx_k; } < "$1/stamp" || return 1
+  [ "$sfx_k" = "$sfx_key" ] && [ "$sfx_a
+$sfx_b" = "$(sfx_stamp "$1")" ]
+}
+sfx_checked() { # sfx_checked DIR: full check, then record the stamp for the next starts (best effort)
+  sfx_ok "$1" || return 1
+  { sfx_stamp "$1" && echo "$sfx_key"; } > "$1/stamp.$$" 2>/dev/null && mv -f "$1/stamp.$$" "$1/stamp" 2>/dev/null
+  return 0
 }
 sfx_safe() { # the cache directory is a directory of ours that nobody else can write
   case $(ls -ld "$sfx_base" 2>/dev/null) in
@@ -78,7 +94,8 @@ sfx_safe() { # the cache directory is a directory of ours that nobody else can w
   [ -O "$sfx_base" ] || sfx_die "the cache directory $sfx_base belongs to another user: refusing to run a runtime from it" "set ARCHIVIST_CACHE to a directory of yours"
 }
 [ -e "$sfx_base" ] && sfx_safe
-if ! sfx_ok "$sfx_dir"; then
+if sfx_seen "$sfx_dir"; then :
+elif ! sfx_checked "$sfx_dir"; then
   [ -r "$sfx_self" ] || sfx_die "cannot read my own file $sfx_self to unpack the runtime" "run archivist by its path, with read permission (chmod 755)"
   (umask 077 && mkdir -p "$sfx_base") 2>/dev/null || sfx_die "cannot create the cache directory $sfx_base" "set ARCHIVIST_CACHE to a directory you can write (mode 700, on a filesystem that allows exec)"
   sfx_safe
@@ -97,7 +114,7 @@ if ! sfx_ok "$sfx_dir"; then
     [ -e "$sfx_dir" ] && mv -T "$sfx_dir" "$sfx_tmp.damaged" 2>/dev/null
     mv -T "$sfx_tmp" "$sfx_dir" 2>/dev/null || rm -rf "$sfx_tmp"
     rm -rf "$sfx_tmp.damaged"
-    sfx_ok "$sfx_dir" || sfx_die "cannot put the unpacked runtime in place as $sfx_dir" "check the permissions of $sfx_base, or set ARCHIVIST_CACHE"
+    sfx_checked "$sfx_dir" || sfx_die "cannot put the unpacked runtime in place as $sfx_dir" "check the permissions of $sfx_base, or set ARCHIVIST_CACHE"
   fi
   trap - INT TERM HUP
   # Other builds' runtimes and unpacks interrupted long ago (not touched for an hour) are removed.

@@ -354,6 +354,67 @@ async function dataStartOf(f: Deno.FsFile, entry: ZipEntry): Promise<number> {
   return dataStart;
 }
 
+/** Where an entry's compressed bytes are read: the finished zip (default), or one still being downloaded. */
+export interface EntryBytes {
+  /** The offset of the entry's compressed data (checked against the file). */
+  dataStart(entry: ZipEntry): Promise<number>;
+  stream(start: number, length: number): Readable;
+}
+
+/** The entry's bytes in the complete zip at `zipPath`. */
+export function finishedFile(zipPath: string): EntryBytes {
+  return {
+    async dataStart(entry) {
+      const f = await Deno.open(zipPath, { read: true });
+      try {
+        return await dataStartOf(f, entry);
+      } finally {
+        f.close();
+      }
+    },
+    stream: (start, length) => fs.createReadStream(zipPath, { start, end: start + length - 1, highWaterMark: 256 << 10 }),
+  };
+}
+
+/**
+ * The first entry as its local header describes it (the first 30 bytes + name + extra of a zip), when that is enough
+ * to read it before the central directory arrives: sizes and CRC in the header (no data descriptor, no Zip64), not
+ * encrypted. Otherwise the reason it is not. The central directory stays the truth: the caller compares.
+ */
+export function firstEntry(head: Uint8Array): { entry: ZipEntry; dataStart: number } | { why: string } {
+  if (head.length < 30) return { why: "the zip is shorter than a local header" };
+  const v = new DataView(head.buffer, head.byteOffset, head.byteLength);
+  if (v.getUint32(0, true) !== SIG_LFH) return { why: "the zip does not start with a local header" };
+  const flags = v.getUint16(6, true), nameLen = v.getUint16(26, true), extraLen = v.getUint16(28, true);
+  if (flags & 0x8) return { why: "the first entry has a data descriptor (a zip written from a pipe): its sizes come last" };
+  if (flags & 0x1) return { why: "the first entry is encrypted" };
+  let compressedSize = v.getUint32(18, true), size = v.getUint32(22, true);
+  if (head.length < 30 + nameLen + extraLen) return { why: "the local header is cut" };
+  const name = new TextDecoder().decode(head.subarray(30, 30 + nameLen));
+  let mtime = dosTime(v.getUint16(12, true), v.getUint16(10, true)), zip64 = false;
+  for (let x = 30 + nameLen; x + 4 <= 30 + nameLen + extraLen;) {
+    const id = v.getUint16(x, true), len = v.getUint16(x + 2, true);
+    // A local Zip64 field holds both sizes (APPNOTE 4.5.3); "UT" the Unix mtime, as in the central directory.
+    if (id === 0x0001 && len >= 16 && size === 0xffffffff) (size = u64(v, x + 4), compressedSize = u64(v, x + 12), zip64 = true);
+    if (id === 0x5455 && len >= 5 && (v.getUint8(x + 4) & 1)) mtime = v.getUint32(x + 5, true);
+    x += 4 + len;
+  }
+  if (compressedSize === 0xffffffff || size === 0xffffffff) return { why: "the first entry's Zip64 sizes are not in its local header" };
+  const entry: ZipEntry = {
+    name,
+    method: v.getUint16(8, true),
+    flags,
+    crc32: v.getUint32(14, true),
+    compressedSize,
+    size,
+    localHeaderOffset: 0,
+    isDirectory: name.endsWith("/"),
+    zip64,
+    mtime,
+  };
+  return { entry, dataStart: 30 + nameLen + extraLen };
+}
+
 /** The `length` bytes at `start` of an open file, in chunks of up to 1 MiB. */
 export function rangeStream(f: Deno.FsFile, start: number, length: number, what: string): ReadableStream<Uint8Array> {
   let remaining = length;
@@ -386,21 +447,14 @@ export async function* inflateEntry(
   entry: ZipEntry,
   limits: ExtractLimits,
   info: { dataStart?: number; sha256?: string } = {},
+  from: EntryBytes = finishedFile(zipPath),
 ): AsyncGenerator<Uint8Array> {
   precheck(entry, limits);
-  const f = await Deno.open(zipPath, { read: true });
-  let dataStart: number;
-  try {
-    dataStart = info.dataStart = await dataStartOf(f, entry);
-  } finally {
-    f.close();
-  }
+  const dataStart = info.dataStart = await from.dataStart(entry);
   // node:zlib (zlib-ng in Deno): 3-5× the throughput of DecompressionStream here, in 256 KiB pieces rather than
   // whatever 1 MiB of input inflates to (flat memory; 64 KiB pieces cost 0.2-0.4 s more per GiB in stream
   // overhead). CRC-32 and sha256 in the same pass.
-  const src: Readable = entry.compressedSize > 0
-    ? fs.createReadStream(zipPath, { start: dataStart, end: dataStart + entry.compressedSize - 1, highWaterMark: 256 << 10 })
-    : Readable.from([]);
+  const src: Readable = entry.compressedSize > 0 ? from.stream(dataStart, entry.compressedSize) : Readable.from([]);
   const inflater = entry.method === 8 ? zlib.createInflateRaw({ chunkSize: 256 << 10 }) : undefined;
   if (inflater) src.on("error", (e) => inflater.destroy(e));
   const data: Readable = inflater ? src.pipe(inflater) : src;
@@ -482,11 +536,11 @@ export async function* inflateEntry(
  * handing every chunk to `limits.onChunk` (the content fingerprint). Nothing is written: the dump never lies
  * uncompressed in work_dir.
  */
-export async function verifyEntry(zipPath: string, entry: ZipEntry, limits: ExtractLimits): Promise<Extracted> {
+export async function verifyEntry(zipPath: string, entry: ZipEntry, limits: ExtractLimits, from?: EntryBytes): Promise<Extracted> {
   let tail = new Uint8Array(0);
   let size = 0;
   const info: { dataStart?: number; sha256?: string } = {};
-  for await (const chunk of inflateEntry(zipPath, entry, limits, info)) {
+  for await (const chunk of inflateEntry(zipPath, entry, limits, info, from)) {
     size += chunk.length;
     const wait = limits.onChunk?.(chunk);
     if (wait) await wait;

@@ -13,6 +13,7 @@ import { AttemptError, validators } from "../source/attempt.ts";
 import { type SourceClient, sourceClient } from "../source/client.ts";
 import { waitReady } from "../source/ready.ts";
 import { judgeNotModified } from "./compare.ts";
+import { type Early, readWhileDownloading } from "./early.ts";
 import type { Done, Download, Night, NotModified } from "./types.ts";
 
 export async function fetchZip(n: Night): Promise<Done<Download | NotModified>> {
@@ -34,10 +35,14 @@ async function download(n: Night, client: SourceClient, dest: string): Promise<D
   const t0 = performance.now();
   const startedAt = new Date(); // the wall clock, not the run date: it is held against the server's file times
   let unconditional = false;
+  // The first attempt's zip is verified as it arrives; a retried attempt is read after it (./early.ts).
+  let early: Early | undefined = readWhileDownloading(n, dest);
+  const drop = (why: string) => (early?.abandon(why), early = undefined);
   for (let i = 0;; i++) {
     try {
       const r = await client.attempt(dest, unconditional);
       if (r.status === 304) {
+        drop("not modified");
         const judged = judgeNotModified(n);
         if (judged !== "download") return judged;
         unconditional = true;
@@ -50,8 +55,11 @@ async function download(n: Night, client: SourceClient, dest: string): Promise<D
       const msg = `downloaded ${formatSize(r.bytes)} in ${formatDuration(secs * 1000)}${
         secs > 0.5 ? ` (${formatSize(Math.round(r.bytes / secs))}/s)` : ""
       }${i ? ` after ${i + 1} attempts` : ""}`;
-      return { status: "ok", message: msg, value: { kind: "zip", path: dest, size: r.bytes, etag: v.etag, lastModified: v.lastModified } };
+      early?.finished();
+      const value: Download = { kind: "zip", path: dest, size: r.bytes, etag: v.etag, lastModified: v.lastModified, early: early?.result };
+      return { status: "ok", message: msg, value };
     } catch (e) {
+      drop(`attempt ${i + 1} failed`);
       const a = finalOrRetry(n, e, i);
       const delay = cfg.retry_delay * 2 ** i;
       n.log.warn("fetch", `attempt ${i + 1}/${cfg.retries + 1} failed: ${a.message}; retrying in ${formatDuration(delay)}`);

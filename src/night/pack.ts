@@ -31,7 +31,7 @@ import { type ExtractLimits, inflateEntry, rangeStream, type ZipEntry, ZipError 
 import { hashTgz } from "../ops/restore.ts";
 import type { FingerprintWorker } from "../formats/fingerprint.ts";
 import { GZIP_HEADER, le32, parallelGzip } from "../formats/pgzip.ts";
-import type { Archive, Done, Dump, Night } from "./types.ts";
+import type { Archive, Done, Dump, Night, PrePacked } from "./types.ts";
 
 /** The sidecar's text: one `sha256sum` line. */
 export function sidecarText(sha256: string, archiveName: string): string {
@@ -85,18 +85,26 @@ class HashingWriter {
   }
 }
 
+/** The reuse path's bytes before and after the entry's deflate data: member 1, member 2's header; its trailer, member 3. */
+function reuseFrame(memberName: string, entry: Pick<ZipEntry, "size" | "crc32">, mtime: number, level: number) {
+  const head = tarHeader(memberName, entry.size, mtime);
+  const pad = padding(entry.size);
+  const tail = new Uint8Array(pad.length + tarEnd(head.length + entry.size + pad.length).length);
+  return {
+    before: [zlib.gzipSync(head, { level }), GZIP_HEADER],
+    after: [le32(entry.crc32), le32(entry.size % 2 ** 32), zlib.gzipSync(tail, { level })],
+  };
+}
+
 async function packReuse(p: PackInput, outPath: string, signal?: AbortSignal): Promise<{ size: number; sha256: string }> {
   const onBytes = p.onBytes ?? (() => {});
   const { entry } = p;
-  const head = tarHeader(p.memberName, entry.size, p.mtime);
-  const pad = padding(entry.size);
-  const tail = new Uint8Array(pad.length + tarEnd(head.length + entry.size + pad.length).length);
+  const frame = reuseFrame(p.memberName, entry, p.mtime, p.level);
   const out = await Deno.open(outPath, { write: true, create: true, truncate: true, mode: 0o600 });
   const zip = await Deno.open(p.zipPath, { read: true });
   try {
     const w = new HashingWriter(out);
-    await w.write(zlib.gzipSync(head, { level: p.level }));
-    await w.write(GZIP_HEADER);
+    for (const b of frame.before) await w.write(b);
     let copied = 0;
     for await (const chunk of rangeStream(zip, p.dataStart, entry.compressedSize, entry.name)) {
       signal?.throwIfAborted();
@@ -107,14 +115,56 @@ async function packReuse(p: PackInput, outPath: string, signal?: AbortSignal): P
     if (copied !== entry.compressedSize) {
       throw new ZipError("corrupt", `the zip changed while packing (${copied} of ${entry.compressedSize} bytes)`);
     }
-    await w.write(le32(entry.crc32));
-    await w.write(le32(entry.size % 2 ** 32));
-    await w.write(zlib.gzipSync(tail, { level: p.level }));
+    for (const b of frame.after) await w.write(b);
     return { size: w.written, sha256: w.hash.digest("hex") };
   } finally {
     zip.close();
     out.close();
   }
+}
+
+/**
+ * The reuse path written while the zip downloads: unzip's early pass (./early.ts) passes the entry's deflate bytes
+ * through `tap` as it reads them, and `finish` adds the trailer once the pass has checked them. pack adopts the file
+ * when the night's entry, name, time and level are the ones it was written for (`packedFits`).
+ */
+export async function packAlong(
+  outPath: string,
+  fit: PrePacked["fit"],
+): Promise<{ tap: Transform; finish(): Promise<PrePacked>; discard(): Promise<void> }> {
+  const frame = reuseFrame(fit.memberName, fit, fit.mtime, fit.level);
+  const out = await Deno.open(outPath, { write: true, create: true, truncate: true, mode: 0o600 });
+  const w = new HashingWriter(out);
+  for (const b of frame.before) await w.write(b);
+  const tap = new Transform({
+    transform(chunk: Uint8Array, _enc, cb) {
+      w.write(chunk).then(() => cb(null, chunk), cb);
+    },
+  });
+  const close = () => {
+    try {
+      out.close();
+    } catch { /* closed */ }
+  };
+  return {
+    tap,
+    async finish() {
+      for (const b of frame.after) await w.write(b);
+      close();
+      return { path: outPath, size: w.written, sha256: w.hash.digest("hex"), fit };
+    },
+    async discard() {
+      close();
+      await Deno.remove(outPath).catch(() => {});
+    },
+  };
+}
+
+/** Whether the .tgz written while downloading is the one pack would write for `dump` tonight. */
+export function packedFits(packed: PrePacked, dump: Dump, level: number): boolean {
+  const f = packed.fit, e = dump.entry;
+  return f.memberName === dump.name && f.mtime === dump.mtime && f.level === level && f.crc32 === e.crc32 && f.size === e.size &&
+    f.compressedSize === e.compressedSize;
 }
 
 /** The tar stream of one file whose content comes from `chunks` (which must give exactly `size` bytes). */
@@ -258,7 +308,7 @@ export async function pack(n: Night, dump: Dump): Promise<Done<Archive>> {
       // Written straight through age: the plain archive never lands on the disk.
       r = (await encryptWhileWriting(join(n.workDir, name), enc, (fifo) => packDump(n, dump, fifo), n.signal)).sealed;
     } else {
-      r = await packDump(n, dump, out);
+      r = await adoptPacked(n, dump, out) ?? await packDump(n, dump, out);
       if (n.config.archive.verify) await readBack(n, dump, out);
       if (encrypting(enc)) {
         // The .tgz just proven is encrypted (one more read, from the page cache); only the encrypted file stays.
@@ -294,6 +344,20 @@ export async function pack(n: Night, dump: Dump): Promise<Done<Archive>> {
     if (e instanceof ZipError) throw new ArchivistError("pack", e.message, e.hint, { code: e.code, cause: e });
     throw asArchivistError("pack", e, "check free space in work_dir");
   }
+}
+
+/** The .tgz written while the zip downloaded, moved into place, when it fits tonight's pack (else removed). */
+async function adoptPacked(n: Night, dump: Dump, out: string): Promise<Packed | undefined> {
+  const packed = dump.packed;
+  if (!packed) return undefined;
+  if (packPath(dump.entry, n.config.archive.recompress).path !== "reuse" || !packedFits(packed, dump, n.config.archive.compression_level)) {
+    await Deno.remove(packed.path).catch(() => {});
+    n.log.debug("pack", "the .tgz written while downloading does not fit this entry: packing again");
+    return undefined;
+  }
+  await Deno.rename(packed.path, out);
+  n.log.info("pack", `reusing the zip's deflate stream (${packPath(dump.entry, "auto").why}), written while the zip downloaded`);
+  return { size: packed.size, sha256: packed.sha256, path: "reuse", why: "written while downloading" };
 }
 
 /** Write the .tgz by the path packPath() picks, saying which. */

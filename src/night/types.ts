@@ -3,8 +3,8 @@
  * changed by a stage) and of the typed results of the stages before it; it returns its own typed result and one
  * line ({@link Said}) for the log, the history and the mail. Nothing is handed on through a shared bag.
  */
-import type { FingerprintWorker } from "../formats/fingerprint.ts";
-import type { ZipEntry } from "../formats/zip.ts";
+import type { FingerprintResult, FingerprintWorker } from "../formats/fingerprint.ts";
+import type { Extracted, ZipEntry } from "../formats/zip.ts";
 import type { Progress } from "../report/progress.ts";
 import type { Clock, LocalParts } from "../os/clock.ts";
 import type { Config, Target as ConfigTarget } from "../config/load.ts";
@@ -74,6 +74,27 @@ export interface Download {
   size: number;
   etag?: string;
   lastModified?: string;
+  /** The first entry read while it downloaded (./early.ts), for unzip to use when the central directory agrees. */
+  early?: Promise<Measured | { why: string }>;
+}
+
+/** unzip's one pass over an entry: inflated and checked (CRC-32, size), its sha256, fingerprint and last KiB. */
+export interface Measured {
+  entry: ZipEntry;
+  extracted: Extracted;
+  fingerprint: FingerprintResult;
+  /** Kept for pack's read-back (archive.verify). */
+  worker?: FingerprintWorker;
+  /** The .tgz written from the entry's bytes as they were read (the early pass only). */
+  packed?: PrePacked;
+}
+
+/** A .tgz written while the zip downloaded (./pack.ts packAlong), and what it was written for. */
+export interface PrePacked {
+  path: string;
+  size: number;
+  sha256: string;
+  fit: { memberName: string; mtime: number; level: number; crc32: number; size: number; compressedSize: number };
 }
 
 /** fetch: a 304 under check.on_unchanged: skip: nothing downloaded, the night stops. */
@@ -102,6 +123,8 @@ export interface Dump {
   tail: Uint8Array;
   /** With archive.verify, the fingerprint's worker, kept for pack's read-back; the runner closes an unused one. */
   readBackWorker?: FingerprintWorker;
+  /** The .tgz written while the zip downloaded, for pack to adopt when it fits. */
+  packed?: PrePacked;
 }
 
 /** What a destination that missed the last archive gets on an unchanged night (store.require: any). */

@@ -6,10 +6,10 @@
  */
 import { ArchivistError } from "../errors.ts";
 import { formatSize } from "../config/units.ts";
-import { findEntry, readDirectory, verifyEntry, type ZipEntry, ZipError } from "../formats/zip.ts";
+import { type EntryBytes, findEntry, readDirectory, verifyEntry, type ZipEntry, ZipError } from "../formats/zip.ts";
 import { Fingerprinter, FingerprintWorker } from "../formats/fingerprint.ts";
 import { canCollect, GC_EVERY } from "../os/memory.ts";
-import type { Done, Download, Dump, Night } from "./types.ts";
+import type { Done, Download, Dump, Measured, Night } from "./types.ts";
 
 /**
  * The dump's name inside the .tgz: archive.member_name; else the entry's base name, unless it is "-" or empty (a zip
@@ -34,7 +34,7 @@ export async function openDump(n: Night, zip: Download): Promise<Done<Dump>> {
         entry.method === 8 ? "deflate" : "stored"
       }${entry.zip64 || dir.zip64 ? ", zip64" : ""})`,
     );
-    const { ex, f, worker } = await measure(n, zip.path, entry);
+    const { extracted: ex, fingerprint: f, worker, packed } = await earlyPass(n, zip, entry) ?? await measure(n, zip.path, entry);
     const ignored = Object.entries(f.ignored).map(([re, k]) => `${k} × /${re}/`).join(", ");
     n.log.info("unzip", `content fingerprint ${f.sha256.slice(0, 16)}… (${f.flavour} dump${ignored ? `; left out: ${ignored}` : ""})`);
     const name = memberName(entry.name, n.config.source.entry, n.config.archive.member_name);
@@ -54,9 +54,11 @@ export async function openDump(n: Night, zip: Download): Promise<Done<Dump>> {
       mtime: entry.mtime,
       tail: ex.tail,
       readBackWorker: worker,
+      packed,
     };
     return { status: "ok", message: `${name}: ${formatSize(ex.size)}, CRC-32 ok, sha256 ${sha256}`, value: dump };
   } catch (e) {
+    void zip.early?.then((m) => "why" in m || m.worker?.close()); // a pass the night no longer needs
     if (e instanceof ZipError) throw new ArchivistError("unzip", e.message, e.hint, { code: e.code, cause: e });
     throw e;
   }
@@ -67,7 +69,7 @@ export async function openDump(n: Night, zip: Download): Promise<Done<Dump>> {
  * second core for a dump of some size (a worker costs ~50 ms to start), in this thread otherwise. With archive.verify
  * the worker is kept for pack's read-back (a second worker would add its isolate's memory).
  */
-async function measure(n: Night, zipPath: string, entry: ZipEntry) {
+export async function measure(n: Night, zipPath: string, entry: ZipEntry, from?: EntryBytes): Promise<Measured> {
   const patterns = n.config.check.ignore_lines.map((s) => new RegExp(s));
   const fp = entry.size > 16 * 2 ** 20 ? new FingerprintWorker(patterns, { bytes: true }) : new Fingerprinter(patterns);
   const where = fp instanceof FingerprintWorker
@@ -88,13 +90,37 @@ async function measure(n: Night, zipPath: string, entry: ZipEntry) {
       n.progress.update(seen += c.length);
       return fp.update(c);
     },
-  }).catch((e) => {
+  }, from).catch((e) => {
     if (fp instanceof FingerprintWorker) fp.close();
     throw e;
   }).finally(() => n.progress.end());
   const keep = n.config.archive.verify;
   const f = fp instanceof FingerprintWorker ? await fp.digest({ keep }) : fp.digest();
-  return { ex, f, worker: keep && fp instanceof FingerprintWorker ? fp : undefined };
+  return { entry, extracted: ex, fingerprint: f, worker: keep && fp instanceof FingerprintWorker ? fp : undefined };
+}
+
+/** The pass made while the zip downloaded (./early.ts), when the central directory's entry is the one it read. */
+async function earlyPass(n: Night, zip: Download, entry: ZipEntry): Promise<Measured | undefined> {
+  if (!zip.early) return undefined;
+  const m = await zip.early;
+  const differs = "why" in m ? m.why : differences(m.entry, entry);
+  if (differs || "why" in m) {
+    if (!("why" in m)) {
+      m.worker?.close();
+      if (m.packed) await Deno.remove(m.packed.path).catch(() => {});
+    }
+    n.log.debug("unzip", `read after the download (${differs})`);
+    return undefined;
+  }
+  n.log.debug("unzip", "read while downloading: the central directory names the entry the first local header described");
+  return m;
+}
+
+/** Why the entry read early is not the central directory's `entry` (undefined: it is). */
+function differences(early: ZipEntry, entry: ZipEntry): string | undefined {
+  const keys = ["name", "localHeaderOffset", "method", "flags", "crc32", "compressedSize", "size"] as const;
+  const diff = keys.filter((k) => early[k] !== entry[k]);
+  return diff.length ? `the central directory's entry differs from the first local header in ${diff.join(", ")}` : undefined;
 }
 
 /** Why the dump's name in the archive is not the entry's. */

@@ -1,0 +1,95 @@
+/**
+ * Verify while downloading: the zip's first entry is inflated, checked and measured (unzip's one pass: CRC-32, size,
+ * sha256, fingerprint, last KiB) as the download writes it, so that when the last byte arrives only the tail is left.
+ *
+ * A guess that the central directory confirms: unzip uses this pass only when the entry it finds there is the one
+ * the first local header described (offset 0, name, method, flags, sizes, CRC). In any other case (a data
+ * descriptor, Zip64, another entry, a retried or refused attempt, any error in this pass) unzip reads the finished
+ * zip as before, so the night's checks, messages and exit codes never depend on this path.
+ */
+import { join } from "node:path";
+import { statfsSync } from "node:fs";
+import { pipeline } from "node:stream";
+import { buffer } from "node:stream/consumers";
+import { followRange, type Growth } from "../os/follow.ts";
+import { type EntryBytes, findEntry, firstEntry, type ZipEntry } from "../formats/zip.ts";
+import { encrypting } from "../formats/age.ts";
+import { errMsg } from "../errors.ts";
+import { NO_PROGRESS } from "../report/progress.ts";
+import { measure, memberName } from "./unzip.ts";
+import { packAlong, packPath } from "./pack.ts";
+import type { Measured, Night } from "./types.ts";
+
+/** The early pass of one download attempt, told by fetch how the attempt went. */
+export interface Early {
+  result: Promise<Measured | { why: string }>;
+  /** The attempt wrote the whole zip. */
+  finished(): void;
+  /** The attempt failed, is retried, or brought no zip (a 304): the pass stops. */
+  abandon(why: string): void;
+}
+
+/** Start reading `path` (not yet created: the attempt's writer creates it) as it is written. */
+export function readWhileDownloading(n: Night, path: string): Early {
+  const growth: Growth = { done: false };
+  const result = pass(n, path, growth).catch((e): { why: string } => ({ why: `the early pass stopped: ${errMsg(e)}` }));
+  return {
+    result,
+    finished: () => void (growth.done = true),
+    abandon: (why) => void (growth.abandoned ??= new Error(why)),
+  };
+}
+
+async function pass(n: Night, path: string, growth: Growth): Promise<Measured | { why: string }> {
+  const fixed = await buffer(followRange(path, 0, 30, growth, n.signal));
+  const v = new DataView(fixed.buffer, fixed.byteOffset, fixed.byteLength);
+  const rest = fixed.length === 30 && v.getUint32(0, true) === 0x04034b50 ? v.getUint16(26, true) + v.getUint16(28, true) : 0;
+  const head = rest ? Buffer.concat([fixed, await buffer(followRange(path, 30, rest, growth, n.signal))]) : fixed;
+  const first = firstEntry(head);
+  if ("why" in first) return first;
+  try {
+    findEntry({ entries: [first.entry], zip64: false, fileSize: 0 }, n.config.source.entry);
+  } catch {
+    return { why: `the first entry ${JSON.stringify(first.entry.name)} is not source.entry` };
+  }
+  const along = await packingAlong(n, first.entry);
+  const from: EntryBytes = {
+    dataStart: () => Promise.resolve(first.dataStart),
+    stream: (start, length) => {
+      const raw = followRange(path, start, length, growth, n.signal);
+      return along ? pipeline(raw, along.tap, () => {}) : raw;
+    },
+  };
+  try {
+    // The progress line is the download's meanwhile.
+    const m = await measure({ ...n, progress: NO_PROGRESS }, path, first.entry, from);
+    return along ? { ...m, packed: await along.finish() } : m;
+  } catch (e) {
+    await along?.discard();
+    throw e;
+  }
+}
+
+/**
+ * pack's reuse path written alongside, when tonight's pack would take it (a deflate entry, not streamed through age)
+ * and work_dir has room for the rest of the download and the .tgz both: the .tgz never takes the space the download
+ * needs (a full work_dir stays pack's failure, exit 24, as when the two ran one after the other).
+ */
+function packingAlong(n: Night, entry: ZipEntry) {
+  const a = n.config.archive;
+  if (packPath(entry, a.recompress).path !== "reuse" || (encrypting(a.encrypt) && !a.verify)) return undefined;
+  const fs = statfsSync(n.workDir);
+  if (fs.bavail * fs.bsize < 2 * entry.compressedSize + (16 << 20)) {
+    n.log.debug("pack", "work_dir has no room for the download and the .tgz at once: the .tgz is written after the download");
+    return undefined;
+  }
+  const fit = {
+    memberName: memberName(entry.name, n.config.source.entry, a.member_name),
+    mtime: entry.mtime,
+    level: a.compression_level,
+    crc32: entry.crc32,
+    size: entry.size,
+    compressedSize: entry.compressedSize,
+  };
+  return packAlong(join(n.workDir, "early.tgz"), fit);
+}
