@@ -25,8 +25,8 @@ export type StepName =
   | "internal";
 
 /**
- * Exit codes of `archivist run` (and `prune`, `restore`, `mail-test`). Documented in README,
- * docs/USER_GUIDE.md and `--help`; a test keeps the three in sync with this table.
+ * Exit codes of `archivist run` (and `prune`, `restore`, `mail-test`). Told once, in docs/USER_GUIDE.md section 6
+ * (generated), and in each command's `--help`; tests keep both in sync with this table.
  */
 export const EXIT = {
   OK: 0,

@@ -1,7 +1,7 @@
 /**
  * `deno task docs`: regenerate the generated parts of the docs from the code:
  *  - docs/TECHNICAL.md, between <!-- config:start --> and <!-- config:end -->: every config key from the schema;
- *  - README.md, docs/USER_GUIDE.md and docs/TECHNICAL.md, between <!-- exit-codes:start/end -->: the exit codes;
+ *  - docs/USER_GUIDE.md, between <!-- exit-codes:start/end -->: the exit codes (told once; README and TECHNICAL link to it);
  *  - docs/COMMANDS.md, archive.schema.json, the man pages in docs/man (tools/manpages.ts), the bash completion in
  *    docs/completion (src/commands/completion.ts), the diagrams' SVGs.
  * tests/docs_test.ts fails when a generated part is out of date.
@@ -42,7 +42,9 @@ export function replaceBlock(text: string, name: string, body: string): string {
   return text.replace(re, (_m, a, b) => `${a}\n${body}\n${b}`);
 }
 
-export const DOCS = ["README.md", "docs/USER_GUIDE.md", "docs/TECHNICAL.md"];
+export const DOCS = ["docs/USER_GUIDE.md", "docs/TECHNICAL.md"];
+/** The one doc that holds the exit-code table (README and TECHNICAL link to it). */
+export const EXIT_TABLE_DOC = "docs/USER_GUIDE.md";
 
 /** Each doc with its generated blocks refreshed. */
 export function generated(): Map<string, { before: string; after: string }> {

@@ -178,7 +178,7 @@ export function generalHelp(version: string): string {
     "Exit codes (run, prune, restore, mail-test; verify and check use Nagios codes 0-3):",
     ...EXIT_DESCRIPTIONS.map(([c, d]) => `  ${String(c).padStart(3)}  ${d}`),
     "",
-    "Docs: README.md, docs/USER_GUIDE.md (operating, troubleshooting by exit code), docs/TECHNICAL.md (every key).",
+    "Docs: README.md, docs/USER_GUIDE.md (first job, operating, exit codes), docs/TECHNICAL.md (every key).",
     "",
   ].join("\n");
 }
