@@ -15,8 +15,8 @@ Deno.test("the diagrams parse, and each SVG was rendered from its current source
   const sources = [...Deno.readDirSync(DIAGRAMS)].map((e) => e.name).filter((n) => n.endsWith(".puml")).sort();
   assert.deepEqual(
     sources,
-    ["retention.puml", "run.puml", "servers.puml", "upload.puml"],
-    "the activity, servers, retention and upload diagrams",
+    ["compare.puml", "retention.puml", "run.puml", "servers.puml", "upload.puml"],
+    "the activity overview, its details (compare, upload, retention) and the servers diagram",
   );
   for (const s of sources) {
     const puml = join(DIAGRAMS, s);
