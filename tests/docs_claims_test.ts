@@ -12,6 +12,7 @@ import { parseJobsText } from "../src/config/load.ts";
 import { configSchema, walkSchema } from "../src/config/schema.ts";
 import { EXIT_DESCRIPTIONS } from "../src/errors.ts";
 import { merge } from "./helpers/cli.ts";
+import { TRANSPORTS } from "../src/transports/registry.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 /** Written by hand for people (the generated COMMANDS.md is --help itself). */
@@ -162,4 +163,14 @@ Deno.test("the user guide is a technician's: at most 6,000 words, a quick start,
   assert.ok(steps.length >= 10, `the first job has ${steps.length} numbered steps`);
   // Every page the guide links to exists.
   for (const m of guide.matchAll(/\]\(([A-Z_]+\.md)/g)) assert.ok(Deno.statSync(join(ROOT, "docs", m[1])).isFile, m[1]);
+});
+
+Deno.test("the man page and the user guide name every destination type", () => {
+  const man = Deno.readTextFileSync(join(ROOT, "docs/man/archivist.1")).toLowerCase();
+  const guide = Deno.readTextFileSync(join(ROOT, "docs/USER_GUIDE.md"));
+  const said: Record<string, string> = { local: "mounted directory", rsyncd: "rsync daemon" };
+  for (const t of Object.keys(TRANSPORTS)) {
+    assert.ok(man.includes(said[t] ?? t), `archivist(1) names ${t}`);
+    assert.ok(guide.includes(`| \`${t}\` |`), `the guide's destination table has ${t}`);
+  }
 });

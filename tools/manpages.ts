@@ -47,7 +47,7 @@ export function archivistMan(version: string): string {
     roff(
       "Every night, run from cron or a systemd timer, archivist downloads a zip over HTTPS, checks that it holds " +
         "an intact SQL dump, skips it when its content is the one archived last, repacks it as a dated .tgz " +
-        "with a sha256sum sidecar, stores both atomically on SFTP, FTPS, WebDAV, SMB or a mounted directory, " +
+        "with a sha256sum sidecar, stores both atomically on SFTP, FTPS, WebDAV, SMB, rsync (over SSH or to an rsync daemon), any rclone remote or a mounted directory, " +
         "deletes the archives older than the retention (only its own, never the newest), logs, appends one " +
         "line to the run history and can mail a report. The configuration is described in archive.yaml(5).",
     ),
@@ -79,13 +79,13 @@ export function archivistMan(version: string): string {
     roff("the schedule written by install.sh (or the archivist.timer systemd unit)."),
     ".TP",
     ".I /var/log/archivist",
-    roff("the log files and, by default, the run history."),
+    roff("the log files (archivist.log, cron.log)."),
     ".TP",
     ".I /var/lib/archivist",
-    roff("state, catalogue of stored archives, lock."),
+    roff("state, catalogue of stored archives, lock, and the run history (history.jsonl)."),
     ".TP",
     ".I /var/tmp/archivist",
-    roff("the work directory (the zip and the dump while a run lasts)."),
+    roff("the work directory: the zip and the .tgz while a run lasts (the dump itself is never written)."),
     ".SH SEE ALSO",
     ".BR archive.yaml (5),",
     ".BR sha256sum (1),",
