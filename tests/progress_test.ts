@@ -41,7 +41,12 @@ Deno.test("terminalProgress redraws at most every 200 ms, erases on end and befo
 
 Deno.test("a run: --progress draws on stderr for fetch, verify, pack, read back, upload (a local copy); never in the log; off without a terminal", async () => {
   const cert = await makeCert(await Deno.makeTempDir({ prefix: "archivist-progress-" }));
-  const src = startHttpsSource(cert, { "/dump.zip": serveBytes(makeZip([{ name: "dump.sql", data: sqlDump(400_000) }])) });
+  // README first: the zip is read after the download (no early pass), so every step draws its own line.
+  const readmeFirst = makeZip([{ name: "README", data: new TextEncoder().encode("hi\n") }, { name: "dump.sql", data: sqlDump(400_000) }]);
+  const src = startHttpsSource(cert, {
+    "/dump.zip": serveBytes(readmeFirst),
+    "/early.zip": serveBytes(makeZip([{ name: "dump.sql", data: sqlDump(410_000) }])),
+  });
   const sb = await sandbox({ url: src.url("/dump.zip"), caFile: cert.caFile }, {
     check: { on_unchanged: "archive" },
     archive: { verify: true },
@@ -52,6 +57,12 @@ Deno.test("a run: --progress draws on stderr for fetch, verify, pack, read back,
     for (const label of ["fetch", "verify", "pack", "read back", "upload"]) {
       assert.ok(r.stderr.includes(`\r\x1b[K${label.padEnd(10)}  `), label);
     }
+    // Read while downloading: the download's line, then the pass's (when it is still running), read back, upload.
+    await sb.writeConfig({ source: { url: src.url("/early.zip") }, check: { on_unchanged: "archive" }, archive: { verify: true } });
+    const e = await runCli(["run", "--progress", "-v", "-c", sb.configPath]);
+    assert.equal(e.code, 0, e.stderr);
+    assert.match(e.stderr, /unzip: read while downloading/);
+    for (const label of ["fetch", "read back", "upload"]) assert.ok(e.stderr.includes(`\r\x1b[K${label.padEnd(10)}  `), label);
     const logText = await Deno.readTextFile(sb.logFile);
     assert.ok(!logText.includes("\x1b[K") && !logText.includes("\r"), "nothing of it in the log");
     const plain = await runCli(["run", "-c", sb.configPath]);

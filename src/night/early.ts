@@ -15,14 +15,13 @@ import { followRange, type Growth } from "../os/follow.ts";
 import { type EntryBytes, findEntry, firstEntry, type ZipEntry } from "../formats/zip.ts";
 import { encrypting } from "../formats/age.ts";
 import { errMsg } from "../errors.ts";
-import { NO_PROGRESS } from "../report/progress.ts";
+import type { Progress } from "../report/progress.ts";
 import { measure, memberName } from "./unzip.ts";
 import { packAlong, packPath } from "./pack.ts";
-import type { Measured, Night } from "./types.ts";
+import type { EarlyPass, Measured, Night } from "./types.ts";
 
 /** The early pass of one download attempt, told by fetch how the attempt went. */
-export interface Early {
-  result: Promise<Measured | { why: string }>;
+export interface Early extends EarlyPass {
   /** The attempt wrote the whole zip. */
   finished(): void;
   /** The attempt failed, is retried, or brought no zip (a 304): the pass stops. */
@@ -32,15 +31,49 @@ export interface Early {
 /** Start reading `path` (not yet created: the attempt's writer creates it) as it is written. */
 export function readWhileDownloading(n: Night, path: string): Early {
   const growth: Growth = { done: false };
-  const result = pass(n, path, growth).catch((e): { why: string } => ({ why: `the early pass stopped: ${errMsg(e)}` }));
+  const line = new LaterLine(n.progress.shown);
+  const result = pass(n, path, growth, line).catch((e): { why: string } => ({ why: `the early pass stopped: ${errMsg(e)}` }));
   return {
     result,
+    show: (to) => line.attach(to),
     finished: () => void (growth.done = true),
     abandon: (why) => void (growth.abandoned ??= new Error(why)),
   };
 }
 
-async function pass(n: Night, path: string, growth: Growth): Promise<Measured | { why: string }> {
+/** A progress line kept silent while the download draws its own, then handed to unzip's (`attach`). */
+class LaterLine implements Progress {
+  private label?: string;
+  private total?: number;
+  private done = 0;
+  private ended = false;
+  private to?: Progress;
+  constructor(readonly shown: boolean) {}
+  start(label: string, total?: number) {
+    (this.label = label, this.total = total, this.ended = false);
+    this.to?.start(label, total);
+  }
+  update(done: number) {
+    this.done = done;
+    this.to?.update(done);
+  }
+  end() {
+    this.ended = true;
+    this.to?.end();
+  }
+  clear() {
+    this.to?.clear();
+  }
+  attach(to: Progress): () => void {
+    if (this.label && !this.ended) (to.start(this.label, this.total), to.update(this.done), this.to = to);
+    return () => {
+      if (this.to && !this.ended) this.to.end();
+      this.to = undefined;
+    };
+  }
+}
+
+async function pass(n: Night, path: string, growth: Growth, line: Progress): Promise<Measured | { why: string }> {
   const fixed = await buffer(followRange(path, 0, 30, growth, n.signal));
   const v = new DataView(fixed.buffer, fixed.byteOffset, fixed.byteLength);
   const rest = fixed.length === 30 && v.getUint32(0, true) === 0x04034b50 ? v.getUint16(26, true) + v.getUint16(28, true) : 0;
@@ -61,8 +94,8 @@ async function pass(n: Night, path: string, growth: Growth): Promise<Measured | 
     },
   };
   try {
-    // The progress line is the download's meanwhile.
-    const m = await measure({ ...n, progress: NO_PROGRESS }, path, first.entry, from);
+    // The progress line is the download's meanwhile: this pass draws on it once unzip waits for it.
+    const m = await measure({ ...n, progress: line }, path, first.entry, from);
     return along ? { ...m, packed: await along.finish() } : m;
   } catch (e) {
     await along?.discard();

@@ -56,7 +56,7 @@ async function download(n: Night, client: SourceClient, dest: string): Promise<D
         secs > 0.5 ? ` (${formatSize(Math.round(r.bytes / secs))}/s)` : ""
       }${i ? ` after ${i + 1} attempts` : ""}`;
       early?.finished();
-      const value: Download = { kind: "zip", path: dest, size: r.bytes, etag: v.etag, lastModified: v.lastModified, early: early?.result };
+      const value: Download = { kind: "zip", path: dest, size: r.bytes, etag: v.etag, lastModified: v.lastModified, early };
       return { status: "ok", message: msg, value };
     } catch (e) {
       drop(`attempt ${i + 1} failed`);

@@ -75,7 +75,14 @@ export interface Download {
   etag?: string;
   lastModified?: string;
   /** The first entry read while it downloaded (./early.ts), for unzip to use when the central directory agrees. */
-  early?: Promise<Measured | { why: string }>;
+  early?: EarlyPass;
+}
+
+/** The pass made while downloading: its result, and its progress line once the download's own line is gone. */
+export interface EarlyPass {
+  result: Promise<Measured | { why: string }>;
+  /** Draw the pass's progress on `line` from now on (it was silent during the download); returns the undo. */
+  show(line: Progress): () => void;
 }
 
 /** unzip's one pass over an entry: inflated and checked (CRC-32, size), its sha256, fingerprint and last KiB. */

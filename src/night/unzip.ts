@@ -58,7 +58,7 @@ export async function openDump(n: Night, zip: Download): Promise<Done<Dump>> {
     };
     return { status: "ok", message: `${name}: ${formatSize(ex.size)}, CRC-32 ok, sha256 ${sha256}`, value: dump };
   } catch (e) {
-    void zip.early?.then((m) => "why" in m || m.worker?.close()); // a pass the night no longer needs
+    void zip.early?.result.then((m) => "why" in m || m.worker?.close()); // a pass the night no longer needs
     if (e instanceof ZipError) throw new ArchivistError("unzip", e.message, e.hint, { code: e.code, cause: e });
     throw e;
   }
@@ -102,7 +102,8 @@ export async function measure(n: Night, zipPath: string, entry: ZipEntry, from?:
 /** The pass made while the zip downloaded (./early.ts), when the central directory's entry is the one it read. */
 async function earlyPass(n: Night, zip: Download, entry: ZipEntry): Promise<Measured | undefined> {
   if (!zip.early) return undefined;
-  const m = await zip.early;
+  const stop = zip.early.show(n.progress);
+  const m = await zip.early.result.finally(stop);
   const differs = "why" in m ? m.why : differences(m.entry, entry);
   if (differs || "why" in m) {
     if (!("why" in m)) {
