@@ -4,8 +4,9 @@
  *
  * A guess that the central directory confirms: unzip uses this pass only when the entry it finds there is the one
  * the first local header described (offset 0, name, method, flags, sizes, CRC). In any other case (a data
- * descriptor, Zip64, another entry, a retried or refused attempt, any error in this pass) unzip reads the finished
- * zip as before, so the night's checks, messages and exit codes never depend on this path.
+ * descriptor, Zip64 sizes missing from the local header, another entry, a retried or refused attempt, any error in
+ * this pass) unzip reads the finished zip as before, so the night's checks, messages and exit codes never depend
+ * on this path.
  */
 import { join } from "node:path";
 import { statfsSync } from "node:fs";
