@@ -376,10 +376,18 @@ export function finishedFile(zipPath: string): EntryBytes {
   };
 }
 
+/** The whole length of the local header whose first 30 bytes are `fixed` (with its name and extra field), if it is one. */
+export function localHeaderLength(fixed: Uint8Array): number | undefined {
+  if (fixed.length < 30) return undefined;
+  const v = new DataView(fixed.buffer, fixed.byteOffset, fixed.byteLength);
+  return v.getUint32(0, true) === SIG_LFH ? 30 + v.getUint16(26, true) + v.getUint16(28, true) : undefined;
+}
+
 /**
  * The first entry as its local header describes it (the first 30 bytes + name + extra of a zip), when that is enough
- * to read it before the central directory arrives: sizes and CRC in the header (no data descriptor, no Zip64), not
- * encrypted. Otherwise the reason it is not. The central directory stays the truth: the caller compares.
+ * to read it before the central directory arrives: sizes and CRC in the header (no data descriptor; Zip64 sizes in
+ * its extra field), not encrypted. Otherwise the reason it is not. The central directory stays the truth: the caller
+ * compares.
  */
 export function firstEntry(head: Uint8Array): { entry: ZipEntry; dataStart: number } | { why: string } {
   if (head.length < 30) return { why: "the zip is shorter than a local header" };

@@ -13,7 +13,7 @@ import { statfsSync } from "node:fs";
 import { pipeline } from "node:stream";
 import { buffer } from "node:stream/consumers";
 import { followRange, type Growth } from "../os/follow.ts";
-import { type EntryBytes, findEntry, firstEntry, type ZipEntry } from "../formats/zip.ts";
+import { type EntryBytes, findEntry, firstEntry, localHeaderLength, type ZipEntry } from "../formats/zip.ts";
 import { encrypting } from "../formats/age.ts";
 import { errMsg } from "../errors.ts";
 import type { Progress } from "../report/progress.ts";
@@ -76,9 +76,8 @@ class LaterLine implements Progress {
 
 async function pass(n: Night, path: string, growth: Growth, line: Progress): Promise<Measured | { why: string }> {
   const fixed = await buffer(followRange(path, 0, 30, growth, n.signal));
-  const v = new DataView(fixed.buffer, fixed.byteOffset, fixed.byteLength);
-  const rest = fixed.length === 30 && v.getUint32(0, true) === 0x04034b50 ? v.getUint16(26, true) + v.getUint16(28, true) : 0;
-  const head = rest ? Buffer.concat([fixed, await buffer(followRange(path, 30, rest, growth, n.signal))]) : fixed;
+  const whole = localHeaderLength(fixed) ?? 30;
+  const head = whole > 30 ? Buffer.concat([fixed, await buffer(followRange(path, 30, whole - 30, growth, n.signal))]) : fixed;
   const first = firstEntry(head);
   if ("why" in first) return first;
   try {

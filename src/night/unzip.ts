@@ -104,12 +104,14 @@ async function earlyPass(n: Night, zip: Download, entry: ZipEntry): Promise<Meas
   if (!zip.early) return undefined;
   const stop = zip.early.show(n.progress);
   const m = await zip.early.result.finally(stop);
-  const differs = "why" in m ? m.why : differences(m.entry, entry);
-  if (differs || "why" in m) {
-    if (!("why" in m)) {
-      m.worker?.close();
-      if (m.packed) await Deno.remove(m.packed.path).catch(() => {});
-    }
+  if ("why" in m) {
+    n.log.debug("unzip", `read after the download (${m.why})`);
+    return undefined;
+  }
+  const differs = differences(m.entry, entry);
+  if (differs) {
+    m.worker?.close();
+    if (m.packed) await Deno.remove(m.packed.path).catch(() => {});
     n.log.debug("unzip", `read after the download (${differs})`);
     return undefined;
   }
