@@ -91,6 +91,9 @@ Deno.test("the installed archivist, run by cron's minimal environment: run (requ
       const hist = (await Deno.readTextFile(join(dd, "var/lib/archivist/history.jsonl"))).trim().split("\n").map((l) => JSON.parse(l));
       assert.equal(hist.length, 1);
       assert.equal(hist[0].status, "ok");
+      // The pass made while downloading ran under the launcher's permissions (it falls back silently otherwise).
+      const log = await Deno.readTextFile(join(dd, "var/log/archivist/archivist.log"));
+      assert.match(log, /pack: reusing the zip's deflate stream \(.*\), written while the zip downloaded/);
     });
 
     await t.step("an unmounted share: the cron line fails with exit 30 and the cause in cron.log", async () => {
