@@ -8,7 +8,8 @@
  *   gzip        curl -o; unzip -p | tee >(sha256sum) > dump; tar | gzip -6 > out.tgz; sha256sum; cp
  *   pigz        the same with pigz -6 (all cores)
  *   floor       curl -o && unzip -p | sha256sum: what any tool that verifies the dump pays
- * With --encrypt, archivist encrypts to an age key (archive.encrypt) and gzip/pigz pipe their .tgz through age -r.
+ * With --encrypt, archivist encrypts to an age key (archive.encrypt) and gzip/pigz pipe their .tgz through age -r;
+ *   plain       the same `archivist run` without archive.encrypt, alternating: archivist ÷ plain is encryption's cost.
  * With --start, also the start of the self-extracting file (`deno task dist --no-compile`, the form install.sh
  * installs here) against `deno run main.ts`, both running `--version`, alternating, 15 times each.
  *
@@ -121,7 +122,7 @@ const PIPELINES: Record<string, string> = {
   floor: `${shellPrefix}; unzip -p dump.zip dump.sql | sha256sum > dump.sha`,
 };
 
-async function archivist(i: number): Promise<Sample> {
+async function archivist(i: number, sealed = encrypt): Promise<Sample> {
   const w = join(dir, `a${i}`);
   await Deno.mkdir(join(w, "dest"), { recursive: true });
   const conf = join(w, "archive.yaml");
@@ -139,7 +140,7 @@ async function archivist(i: number): Promise<Sample> {
         ...(recompress ? { recompress: "always" } : {}),
         ...(verify !== undefined ? { verify } : {}),
         ...(threads ? { threads: Number(threads) } : {}),
-        ...(encrypt ? { encrypt: { age_recipients: [agePub] } } : {}),
+        ...(sealed ? { encrypt: { age_recipients: [agePub] } } : {}),
       },
       destination: { type: "local", path: join(w, "dest"), create_dirs: true },
       retention: { min_keep: 3 },
@@ -165,7 +166,7 @@ async function pipeline(name: string, i: number): Promise<Sample> {
 }
 
 const only = opt("--only")?.split(",");
-const names = ["archivist", ...Object.keys(PIPELINES)].filter((n) => !only || only.includes(n));
+const names = ["archivist", ...(encrypt ? ["plain"] : []), ...Object.keys(PIPELINES)].filter((n) => !only || only.includes(n));
 if (!names.includes("archivist")) {
   console.error("deno task bench: --only must include archivist (the ratios are archivist's)");
   Deno.exit(2);
@@ -179,7 +180,7 @@ say(
 try {
   for (let i = 0; i < runs; i++) {
     for (const n of names) {
-      const s = n === "archivist" ? await archivist(i) : await pipeline(n, i);
+      const s = n === "archivist" ? await archivist(i) : n === "plain" ? await archivist(i, false) : await pipeline(n, i);
       samples[n].push(s);
       say(
         `  run ${i + 1} ${n.padEnd(9)} ${s.wall.toFixed(2)} s wall, ${s.cpu.toFixed(2)} s CPU, ${
@@ -277,6 +278,7 @@ if (json) {
   for (const [p, r] of Object.entries(ratios)) {
     console.log(`  ${p.padEnd(16)} ${r.wall.toFixed(2).padStart(6)}× ${r.cpu.toFixed(2).padStart(6)}× ${r.rss.toFixed(2).padStart(8)}×`);
   }
+  if (ratios.plain) console.log(`  encryption's cost (archivist ÷ plain): ${((ratios.plain.wall - 1) * 100).toFixed(0)} % wall`);
   if (start) {
     console.log(
       `\nstart (--version, median of 15): self-extracting file ${start.sfx.toFixed(3)} s, deno run main.ts ${start.source.toFixed(3)} s: ${

@@ -86,6 +86,61 @@ for (const client of ["deno", "curl"] as const) {
   });
 }
 
+Deno.test("archive.encrypt without archive.verify: the .tgz goes through age while it downloads; no plain .tgz in the work dir", async () => {
+  // As above: the server waits half-way; meanwhile the work dir holds the growing .tgz.age and never a plain .tgz.
+  let release = () => {};
+  const held = new Promise<void>((r) => (release = r));
+  const route: Route = () =>
+    new Response(
+      new ReadableStream({
+        async start(c) {
+          c.enqueue(BIG_ZIP.slice(0, BIG_ZIP.length >> 1));
+          await held;
+          c.enqueue(BIG_ZIP.slice(BIG_ZIP.length >> 1));
+          c.close();
+        },
+      }),
+      { headers: { "content-length": String(BIG_ZIP.length) } },
+    );
+  await withSource({ route, config: { source: { timeout: "1m" } } }, async (sb) => {
+    const key = join(sb.root, "key.txt");
+    await sh("age-keygen", ["-o", key]);
+    const pub = /public key: (age1\S+)/.exec(await Deno.readTextFile(key))![1];
+    await sb.writeConfig({ source: { timeout: "1m" }, archive: { encrypt: { age_recipients: [pub] } } });
+    const child = spawnCli(["run", "-v", "-c", sb.configPath], NOW);
+    const out = child.output();
+    const work = join(sb.root, "work");
+    const files = () => {
+      try {
+        return [...Deno.readDirSync(work)].flatMap((d) => [...Deno.readDirSync(join(work, d.name))].map((f) => join(work, d.name, f.name)));
+      } catch {
+        return [];
+      }
+    };
+    const sealed = await waitFor(
+      () => files().find((f) => f.endsWith("early.tgz.age") && Deno.statSync(f).size > 1000),
+      "a .tgz.age written while the download waits half-way",
+      20_000,
+    ).finally(() => {
+      // What the work dir holds mid-download: the zip, the age output and its FIFO, never a plain .tgz.
+      assert.deepEqual(files().map((f) => f.split("/").pop()).filter((f) => /\.tgz$/.test(f!)), []);
+      release();
+    });
+    const r = await out;
+    const err = new TextDecoder().decode(r.stderr);
+    assert.equal(r.code, 0, err);
+    assert.ok(sealed);
+    assert.match(err, EARLY);
+    assert.match(err, /pack: 20261122\.tgz\.age: .*encrypted with age to 1 recipient while the zip downloaded/);
+    assert.match(await sh("sha256sum", ["-c", "20261122.tgz.age.sha256"], { cwd: sb.dest }), /: OK/);
+    const plain = await new Deno.Command("sh", {
+      args: ["-c", `age -d -i ${key} ${join(sb.dest, "20261122.tgz.age")} | tar -xzO`],
+      stdout: "piped",
+    }).output();
+    assert.deepEqual(plain.stdout, BIG, "age -d | tar -xzO gives the dump back");
+  });
+});
+
 Deno.test("when the early pass cannot be trusted the finished zip is read: data descriptor, another first entry, a lying local header", async (t) => {
   const dir = await Deno.makeTempDir();
   await Deno.writeFile(join(dir, "dump.sql"), DUMP);

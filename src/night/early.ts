@@ -18,7 +18,7 @@ import { encrypting } from "../formats/age.ts";
 import { errMsg } from "../errors.ts";
 import type { Progress } from "../report/progress.ts";
 import { measure, memberName } from "./unzip.ts";
-import { packAlong, packPath } from "./pack.ts";
+import { packAlong, packAlongSealed, packPath } from "./pack.ts";
 import type { EarlyPass, Measured, Night } from "./types.ts";
 
 /** The early pass of one download attempt, told by fetch how the attempt went. */
@@ -104,13 +104,14 @@ async function pass(n: Night, path: string, growth: Growth, line: Progress): Pro
 }
 
 /**
- * pack's reuse path written alongside, when tonight's pack would take it (a deflate entry, not streamed through age)
- * and work_dir has room for the rest of the download and the .tgz both: the .tgz never takes the space the download
- * needs (a full work_dir stays pack's failure, exit 24, as when the two ran one after the other).
+ * pack's reuse path written alongside, when tonight's pack would take it (a deflate entry; through age when
+ * archive.encrypt is on without archive.verify) and work_dir has room for the rest of the download and the .tgz
+ * both: the .tgz never takes the space the download needs (a full work_dir stays pack's failure, exit 24, as when
+ * the two ran one after the other).
  */
 function packingAlong(n: Night, entry: ZipEntry) {
   const a = n.config.archive;
-  if (packPath(entry, a.recompress).path !== "reuse" || (encrypting(a.encrypt) && !a.verify)) return undefined;
+  if (packPath(entry, a.recompress).path !== "reuse") return undefined;
   const fs = statfsSync(n.workDir);
   if (fs.bavail * fs.bsize < 2 * entry.compressedSize + (16 << 20)) {
     n.log.debug("pack", "work_dir has no room for the download and the .tgz at once: the .tgz is written after the download");
@@ -124,5 +125,7 @@ function packingAlong(n: Night, entry: ZipEntry) {
     size: entry.size,
     compressedSize: entry.compressedSize,
   };
+  // Encrypted without the read-back: through age as pack's own path does (the plain .tgz never lands on the disk).
+  if (encrypting(a.encrypt) && !a.verify) return packAlongSealed(join(n.workDir, "early.tgz.age"), fit, a.encrypt, n.signal);
   return packAlong(join(n.workDir, "early.tgz"), fit);
 }

@@ -24,7 +24,7 @@ import { Readable, Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { ArchivistError, asArchivistError } from "../errors.ts";
 import { formatDuration, formatSize } from "../config/units.ts";
-import { AGE_SUFFIX, encryptFile, encrypting, encryptWhileWriting } from "../formats/age.ts";
+import { AGE_SUFFIX, type AgeRecipients, encryptFile, encrypting, encryptWhileWriting } from "../formats/age.ts";
 import { formatName, sidecarName } from "../formats/naming.ts";
 import { padding, tarEnd, tarHeader } from "../formats/tar.ts";
 import { type ExtractLimits, inflateEntry, rangeStream, type ZipEntry, ZipError } from "../formats/zip.ts";
@@ -76,9 +76,10 @@ export interface Packed {
 class HashingWriter {
   readonly hash: Hash = createHash("sha256");
   written = 0;
-  constructor(private f: Deno.FsFile) {}
+  /** `hashing: false`: only count (what is written goes on through age, whose output is what gets hashed). */
+  constructor(private f: Deno.FsFile, private hashing = true) {}
   async write(b: Uint8Array): Promise<void> {
-    this.hash.update(b);
+    if (this.hashing) this.hash.update(b);
     this.written += b.length;
     let w = 0;
     while (w < b.length) w += await this.f.write(b.subarray(w));
@@ -131,10 +132,11 @@ async function packReuse(p: PackInput, outPath: string, signal?: AbortSignal): P
 export async function packAlong(
   outPath: string,
   fit: PrePacked["fit"],
+  hashing = true,
 ): Promise<{ tap: Transform; finish(): Promise<PrePacked>; discard(): Promise<void> }> {
   const frame = reuseFrame(fit.memberName, fit, fit.mtime, fit.level);
   const out = await Deno.open(outPath, { write: true, create: true, truncate: true, mode: 0o600 });
-  const w = new HashingWriter(out);
+  const w = new HashingWriter(out, hashing);
   for (const b of frame.before) await w.write(b);
   const tap = new Transform({
     transform(chunk: Uint8Array, _enc, cb) {
@@ -151,10 +153,48 @@ export async function packAlong(
     async finish() {
       for (const b of frame.after) await w.write(b);
       close();
-      return { path: outPath, size: w.written, sha256: w.hash.digest("hex"), fit };
+      return { path: outPath, size: w.written, sha256: w.hash.digest("hex"), fit, encrypted: false };
     },
     async discard() {
       close();
+      await Deno.remove(outPath).catch(() => {});
+    },
+  };
+}
+
+/** What packAlong gives: the tap for the deflate bytes, and the end of the file either way. */
+export type Along = Awaited<ReturnType<typeof packAlong>>;
+
+/**
+ * packAlong through age (archive.encrypt without archive.verify): the .tgz goes into age's FIFO as the early pass
+ * reads it, and only `outPath` (the .tgz.age) lands on the disk, as on pack's own encrypted path. Its size and
+ * sha256 are the encrypted file's. Undefined when age could not start (pack then fails with age's own words).
+ */
+export async function packAlongSealed(
+  outPath: string,
+  fit: PrePacked["fit"],
+  to: AgeRecipients,
+  signal: AbortSignal,
+): Promise<Along | undefined> {
+  let handed!: (a: Along) => void;
+  let release!: () => void;
+  const got = new Promise<Along>((r) => handed = r);
+  const released = new Promise<void>((r) => release = r);
+  const sealing = encryptWhileWriting(outPath, to, async (fifo) => (handed(await packAlong(fifo, fit, false)), await released), signal);
+  const along = await Promise.race([got, sealing.then(() => undefined, () => undefined)]);
+  if (!along) return undefined;
+  return {
+    tap: along.tap,
+    async finish() {
+      const p = await along.finish();
+      release();
+      const { sealed } = await sealing;
+      return { ...p, path: outPath, size: sealed.size, sha256: sealed.sha256, encrypted: true };
+    },
+    async discard() {
+      await along.discard();
+      release();
+      await sealing.catch(() => {});
       await Deno.remove(outPath).catch(() => {});
     },
   };
@@ -303,12 +343,13 @@ export async function pack(n: Night, dump: Dump): Promise<Done<Archive>> {
   const out = join(n.workDir, plain);
   try {
     const t0 = performance.now();
-    let r: { size: number; sha256: string };
+    let r: { size: number; sha256: string; why?: string };
     if (encrypting(enc) && !n.config.archive.verify) {
       // Written straight through age: the plain archive never lands on the disk.
-      r = (await encryptWhileWriting(join(n.workDir, name), enc, (fifo) => packDump(n, dump, fifo), n.signal)).sealed;
+      r = await adoptPacked(n, dump, join(n.workDir, name), true) ??
+        (await encryptWhileWriting(join(n.workDir, name), enc, (fifo) => packDump(n, dump, fifo), n.signal)).sealed;
     } else {
-      r = await adoptPacked(n, dump, out) ?? await packDump(n, dump, out);
+      r = await adoptPacked(n, dump, out, false) ?? await packDump(n, dump, out);
       if (n.config.archive.verify) await readBack(n, dump, out);
       if (encrypting(enc)) {
         // The .tgz just proven is encrypted (one more read, from the page cache); only the encrypted file stays.
@@ -322,7 +363,8 @@ export async function pack(n: Night, dump: Dump): Promise<Done<Archive>> {
     let how = "";
     if (encrypting(enc)) {
       const keys = enc.age_recipients.length === 1 && !enc.age_recipients_file ? "1 recipient" : "the recipients of archive.encrypt";
-      how = `, encrypted with age to ${keys} (${formatDuration(performance.now() - t0)} with the packing)`;
+      const when = r.why === EARLY ? "while the zip downloaded" : `(${formatDuration(performance.now() - t0)} with the packing)`;
+      how = `, encrypted with age to ${keys} ${when}`;
     }
     const sidecarPath = join(n.workDir, sidecarName(name));
     await Deno.writeTextFile(sidecarPath, sidecarText(r.sha256, name), { mode: 0o600 });
@@ -346,18 +388,21 @@ export async function pack(n: Night, dump: Dump): Promise<Done<Archive>> {
   }
 }
 
-/** The .tgz written while the zip downloaded, moved into place, when it fits tonight's pack (else removed). */
-async function adoptPacked(n: Night, dump: Dump, out: string): Promise<Packed | undefined> {
+const EARLY = "written while downloading";
+
+/** The .tgz (or .tgz.age) written while the zip downloaded, moved into place, when it fits tonight's pack (else removed). */
+async function adoptPacked(n: Night, dump: Dump, out: string, encrypted: boolean): Promise<Packed | undefined> {
   const packed = dump.packed;
   if (!packed) return undefined;
-  if (packPath(dump.entry, n.config.archive.recompress).path !== "reuse" || !packedFits(packed, dump, n.config.archive.compression_level)) {
+  const fits = packed.encrypted === encrypted && packedFits(packed, dump, n.config.archive.compression_level);
+  if (packPath(dump.entry, n.config.archive.recompress).path !== "reuse" || !fits) {
     await Deno.remove(packed.path).catch(() => {});
     n.log.debug("pack", "the .tgz written while downloading does not fit this entry: packing again");
     return undefined;
   }
   await Deno.rename(packed.path, out);
   n.log.info("pack", `reusing the zip's deflate stream (${packPath(dump.entry, "auto").why}), written while the zip downloaded`);
-  return { size: packed.size, sha256: packed.sha256, path: "reuse", why: "written while downloading" };
+  return { size: packed.size, sha256: packed.sha256, path: "reuse", why: EARLY };
 }
 
 /** Write the .tgz by the path packPath() picks, saying which. */

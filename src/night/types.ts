@@ -99,8 +99,11 @@ export interface Measured {
 /** A .tgz written while the zip downloaded (./pack.ts packAlong), and what it was written for. */
 export interface PrePacked {
   path: string;
+  /** Size and sha256 of the file at `path`: the .tgz.age's when `encrypted`. */
   size: number;
   sha256: string;
+  /** Written through age (archive.encrypt without archive.verify): `path` is the .tgz.age. */
+  encrypted: boolean;
   fit: { memberName: string; mtime: number; level: number; crc32: number; size: number; compressedSize: number };
 }
 
