@@ -22,24 +22,29 @@ const BIG = sqlDump(24 * 2 ** 20);
 const BIG_ZIP = makeZip([{ name: "dump.sql", data: BIG }]);
 const EARLY = /unzip: read while downloading: the central directory names the entry the first local header described/;
 
+/** A route that sends the first half of `zip` (over Deno's 1 MiB write batch) and waits for `release`. */
+function halfWay(zip: Uint8Array): { route: Route; release: () => void } {
+  let release = () => {};
+  const held = new Promise<void>((r) => (release = r));
+  const route: Route = () =>
+    new Response(
+      new ReadableStream({
+        async start(c) {
+          c.enqueue(zip.slice(0, zip.length >> 1));
+          await held;
+          c.enqueue(zip.slice(zip.length >> 1));
+          c.close();
+        },
+      }),
+      { headers: { "content-length": String(zip.length) } },
+    );
+  return { route, release: () => release() };
+}
+
 for (const client of ["deno", "curl"] as const) {
   Deno.test(`${client}: the first entry is read and packed while it downloads; the archive is the one the finished zip gives`, async () => {
-    // The server sends half the zip (over Deno's 1 MiB write batch) and waits: the .tgz being written in the work
-    // dir proves the early pass.
-    let release = () => {};
-    const held = new Promise<void>((r) => (release = r));
-    const route: Route = () =>
-      new Response(
-        new ReadableStream({
-          async start(c) {
-            c.enqueue(BIG_ZIP.slice(0, BIG_ZIP.length >> 1));
-            await held;
-            c.enqueue(BIG_ZIP.slice(BIG_ZIP.length >> 1));
-            c.close();
-          },
-        }),
-        { headers: { "content-length": String(BIG_ZIP.length) } },
-      );
+    // The server sends half the zip and waits: the .tgz being written in the work dir proves the early pass.
+    const { route, release } = halfWay(BIG_ZIP);
     await withSource({ route, config: { source: { client, timeout: "1m" } } }, async (sb) => {
       const child = spawnCli(["run", "-v", "-c", sb.configPath], NOW);
       const out = child.output();
@@ -88,20 +93,7 @@ for (const client of ["deno", "curl"] as const) {
 
 Deno.test("archive.encrypt without archive.verify: the .tgz goes through age while it downloads; no plain .tgz in the work dir", async () => {
   // As above: the server waits half-way; meanwhile the work dir holds the growing .tgz.age and never a plain .tgz.
-  let release = () => {};
-  const held = new Promise<void>((r) => (release = r));
-  const route: Route = () =>
-    new Response(
-      new ReadableStream({
-        async start(c) {
-          c.enqueue(BIG_ZIP.slice(0, BIG_ZIP.length >> 1));
-          await held;
-          c.enqueue(BIG_ZIP.slice(BIG_ZIP.length >> 1));
-          c.close();
-        },
-      }),
-      { headers: { "content-length": String(BIG_ZIP.length) } },
-    );
+  const { route, release } = halfWay(BIG_ZIP);
   await withSource({ route, config: { source: { timeout: "1m" } } }, async (sb) => {
     const key = join(sb.root, "key.txt");
     await sh("age-keygen", ["-o", key]);
