@@ -7,7 +7,8 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { findEntry, readDirectory, verifyEntry, type ZipEntry, ZipError } from "../src/formats/zip.ts";
+import { Buffer } from "node:buffer";
+import { findEntry, inflateEntry, readDirectory, verifyEntry, type ZipEntry, ZipError } from "../src/formats/zip.ts";
 import { packArchive, packPath, proveArchive } from "../src/night/pack.ts";
 import { hashTgz } from "../src/ops/restore.ts";
 import { ArchivistError } from "../src/errors.ts";
@@ -202,6 +203,39 @@ Deno.test("a corrupt deflate stream, or junk after its end, is refused by the ve
     assert.equal(e.code, "corrupt_data", e.message);
     return true;
   });
+  // A deflate stream cut before its last block, the sizes made to fit the cut: zlib's own end-of-stream check.
+  const p3 = join(dir, "cut.zip");
+  await Deno.writeFile(p3, withBody(DUMP, body.subarray(0, body.length - 100)));
+  const d3 = await readDirectory(p3);
+  await assert.rejects(() => verifyEntry(p3, findEntry(d3, "dump.sql"), LIMITS), (e: ZipError) => {
+    assert.equal(e.code, "corrupt_data", e.message);
+    assert.match(e.message, /is corrupt \(unexpected end of file\)/);
+    return true;
+  });
+  // Bytes that are no deflate stream at all (block type 3 is reserved): zlib's words in the message.
+  const p4 = join(dir, "invalid.zip");
+  await Deno.writeFile(p4, withBody(DUMP, Uint8Array.from({ length: 8000 }, (_, i) => (i ? 0 : 0x07))));
+  const d4 = await readDirectory(p4);
+  await assert.rejects(() => verifyEntry(p4, findEntry(d4, "dump.sql"), LIMITS), (e: ZipError) => {
+    assert.equal(e.code, "corrupt_data", e.message);
+    assert.match(e.message, /is corrupt \(invalid block type\)/);
+    return true;
+  });
+});
+
+Deno.test("inflateEntry's chunks are the caller's to keep unless it borrows them (one reused buffer)", async () => {
+  const p = join(dir, "keep.zip");
+  await Deno.writeFile(p, makeZip([{ name: "dump.sql", data: DUMP }]));
+  const entry = findEntry(await readDirectory(p), "dump.sql");
+  const kept: Uint8Array[] = [];
+  for await (const c of inflateEntry(p, entry, LIMITS)) kept.push(c);
+  assert.ok(kept.length > 2, "several chunks");
+  assert.ok(Buffer.concat(kept).equals(DUMP), "kept chunks are the dump");
+  const borrowed: Uint8Array[] = [];
+  const copied: Uint8Array[] = [];
+  for await (const c of inflateEntry(p, entry, { ...LIMITS, borrowed: true })) (borrowed.push(c), copied.push(c.slice()));
+  assert.ok(Buffer.concat(copied).equals(DUMP), "each borrowed chunk is right while it is the current one");
+  assert.equal(new Set(borrowed.map((c) => c.buffer)).size, 1, "borrowed chunks share one buffer");
 });
 
 Deno.test("the read-back proof: a damaged or wrong archive is refused with the pack step's error, the good one passes", async () => {

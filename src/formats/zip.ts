@@ -294,6 +294,11 @@ export interface ExtractLimits {
    */
   onChunk?: (chunk: Uint8Array) => void | Promise<void>;
   /**
+   * The chunks are views of one reused buffer, valid until the next one (onChunk copies what it keeps): no buffer
+   * allocated per inflated piece. Without it, each chunk is the caller's to keep.
+   */
+  borrowed?: boolean;
+  /**
    * The caller computes the sha256 of the chunks onChunk sees (the unzip step's fingerprint worker does, on the other
    * core: this thread's inflate was the slower side of the two); `Extracted.sha256` is then absent.
    */
@@ -444,11 +449,58 @@ export function rangeStream(f: Deno.FsFile, start: number, length: number, what:
 }
 
 /**
+ * Raw deflate on node:zlib's handle (the same zlib-ng as `createInflateRaw`, without the stream around it), into one
+ * output buffer reused piece after piece: no buffer allocated per 256 KiB inflated, no stream events (256 MiB: inflate
+ * + CRC-32 220-230 ms against 275-310 ms through the stream, docs/TECHNICAL.md, "Performance"). Deno's node:zlib has
+ * the handle Node has (`_handle.writeSync`, `_writeState`, `onerror`); the tests hold it to that on every Deno upgrade.
+ */
+class RawInflater {
+  /** Compressed bytes taken in: where the deflate stream ended, once it has. */
+  consumed = 0;
+  private failure?: string;
+  private readonly stream = zlib.createInflateRaw();
+  private readonly handle: {
+    writeSync(flush: number, i: Uint8Array, iOff: number, iLen: number, o: Uint8Array, oOff: number, oLen: number): void;
+    onerror: (message: string, errno: number) => void;
+  };
+  private readonly state: Uint32Array;
+  private readonly out = new Uint8Array(256 << 10);
+
+  constructor() {
+    const s = this.stream as unknown as { _handle?: RawInflater["handle"]; _writeState?: Uint32Array };
+    if (typeof s._handle?.writeSync !== "function" || !s._writeState) {
+      throw new Error("this Deno's node:zlib has no inflate handle (_handle.writeSync): archivist needs the Deno it was built for");
+    }
+    this.handle = s._handle;
+    this.state = s._writeState;
+    this.handle.onerror = (message) => void (this.failure ??= message);
+  }
+
+  /** Inflate `input` (with `end`, finish the stream: an error when it is not complete), yielding the output. */
+  *write(input: Uint8Array, end = false): Generator<Uint8Array> {
+    const flush = end ? zlib.constants.Z_FINISH : zlib.constants.Z_NO_FLUSH;
+    for (let off = 0, len = input.length;;) {
+      this.handle.writeSync(flush, input, off, len, this.out, 0, this.out.length);
+      if (this.failure) throw new Error(this.failure);
+      const [outLeft, inLeft] = this.state;
+      this.consumed += len - inLeft;
+      off += len - inLeft;
+      len = inLeft;
+      if (outLeft < this.out.length) yield this.out.subarray(0, this.out.length - outLeft);
+      if (outLeft > 0) return; // room was left: the input is used up, or the stream ended before it
+    }
+  }
+
+  close(): void {
+    this.stream.close();
+  }
+}
+
+/**
  * The entry's data, inflated, in order, with every check made while it streams: the declared size never exceeded,
  * the ratio guard, and at the end the exact size and the CRC-32 (a mismatch throws after the last chunk, so a
  * consumer must treat what it received as unverified until the generator has returned). `info.dataStart` is set
  * before the first chunk. A deflate stream followed by junk, or ending early, is refused as corrupt.
- * Long on purpose: the hot loop keeps its state (counters, CRC, ratio guard) in one generator's locals.
  */
 export async function* inflateEntry(
   zipPath: string,
@@ -459,83 +511,104 @@ export async function* inflateEntry(
 ): AsyncGenerator<Uint8Array> {
   precheck(entry, limits);
   const dataStart = info.dataStart = await from.dataStart(entry);
-  // node:zlib (zlib-ng in Deno): 3-5× the throughput of DecompressionStream here, in 256 KiB pieces rather than
-  // whatever 1 MiB of input inflates to (flat memory; 64 KiB pieces cost 0.2-0.4 s more per GiB in stream
-  // overhead). CRC-32 and sha256 in the same pass.
   const src: Readable = entry.compressedSize > 0 ? from.stream(dataStart, entry.compressedSize) : Readable.from([]);
-  const inflater = entry.method === 8 ? zlib.createInflateRaw({ chunkSize: 256 << 10 }) : undefined;
-  if (inflater) src.on("error", (e) => inflater.destroy(e));
-  const data: Readable = inflater ? src.pipe(inflater) : src;
+  const inflater = entry.method === 8 ? new RawInflater() : undefined;
   const hash = limits.sha256Elsewhere ? undefined : createHash("sha256");
+  const guard = new Guard(entry, limits);
   let crc = 0;
-  let size = 0;
-  const ceiling = Math.min(limits.maxSize, entry.size);
-  const ratioCeiling = Math.max(entry.compressedSize, 1) * limits.maxRatio;
-  const iterator = (data as AsyncIterable<Uint8Array>)[Symbol.asyncIterator]();
   const pacer = new GcPacer();
-  try {
-    for (;;) {
-      let r: IteratorResult<Uint8Array>;
-      try {
-        r = await iterator.next();
-      } catch (e) {
-        if (e instanceof ZipError || limits.signal?.aborted) throw e;
-        if ((e as { code?: string }).code === "EACCES") throw e;
-        throw new ZipError(
-          "corrupt_data",
-          `the compressed data of ${entry.name} is corrupt (${e instanceof Error ? e.message : e})`,
-          "the download is damaged or the export was broken: try again",
-        );
-      }
-      if (r.done) break;
-      const chunk = r.value;
+  const pieces = async function* () {
+    for await (const piece of src as AsyncIterable<Uint8Array>) {
       limits.signal?.throwIfAborted();
-      size += chunk.length;
-      if (size > ceiling) {
-        throw new ZipError(
-          size > limits.maxSize ? "too_large" : "size_mismatch",
-          size > limits.maxSize
-            ? `entry ${entry.name} inflates beyond check.max_unpacked_size (${limits.maxSize} bytes)`
-            : `entry ${entry.name} inflates to more than its declared ${entry.size} bytes: the zip is corrupt`,
-        );
-      }
-      if (size > ratioCeiling) {
-        throw new ZipError(
-          "zip_bomb",
-          `entry ${entry.name} inflates beyond check.max_ratio (${limits.maxRatio}:1): refusing a possible zip bomb`,
-        );
-      }
+      if (inflater) yield* inflater.write(piece);
+      else yield piece;
+    }
+    if (inflater) yield* inflater.write(new Uint8Array(0), true);
+  };
+  try {
+    for await (const chunk of corruptAs(entry, limits, pieces())) {
+      guard.add(chunk.length);
       crc = zlib.crc32(chunk, crc);
       hash?.update(chunk);
-      yield chunk;
+      yield limits.borrowed || !inflater ? chunk : chunk.slice();
       pacer.add(chunk.length); // the consumer is done with it
     }
   } finally {
     src.destroy();
-    inflater?.destroy();
+    inflater?.close();
   }
-  const done = { crc32: crc >>> 0, sha256: hash?.digest("hex"), consumed: inflater ? inflater.bytesWritten : size };
-  info.sha256 = done.sha256;
-  // The deflate stream must end exactly at the entry's end: bytes after it would be copied into the archive by pack.
-  if (done.consumed !== entry.compressedSize) {
+  info.sha256 = hash?.digest("hex");
+  guard.end(inflater ? inflater.consumed : guard.size, crc >>> 0);
+}
+
+/** The inflated pieces, a failure of the deflate data said as the zip's corruption (ours and the disk's as they are). */
+async function* corruptAs(entry: ZipEntry, limits: ExtractLimits, pieces: AsyncGenerator<Uint8Array>): AsyncGenerator<Uint8Array> {
+  try {
+    yield* pieces;
+  } catch (e) {
+    if (e instanceof ZipError || limits.signal?.aborted) throw e;
+    if ((e as { code?: string }).code === "EACCES") throw e;
     throw new ZipError(
       "corrupt_data",
-      `the compressed data of ${entry.name} ends after ${done.consumed} of its ${entry.compressedSize} bytes: the rest is not part of it`,
+      `the compressed data of ${entry.name} is corrupt (${e instanceof Error ? e.message : e})`,
       "the download is damaged or the export was broken: try again",
     );
   }
-  if (size !== entry.size) {
-    throw new ZipError(
-      "size_mismatch",
-      `entry ${entry.name} inflated to ${size} bytes but the zip declares ${entry.size}: the zip is corrupt`,
-    );
+}
+
+/** The checks on an entry's inflated size as it grows (declared size, max_unpacked_size, the ratio) and at its end. */
+class Guard {
+  size = 0;
+  private readonly ceiling: number;
+  private readonly ratioCeiling: number;
+  constructor(private readonly entry: ZipEntry, private readonly limits: ExtractLimits) {
+    this.ceiling = Math.min(limits.maxSize, entry.size);
+    this.ratioCeiling = Math.max(entry.compressedSize, 1) * limits.maxRatio;
   }
-  if (done.crc32 !== entry.crc32) {
-    throw new ZipError(
-      "crc_mismatch",
-      `CRC-32 mismatch for ${entry.name} (computed ${hex8(done.crc32)}, zip says ${hex8(entry.crc32)}): the dump is damaged`,
-      "the download or the export is corrupt: try again, then check the source",
-    );
+
+  add(n: number): void {
+    const { entry, limits } = this;
+    this.size += n;
+    if (this.size > this.ceiling) {
+      throw new ZipError(
+        this.size > limits.maxSize ? "too_large" : "size_mismatch",
+        this.size > limits.maxSize
+          ? `entry ${entry.name} inflates beyond check.max_unpacked_size (${limits.maxSize} bytes)`
+          : `entry ${entry.name} inflates to more than its declared ${entry.size} bytes: the zip is corrupt`,
+      );
+    }
+    if (this.size > this.ratioCeiling) {
+      throw new ZipError(
+        "zip_bomb",
+        `entry ${entry.name} inflates beyond check.max_ratio (${limits.maxRatio}:1): refusing a possible zip bomb`,
+      );
+    }
+  }
+
+  /** The whole entry is through: `consumed` compressed bytes made it, with this CRC-32. */
+  end(consumed: number, crc32: number): void {
+    const { entry } = this;
+    // The deflate stream must end exactly at the entry's end: bytes after it would be copied into the archive by pack.
+    if (consumed !== entry.compressedSize) {
+      throw new ZipError(
+        "corrupt_data",
+        `the compressed data of ${entry.name} ends after ${consumed} of its ${entry.compressedSize} bytes: the rest is not part of it`,
+        "the download is damaged or the export was broken: try again",
+      );
+    }
+    if (this.size !== entry.size) {
+      throw new ZipError(
+        "size_mismatch",
+        `entry ${entry.name} inflated to ${this.size} bytes but the zip declares ${entry.size}: the zip is corrupt`,
+      );
+    }
+    if (crc32 !== entry.crc32) {
+      throw new ZipError(
+        "crc_mismatch",
+        `CRC-32 mismatch for ${entry.name} (computed ${hex8(crc32)}, zip says ${hex8(entry.crc32)}): the dump is damaged`,
+        "the download or the export is corrupt: try again, then check the source",
+      );
+    }
   }
 }
 
@@ -548,7 +621,8 @@ export async function verifyEntry(zipPath: string, entry: ZipEntry, limits: Extr
   let tail = new Uint8Array(0);
   let size = 0;
   const info: { dataStart?: number; sha256?: string } = {};
-  for await (const chunk of inflateEntry(zipPath, entry, limits, info, from)) {
+  // Borrowed chunks: onChunk's consumers (the fingerprinters, extractEntry's write) copy what they keep.
+  for await (const chunk of inflateEntry(zipPath, entry, { ...limits, borrowed: true }, info, from)) {
     size += chunk.length;
     const wait = limits.onChunk?.(chunk);
     if (wait) await wait;
