@@ -299,7 +299,11 @@ export class FingerprintWorker {
   private result: Promise<FingerprintResult>;
   private settle!: { ok: (r: FingerprintResult) => void; fail: (e: Error) => void };
   private failed: Error | undefined;
-  private static readonly MAX_IN_FLIGHT = 2 << 20;
+  /**
+   * How far this thread may run ahead of the worker: 4 MiB of batches (256 MiB in-process, this thread waited for
+   * the worker 163 → 108 ms per pass when 2 → 4 MiB; docs/TECHNICAL.md, "Performance").
+   */
+  private static readonly MAX_IN_FLIGHT = 4 << 20;
 
   /**
    * `bytes`: the worker also computes the plain sha256 of every byte (FingerprintResult.bytesSha256);
@@ -335,7 +339,7 @@ self.postMessage({ type: "ready" });`,
         queue.length = 0;
       } else if (d.type === "ack") {
         this.inFlight -= d.n;
-        if (d.data.length === BATCH && this.free.length < 3) this.free.push(d.data);
+        if (d.data.length === BATCH && this.free.length < 5) this.free.push(d.data);
         if (this.inFlight <= FingerprintWorker.MAX_IN_FLIGHT / 2) this.wake();
       } else if (d.type === "done") this.settle.ok(d.result);
       else if (d.type === "error") this.fail(new Error(`fingerprint worker: ${d.message}`));
