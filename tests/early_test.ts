@@ -133,6 +133,38 @@ Deno.test("archive.encrypt without archive.verify: the .tgz goes through age whi
   });
 });
 
+Deno.test("SIGTERM while the encrypted .tgz is written alongside the download: exit 130, no age left running, nothing stored, no work file", async () => {
+  const { route, release } = halfWay(BIG_ZIP);
+  await withSource({ route, config: { source: { timeout: "1m" } } }, async (sb) => {
+    const key = join(sb.root, "key.txt");
+    await sh("age-keygen", ["-o", key]);
+    const pub = /public key: (age1\S+)/.exec(await Deno.readTextFile(key))![1];
+    await sb.writeConfig({ source: { timeout: "1m" }, archive: { encrypt: { age_recipients: [pub] } } });
+    const child = spawnCli(["run", "-c", sb.configPath], NOW);
+    const out = child.output();
+    const work = join(sb.root, "work");
+    const inWork = () => {
+      try {
+        return [...Deno.readDirSync(work)].flatMap((d) => [...Deno.readDirSync(join(work, d.name))].map((f) => f.name));
+      } catch {
+        return [];
+      }
+    };
+    await waitFor(() => inWork().includes("early.tgz.age.fifo") || undefined, "age reading the early pass's FIFO", 20_000);
+    const ageOfThisRun = new RegExp(`age --encrypt .*${work.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}`);
+    assert.match(await sh("ps", ["-eo", "args"]), ageOfThisRun, "age runs on the FIFO before the signal");
+    child.kill("SIGTERM");
+    const r = await out;
+    release();
+    const err = new TextDecoder().decode(r.stderr);
+    assert.equal(r.code, EXIT.INTERRUPTED, err);
+    assert.match(err, /interrupted by SIGTERM during fetch/);
+    assert.doesNotMatch(await sh("ps", ["-eo", "args"]), ageOfThisRun, "no age left running");
+    assert.deepEqual(await Array.fromAsync(Deno.readDir(sb.dest)).catch(() => []), [], "nothing stored");
+    assert.deepEqual(inWork(), [], "no work file left");
+  });
+});
+
 Deno.test("when the early pass cannot be trusted the finished zip is read: data descriptor, another first entry, a lying local header", async (t) => {
   const dir = await Deno.makeTempDir();
   await Deno.writeFile(join(dir, "dump.sql"), DUMP);
