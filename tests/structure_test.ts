@@ -9,9 +9,9 @@ import { ROOT } from "./helpers/cli.ts";
 
 const SRC = join(ROOT, "src");
 
-Deno.test("at most 3 functions in src/ over 80 lines, each saying why it is long", () => {
+Deno.test("at most 2 functions in src/ over 80 lines, each saying why it is long", () => {
   const long = longFunctions(SRC);
-  assert.ok(long.length <= 3, `over 80 lines: ${long.map((f) => `${f.file}:${f.line} ${f.name} (${f.lines})`).join(", ")}`);
+  assert.ok(long.length <= 2, `over 80 lines: ${long.map((f) => `${f.file}:${f.line} ${f.name} (${f.lines})`).join(", ")}`);
   for (const f of long) {
     const lines = Deno.readTextFileSync(join(SRC, f.file)).split("\n").slice(Math.max(0, f.line - 12), f.line);
     assert.ok(
