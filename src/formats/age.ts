@@ -4,10 +4,10 @@
  * the dump back. The program streams (stdin to stdout, flat memory) at several hundred MB/s; the npm library was
  * five times slower and holds the whole archive in memory (docs/TECHNICAL.md, "Libraries").
  */
-import { createHash } from "node:crypto";
 import { ArchivistError } from "../errors.ts";
 import { whileRunning } from "../os/cleanup.ts";
 import { childEnv } from "../os/exec.ts";
+import { hashFile } from "../os/fs.ts";
 
 /** The suffix of an encrypted archive (and of its sidecar's archive name). */
 export const AGE_SUFFIX = ".age";
@@ -105,25 +105,11 @@ async function encrypting_<T>(
     const [status, err] = await Promise.all([ended, said]);
     signal?.throwIfAborted();
     if (!status.success) throw ageFailed(err, status.code);
-    return { result, sealed: await sealedFile(out) };
+    return { result, sealed: await hashFile(out) };
   } finally {
     signal?.removeEventListener("abort", stop);
     unregister();
   }
-}
-
-/** The size and sha256 of the file age wrote (read back from the page cache, in 1 MiB reads). */
-async function sealedFile(path: string): Promise<Sealed> {
-  const hash = createHash("sha256");
-  const f = await Deno.open(path);
-  const buf = new Uint8Array(1 << 20);
-  let size = 0;
-  try {
-    for (let n; (n = await f.read(buf)) !== null;) (hash.update(buf.subarray(0, n)), size += n);
-  } finally {
-    f.close();
-  }
-  return { size, sha256: hash.digest("hex") };
 }
 
 function ageFailed(stderr: string, code: number): ArchivistError {

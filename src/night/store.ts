@@ -15,7 +15,6 @@
  * its catalogue record); otherwise this one gets the next free `-N` name (`20261122-2.tgz`).
  */
 import { join } from "node:path";
-import { createHash } from "node:crypto";
 import { ArchivistError, asArchivistError } from "../errors.ts";
 import { formatSize } from "../config/units.ts";
 import { formatName, isTempName, sidecarName, tempName, tempTarget } from "../formats/naming.ts";
@@ -26,6 +25,7 @@ import { clockDoubt } from "../retention/clockcheck.ts";
 import { sidecarText } from "./pack.ts";
 import type { Archive, Done, Night, Place, Same, Stored, Target } from "./types.ts";
 import { checkSize, type RemoteEntry, type Transport } from "../transports/transport.ts";
+import { hashFile } from "../os/fs.ts";
 
 /** The sha256 recorded in the remote sidecar of `name`, or undefined. */
 async function remoteSha(t: Transport, name: string, workDir: string): Promise<string | undefined> {
@@ -69,10 +69,7 @@ async function readBackSha(t: Transport, name: string, workDir: string): Promise
   const local = join(workDir, "readback.tgz");
   try {
     await t.download(name, local);
-    const f = await Deno.open(local);
-    const h = createHash("sha256");
-    for await (const chunk of f.readable) h.update(chunk);
-    return h.digest("hex");
+    return (await hashFile(local)).sha256;
   } finally {
     await Deno.remove(local).catch(() => {});
   }

@@ -11,6 +11,7 @@ import { ArchivistError, asArchivistError, errMsg } from "../errors.ts";
 import type { Config } from "../config/load.ts";
 import { formatSize } from "../config/units.ts";
 import { sidecarName } from "../formats/naming.ts";
+import { hashFile } from "../os/fs.ts";
 import { entriesAt, readCatalogue } from "../records/catalogue.ts";
 import { buildInventory } from "../retention/inventory.ts";
 import type { Transport } from "../transports/transport.ts";
@@ -114,10 +115,7 @@ export function judgeSidecar(
 }
 
 export async function sha256File(path: string): Promise<string> {
-  const h = createHash("sha256");
-  const f = await Deno.open(path);
-  for await (const c of f.readable) h.update(c);
-  return h.digest("hex");
+  return (await hashFile(path)).sha256;
 }
 
 /** Where the first regular file of a .tgz goes while it is read. */

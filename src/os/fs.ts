@@ -1,5 +1,6 @@
 /** Small file-system helpers shared by the destination, the health check and the lock. */
 import { posix } from "node:path";
+import { createHash } from "node:crypto";
 import { processes } from "./procs.ts";
 
 /**
@@ -118,4 +119,18 @@ export function resolvedPath(p: string): string {
       rest.push(posix.basename(at));
     }
   }
+}
+
+/** A file's size and sha256, read in 1 MiB pieces into one buffer (the archive, its encrypted form, a read-back). */
+export async function hashFile(path: string): Promise<{ size: number; sha256: string }> {
+  const hash = createHash("sha256");
+  const f = await Deno.open(path);
+  const buf = new Uint8Array(1 << 20);
+  let size = 0;
+  try {
+    for (let n; (n = await f.read(buf)) !== null;) (hash.update(buf.subarray(0, n)), size += n);
+  } finally {
+    f.close();
+  }
+  return { size, sha256: hash.digest("hex") };
 }
