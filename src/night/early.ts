@@ -14,11 +14,10 @@ import { pipeline } from "node:stream";
 import { buffer } from "node:stream/consumers";
 import { followRange, type Growth } from "../os/follow.ts";
 import { type EntryBytes, findEntry, firstEntry, localHeaderLength, type ZipEntry } from "../formats/zip.ts";
-import { encrypting } from "../formats/age.ts";
 import { errMsg } from "../errors.ts";
 import type { Progress } from "../report/progress.ts";
 import { measure, memberName } from "./unzip.ts";
-import { packAlong, packAlongSealed, packPath } from "./pack.ts";
+import { packAlong, packAlongSealed, packPath, sealedAsWritten } from "./pack.ts";
 import type { EarlyPass, Measured, Night } from "./types.ts";
 
 /** The early pass of one download attempt, told by fetch how the attempt went. */
@@ -125,7 +124,7 @@ function packingAlong(n: Night, entry: ZipEntry) {
     size: entry.size,
     compressedSize: entry.compressedSize,
   };
-  // Encrypted without the read-back: through age as pack's own path does (the plain .tgz never lands on the disk).
-  if (encrypting(a.encrypt) && !a.verify) return packAlongSealed(join(n.workDir, "early.tgz.age"), fit, a.encrypt, n.signal);
+  const sealTo = sealedAsWritten(a);
+  if (sealTo) return packAlongSealed(join(n.workDir, "early.tgz.age"), fit, sealTo, n.signal);
   return packAlong(join(n.workDir, "early.tgz"), fit);
 }

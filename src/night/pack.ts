@@ -335,6 +335,15 @@ export async function proveArchive(
 
 const HINT_PROOF = "nothing was stored; check work_dir's disk (dmesg), run again, and report it with the log if it repeats";
 
+/**
+ * The recipients when tonight's .tgz goes straight through age (archive.encrypt without archive.verify: the plain
+ * archive never lands on the disk); else undefined (with archive.verify it is written, proven, then encrypted).
+ * pack and the early pass both ask.
+ */
+export function sealedAsWritten(a: Night["config"]["archive"]): AgeRecipients | undefined {
+  return encrypting(a.encrypt) && !a.verify ? a.encrypt : undefined;
+}
+
 /** pack: the dump as the night's .tgz and sidecar in the work dir, read back when archive.verify asks. */
 export async function pack(n: Night, dump: Dump): Promise<Done<Archive>> {
   const plain = formatName(n.config.archive.name, n.runDate, n.config.name);
@@ -344,12 +353,12 @@ export async function pack(n: Night, dump: Dump): Promise<Done<Archive>> {
   try {
     const t0 = performance.now();
     let r: { size: number; sha256: string; why?: string };
-    if (encrypting(enc) && !n.config.archive.verify) {
-      // Written straight through age: the plain archive never lands on the disk.
-      r = await adoptPacked(n, dump, join(n.workDir, name), true) ??
-        (await encryptWhileWriting(join(n.workDir, name), enc, (fifo) => packDump(n, dump, fifo), n.signal)).sealed;
+    const sealTo = sealedAsWritten(n.config.archive);
+    if (sealTo) {
+      r = await adoptPacked(n, dump, join(n.workDir, name)) ??
+        (await encryptWhileWriting(join(n.workDir, name), sealTo, (fifo) => packDump(n, dump, fifo), n.signal)).sealed;
     } else {
-      r = await adoptPacked(n, dump, out, false) ?? await packDump(n, dump, out);
+      r = await adoptPacked(n, dump, out) ?? await packDump(n, dump, out);
       if (n.config.archive.verify) await readBack(n, dump, out);
       if (encrypting(enc)) {
         // The .tgz just proven is encrypted (one more read, from the page cache); only the encrypted file stays.
@@ -391,10 +400,11 @@ export async function pack(n: Night, dump: Dump): Promise<Done<Archive>> {
 const EARLY = "written while downloading";
 
 /** The .tgz (or .tgz.age) written while the zip downloaded, moved into place, when it fits tonight's pack (else removed). */
-async function adoptPacked(n: Night, dump: Dump, out: string, encrypted: boolean): Promise<Packed | undefined> {
+async function adoptPacked(n: Night, dump: Dump, out: string): Promise<Packed | undefined> {
   const packed = dump.packed;
   if (!packed) return undefined;
-  const fits = packed.encrypted === encrypted && packedFits(packed, dump, n.config.archive.compression_level);
+  const sealed = sealedAsWritten(n.config.archive) !== undefined;
+  const fits = packed.encrypted === sealed && packedFits(packed, dump, n.config.archive.compression_level);
   if (packPath(dump.entry, n.config.archive.recompress).path !== "reuse" || !fits) {
     await Deno.remove(packed.path).catch(() => {});
     n.log.debug("pack", "the .tgz written while downloading does not fit this entry: packing again");
