@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { buffer } from "node:stream/consumers";
 import { makeZip, sh, sqlDump } from "../tools/fixtures.ts";
 import { type Route, serveBytes } from "../tools/https_source.ts";
-import { runCli, spawnCli, waitFor } from "./helpers/cli.ts";
+import { ageKeyPair, runCli, type Sandbox, spawnCli, waitFor, workFiles } from "./helpers/cli.ts";
 import { withSource } from "./helpers/source.ts";
 import { followRange, type Growth } from "../src/os/follow.ts";
 import { EXIT } from "../src/errors.ts";
@@ -41,6 +41,17 @@ function halfWay(zip: Uint8Array): { route: Route; release: () => void } {
   return { route, release: () => release() };
 }
 
+/** The run's work file `name`, once it holds more than 1000 bytes (written while the download waits). */
+function grown(sb: Sandbox, name: string): string | undefined {
+  return workFiles(sb).find((f) => {
+    try {
+      return f.endsWith(`/${name}`) && Deno.statSync(f).size > 1000;
+    } catch {
+      return false; // gone between the listing and the stat
+    }
+  });
+}
+
 for (const client of ["deno", "curl"] as const) {
   Deno.test(`${client}: the first entry is read and packed while it downloads; the archive is the one the finished zip gives`, async () => {
     // The server sends half the zip and waits: the .tgz being written in the work dir proves the early pass.
@@ -48,16 +59,7 @@ for (const client of ["deno", "curl"] as const) {
     await withSource({ route, config: { source: { client, timeout: "1m" } } }, async (sb) => {
       const child = spawnCli(["run", "-v", "-c", sb.configPath], NOW);
       const out = child.output();
-      const work = join(sb.root, "work");
-      const sizeOf = (f: string) => {
-        try {
-          return Deno.statSync(f).size;
-        } catch {
-          return 0;
-        }
-      };
-      const listed = () => sizeOf(work) ? [...Deno.readDirSync(work)].map((d) => join(work, d.name, "early.tgz")) : [];
-      const early = await waitFor(() => listed().find((f) => sizeOf(f) > 1000), "a .tgz written while the download waits half-way", 20_000)
+      const early = await waitFor(() => grown(sb, "early.tgz"), "a .tgz written while the download waits half-way", 20_000)
         .finally(release);
       const r = await out;
       const err = new TextDecoder().decode(r.stderr);
@@ -95,29 +97,17 @@ Deno.test("archive.encrypt without archive.verify: the .tgz goes through age whi
   // As above: the server waits half-way; meanwhile the work dir holds the growing .tgz.age and never a plain .tgz.
   const { route, release } = halfWay(BIG_ZIP);
   await withSource({ route, config: { source: { timeout: "1m" } } }, async (sb) => {
-    const key = join(sb.root, "key.txt");
-    await sh("age-keygen", ["-o", key]);
-    const pub = /public key: (age1\S+)/.exec(await Deno.readTextFile(key))![1];
-    await sb.writeConfig({ source: { timeout: "1m" }, archive: { encrypt: { age_recipients: [pub] } } });
+    const { key, pub } = await ageKeyPair(sb);
+    await sb.writeConfig({ archive: { encrypt: { age_recipients: [pub] } } });
     const child = spawnCli(["run", "-v", "-c", sb.configPath], NOW);
     const out = child.output();
-    const work = join(sb.root, "work");
-    const files = () => {
-      try {
-        return [...Deno.readDirSync(work)].flatMap((d) => [...Deno.readDirSync(join(work, d.name))].map((f) => join(work, d.name, f.name)));
-      } catch {
-        return [];
-      }
-    };
-    const sealed = await waitFor(
-      () => files().find((f) => f.endsWith("early.tgz.age") && Deno.statSync(f).size > 1000),
-      "a .tgz.age written while the download waits half-way",
-      20_000,
-    ).finally(() => {
-      // What the work dir holds mid-download: the zip, the age output and its FIFO, never a plain .tgz.
-      assert.deepEqual(files().map((f) => f.split("/").pop()).filter((f) => /\.tgz$/.test(f!)), []);
-      release();
-    });
+    const sealed = await waitFor(() => grown(sb, "early.tgz.age"), "a .tgz.age written while the download waits half-way", 20_000).finally(
+      () => {
+        // What the work dir holds mid-download: the zip, the age output and its FIFO, never a plain .tgz.
+        assert.deepEqual(workFiles(sb).filter((f) => f.endsWith(".tgz")), []);
+        release();
+      },
+    );
     const r = await out;
     const err = new TextDecoder().decode(r.stderr);
     assert.equal(r.code, 0, err);
@@ -136,20 +126,12 @@ Deno.test("archive.encrypt without archive.verify: the .tgz goes through age whi
 Deno.test("SIGTERM while the encrypted .tgz is written alongside the download: exit 130, no age left running, nothing stored, no work file", async () => {
   const { route, release } = halfWay(BIG_ZIP);
   await withSource({ route, config: { source: { timeout: "1m" } } }, async (sb) => {
-    const key = join(sb.root, "key.txt");
-    await sh("age-keygen", ["-o", key]);
-    const pub = /public key: (age1\S+)/.exec(await Deno.readTextFile(key))![1];
-    await sb.writeConfig({ source: { timeout: "1m" }, archive: { encrypt: { age_recipients: [pub] } } });
+    const { pub } = await ageKeyPair(sb);
+    await sb.writeConfig({ archive: { encrypt: { age_recipients: [pub] } } });
     const child = spawnCli(["run", "-c", sb.configPath], NOW);
     const out = child.output();
     const work = join(sb.root, "work");
-    const inWork = () => {
-      try {
-        return [...Deno.readDirSync(work)].flatMap((d) => [...Deno.readDirSync(join(work, d.name))].map((f) => f.name));
-      } catch {
-        return [];
-      }
-    };
+    const inWork = () => workFiles(sb).map((f) => f.split("/").pop());
     await waitFor(() => inWork().includes("early.tgz.age.fifo") || undefined, "age reading the early pass's FIFO", 20_000);
     const ageOfThisRun = new RegExp(`age --encrypt .*${work.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}`);
     assert.match(await sh("ps", ["-eo", "args"]), ageOfThisRun, "age runs on the FIFO before the signal");

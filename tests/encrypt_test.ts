@@ -7,21 +7,13 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { makeZip, sh, sqlDump } from "../tools/fixtures.ts";
-import { historyRuns, runCli, type Sandbox } from "./helpers/cli.ts";
+import { ageKeyPair as keyPair, historyRuns, runCli } from "./helpers/cli.ts";
 import { withSource } from "./helpers/source.ts";
 import { EXIT } from "../src/errors.ts";
 
 const dumpOf = (seed: number) => sqlDump(80_000, { seed });
 const zipOf = (d: Uint8Array) => makeZip([{ name: "dump.sql", data: d }]);
 const at = (day: string) => ({ env: { ARCHIVIST_NOW: `${day}T02:30:00Z` } });
-
-/** A fresh age key pair in the sandbox: the key file and its public key. */
-async function keyPair(sb: Sandbox, name = "key.txt"): Promise<{ key: string; pub: string }> {
-  const key = join(sb.root, name);
-  await sh("age-keygen", ["-o", key]);
-  const pub = /public key: (age1\S+)/.exec(await Deno.readTextFile(key))![1];
-  return { key, pub };
-}
 
 const ls = (dir: string) => {
   try {

@@ -4,6 +4,7 @@ import { fileURLToPath } from "node:url";
 import { stringify } from "yaml";
 import { DENO_PERMISSIONS } from "../../src/permissions.ts";
 import { readHistory } from "../../src/records/history.ts";
+import { sh } from "../../tools/fixtures.ts";
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 export const MAIN = join(ROOT, "main.ts");
@@ -108,6 +109,24 @@ export async function sandbox(source: { url: string; caFile: string }, extra: Re
   };
   await sb.writeConfig();
   return sb;
+}
+
+/** A fresh age key pair in the sandbox: the key file and its public key. */
+export async function ageKeyPair(sb: Sandbox, name = "key.txt"): Promise<{ key: string; pub: string }> {
+  const key = join(sb.root, name);
+  await sh("age-keygen", ["-o", key]);
+  const pub = /public key: (age1\S+)/.exec(await Deno.readTextFile(key))![1];
+  return { key, pub };
+}
+
+/** The paths of the files in the sandbox's work dir (each run's private dir), none when it is not there. */
+export function workFiles(sb: Sandbox): string[] {
+  const work = join(sb.root, "work");
+  try {
+    return [...Deno.readDirSync(work)].flatMap((d) => [...Deno.readDirSync(join(work, d.name))].map((f) => join(work, d.name, f.name)));
+  } catch {
+    return [];
+  }
 }
 
 /**
