@@ -1,17 +1,22 @@
 /**
- * `deno task bench [--size 1GiB] [--recompress] [--verify|--no-verify] [--encrypt] [--client deno|curl] [--threads N] [--runs N] [--only archivist,floor] [--start] [--json]`: a whole `archivist run` against the shell
+ * `deno task bench [--size 1GiB] [--recompress] [--verify|--no-verify] [--encrypt] [--client deno|curl] [--threads N] [--runs N] [--only archivist,floor] [--start] [--source] [--json]`: a whole `archivist run` against the shell
  * pipelines a sysadmin would write, in the same invocation, alternating, on the same dump served over HTTPS by nginx
  * on 127.0.0.1. Prints medians and the ratios archivist/x for wall time, CPU time and peak RSS, and archivist's MB/s
  * per step (from its history line). Not a test: nothing asserts a time.
  *
- *   archivist   `archivist run` (deno run with the permissions of src/permissions.ts) into a local destination
+ *   archivist   `archivist run` into a local destination, through the self-extracting file of `deno task dist
+ *               --no-compile` (the form install.sh installs here, built once per invocation); with --source,
+ *               `deno run` of main.ts with the permissions of src/permissions.ts
  *   gzip        curl -o; unzip -p | tee >(sha256sum) > dump; tar | gzip -6 > out.tgz; sha256sum; cp
  *   pigz        the same with pigz -6 (all cores)
  *   floor       curl -o && unzip -p | sha256sum: what any tool that verifies the dump pays
  * With --encrypt, archivist encrypts to an age key (archive.encrypt) and gzip/pigz pipe their .tgz through age -r;
  *   plain       the same `archivist run` without archive.encrypt, alternating: archivist ÷ plain is encryption's cost.
- * With --start, also the start of the self-extracting file (`deno task dist --no-compile`, the form install.sh
- * installs here) against `deno run main.ts`, both running `--version`, alternating, 15 times each.
+ * With --start, also the start of the self-extracting file against `deno run main.ts`, both running `--version`,
+ * alternating, 15 times each.
+ * Every contender runs once before the timed runs, not counted (the file unpacked, the code and page caches warm,
+ * as on the nights after the first), and every run is followed by `sync` (untimed), so that none pays for the
+ * previous one's writeback.
  *
  * The dump (mysqldump-like, seeded) and its zip (Info-ZIP, zip -6) are cached in .tmp/bench/ by size.
  */
@@ -22,6 +27,23 @@ import { startNginx } from "../tests/servers/nginx.ts";
 import { DENO_PERMISSIONS } from "../src/permissions.ts";
 import { parseSize } from "../src/config/units.ts";
 
+/** The usage line: this file's header, the error below and docs/TECHNICAL.md say it (tests/docs_claims_test.ts). */
+const USAGE =
+  "deno task bench [--size 1GiB] [--recompress] [--verify|--no-verify] [--encrypt] [--client deno|curl] [--threads N] [--runs N] [--only archivist,floor] [--start] [--source] [--json]";
+const OPTIONS = [
+  "--size",
+  "--runs",
+  "--recompress",
+  "--json",
+  "--only",
+  "--verify",
+  "--no-verify",
+  "--encrypt",
+  "--client",
+  "--threads",
+  "--start",
+  "--source",
+];
 const args = Deno.args;
 const opt = (name: string) => {
   const i = args.indexOf(name);
@@ -30,11 +52,10 @@ const opt = (name: string) => {
 for (const a of args) {
   if (
     a.startsWith("--") &&
-    !["--size", "--runs", "--recompress", "--json", "--only", "--verify", "--no-verify", "--encrypt", "--client", "--threads", "--start"]
-      .includes(a)
+    !OPTIONS.includes(a)
   ) {
     console.error(
-      `deno task bench: unknown option ${a}\nUsage: deno task bench [--size 1GiB] [--recompress] [--verify|--no-verify] [--encrypt] [--client deno|curl] [--threads N] [--runs N] [--only archivist,floor] [--start] [--json]`,
+      `deno task bench: unknown option ${a}\nUsage: ${USAGE}`,
     );
     Deno.exit(2);
   }
@@ -82,6 +103,8 @@ const zipSize = (await Deno.stat(zipPath)).size;
 const dumpSize = Number((await sh("unzip", ["-Z", "-t", zipPath])).match(/(\d+) bytes uncompressed/)![1]);
 
 const dir = await Deno.makeTempDir({ prefix: "archivist-bench-" });
+/** The self-extracting file the archivist runs go through (unless --source), and its cache directory. */
+const sfx = args.includes("--source") ? undefined : await buildSfx(join(dir, "dist"));
 const cert = await makeCert(join(dir, "tls"));
 const www = join(dir, "www");
 await Deno.mkdir(www);
@@ -96,8 +119,8 @@ interface Sample {
   steps?: Record<string, number>;
 }
 
-async function timed(cmd: string[], cwd: string): Promise<Sample> {
-  const r = await new Deno.Command("/usr/bin/time", { args: ["-f", "%e %U %S %M", ...cmd], cwd, stdout: "piped", stderr: "piped" })
+async function timed(cmd: string[], cwd: string, env?: Record<string, string>): Promise<Sample> {
+  const r = await new Deno.Command("/usr/bin/time", { args: ["-f", "%e %U %S %M", ...cmd], cwd, env, stdout: "piped", stderr: "piped" })
     .output();
   const err = new TextDecoder().decode(r.stderr).trim().split("\n");
   if (!r.success) throw new Error(`${cmd.join(" ")} failed (${r.code}): ${err.slice(-15).join("\n")}`);
@@ -148,7 +171,8 @@ async function archivist(i: number, sealed = encrypt): Promise<Sample> {
     }),
     { mode: 0o600 },
   );
-  const s = await timed([Deno.execPath(), "run", ...DENO_PERMISSIONS, "--quiet", join(root, "main.ts"), "run", "--quiet", "-c", conf], w);
+  const program = sfx ? [sfx.file] : [Deno.execPath(), "run", ...DENO_PERMISSIONS, "--quiet", join(root, "main.ts")];
+  const s = await timed([...program, "run", "--quiet", "-c", conf], w, sfx?.env);
   const hist = JSON.parse((await Deno.readTextFile(join(w, "state/history.jsonl"))).trim().split("\n").pop()!);
   if (hist.status !== "ok") throw new Error(`archivist run: ${hist.status}`);
   s.steps = Object.fromEntries((hist.steps as { step: string; durationMs: number }[]).map((x) => [x.step, x.durationMs]));
@@ -177,10 +201,25 @@ say(
     recompress ? "always" : "auto"
   }; archive.verify: ${verify ?? "default"}; ${runs} runs each, alternating`,
 );
+/**
+ * One run of contender `n`, then `sync`, not timed: a pipeline's 256 MiB of dirty pages are written back before the
+ * next contender starts, not during it (their writeback slowed the next archivist run's fetch and store by 10 %).
+ */
+const runOne = async (n: string, i: number) => {
+  const s = await (n === "archivist" ? archivist(i) : n === "plain" ? archivist(i, false) : pipeline(n, i));
+  await sh("sync", []);
+  return s;
+};
 try {
+  for (const n of names) await runOne(n, -1);
+  say(
+    `  warm-up round done (${names.join(", ")}: once each, not counted)${
+      sfx ? `; archivist runs ${sfx.file}` : "; archivist runs deno run main.ts (--source)"
+    }`,
+  );
   for (let i = 0; i < runs; i++) {
     for (const n of names) {
-      const s = n === "archivist" ? await archivist(i) : n === "plain" ? await archivist(i, false) : await pipeline(n, i);
+      const s = await runOne(n, i);
       samples[n].push(s);
       say(
         `  run ${i + 1} ${n.padEnd(9)} ${s.wall.toFixed(2)} s wall, ${s.cpu.toFixed(2)} s CPU, ${
@@ -196,33 +235,38 @@ try {
   await Deno.remove(dir, { recursive: true }).catch(() => {});
 }
 
+/** `deno task dist --no-compile` into `out`: the self-extracting file, run with its own cache directory. */
+async function buildSfx(out: string): Promise<{ file: string; env: Record<string, string> }> {
+  await sh(Deno.execPath(), [
+    "run",
+    "--allow-read",
+    "--allow-write",
+    "--allow-run",
+    "--allow-env",
+    join(root, "tools/dist.ts"),
+    "--no-compile",
+    "--out",
+    out,
+  ]);
+  return { file: join(out, "archivist"), env: { ARCHIVIST_CACHE: join(out, "cache") } };
+}
+
 /** `--version` of the self-extracting file (cache warm: the stamp path) and of `deno run main.ts`: median seconds. */
 async function startTimes(): Promise<{ sfx: number; source: number; firstSfx: number }> {
   const out = await Deno.makeTempDir({ prefix: "archivist-bench-dist-" });
   try {
-    await sh(Deno.execPath(), [
-      "run",
-      "--allow-read",
-      "--allow-write",
-      "--allow-run",
-      "--allow-env",
-      join(root, "tools/dist.ts"),
-      "--no-compile",
-      "--out",
-      out,
-    ]);
-    const env = { ARCHIVIST_CACHE: join(out, "cache") };
+    const { env, file } = await buildSfx(out);
     const once = async (argv: string[]) => {
       const t = performance.now();
       const r = await new Deno.Command(argv[0], { args: argv.slice(1), env, stdout: "null", stderr: "null" }).output();
       if (!r.success) throw new Error(`${argv.join(" ")} failed (${r.code})`);
       return (performance.now() - t) / 1000;
     };
-    const sfx = [join(out, "archivist"), "--version"];
+    const installed = [file, "--version"];
     const source = [Deno.execPath(), "run", ...DENO_PERMISSIONS, "--quiet", join(root, "main.ts"), "--version"];
-    const firstSfx = await once(sfx); // unpacks and checks everything
+    const firstSfx = await once(installed); // unpacks and checks everything
     const a: number[] = [], b: number[] = [];
-    for (let i = 0; i < 15; i++) (a.push(await once(sfx)), b.push(await once(source)));
+    for (let i = 0; i < 15; i++) (a.push(await once(installed)), b.push(await once(source)));
     return { sfx: med(a), source: med(b), firstSfx };
   } finally {
     await Deno.remove(out, { recursive: true }).catch(() => {});

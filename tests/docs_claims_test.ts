@@ -174,3 +174,16 @@ Deno.test("the man page and the user guide name every destination type", () => {
     assert.ok(guide.includes(`| \`${t}\` |`), `the guide's destination table has ${t}`);
   }
 });
+
+Deno.test("the benchmark's usage in docs/TECHNICAL.md and in its header is the one bench/pipeline.ts prints", () => {
+  const src = Deno.readTextFileSync(join(ROOT, "bench/pipeline.ts"));
+  const usage = /const USAGE =\s*"([^"]+)"/.exec(src)?.[1];
+  assert.ok(usage?.startsWith("deno task bench "), "bench/pipeline.ts declares USAGE");
+  assert.ok(src.includes(`Usage: \${USAGE}`), "the bench prints USAGE on a bad option");
+  assert.ok(src.includes(` * \`${usage}\``), "the bench's header comment opens with USAGE");
+  // Every option the bench parses is in the usage line.
+  const parsed = [...(/const OPTIONS = \[([^\]]+)\]/.exec(src)?.[1] ?? "").matchAll(/"(--[a-z-]+)"/g)].map((m) => m[1]);
+  assert.ok(parsed.length >= 10, `the bench's option list (${parsed.length})`);
+  for (const o of parsed) assert.ok(usage!.includes(o), `USAGE names ${o}`);
+  assert.ok(Deno.readTextFileSync(join(ROOT, "docs/TECHNICAL.md")).includes(`\`${usage}\``), "docs/TECHNICAL.md shows USAGE");
+});
