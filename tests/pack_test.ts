@@ -8,8 +8,10 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { Buffer } from "node:buffer";
+import { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
 import { findEntry, inflateEntry, readDirectory, verifyEntry, type ZipEntry, ZipError } from "../src/formats/zip.ts";
-import { packArchive, packPath, proveArchive } from "../src/night/pack.ts";
+import { packAlong, packArchive, packPath, proveArchive } from "../src/night/pack.ts";
 import { hashTgz } from "../src/ops/restore.ts";
 import { ArchivistError } from "../src/errors.ts";
 import { makeZip, sh, sqlDump } from "../tools/fixtures.ts";
@@ -322,4 +324,57 @@ Deno.test("recompression on several threads (pigz's way): one gzip member every 
 d=zlib.decompressobj(31); d.decompress(open(${JSON.stringify(join(dir, "t2.tgz"))},"rb").read()); print(len(d.unused_data), d.eof)`,
   ])).trim();
   assert.equal(members, "0 True", "one member, nothing after it");
+});
+
+/** The entry's deflate bytes, from the zip, in pieces of `piece` bytes: what the early pass hands to packAlong's tap. */
+async function deflatePieces(zip: string, piece: number) {
+  const d = await readDirectory(zip);
+  const entry = findEntry(d, "dump.sql");
+  const v = await verifyEntry(zip, entry, LIMITS);
+  const raw = (await Deno.readFile(zip)).subarray(v.dataStart, v.dataStart + entry.compressedSize);
+  const pieces = Array.from({ length: Math.ceil(raw.length / piece) }, (_, i) => Buffer.from(raw.subarray(i * piece, (i + 1) * piece)));
+  const fit = {
+    memberName: "shop.sql",
+    mtime: 1_795_000_000,
+    level: 6,
+    crc32: entry.crc32,
+    size: entry.size,
+    compressedSize: entry.compressedSize,
+  };
+  return { pieces, fit };
+}
+
+Deno.test("packAlong: pieces handed faster than they are written come out in order, the same .tgz as pack's own", async () => {
+  const zip = join(dir, "along.zip");
+  await Deno.writeFile(zip, makeZip([{ name: "dump.sql", data: sqlDump(12_000_000, { seed: 11 }) }]));
+  const own = join(dir, "along-own.tgz");
+  const { r } = await pack(zip, own);
+  const { pieces, fit } = await deflatePieces(zip, 7_001); // hundreds of pieces: many wait behind the pass
+  const along = await packAlong(join(dir, "along.tgz"), fit);
+  let passed = 0;
+  await pipeline(Readable.from(pieces), along.tap, async function (src: AsyncIterable<Uint8Array>) {
+    for await (const c of src) passed += c.length;
+  });
+  const p = await along.finish();
+  assert.equal(passed, fit.compressedSize, "every piece went on to the pass");
+  assert.deepEqual({ size: p.size, sha256: p.sha256 }, { size: r.size, sha256: r.sha256 });
+  assert.equal(await sha(await Deno.readFile(p.path)), r.sha256, "the file is the one its sha256 says");
+});
+
+Deno.test("packAlong into a FIFO whose reader stops: the write's failure stops the tap or finish, nothing hangs", async () => {
+  const zip = join(dir, "along-fifo.zip");
+  await Deno.writeFile(zip, makeZip([{ name: "dump.sql", data: sqlDump(40_000_000, { seed: 12 }) }]));
+  const { pieces, fit } = await deflatePieces(zip, 256 << 10);
+  assert.ok(pieces.length > 20, "more than the pipe and the write-behind hold");
+  const fifo = join(dir, "along.fifo");
+  await sh("mkfifo", [fifo]);
+  const reader = new Deno.Command("head", { args: ["-c", "1000", fifo], stdout: "null" }).spawn(); // reads 1000 bytes, exits
+  const along = await packAlong(fifo, fit, false);
+  const failed = await pipeline(Readable.from(pieces), along.tap, async function (src: AsyncIterable<Uint8Array>) {
+    for await (const _ of src) { /* the pass */ }
+  }).then(() => along.finish()).then(() => undefined, (e: Error) => e);
+  await reader.status;
+  await along.discard();
+  assert.ok(failed instanceof Error, "a write into the closed FIFO fails the along");
+  assert.match(failed.message, /pipe/i);
 });
