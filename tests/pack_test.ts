@@ -350,7 +350,7 @@ Deno.test("packAlong: pieces handed faster than they are written come out in ord
   const own = join(dir, "along-own.tgz");
   const { r } = await pack(zip, own);
   const { pieces, fit } = await deflatePieces(zip, 7_001); // hundreds of pieces: many wait behind the pass
-  const along = await packAlong(join(dir, "along.tgz"), fit);
+  const along = await packAlong(join(dir, "along.tgz"), fit, { ahead: 1 << 20 });
   let passed = 0;
   await pipeline(Readable.from(pieces), along.tap, async function (src: AsyncIterable<Uint8Array>) {
     for await (const c of src) passed += c.length;
@@ -369,7 +369,7 @@ Deno.test("packAlong into a FIFO whose reader stops: the write's failure stops t
   const fifo = join(dir, "along.fifo");
   await sh("mkfifo", [fifo]);
   const reader = new Deno.Command("head", { args: ["-c", "1000", fifo], stdout: "null" }).spawn(); // reads 1000 bytes, exits
-  const along = await packAlong(fifo, fit, false);
+  const along = await packAlong(fifo, fit, { hashing: false, ahead: 2 << 20 });
   const failed = await pipeline(Readable.from(pieces), along.tap, async function (src: AsyncIterable<Uint8Array>) {
     for await (const _ of src) { /* the pass */ }
   }).then(() => along.finish()).then(() => undefined, (e: Error) => e);

@@ -128,17 +128,19 @@ async function packReuse(p: PackInput, outPath: string, signal?: AbortSignal): P
  * The reuse path written while the zip downloads: unzip's early pass (./early.ts) passes the entry's deflate bytes
  * through `tap` as it reads them, and `finish` adds the trailer once the pass has checked them. pack adopts the file
  * when the night's entry, name, time and level are the ones it was written for (`packedFits`).
+ * `hashing: false`: the file is age's FIFO (age's output is what gets hashed); `ahead`: bytes the writes may lag
+ * behind the pass (0: in step).
  */
 export async function packAlong(
   outPath: string,
   fit: PrePacked["fit"],
-  hashing = true,
+  { hashing = true, ahead = 0 } = {},
 ): Promise<{ tap: Transform; finish(): Promise<PrePacked>; discard(): Promise<void> }> {
   const frame = reuseFrame(fit.memberName, fit, fit.mtime, fit.level);
   const out = await Deno.open(outPath, { write: true, create: true, truncate: true, mode: 0o600 });
   const w = new HashingWriter(out, hashing);
   for (const b of frame.before) await w.write(b);
-  const behind = new WriteBehind(w);
+  const behind = new WriteBehind(w, ahead);
   const tap = new Transform({
     transform(chunk: Uint8Array, _enc, cb) {
       behind.push(chunk).then(() => cb(null, chunk), cb);
@@ -166,16 +168,18 @@ export async function packAlong(
 
 /**
  * The tap's writes, behind the pass: a piece goes on to the inflate at once and is written in order after the ones
- * before it; the pass waits only when more than `ahead` bytes are queued. Through age, the file is a FIFO that age
- * reads at its own pace on a busy second core: written in step, every piece waited for age (the encrypted night's pass
- * 200-290 ms longer than the plain one's; docs/TECHNICAL.md, "Performance"). The pieces are the download's own
- * buffers (followRange allocates each), so holding them is safe.
+ * before it; the pass waits only when more than `ahead` bytes are queued (0: for every piece). Through age, the file
+ * is a FIFO that age reads at its own pace on a busy second core: written in step, every piece waited for age (the
+ * encrypted night's pass 200-290 ms longer than the plain one's; docs/TECHNICAL.md, "Performance"). The pieces are
+ * the download's own buffers (followRange allocates each), so holding them is safe; held, they outlive minor
+ * collections and wait for a major one, hence a small `ahead`, and none for a plain file (4 MiB there: a 4 GiB night
+ * peaked at 139 MiB once, for no gain).
  */
 class WriteBehind {
   private tail: Promise<void> = Promise.resolve();
   private queued = 0;
   private failed?: unknown;
-  constructor(private readonly w: HashingWriter, private readonly ahead = 4 << 20) {}
+  constructor(private readonly w: HashingWriter, private readonly ahead: number) {}
 
   /** Queue `b`: resolves at once, or, past `ahead`, once everything queued is written; rejects after a failed write. */
   push(b: Uint8Array): Promise<void> {
@@ -198,6 +202,9 @@ class WriteBehind {
 /** What packAlong gives: the tap for the deflate bytes, and the end of the file either way. */
 export type Along = Awaited<ReturnType<typeof packAlong>>;
 
+/** How far the writes into age's FIFO may lag behind the early pass. */
+const AGE_AHEAD = 2 << 20;
+
 /**
  * packAlong through age (archive.encrypt without archive.verify): the .tgz goes into age's FIFO as the early pass
  * reads it, and only `outPath` (the .tgz.age) lands on the disk, as on pack's own encrypted path. Its size and
@@ -213,7 +220,12 @@ export async function packAlongSealed(
   let release!: () => void;
   const got = new Promise<Along>((r) => handed = r);
   const released = new Promise<void>((r) => release = r);
-  const sealing = encryptWhileWriting(outPath, to, async (fifo) => (handed(await packAlong(fifo, fit, false)), await released), signal);
+  const sealing = encryptWhileWriting(
+    outPath,
+    to,
+    async (fifo) => (handed(await packAlong(fifo, fit, { hashing: false, ahead: AGE_AHEAD })), await released),
+    signal,
+  );
   const along = await Promise.race([got, sealing.then(() => undefined, () => undefined)]);
   if (!along) return undefined;
   return {
