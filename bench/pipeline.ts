@@ -15,8 +15,8 @@
  * With --start, also the start of the self-extracting file against `deno run main.ts`, both running `--version`,
  * alternating, 15 times each.
  * Every contender runs once before the timed runs, not counted (the file unpacked, the code and page caches warm,
- * as on the nights after the first), and every run is followed by `sync` (untimed), so that none pays for the
- * previous one's writeback.
+ * as on the nights after the first), and every run is followed by `sync` and 2 s idle (untimed), so that none pays
+ * for the previous one's writeback or starts on cores still busy from it.
  *
  * The dump (mysqldump-like, seeded) and its zip (Info-ZIP, zip -6) are cached in .tmp/bench/ by size.
  */
@@ -201,13 +201,18 @@ say(
     recompress ? "always" : "auto"
   }; archive.verify: ${verify ?? "default"}; ${runs} runs each, alternating`,
 );
+/** Idle time after each run's `sync`, before the next run. */
+const SETTLE_MS = 2000;
+
 /**
- * One run of contender `n`, then `sync`, not timed: a pipeline's 256 MiB of dirty pages are written back before the
- * next contender starts, not during it (their writeback slowed the next archivist run's fetch and store by 10 %).
+ * One run of contender `n`, then, not timed, `sync` and 2 s idle: a pipeline's dirty pages are written back before
+ * the next contender starts, not during it, and the next run starts on an idle machine (right after pigz had both
+ * cores busy for seconds, the next run's same work took 15-20 % more CPU time here).
  */
 const runOne = async (n: string, i: number) => {
   const s = await (n === "archivist" ? archivist(i) : n === "plain" ? archivist(i, false) : pipeline(n, i));
   await sh("sync", []);
+  await new Promise((r) => setTimeout(r, SETTLE_MS));
   return s;
 };
 try {
