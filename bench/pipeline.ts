@@ -201,6 +201,12 @@ say(
     recompress ? "always" : "auto"
   }; archive.verify: ${verify ?? "default"}; ${runs} runs each, alternating`,
 );
+/** The median. */
+const med = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+
 /** Idle time after each run's `sync`, before the next run. */
 const SETTLE_MS = 2000;
 
@@ -215,6 +221,8 @@ const runOne = async (n: string, i: number) => {
   await new Promise((r) => setTimeout(r, SETTLE_MS));
   return s;
 };
+/** The start's timings (--start), taken after the runs, with the same self-extracting file. */
+let start: Awaited<ReturnType<typeof startTimes>> | undefined;
 try {
   for (const n of names) await runOne(n, -1);
   say(
@@ -235,6 +243,7 @@ try {
       );
     }
   }
+  if (args.includes("--start")) start = await startTimes();
 } finally {
   await nginx.stop();
   await Deno.remove(dir, { recursive: true }).catch(() => {});
@@ -256,11 +265,16 @@ async function buildSfx(out: string): Promise<{ file: string; env: Record<string
   return { file: join(out, "archivist"), env: { ARCHIVIST_CACHE: join(out, "cache") } };
 }
 
-/** `--version` of the self-extracting file (cache warm: the stamp path) and of `deno run main.ts`: median seconds. */
+/**
+ * `--version` of the self-extracting file the runs used (built here with --source; cache warm: the stamp path) and of
+ * `deno run main.ts`: median seconds. The first start is timed in a cache of its own (it unpacks and checks
+ * everything).
+ */
 async function startTimes(): Promise<{ sfx: number; source: number; firstSfx: number }> {
   const out = await Deno.makeTempDir({ prefix: "archivist-bench-dist-" });
   try {
-    const { env, file } = await buildSfx(out);
+    const { file } = sfx ?? await buildSfx(out);
+    const env = { ARCHIVIST_CACHE: join(out, "cache") };
     const once = async (argv: string[]) => {
       const t = performance.now();
       const r = await new Deno.Command(argv[0], { args: argv.slice(1), env, stdout: "null", stderr: "null" }).output();
@@ -278,10 +292,6 @@ async function startTimes(): Promise<{ sfx: number; source: number; firstSfx: nu
   }
 }
 
-const med = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
 const m = Object.fromEntries(names.map((n) => [n, {
   wall: med(samples[n].map((s) => s.wall)),
   cpu: med(samples[n].map((s) => s.cpu)),
@@ -303,8 +313,6 @@ const ratios = Object.fromEntries(
     rss: m.archivist.rssMiB / m[p].rssMiB,
   }]),
 );
-
-const start = args.includes("--start") ? await startTimes() : undefined;
 
 if (json) {
   console.log(
